@@ -28,7 +28,10 @@ pub fn report(err: &anyhow::Error) -> i32 {
     }
     let code = err
         .chain()
-        .find_map(|e| e.downcast_ref::<berth_engine::Error>().map(|e| e.exit_code()))
+        .find_map(|e| {
+            e.downcast_ref::<berth_engine::Error>()
+                .map(|e| e.exit_code())
+        })
         .unwrap_or(ENGINE_ERROR);
     let mut line = String::from("Error: ");
     let mut first = true;

@@ -8,10 +8,20 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Clone, Args)]
 pub struct GlobalOpts {
     /// Root of the persistent state (images, layers, containers).
-    #[arg(long, global = true, env = "BERTH_ROOT", default_value = "/var/lib/berth")]
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_ROOT",
+        default_value = "/var/lib/berth"
+    )]
     pub root: PathBuf,
     /// Root of the runtime state (monitor pids, sockets, mount points).
-    #[arg(long, global = true, env = "BERTH_RUNROOT", default_value = "/run/berth")]
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_RUNROOT",
+        default_value = "/run/berth"
+    )]
     pub runroot: PathBuf,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long = "log-level", global = true, env = "BERTH_LOG_LEVEL")]
