@@ -1,0 +1,1 @@
+//! imageconfig (in progress).

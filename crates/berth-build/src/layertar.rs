@@ -1,0 +1,1 @@
+//! layertar (in progress).
