@@ -1,1 +1,150 @@
-//! berth-store
+//! berth-store: the local store of images — content-addressed blobs, unpacked layer
+//! snapshots and SQLite metadata — shared safely by many `berth` processes at once.
+//!
+//! It knows nothing of container processes or HTTP. Layout under the root:
+//!
+//! ```text
+//! ROOT/berth.db               SQLite, WAL mode: images, tags, layers (+ others' tables)
+//! ROOT/blobs/sha256/<hex>     blobs, written to tmp/, verified, fsynced, renamed
+//! ROOT/layers/<chain-hex>/    one unpacked snapshot per layer (overlay lower dirs)
+//! ROOT/locks/                 per-layer and garbage-collection file locks
+//! ROOT/tmp/                   staging, same file system as blobs/ and layers/
+//! ```
+//!
+//! # Main types and calls
+//! - [`Store::open`] — creates the layout, opens the database, runs [`migrations`].
+//! - Blobs: [`Store::blobs`] gives a [`BlobStore`], which is an [`Ingester`]
+//!   (`begin_blob()` → write → [`BlobWriter::commit`]`(expected)`, `ingest`, `put_bytes`) and
+//!   a [`BlobReader`] (`open_blob`, `read_blob`, `blob_size`).
+//! - Layers: unpack into [`Store::staging_dir`], then [`Store::commit_layer`]`(staging,
+//!   parent_chain, &NewLayer)` → [`LayerRecord`] (stored once even when two processes race);
+//!   [`Store::layer`], [`Store::layer_dir`], [`chain_id`].
+//! - Images: [`Store::add_image`]`(&NewImage, &tags)` (moves tags; the old image stays,
+//!   untagged), [`Store::tag_image`], [`Store::untag`], [`Store::resolve_image`]`(input,
+//!   normalized_ref)` (full ID, tag, or unique ID prefix; ambiguity is an error listing the
+//!   matches), [`Store::image`], [`Store::list_images`], [`Store::delete_image`].
+//! - Snapshotter: [`Store::image_lowerdirs`]`(id)` returns the overlay lower directories,
+//!   topmost first. It mounts nothing; the caller mounts.
+//! - Users of images: [`Store::add_image_user`] / [`Store::image_users`] (containers record
+//!   the image they use, so `rmi` refuses without force); [`Store::add_blob_ref`] keeps a
+//!   blob alive for a non-image holder (build cache).
+//! - [`Store::content_lease`] (hold while adding content) and [`Store::gc`].
+//! - Other tables: [`Store::with_conn`] / [`Store::with_tx`] give SQL access to the same
+//!   database for the containers, networks and build-cache code.
+//!
+//! # Adding tables (containers, networks, build cache)
+//! Write `src/migrations/NNNN_what.sql` and append a [`migrations::Migration`] with the next
+//! version to [`migrations::MIGRATIONS`]; then use [`Store::with_tx`] for writes (an
+//! `IMMEDIATE` transaction, so concurrent processes queue on the busy timeout instead of
+//! failing) and [`Store::with_conn`] for reads. Never change a shipped migration.
+//!
+//! # Crash safety
+//! Blobs and snapshots are staged in `tmp/` and renamed into place before any row names
+//! them; rows change in transactions; [`Store::gc`] removes what a crash left unreferenced
+//! (staging files of dead processes, snapshot directories without a row, unreferenced blobs).
+//!
+//! # Example
+//! ```
+//! use berth_store::{Ingester, BlobReader, Store};
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path()).unwrap();
+//! let info = store.blobs().put_bytes(b"{}").unwrap();
+//! assert_eq!(store.blobs().read_blob(&info.digest).unwrap(), b"{}");
+//! assert!(store.list_images().unwrap().is_empty());
+//! ```
+
+#![deny(missing_docs)]
+
+use std::cell::RefCell;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use berth_oci::Digest;
+use rusqlite::{Connection, TransactionBehavior};
+
+pub mod blobs;
+pub mod db;
+mod error;
+pub mod gc;
+pub mod images;
+pub mod layers;
+pub mod migrations;
+
+pub use blobs::{BlobInfo, BlobReader, BlobStore, BlobWriter, Ingester};
+pub use error::{Error, ErrorKind, Result};
+pub use gc::{ContentLease, GcReport};
+pub use images::{ImageRecord, NewImage, TagMove};
+pub use layers::{chain_id, LayerLock, LayerRecord, NewLayer};
+
+/// The store under one root directory. One per process (or thread): it holds one database
+/// connection.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    blobs: BlobStore,
+    conn: RefCell<Connection>,
+}
+
+impl Store {
+    /// Opens the store at `root`, creating its layout and database as needed.
+    pub fn open(root: &Path) -> Result<Store> {
+        for sub in ["blobs/sha256", "layers", "locks", "tmp"] {
+            let d = root.join(sub);
+            fs::create_dir_all(&d).map_err(Error::io("creating", d))?;
+        }
+        let blobs = BlobStore::new(root)?;
+        let conn = db::open(&root.join("berth.db"))?;
+        Ok(Store {
+            root: root.to_path_buf(),
+            blobs,
+            conn: RefCell::new(conn),
+        })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// Runs `f` with the database connection (reads, single statements).
+    pub fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        f(&self.conn.borrow()).map_err(Error::db("query"))
+    }
+
+    /// Runs `f` in an `IMMEDIATE` transaction, committed when `f` returns `Ok`.
+    pub fn with_tx<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.conn.borrow_mut();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::db("starting transaction"))?;
+        let v = f(&tx).map_err(Error::db("transaction"))?;
+        tx.commit().map_err(Error::db("committing"))?;
+        Ok(v)
+    }
+}
+
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn parse_digest(s: &str, what: &str) -> Result<Digest> {
+    s.parse()
+        .map_err(|e: berth_oci::DigestError| Error::Corrupt {
+            what: what.to_owned(),
+            detail: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,96 @@
+//! Opening the SQLite database: WAL mode, a busy timeout, foreign keys, migrations.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Error, Result};
+use crate::migrations::{Migration, MIGRATIONS};
+
+/// How long a writer waits for another process's transaction before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Opens (creating if needed) the database at `path` and brings its schema up to date.
+pub fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(Error::db("opening"))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(Error::db("setting busy timeout"))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .map_err(Error::db("reading journal mode"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        // Switching modes takes an exclusive lock that the busy handler does not always
+        // cover; retry briefly when another process is doing the same.
+        let mut tries = 0;
+        loop {
+            match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
+                Ok(_) => break,
+                Err(_) if tries < 200 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(Error::db("enabling WAL")(e)),
+            }
+        }
+    }
+    conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
+        .map_err(Error::db("setting pragmas"))?;
+    migrate(conn, MIGRATIONS)
+}
+
+/// Applies the migrations newer than the database's `user_version`.
+pub fn migrate(mut conn: Connection, migrations: &[Migration]) -> Result<Connection> {
+    let known = migrations.last().map_or(0, |m| m.version);
+    let current: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(Error::db("reading schema version"))?;
+    if current == known {
+        return Ok(conn);
+    }
+    if current > known {
+        return Err(Error::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(Error::db("starting migration"))?;
+    // Another process may have migrated while we waited for the lock.
+    let current: u32 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(Error::db("reading schema version"))?;
+    for m in migrations.iter().filter(|m| m.version > current) {
+        log::debug!("store: applying migration {} ({})", m.version, m.name);
+        tx.execute_batch(m.sql).map_err(Error::db("migrating"))?;
+        tx.pragma_update(None, "user_version", m.version)
+            .map_err(Error::db("setting schema version"))?;
+    }
+    tx.commit().map_err(Error::db("committing migration"))?;
+    Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1, "migration {}", m.name);
+        }
+    }
+
+    #[test]
+    fn open_twice_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("berth.db");
+        drop(open(&p).unwrap());
+        let c = open(&p).unwrap();
+        let v: u32 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as u32);
+    }
+}

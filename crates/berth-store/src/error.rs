@@ -1,0 +1,139 @@
+//! The store's error type: one enum, each variant naming what it concerns, with a [`ErrorKind`].
+
+use std::io;
+use std::path::PathBuf;
+
+use berth_oci::Digest;
+
+/// What kind of failure an [`Error`] is, for callers that map errors to exit codes or
+/// protocol error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The thing asked for does not exist.
+    NotFound,
+    /// The thing to create exists already.
+    AlreadyExists,
+    /// The input is not valid.
+    InvalidArgument,
+    /// The request conflicts with the current state (in use, ambiguous).
+    Conflict,
+    /// Content did not match its digest, or stored state is damaged.
+    DataLoss,
+    /// The operating system or the database failed.
+    Internal,
+}
+
+/// Errors of the local store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file system operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done (`creating`, `renaming`, ...).
+        op: &'static str,
+        /// The path concerned.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Reading the content being ingested failed.
+    #[error("reading content: {0}")]
+    Read(#[source] io::Error),
+    /// The database failed.
+    #[error("store database ({op}): {source}")]
+    Db {
+        /// What was being done.
+        op: &'static str,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer berth.
+    #[error("store database schema version {found} is newer than this berth supports ({known})")]
+    SchemaTooNew {
+        /// Version found on disk.
+        found: u32,
+        /// Latest version this build knows.
+        known: u32,
+    },
+    /// Content hashed to another digest than expected; nothing was stored.
+    #[error("content digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// The digest announced.
+        expected: Digest,
+        /// The digest of the bytes seen.
+        actual: Digest,
+    },
+    /// A blob is not in the store.
+    #[error("blob {0} not found in the store")]
+    BlobNotFound(Digest),
+    /// No image matches the reference or ID.
+    #[error("No such image: {0}")]
+    ImageNotFound(String),
+    /// A short ID matches several images.
+    #[error("short ID {input:?} is ambiguous: it matches {}", list_ids(.matches))]
+    AmbiguousImage {
+        /// What the user typed.
+        input: String,
+        /// The IDs it matches.
+        matches: Vec<Digest>,
+    },
+    /// A layer snapshot is not in the store.
+    #[error("layer {0} not found in the store")]
+    LayerNotFound(Digest),
+    /// The image's layer chain is broken (a parent missing).
+    #[error("layer {chain_id} has parent {parent} that is not in the store")]
+    MissingParent {
+        /// The layer being added.
+        chain_id: Digest,
+        /// Its parent chain ID.
+        parent: Digest,
+    },
+    /// A stored record cannot be decoded.
+    #[error("corrupt store record {what}: {detail}")]
+    Corrupt {
+        /// Which record.
+        what: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+}
+
+fn list_ids(ids: &[Digest]) -> String {
+    ids.iter()
+        .map(|d| d.short().to_owned())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Error {
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { .. } | Error::Read(_) | Error::Db { .. } | Error::SchemaTooNew { .. } => {
+                ErrorKind::Internal
+            }
+            Error::DigestMismatch { .. } | Error::Corrupt { .. } | Error::MissingParent { .. } => {
+                ErrorKind::DataLoss
+            }
+            Error::BlobNotFound(_) | Error::ImageNotFound(_) | Error::LayerNotFound(_) => {
+                ErrorKind::NotFound
+            }
+            Error::AmbiguousImage { .. } => ErrorKind::Conflict,
+        }
+    }
+
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+
+    pub(crate) fn db(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+        move |source| Error::Db { op, source }
+    }
+}
+
+/// Results of the store.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,182 @@
+//! Garbage collection: layers no image uses, blobs nothing references, stale staging files.
+//!
+//! Writers that add content (import, load, pull, build) hold a shared [`ContentLease`] from
+//! the moment their first blob is written until their image row exists; the collector takes
+//! the same lock exclusively, so it never removes content that is about to be referenced.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+
+use berth_oci::Digest;
+use fs2::FileExt;
+
+use crate::error::{Error, Result};
+use crate::layers::remove_tree;
+use crate::{parse_digest, Store};
+
+/// A shared lock that keeps the garbage collector away while content is being added.
+#[derive(Debug)]
+pub struct ContentLease {
+    file: File,
+}
+
+impl Drop for ContentLease {
+    fn drop(&mut self) {
+        let _ = FileExt::unlock(&self.file);
+    }
+}
+
+/// What a collection removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    /// Chain IDs of removed layer snapshots.
+    pub layers: Vec<Digest>,
+    /// Removed blobs.
+    pub blobs: Vec<Digest>,
+    /// Bytes freed: unpacked layer sizes plus blob sizes.
+    pub reclaimed: u64,
+}
+
+impl Store {
+    fn gc_lock_file(&self) -> Result<File> {
+        let path = self.root.join("locks").join("gc.lock");
+        File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io("opening lock", path))
+    }
+
+    /// Takes a shared lease that blocks garbage collection until dropped.
+    pub fn content_lease(&self) -> Result<ContentLease> {
+        let file = self.gc_lock_file()?;
+        file.lock_shared()
+            .map_err(Error::io("locking", self.root.join("locks/gc.lock")))?;
+        Ok(ContentLease { file })
+    }
+
+    /// Removes layers with no image, blobs that no image, layer or `blob_refs` row names,
+    /// layer directories without a record and staging leftovers of dead processes.
+    pub fn gc(&self) -> Result<GcReport> {
+        let lock = self.gc_lock_file()?;
+        lock.lock_exclusive()
+            .map_err(Error::io("locking", self.root.join("locks/gc.lock")))?;
+        let mut report = GcReport::default();
+        // Unused layers, children before parents.
+        loop {
+            let victims: Vec<(String, i64)> = {
+                let conn = self.conn.borrow();
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT chain_id, size FROM layers l WHERE refcount <= 0 AND NOT EXISTS \
+                         (SELECT 1 FROM layers c WHERE c.parent = l.chain_id) AND NOT EXISTS \
+                         (SELECT 1 FROM image_layers il WHERE il.chain_id = l.chain_id)",
+                    )
+                    .map_err(Error::db("finding unused layers"))?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(Error::db("finding unused layers"))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(Error::db("finding unused layers"))?
+            };
+            if victims.is_empty() {
+                break;
+            }
+            for (chain, size) in victims {
+                let d = parse_digest(&chain, "layers.chain_id")?;
+                let _l = self.lock_layer(&d)?;
+                // Row first: a crash then leaves an orphan directory, removed below next time.
+                self.conn
+                    .borrow()
+                    .execute("DELETE FROM layers WHERE chain_id = ?1", [&chain])
+                    .map_err(Error::db("deleting layer"))?;
+                remove_tree(&self.layer_dir(&d))?;
+                report.reclaimed += size.max(0) as u64;
+                report.layers.push(d);
+            }
+        }
+        // Layer directories without a row.
+        let layers_dir = self.root.join("layers");
+        let known: HashSet<String> = self
+            .list_layers()?
+            .into_iter()
+            .map(|l| l.chain_id.hex().to_owned())
+            .collect();
+        for entry in
+            fs::read_dir(&layers_dir).map_err(Error::io("listing", layers_dir.as_path()))?
+        {
+            let entry = entry.map_err(Error::io("listing", layers_dir.as_path()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if Digest::from_hex(&name).is_ok() && !known.contains(&name) {
+                remove_tree(&entry.path())?;
+            }
+        }
+        // Unreferenced blobs.
+        let referenced: HashSet<String> = {
+            let conn = self.conn.borrow();
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id FROM images UNION SELECT manifest_digest FROM images \
+                     UNION SELECT blob_digest FROM layers UNION SELECT digest FROM blob_refs",
+                )
+                .map_err(Error::db("finding referenced blobs"))?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(Error::db("finding referenced blobs"))?;
+            rows.collect::<rusqlite::Result<HashSet<_>>>()
+                .map_err(Error::db("finding referenced blobs"))?
+        };
+        for d in self.blobs.list()? {
+            if !referenced.contains(&d.to_string()) {
+                if let Ok(Some(size)) = crate::blobs::BlobReader::blob_size(&self.blobs, &d) {
+                    report.reclaimed += size;
+                }
+                self.blobs.remove(&d)?;
+                report.blobs.push(d);
+            }
+        }
+        // Staging leftovers of processes that died (names carry the writer's pid).
+        let tmp = self.root.join("tmp");
+        for entry in fs::read_dir(&tmp).map_err(Error::io("listing", tmp.as_path()))? {
+            let entry = entry.map_err(Error::io("listing", tmp.as_path()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+            let dead = match pid {
+                Some(pid) => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                None => false,
+            };
+            if dead {
+                let p = entry.path();
+                if p.is_dir() {
+                    remove_tree(&p)?;
+                } else {
+                    let _ = fs::remove_file(&p);
+                }
+            }
+        }
+        let _ = FileExt::unlock(&lock);
+        Ok(report)
+    }
+
+    /// Keeps `digest` alive through garbage collection on behalf of `holder`.
+    pub fn add_blob_ref(&self, digest: &Digest, holder: &str) -> Result<()> {
+        self.conn
+            .borrow()
+            .execute(
+                "INSERT OR IGNORE INTO blob_refs (digest, holder) VALUES (?1, ?2)",
+                [digest.to_string(), holder.to_owned()],
+            )
+            .map_err(Error::db("adding blob reference"))?;
+        Ok(())
+    }
+
+    /// Drops every blob reference of `holder`.
+    pub fn remove_blob_refs(&self, holder: &str) -> Result<()> {
+        self.conn
+            .borrow()
+            .execute("DELETE FROM blob_refs WHERE holder = ?1", [holder])
+            .map_err(Error::db("removing blob references"))?;
+        Ok(())
+    }
+}

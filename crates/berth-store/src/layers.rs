@@ -1,0 +1,260 @@
+//! Layer snapshots: one unpacked directory per layer under `ROOT/layers/<chain-id-hex>/`,
+//! and the snapshotter view of an image (its lower directories, which the caller mounts).
+//!
+//! Contract: a snapshot is unpacked into a staging directory in `ROOT/tmp/`, then
+//! [`Store::commit_layer`] takes the layer's file lock, renames it into place (unless another
+//! process stored the same layer first, in which case the copy is dropped) and records it.
+//! A layer row therefore always has a complete directory.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use berth_oci::Digest;
+use fs2::FileExt;
+use rusqlite::{params, OptionalExtension};
+use tempfile::TempDir;
+
+use crate::blobs::sync_dir;
+use crate::error::{Error, Result};
+use crate::{now_unix, parse_digest, Store};
+
+/// A stored layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerRecord {
+    /// Chain ID (identifies the snapshot).
+    pub chain_id: Digest,
+    /// Digest of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Digest of the blob as stored.
+    pub blob_digest: Digest,
+    /// Media type of the blob.
+    pub media_type: String,
+    /// Size of the blob.
+    pub blob_size: u64,
+    /// Chain ID of the layer below, if any.
+    pub parent: Option<Digest>,
+    /// Bytes of unpacked content.
+    pub size: u64,
+    /// How many images use it.
+    pub refcount: u64,
+}
+
+/// A layer to record, after its content was unpacked into a staging directory.
+#[derive(Debug, Clone)]
+pub struct NewLayer {
+    /// Digest of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Digest of the stored blob.
+    pub blob_digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size.
+    pub blob_size: u64,
+    /// Bytes of unpacked content.
+    pub size: u64,
+}
+
+/// An exclusive lock on one layer, held while it is created or removed.
+#[derive(Debug)]
+pub struct LayerLock {
+    file: File,
+}
+
+impl Drop for LayerLock {
+    fn drop(&mut self) {
+        let _ = FileExt::unlock(&self.file);
+    }
+}
+
+/// The chain ID of a layer with diff ID `diff_id` over the chain `parent`:
+/// `parent == None` gives `diff_id`, otherwise `sha256(parent + " " + diff_id)`.
+pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
+    match parent {
+        None => diff_id.clone(),
+        Some(p) => Digest::of(format!("{p} {diff_id}").as_bytes()),
+    }
+}
+
+impl Store {
+    /// The snapshot directory of a layer (whether or not it exists).
+    pub fn layer_dir(&self, chain_id: &Digest) -> PathBuf {
+        self.root.join("layers").join(chain_id.hex())
+    }
+
+    /// A fresh staging directory in `ROOT/tmp/`, removed when dropped.
+    pub fn staging_dir(&self) -> Result<TempDir> {
+        let tmp = self.root.join("tmp");
+        tempfile::Builder::new()
+            .prefix(&format!("layer-{}-", std::process::id()))
+            .tempdir_in(&tmp)
+            .map_err(Error::io("creating a staging directory in", tmp))
+    }
+
+    /// Takes the layer's exclusive lock (blocking until other processes release it).
+    pub fn lock_layer(&self, chain_id: &Digest) -> Result<LayerLock> {
+        let dir = self.root.join("locks");
+        let path = dir.join(format!("layer-{}.lock", chain_id.hex()));
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io("opening lock", path.as_path()))?;
+        file.lock_exclusive()
+            .map_err(Error::io("locking", path.as_path()))?;
+        Ok(LayerLock { file })
+    }
+
+    /// Stores the snapshot unpacked in `staging` as the layer `new` over `parent`, once: if
+    /// the layer exists already, `staging` is dropped and the existing record returned.
+    pub fn commit_layer(
+        &self,
+        staging: TempDir,
+        parent: Option<&Digest>,
+        new: &NewLayer,
+    ) -> Result<LayerRecord> {
+        let chain = chain_id(parent, &new.diff_id);
+        if let Some(p) = parent {
+            if self.layer(p)?.is_none() {
+                return Err(Error::MissingParent {
+                    chain_id: chain,
+                    parent: p.clone(),
+                });
+            }
+        }
+        let _lock = self.lock_layer(&chain)?;
+        if let Some(rec) = self.layer(&chain)? {
+            return Ok(rec);
+        }
+        let target = self.layer_dir(&chain);
+        if target.exists() {
+            // Left by a crash between rename and insert: complete (rename is atomic), but
+            // replace it rather than trust it.
+            fs::remove_dir_all(&target).map_err(Error::io("removing stale", target.as_path()))?;
+        }
+        let staged = staging.keep();
+        if let Err(e) = fs::rename(&staged, &target) {
+            let _ = fs::remove_dir_all(&staged);
+            return Err(Error::io("renaming into", target)(e));
+        }
+        sync_dir(target.parent().unwrap_or(&self.root))?;
+        self.conn
+            .borrow()
+            .execute(
+                "INSERT INTO layers (chain_id, diff_id, blob_digest, media_type, blob_size, \
+                 parent, size, refcount, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8)",
+                params![
+                    chain.to_string(),
+                    new.diff_id.to_string(),
+                    new.blob_digest.to_string(),
+                    new.media_type,
+                    new.blob_size as i64,
+                    parent.map(|p| p.to_string()),
+                    new.size as i64,
+                    now_unix()
+                ],
+            )
+            .map_err(Error::db("recording layer"))?;
+        self.layer(&chain)?
+            .ok_or_else(|| Error::LayerNotFound(chain.clone()))
+    }
+
+    /// A layer's record.
+    pub fn layer(&self, chain_id: &Digest) -> Result<Option<LayerRecord>> {
+        let conn = self.conn.borrow();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT chain_id, diff_id, blob_digest, media_type, blob_size, parent, size, \
+                 refcount FROM layers WHERE chain_id = ?1",
+            )
+            .map_err(Error::db("looking up layer"))?;
+        let row = stmt
+            .query_row([chain_id.to_string()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, i64>(7)?,
+                ))
+            })
+            .optional()
+            .map_err(Error::db("looking up layer"))?;
+        let Some((c, d, b, mt, bs, p, s, rc)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(LayerRecord {
+            chain_id: parse_digest(&c, "layers.chain_id")?,
+            diff_id: parse_digest(&d, "layers.diff_id")?,
+            blob_digest: parse_digest(&b, "layers.blob_digest")?,
+            media_type: mt,
+            blob_size: bs as u64,
+            parent: p.map(|p| parse_digest(&p, "layers.parent")).transpose()?,
+            size: s as u64,
+            refcount: rc.max(0) as u64,
+        }))
+    }
+
+    /// The layers of an image, bottom first.
+    pub fn image_layers(&self, id: &Digest) -> Result<Vec<LayerRecord>> {
+        let image = self
+            .image(id)?
+            .ok_or_else(|| Error::ImageNotFound(id.to_string()))?;
+        image
+            .layers
+            .iter()
+            .map(|c| {
+                self.layer(c)?
+                    .ok_or_else(|| Error::LayerNotFound(c.clone()))
+            })
+            .collect()
+    }
+
+    /// The snapshotter's answer for an image: its layer directories in overlayfs `lowerdir`
+    /// order (topmost layer first). Nothing is mounted; the caller mounts.
+    pub fn image_lowerdirs(&self, id: &Digest) -> Result<Vec<PathBuf>> {
+        let image = self
+            .image(id)?
+            .ok_or_else(|| Error::ImageNotFound(id.to_string()))?;
+        Ok(image
+            .layers
+            .iter()
+            .rev()
+            .map(|c| self.layer_dir(c))
+            .collect())
+    }
+
+    /// Every layer record.
+    pub fn list_layers(&self) -> Result<Vec<LayerRecord>> {
+        let chains: Vec<String> = {
+            let conn = self.conn.borrow();
+            let mut stmt = conn
+                .prepare_cached("SELECT chain_id FROM layers ORDER BY chain_id")
+                .map_err(Error::db("listing layers"))?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(Error::db("listing layers"))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(Error::db("listing layers"))?
+        };
+        let mut out = Vec::new();
+        for c in chains {
+            let d = parse_digest(&c, "layers.chain_id")?;
+            if let Some(rec) = self.layer(&d)? {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) fn remove_tree(path: &Path) -> Result<()> {
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("removing", path)(e)),
+    }
+}
