@@ -1,0 +1,197 @@
+//! Request counters and process gauges in the Prometheus text format.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The routes counted separately.
+pub const ROUTES: [&str; 12] = [
+    "index",
+    "healthy",
+    "ready",
+    "healthy_api",
+    "ready_api",
+    "env",
+    "mem",
+    "keygen",
+    "fs",
+    "metrics",
+    "other",
+    "not_found",
+];
+const CODES: [u16; 12] = [200, 201, 204, 301, 400, 403, 404, 405, 413, 500, 501, 0];
+
+/// Request counters per route and status code.
+pub struct Metrics {
+    counts: Vec<AtomicU64>,
+    micros: Vec<AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            counts: (0..ROUTES.len() * CODES.len())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            micros: (0..ROUTES.len()).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+/// Gauges sampled when `/metrics` is read.
+#[derive(Debug, Clone, Default)]
+pub struct Gauges {
+    /// The app's version.
+    pub version: String,
+    /// Resident set size.
+    pub rss: u64,
+    /// Bytes held by `/mem/api/alloc`.
+    pub allocated: u64,
+    /// The cgroup memory limit.
+    pub cgroup_limit: Option<u64>,
+    /// Keys generated.
+    pub keys: u64,
+    /// Process start, seconds since the epoch.
+    pub start_time: f64,
+    /// Liveness failures still to come.
+    pub liveness_fail_next: i64,
+    /// Readiness failures still to come.
+    pub readiness_fail_next: i64,
+}
+
+impl Metrics {
+    /// Counts one request to `route` (an index into [`ROUTES`]) answered with `code`.
+    pub fn record(&self, route: usize, code: u16, micros: u64) {
+        let c = CODES
+            .iter()
+            .position(|&k| k == code)
+            .unwrap_or(CODES.len() - 1);
+        if let Some(slot) = self.counts.get(route * CODES.len() + c) {
+            slot.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(slot) = self.micros.get(route) {
+            slot.fetch_add(micros, Ordering::Relaxed);
+        }
+    }
+
+    /// The exposition text.
+    pub fn render(&self, g: &Gauges) -> String {
+        let mut s = String::with_capacity(4096);
+        let _ = writeln!(
+            s,
+            "# HELP kuard_http_requests_total HTTP requests answered, by route and status code."
+        );
+        let _ = writeln!(s, "# TYPE kuard_http_requests_total counter");
+        for (r, route) in ROUTES.iter().enumerate() {
+            for (c, code) in CODES.iter().enumerate() {
+                let n = self.counts[r * CODES.len() + c].load(Ordering::Relaxed);
+                if n > 0 {
+                    let code = if *code == 0 {
+                        "other".to_string()
+                    } else {
+                        code.to_string()
+                    };
+                    let _ = writeln!(
+                        s,
+                        "kuard_http_requests_total{{route=\"{route}\",code=\"{code}\"}} {n}"
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            s,
+            "# HELP kuard_http_request_seconds_total Time spent answering requests, by route."
+        );
+        let _ = writeln!(s, "# TYPE kuard_http_request_seconds_total counter");
+        for (r, route) in ROUTES.iter().enumerate() {
+            let us = self.micros[r].load(Ordering::Relaxed);
+            if us > 0 {
+                let _ = writeln!(
+                    s,
+                    "kuard_http_request_seconds_total{{route=\"{route}\"}} {}",
+                    us as f64 / 1e6
+                );
+            }
+        }
+        let gauge = |s: &mut String, name: &str, help: &str, v: String| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        let _ = writeln!(
+            s,
+            "# HELP kuard_build_info The running version.\n# TYPE kuard_build_info gauge"
+        );
+        let _ = writeln!(
+            s,
+            "kuard_build_info{{version=\"{}\"}} 1",
+            g.version.replace(['"', '\\', '\n'], "_")
+        );
+        gauge(
+            &mut s,
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            g.rss.to_string(),
+        );
+        gauge(
+            &mut s,
+            "process_start_time_seconds",
+            "Start time of the process since the epoch in seconds.",
+            format!("{:.3}", g.start_time),
+        );
+        gauge(
+            &mut s,
+            "kuard_mem_allocated_bytes",
+            "Bytes held through /mem/api/alloc.",
+            g.allocated.to_string(),
+        );
+        if let Some(l) = g.cgroup_limit {
+            gauge(
+                &mut s,
+                "kuard_cgroup_memory_limit_bytes",
+                "The cgroup's memory limit.",
+                l.to_string(),
+            );
+        }
+        let _ = writeln!(s, "# HELP kuard_keygen_keys_total Keys generated by the keygen workload.\n# TYPE kuard_keygen_keys_total counter\nkuard_keygen_keys_total {}", g.keys);
+        gauge(
+            &mut s,
+            "kuard_liveness_fail_next",
+            "Liveness probe failures still to come (-1: for good).",
+            g.liveness_fail_next.to_string(),
+        );
+        gauge(
+            &mut s,
+            "kuard_readiness_fail_next",
+            "Readiness probe failures still to come (-1: for good).",
+            g.readiness_fail_next.to_string(),
+        );
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition() {
+        let m = Metrics::default();
+        m.record(0, 200, 10);
+        m.record(0, 200, 10);
+        m.record(5, 999, 1);
+        let t = m.render(&Gauges {
+            version: "1".into(),
+            rss: 42,
+            ..Gauges::default()
+        });
+        assert!(
+            t.contains("kuard_http_requests_total{route=\"index\",code=\"200\"} 2\n"),
+            "{t}"
+        );
+        assert!(t.contains("kuard_http_requests_total{route=\"env\",code=\"other\"} 1\n"));
+        assert!(t.contains("process_resident_memory_bytes 42\n"));
+        assert!(t.contains("kuard_build_info{version=\"1\"} 1\n"));
+        for line in t.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "bad sample line {line}");
+        }
+    }
+}
