@@ -18,6 +18,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod archive;
 pub mod digest;
 pub mod manifest;
 pub mod media;
