@@ -157,7 +157,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ContainerRecord> {
 /// Adds a container; a taken name is [`ContainerStoreError::NameInUse`]. Also records the
 /// container as a user of its image, so `rmi` refuses to delete it.
 pub fn insert(conn: &Connection, c: &ContainerRecord) -> Result<()> {
-    let tx = conn.unchecked_transaction().map_err(db("starting insert"))?;
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
+        .map_err(db("starting insert"))?;
     let res = tx.execute(
         &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"),
         params![
@@ -170,9 +171,11 @@ pub fn insert(conn: &Connection, c: &ContainerRecord) -> Result<()> {
         if let rusqlite::Error::SqliteFailure(f, _) = &e {
             if f.code == rusqlite::ErrorCode::ConstraintViolation {
                 let holder: Option<String> = tx
-                    .query_row("SELECT id FROM containers WHERE name = ?1", [&c.name], |r| {
-                        r.get(0)
-                    })
+                    .query_row(
+                        "SELECT id FROM containers WHERE name = ?1",
+                        [&c.name],
+                        |r| r.get(0),
+                    )
                     .optional()
                     .map_err(db("looking up name"))?;
                 if let Some(id) = holder {
@@ -329,7 +332,8 @@ pub fn update(conn: &Connection, id: &str, u: &ContainerUpdate) -> Result<bool> 
 
 /// Removes the container's row and its claim on its image.
 pub fn delete(conn: &Connection, id: &str) -> Result<()> {
-    let tx = conn.unchecked_transaction().map_err(db("starting delete"))?;
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
+        .map_err(db("starting delete"))?;
     tx.execute("DELETE FROM containers WHERE id = ?1", [id])
         .map_err(db("deleting container"))?;
     tx.execute(
@@ -381,8 +385,14 @@ mod tests {
         assert_eq!(resolve(&conn, "one").unwrap().id, a);
         assert_eq!(resolve(&conn, "/two").unwrap().id, b);
         assert_eq!(resolve(&conn, "abab").unwrap().id, a);
-        assert!(matches!(resolve(&conn, "a").unwrap_err(), ContainerStoreError::Ambiguous { .. }));
-        assert!(matches!(resolve(&conn, "zz").unwrap_err(), ContainerStoreError::NotFound(_)));
+        assert!(matches!(
+            resolve(&conn, "a").unwrap_err(),
+            ContainerStoreError::Ambiguous { .. }
+        ));
+        assert!(matches!(
+            resolve(&conn, "zz").unwrap_err(),
+            ContainerStoreError::NotFound(_)
+        ));
         let changed = update(
             &conn,
             &a,
@@ -407,7 +417,10 @@ mod tests {
         .unwrap();
         assert!(!again);
         let got = get(&conn, &a).unwrap();
-        assert_eq!((got.status.as_str(), got.pid, got.pid_start), ("running", 42, 7));
+        assert_eq!(
+            (got.status.as_str(), got.pid, got.pid_start),
+            ("running", 42, 7)
+        );
         assert_eq!(list(&conn).unwrap().len(), 2);
         let users: i64 = conn
             .query_row("SELECT count(*) FROM image_users", [], |r| r.get(0))
@@ -419,5 +432,37 @@ mod tests {
             .query_row("SELECT count(*) FROM image_users", [], |r| r.get(0))
             .unwrap();
         assert_eq!(users, 1);
+    }
+}
+
+impl crate::Store {
+    /// Adds a container row (see [`insert`]).
+    pub fn insert_container(&self, c: &ContainerRecord) -> Result<()> {
+        insert(&self.conn.borrow(), c)
+    }
+
+    /// The container with exactly this ID (see [`get`]).
+    pub fn container(&self, id: &str) -> Result<ContainerRecord> {
+        get(&self.conn.borrow(), id)
+    }
+
+    /// Finds a container by ID, name or unique prefix (see [`resolve`]).
+    pub fn resolve_container(&self, input: &str) -> Result<ContainerRecord> {
+        resolve(&self.conn.borrow(), input)
+    }
+
+    /// Every container, newest first.
+    pub fn list_containers(&self) -> Result<Vec<ContainerRecord>> {
+        list(&self.conn.borrow())
+    }
+
+    /// Applies a partial update (see [`update`]).
+    pub fn update_container(&self, id: &str, u: &ContainerUpdate) -> Result<bool> {
+        update(&self.conn.borrow(), id, u)
+    }
+
+    /// Removes a container row (see [`delete`]).
+    pub fn delete_container(&self, id: &str) -> Result<()> {
+        delete(&self.conn.borrow(), id)
     }
 }

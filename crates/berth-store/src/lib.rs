@@ -63,6 +63,7 @@ use berth_oci::Digest;
 use rusqlite::{Connection, TransactionBehavior};
 
 pub mod blobs;
+pub mod containers;
 pub mod db;
 mod error;
 pub mod gc;

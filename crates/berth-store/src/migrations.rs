@@ -18,8 +18,15 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. Append new ones at the end.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "images, tags, layers",
-    sql: include_str!("migrations/0001_images.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "images, tags, layers",
+        sql: include_str!("migrations/0001_images.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "containers",
+        sql: include_str!("migrations/0002_containers.sql"),
+    },
+];
