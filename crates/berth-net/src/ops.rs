@@ -1,0 +1,177 @@
+//! The operations berth-net asks of the kernel, behind a trait: [`LinuxNetOps`] does them
+//! through netlink and namespaces, [`RecordingNetOps`] records them so the logic above
+//! (attach, detach, rollback, cleanup) is tested without root.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ipnet::Ipv4Net;
+
+use crate::error::{Error, Result};
+
+/// A Linux bridge that a network's containers hang on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeSpec {
+    /// Interface name (`berth0`, `br-<12 hex>`).
+    pub name: String,
+    /// The network's subnet.
+    pub subnet: Ipv4Net,
+    /// The bridge's own address, the containers' gateway.
+    pub gateway: Ipv4Addr,
+    /// Whether the host routes packets arriving on this bridge elsewhere (needed only for
+    /// outbound traffic with nftables masquerade; off keeps networks isolated).
+    pub forwarding: bool,
+}
+
+/// One container's interface on one network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSpec {
+    /// Host end of the veth pair (on the bridge).
+    pub host_ifname: String,
+    /// Name inside the container (`eth0`, `eth1`, ...).
+    pub container_ifname: String,
+    /// The container's address.
+    pub address: Ipv4Addr,
+    /// Prefix length of the subnet.
+    pub prefix_len: u8,
+    /// Default route through this gateway, when this is the container's first network.
+    pub default_gateway: Option<Ipv4Addr>,
+}
+
+/// The kernel operations of berth-net. Implementations are idempotent where the names say
+/// `ensure`/`remove` (a missing thing to remove is not an error).
+pub trait NetOps: Send + Sync {
+    /// Creates a network namespace pinned at `path`, with `lo` up.
+    fn create_netns(&self, path: &Path) -> Result<()>;
+    /// Unpins and removes the namespace at `path`.
+    fn remove_netns(&self, path: &Path) -> Result<()>;
+    /// Creates the bridge if missing, with its address, up.
+    fn ensure_bridge(&self, bridge: &BridgeSpec) -> Result<()>;
+    /// Deletes a bridge.
+    fn remove_bridge(&self, name: &str) -> Result<()>;
+    /// Creates the veth pair of an endpoint, the peer inside the namespace at `netns`,
+    /// with its address and route. On failure nothing of it is left.
+    fn add_endpoint(&self, netns: &Path, bridge: &BridgeSpec, ep: &EndpointSpec) -> Result<()>;
+    /// Deletes the host end of an endpoint (the peer goes with it).
+    fn remove_endpoint(&self, host_ifname: &str) -> Result<()>;
+    /// Whether a link of that name exists on the host.
+    fn link_exists(&self, name: &str) -> Result<bool>;
+}
+
+pub use crate::sys::linux::LinuxNetOps;
+
+/// One recorded call of [`RecordingNetOps`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetCall {
+    /// `create_netns(path)`.
+    CreateNetns(PathBuf),
+    /// `remove_netns(path)`.
+    RemoveNetns(PathBuf),
+    /// `ensure_bridge(name)`.
+    EnsureBridge(String),
+    /// `remove_bridge(name)`.
+    RemoveBridge(String),
+    /// `add_endpoint(netns, bridge, host_ifname, address)`.
+    AddEndpoint(PathBuf, String, String, Ipv4Addr),
+    /// `remove_endpoint(host_ifname)`.
+    RemoveEndpoint(String),
+}
+
+/// A fake that records every call and can be told to fail one kind of call.
+#[derive(Debug, Default)]
+pub struct RecordingNetOps {
+    calls: Mutex<Vec<NetCall>>,
+    links: Mutex<Vec<String>>,
+    fail_add_endpoint: Mutex<bool>,
+}
+
+impl RecordingNetOps {
+    /// A fake with nothing recorded.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The calls so far, in order.
+    pub fn calls(&self) -> Vec<NetCall> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Links that exist in the fake's world (bridges and host veth ends).
+    pub fn links(&self) -> Vec<String> {
+        self.links.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Makes the next `add_endpoint` calls fail with EEXIST.
+    pub fn fail_add_endpoint(&self, fail: bool) {
+        if let Ok(mut f) = self.fail_add_endpoint.lock() {
+            *f = fail;
+        }
+    }
+
+    fn record(&self, c: NetCall) {
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.push(c);
+        }
+    }
+
+    fn add_link(&self, name: &str) {
+        if let Ok(mut l) = self.links.lock() {
+            if !l.iter().any(|x| x == name) {
+                l.push(name.to_string());
+            }
+        }
+    }
+
+    fn del_link(&self, name: &str) {
+        if let Ok(mut l) = self.links.lock() {
+            l.retain(|x| x != name);
+        }
+    }
+}
+
+impl NetOps for RecordingNetOps {
+    fn create_netns(&self, path: &Path) -> Result<()> {
+        self.record(NetCall::CreateNetns(path.to_path_buf()));
+        Ok(())
+    }
+    fn remove_netns(&self, path: &Path) -> Result<()> {
+        self.record(NetCall::RemoveNetns(path.to_path_buf()));
+        Ok(())
+    }
+    fn ensure_bridge(&self, bridge: &BridgeSpec) -> Result<()> {
+        self.record(NetCall::EnsureBridge(bridge.name.clone()));
+        self.add_link(&bridge.name);
+        Ok(())
+    }
+    fn remove_bridge(&self, name: &str) -> Result<()> {
+        self.record(NetCall::RemoveBridge(name.to_string()));
+        self.del_link(name);
+        Ok(())
+    }
+    fn add_endpoint(&self, netns: &Path, bridge: &BridgeSpec, ep: &EndpointSpec) -> Result<()> {
+        self.record(NetCall::AddEndpoint(
+            netns.to_path_buf(),
+            bridge.name.clone(),
+            ep.host_ifname.clone(),
+            ep.address,
+        ));
+        if self.fail_add_endpoint.lock().map(|f| *f).unwrap_or(false) {
+            return Err(Error::Netlink {
+                op: "create veth",
+                target: ep.host_ifname.clone(),
+                source: std::io::Error::from_raw_os_error(libc::EEXIST),
+            });
+        }
+        self.add_link(&ep.host_ifname);
+        Ok(())
+    }
+    fn remove_endpoint(&self, host_ifname: &str) -> Result<()> {
+        self.record(NetCall::RemoveEndpoint(host_ifname.to_string()));
+        self.del_link(host_ifname);
+        Ok(())
+    }
+    fn link_exists(&self, name: &str) -> Result<bool> {
+        Ok(self.links().iter().any(|l| l == name))
+    }
+}
