@@ -489,7 +489,7 @@ impl<'a> Parser<'a> {
         let first = self.lines[self.pos].number;
         let mut text = String::new();
         let mut segments = Vec::new();
-        let mut last = first;
+        let mut last: usize;
         loop {
             let line = &self.lines[self.pos];
             self.pos += 1;
