@@ -20,11 +20,16 @@
 
 pub mod archive;
 pub mod digest;
+pub mod layer;
 pub mod manifest;
 pub mod media;
 pub mod reference;
 
 pub use digest::{Digest, DigestError, DigestReader, DigestWriter, Hasher};
+pub use layer::{
+    apply_layer, diff_upper, write_dir_tar, AppliedLayer, ApplyOptions, DiffOptions, DiffStats,
+    LayerError,
+};
 pub use manifest::{chain_id, chain_ids, Manifest, ManifestError, PlatformSpec};
 pub use media::Compression;
 pub use reference::{ImageRef, ReferenceError};

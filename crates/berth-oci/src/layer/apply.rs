@@ -1,0 +1,844 @@
+//! Secure, streaming application of a layer tar into one snapshot directory.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+use rustix::io::Errno;
+
+use super::fsops::{self, err, os};
+use super::{LayerError, OPAQUE_USER_XATTR, OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
+use crate::digest::{Digest, Hasher};
+use crate::media::Compression;
+
+/// How [`apply_layer`] treats owners, devices and whiteouts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyOptions {
+    /// Give entries the uid/gid of the tar (default: when running as root).
+    pub same_owner: bool,
+    /// Create character and block device entries (default: true). When false, a device entry
+    /// fails the layer. Whiteouts (0/0 character devices) are always created.
+    pub allow_devices: bool,
+    /// Mark opaque directories with `user.overlay.opaque` (for `userxattr` overlay mounts)
+    /// instead of `trusted.overlay.opaque` (default: false).
+    pub user_xattr_whiteouts: bool,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            same_owner: rustix::process::geteuid().is_root(),
+            allow_devices: true,
+            user_xattr_whiteouts: false,
+        }
+    }
+}
+
+/// What [`apply_layer`] applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedLayer {
+    /// sha256 of the uncompressed tar (the layer's diff ID).
+    pub diff_id: Digest,
+    /// Size of the uncompressed tar in bytes.
+    pub size: u64,
+    /// sha256 of the stream as read (the blob digest; equal to `diff_id` for a plain tar).
+    pub compressed_digest: Digest,
+    /// Size of the stream as read.
+    pub compressed_size: u64,
+    /// The compression detected from the magic bytes.
+    pub compression: Compression,
+    /// Number of tar entries applied.
+    pub entries: u64,
+    /// Number of xattrs that the file system refused (ENOTSUP/EPERM) and that were skipped,
+    /// plus overlay xattrs dropped on purpose.
+    pub xattrs_skipped: u64,
+}
+
+/// Applies the layer read from `reader` into the existing directory `target`, which should be
+/// empty (a fresh snapshot). The stream is decompressed (gzip or zstd, detected by magic
+/// bytes), hashed and extracted in one pass; everything after the end-of-archive marker is
+/// read and hashed too, so the digests cover the whole stream.
+///
+/// On error the target is left half-written: the caller deletes it (see the [module
+/// docs](super)).
+pub fn apply_layer<R: Read>(
+    reader: R,
+    target: &Path,
+    opts: &ApplyOptions,
+) -> Result<AppliedLayer, LayerError> {
+    let root = rfs::open(
+        target,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| LayerError::Target {
+        path: target.to_owned(),
+        source: err(e),
+    })?;
+
+    let mut outer = HashingReader::new(reader, true);
+    let mut head = [0u8; 4];
+    let mut n = 0;
+    while n < head.len() {
+        match outer.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(LayerError::Tar {
+                    after: None,
+                    source,
+                })
+            }
+        }
+    }
+    let compression = Compression::detect(&head[..n]);
+    let chained = io::Cursor::new(head[..n].to_vec()).chain(&mut outer);
+    let decoder: Box<dyn Read + '_> = match compression {
+        Compression::None => Box::new(chained),
+        Compression::Gzip => Box::new(Tagged(flate2::read::MultiGzDecoder::new(
+            io::BufReader::with_capacity(256 * 1024, chained),
+        ))),
+        Compression::Zstd => Box::new(Tagged(zstd::stream::read::Decoder::new(chained).map_err(
+            |source| LayerError::Decompress {
+                compression,
+                source,
+            },
+        )?)),
+    };
+    // A plain tar is hashed once, by `outer`.
+    let mut inner = HashingReader::new(decoder, compression != Compression::None);
+
+    let mut applier = Applier {
+        root: root.as_fd(),
+        opts,
+        parent: None,
+        dir_times: Vec::new(),
+        buf: vec![0u8; 256 * 1024],
+        entries: 0,
+        xattrs_skipped: 0,
+    };
+    {
+        let mut archive = tar::Archive::new(&mut inner);
+        let mut last: Option<String> = None;
+        let entries = archive
+            .entries()
+            .map_err(|source| stream_error(source, compression, &last))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|source| stream_error(source, compression, &last))?;
+            let name = display_name(&entry.path_bytes());
+            applier.apply_entry(&mut entry, &name, compression)?;
+            last = Some(name);
+        }
+    }
+    // The diff ID covers the whole uncompressed stream, padding included.
+    io::copy(&mut inner, &mut io::sink())
+        .map_err(|source| stream_error(source, compression, &None))?;
+    let (diff, size) = inner.finish();
+    io::copy(&mut outer, &mut io::sink()).map_err(|source| LayerError::Tar {
+        after: None,
+        source,
+    })?;
+    let (compressed_digest, compressed_size) = outer.finish();
+    let compressed_digest = compressed_digest.unwrap_or_else(|| Digest::of(b""));
+    let (diff_id, size) = match diff {
+        Some(d) => (d, size),
+        None => (compressed_digest.clone(), compressed_size),
+    };
+    applier.set_dir_times()?;
+    Ok(AppliedLayer {
+        diff_id,
+        size,
+        compressed_digest,
+        compressed_size,
+        compression,
+        entries: applier.entries,
+        xattrs_skipped: applier.xattrs_skipped,
+    })
+}
+
+/// A decoder error, told apart from tar errors by this marker.
+#[derive(Debug)]
+struct DecodeFailure(io::Error);
+
+impl std::fmt::Display for DecodeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for DecodeFailure {}
+
+struct Tagged<R>(R);
+
+impl<R: Read> Read for Tagged<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::Interrupted {
+                e
+            } else {
+                io::Error::other(DecodeFailure(e))
+            }
+        })
+    }
+}
+
+fn stream_error(source: io::Error, compression: Compression, last: &Option<String>) -> LayerError {
+    // The tar crate wraps reader errors in its own; look through the chain for a decode failure.
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&source);
+    while let Some(e) = cur {
+        if let Some(DecodeFailure(inner)) = e.downcast_ref::<DecodeFailure>() {
+            return LayerError::Decompress {
+                compression,
+                source: io::Error::new(inner.kind(), inner.to_string()),
+            };
+        }
+        cur = e.source();
+    }
+    LayerError::Tar {
+        after: last.clone(),
+        source,
+    }
+}
+
+/// Hashes (optionally) and counts what is read through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Option<Hasher>,
+    len: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R, hash: bool) -> Self {
+        HashingReader {
+            inner,
+            hasher: hash.then(Hasher::new),
+            len: 0,
+        }
+    }
+
+    fn finish(self) -> (Option<Digest>, u64) {
+        (self.hasher.map(Hasher::finish), self.len)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
+        self.len += n as u64;
+        Ok(n)
+    }
+}
+
+fn display_name(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw).into_owned()
+}
+
+/// Splits a tar name into normal components: leading `/` and `.` components dropped, `..`
+/// applied lexically and refused if it would climb above the root.
+fn normalize(raw: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
+    let mut out: Vec<&[u8]> = Vec::new();
+    for c in raw.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                if out.pop().is_none() {
+                    return Err("'..' climbs above the snapshot root");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+fn join(comps: &[&[u8]]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(comps.iter().map(|c| c.len() + 1).sum());
+    for (i, c) in comps.iter().enumerate() {
+        if i > 0 {
+            v.push(b'/');
+        }
+        v.extend_from_slice(c);
+    }
+    v
+}
+
+struct Applier<'a> {
+    root: BorrowedFd<'a>,
+    opts: &'a ApplyOptions,
+    /// The last parent directory resolved, kept because tar entries come grouped by directory.
+    parent: Option<(Vec<u8>, OwnedFd)>,
+    dir_times: Vec<(Vec<u8>, Timestamps)>,
+    buf: Vec<u8>,
+    entries: u64,
+    xattrs_skipped: u64,
+}
+
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    times: Timestamps,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl<'a> Applier<'a> {
+    fn apply_entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        name: &str,
+        compression: Compression,
+    ) -> Result<(), LayerError> {
+        let invalid = |reason| LayerError::InvalidEntry {
+            entry: name.to_owned(),
+            reason,
+        };
+        let escape = |reason| LayerError::Escape {
+            entry: name.to_owned(),
+            reason,
+        };
+        let kind = entry.header().entry_type();
+        if kind.is_pax_global_extensions() {
+            return Ok(());
+        }
+        let raw = entry.path_bytes().into_owned();
+        let comps = normalize(&raw).map_err(escape)?;
+        if comps
+            .iter()
+            .rev()
+            .skip(1)
+            .any(|c| c.starts_with(WHITEOUT_PREFIX.as_bytes()))
+        {
+            return Err(invalid("a whiteout cannot contain entries"));
+        }
+        let full = join(&comps);
+        // Any cached parent at or under this path may be replaced by this entry.
+        if let Some((p, _)) = &self.parent {
+            if p.starts_with(&full)
+                && (p.len() == full.len() || p[full.len()] == b'/' || full.is_empty())
+            {
+                self.parent = None;
+            }
+        }
+        let meta = self.meta(entry, name)?;
+        self.entries += 1;
+
+        let Some((last, parents)) = comps.split_last() else {
+            // The snapshot root itself ("./"): only a directory may describe it.
+            if kind.is_dir() {
+                let fd = fsops::open_dir_beneath_nofollow(self.root, b"")
+                    .map_err(|e| op_err(name, "open root", e))?;
+                self.set_meta(fd.as_fd(), &meta, name)?;
+                self.dir_times.push((Vec::new(), meta.times));
+                return Ok(());
+            }
+            return Err(invalid("only a directory may name the snapshot root"));
+        };
+        let last: &[u8] = last;
+        let parent_path = join(parents);
+
+        if let Some(target) = last.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            let pfd = parent_fd(&mut self.parent, self.root, &parent_path, name)?;
+            if last == WHITEOUT_OPAQUE.as_bytes() {
+                let dir = rfs::openat(
+                    pfd,
+                    ".",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| op_err(name, "open opaque dir", e))?;
+                let xattr = if self.opts.user_xattr_whiteouts {
+                    OPAQUE_USER_XATTR
+                } else {
+                    OPAQUE_XATTR
+                };
+                rfs::fsetxattr(&dir, xattr, b"y", rfs::XattrFlags::empty())
+                    .map_err(|e| op_err(name, "set opaque xattr", e))?;
+                return Ok(());
+            }
+            if target.starts_with(WHITEOUT_PREFIX.as_bytes()) {
+                // Other `.wh..wh.` names are aufs metadata (hardlink dirs...): nothing to do.
+                return Ok(());
+            }
+            if target.is_empty() || target == b"." || target == b".." {
+                return Err(invalid("whiteout of an empty, '.' or '..' name"));
+            }
+            fsops::remove_at(pfd, target).map_err(|e| op_err(name, "remove whited-out path", e))?;
+            rfs::mknodat(
+                pfd,
+                os(target),
+                FileType::CharacterDevice,
+                Mode::empty(),
+                rfs::makedev(0, 0),
+            )
+            .map_err(|e| op_err(name, "create whiteout device", e))?;
+            return Ok(());
+        }
+
+        use tar::EntryType as T;
+        match kind {
+            T::Regular | T::Continuous | T::GNUSparse => {
+                let sparse = kind == T::GNUSparse;
+                let pfd = parent_fd(&mut self.parent, self.root, &parent_path, name)?;
+                let flags = OFlags::WRONLY
+                    | OFlags::CREATE
+                    | OFlags::EXCL
+                    | OFlags::NOFOLLOW
+                    | OFlags::CLOEXEC;
+                let mode = Mode::from_raw_mode(0o600);
+                let fd = match rfs::openat(pfd, os(last), flags, mode) {
+                    Err(Errno::EXIST) => {
+                        fsops::remove_at(pfd, last)
+                            .map_err(|e| op_err(name, "replace existing path", e))?;
+                        rfs::openat(pfd, os(last), flags, mode)
+                    }
+                    other => other,
+                }
+                .map_err(|e| op_err(name, "create file", e))?;
+                let mut file = File::from(fd);
+                self.copy_data(entry, &mut file, sparse, name, compression)?;
+                self.set_meta(file.as_fd(), &meta, name)?;
+                rfs::futimens(&file, &meta.times).map_err(|e| op_err(name, "set times", e))?;
+            }
+            T::Directory => {
+                let pfd = parent_fd(&mut self.parent, self.root, &parent_path, name)?;
+                match rfs::mkdirat(pfd, os(last), Mode::from_raw_mode(0o700)) {
+                    Ok(()) => {}
+                    Err(Errno::EXIST) => {
+                        let ty =
+                            fsops::file_type_at(pfd, last).map_err(|e| op_err(name, "stat", e))?;
+                        if ty != Some(FileType::Directory) {
+                            fsops::remove_at(pfd, last)
+                                .map_err(|e| op_err(name, "replace existing path", e))?;
+                            rfs::mkdirat(pfd, os(last), Mode::from_raw_mode(0o700))
+                                .map_err(|e| op_err(name, "mkdir", e))?;
+                        }
+                    }
+                    Err(e) => return Err(op_err(name, "mkdir", e)),
+                }
+                let fd = fsops::open_subdir(pfd, last).map_err(|e| op_err(name, "open dir", e))?;
+                self.set_meta(fd.as_fd(), &meta, name)?;
+                self.dir_times.push((full, meta.times));
+            }
+            T::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| invalid("symlink without a target"))?
+                    .into_owned();
+                if target.is_empty() {
+                    return Err(invalid("symlink without a target"));
+                }
+                let pfd = parent_fd(&mut self.parent, self.root, &parent_path, name)?;
+                replace(pfd, last, name, |pfd| {
+                    rfs::symlinkat(os(&target), pfd, os(last))
+                })
+                .map_err(|e| op_err(name, "create symlink", e))?;
+                if self.opts.same_owner {
+                    rfs::chownat(
+                        pfd,
+                        os(last),
+                        Some(uid(meta.uid)),
+                        Some(gid(meta.gid)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|e| op_err(name, "chown", e))?;
+                }
+                rfs::utimensat(pfd, os(last), &meta.times, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| op_err(name, "set times", e))?;
+            }
+            T::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| invalid("hardlink without a target"))?
+                    .into_owned();
+                let tcomps = normalize(&target)
+                    .map_err(|_| escape("hardlink target climbs above the snapshot root"))?;
+                let Some((tlast, tparents)) = tcomps.split_last() else {
+                    return Err(invalid("hardlink to the snapshot root"));
+                };
+                let tpfd = fsops::open_dir_path_beneath(self.root, &join(tparents)).map_err(
+                    |e| match e {
+                        Errno::XDEV | Errno::LOOP => {
+                            escape("hardlink target resolves outside the snapshot")
+                        }
+                        e => op_err(name, "resolve hardlink target", e),
+                    },
+                )?;
+                let pfd = parent_fd(&mut self.parent, self.root, &parent_path, name)?;
+                let tlast: &[u8] = tlast;
+                replace(pfd, last, name, |pfd| {
+                    rfs::linkat(&tpfd, os(tlast), pfd, os(last), AtFlags::empty())
+                })
+                .map_err(|e| op_err(name, "create hardlink", e))?;
+            }
+            T::Char | T::Block | T::Fifo => {
+                let (ft, dev) = match kind {
+                    T::Fifo => (FileType::Fifo, 0),
+                    _ => {
+                        if !self.opts.allow_devices {
+                            return Err(LayerError::DeviceRefused {
+                                entry: name.to_owned(),
+                                reason: "device nodes are not allowed by the apply options",
+                            });
+                        }
+                        let h = entry.header();
+                        let major = h.device_major().ok().flatten().unwrap_or(0);
+                        let minor = h.device_minor().ok().flatten().unwrap_or(0);
+                        let ft = if kind == T::Char {
+                            FileType::CharacterDevice
+                        } else {
+                            FileType::BlockDevice
+                        };
+                        (ft, rfs::makedev(major, minor))
+                    }
+                };
+                let pfd = parent_fd(&mut self.parent, self.root, &parent_path, name)?;
+                let made = replace(pfd, last, name, |pfd| {
+                    rfs::mknodat(pfd, os(last), ft, Mode::from_raw_mode(0o600), dev)
+                });
+                match made {
+                    Ok(()) => {}
+                    Err(Errno::PERM) if ft != FileType::Fifo => {
+                        return Err(LayerError::DeviceRefused {
+                            entry: name.to_owned(),
+                            reason: "creating device nodes needs CAP_MKNOD",
+                        })
+                    }
+                    Err(e) => return Err(op_err(name, "mknod", e)),
+                }
+                if self.opts.same_owner {
+                    rfs::chownat(
+                        pfd,
+                        os(last),
+                        Some(uid(meta.uid)),
+                        Some(gid(meta.gid)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|e| op_err(name, "chown", e))?;
+                }
+                // The node was just created by us and is no symlink, so chmodat cannot follow
+                // anything; it is needed because mknod applies the umask.
+                rfs::chmodat(
+                    pfd,
+                    os(last),
+                    Mode::from_raw_mode(meta.mode & 0o7777),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| op_err(name, "chmod", e))?;
+                rfs::utimensat(pfd, os(last), &meta.times, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| op_err(name, "set times", e))?;
+            }
+            T::GNULongName | T::GNULongLink | T::XHeader | T::XGlobalHeader => {}
+            _ => return Err(invalid("unsupported tar entry type")),
+        }
+        Ok(())
+    }
+
+    fn meta<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        name: &str,
+    ) -> Result<Meta, LayerError> {
+        let bad = |reason| LayerError::InvalidEntry {
+            entry: name.to_owned(),
+            reason,
+        };
+        let h = entry.header();
+        let mode = h.mode().map_err(|_| bad("bad mode field"))?;
+        let uid = h.uid().map_err(|_| bad("bad uid field"))?;
+        let gid = h.gid().map_err(|_| bad("bad gid field"))?;
+        let mtime = h.mtime().map_err(|_| bad("bad mtime field"))?;
+        let (uid, gid) = (
+            u32::try_from(uid).map_err(|_| bad("uid out of range"))?,
+            u32::try_from(gid).map_err(|_| bad("gid out of range"))?,
+        );
+        let mut mtime = Timespec {
+            tv_sec: i64::try_from(mtime).unwrap_or(i64::MAX),
+            tv_nsec: 0,
+        };
+        let mut atime = None;
+        let mut xattrs = Vec::new();
+        if let Some(pax) = entry.pax_extensions().map_err(|source| LayerError::Tar {
+            after: Some(name.to_owned()),
+            source,
+        })? {
+            for ext in pax {
+                let ext = ext.map_err(|source| LayerError::Tar {
+                    after: Some(name.to_owned()),
+                    source,
+                })?;
+                let key = ext.key_bytes();
+                if let Some(x) = key.strip_prefix(b"SCHILY.xattr.") {
+                    if x.starts_with(b"trusted.overlay.") || x.starts_with(b"user.overlay.") {
+                        self.xattrs_skipped += 1;
+                        continue;
+                    }
+                    xattrs.push((x.to_vec(), ext.value_bytes().to_vec()));
+                } else if key == b"mtime" {
+                    if let Some(t) = parse_pax_time(ext.value_bytes()) {
+                        mtime = t;
+                    }
+                } else if key == b"atime" {
+                    atime = parse_pax_time(ext.value_bytes());
+                }
+            }
+        }
+        Ok(Meta {
+            mode,
+            uid,
+            gid,
+            times: Timestamps {
+                last_access: atime.unwrap_or(mtime),
+                last_modification: mtime,
+            },
+            xattrs,
+        })
+    }
+
+    /// Owner, then mode (chown clears setuid bits), then xattrs, on an open file or directory.
+    fn set_meta(&mut self, fd: BorrowedFd<'_>, meta: &Meta, name: &str) -> Result<(), LayerError> {
+        if self.opts.same_owner {
+            rfs::fchown(fd, Some(uid(meta.uid)), Some(gid(meta.gid)))
+                .map_err(|e| op_err(name, "chown", e))?;
+        }
+        rfs::fchmod(fd, Mode::from_raw_mode(meta.mode & 0o7777))
+            .map_err(|e| op_err(name, "chmod", e))?;
+        for (k, v) in &meta.xattrs {
+            match rfs::fsetxattr(fd, os(k), v, rfs::XattrFlags::empty()) {
+                Ok(()) => {}
+                Err(Errno::NOTSUP) | Err(Errno::PERM) => self.xattrs_skipped += 1,
+                Err(e) => return Err(op_err(name, "set xattr", e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn copy_data<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        file: &mut File,
+        sparse: bool,
+        name: &str,
+        compression: Compression,
+    ) -> Result<(), LayerError> {
+        let mut written: u64 = 0;
+        let mut hole = false;
+        loop {
+            let n = match entry.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(match stream_error(source, compression, &None) {
+                        LayerError::Tar { source, .. } => LayerError::Tar {
+                            after: None,
+                            source: io::Error::new(
+                                source.kind(),
+                                format!("reading data of entry {name:?}: {source}"),
+                            ),
+                        },
+                        other => other,
+                    })
+                }
+            };
+            let chunk = &self.buf[..n];
+            if sparse && chunk.iter().all(|&b| b == 0) {
+                // Leave holes where a sparse file has zeros.
+                file.seek(SeekFrom::Current(n as i64))
+                    .map_err(|source| io_err(name, "seek", source))?;
+                hole = true;
+            } else {
+                file.write_all(chunk)
+                    .map_err(|source| io_err(name, "write file", source))?;
+                hole = false;
+            }
+            written += n as u64;
+        }
+        if hole {
+            file.set_len(written)
+                .map_err(|source| io_err(name, "truncate", source))?;
+        }
+        Ok(())
+    }
+
+    /// Directory times last, since creating their content changed them.
+    fn set_dir_times(&mut self) -> Result<(), LayerError> {
+        self.parent = None;
+        for (path, times) in std::mem::take(&mut self.dir_times) {
+            // A later entry may have replaced or removed the directory: then there is nothing
+            // to stamp.
+            let fd = match fsops::open_dir_beneath_nofollow(self.root, &path) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) | Err(Errno::NOTDIR) | Err(Errno::LOOP) | Err(Errno::XDEV) => {
+                    continue
+                }
+                Err(e) => return Err(op_err(&display_name(&path), "open dir", e)),
+            };
+            rfs::futimens(&fd, &times).map_err(|e| op_err(&display_name(&path), "set times", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `make`; if the name exists, removes it (recursively) and runs `make` again.
+fn replace(
+    pfd: BorrowedFd<'_>,
+    last: &[u8],
+    _name: &str,
+    make: impl Fn(BorrowedFd<'_>) -> Result<(), Errno>,
+) -> Result<(), Errno> {
+    match make(pfd) {
+        Err(Errno::EXIST) => {
+            fsops::remove_at(pfd, last)?;
+            make(pfd)
+        }
+        other => other,
+    }
+}
+
+fn op_err(name: &str, op: &'static str, e: Errno) -> LayerError {
+    LayerError::Entry {
+        entry: name.to_owned(),
+        op,
+        source: err(e),
+    }
+}
+
+fn io_err(name: &str, op: &'static str, source: io::Error) -> LayerError {
+    LayerError::Entry {
+        entry: name.to_owned(),
+        op,
+        source,
+    }
+}
+
+/// The parent directory of an entry, created (0755) where missing, resolved beneath the
+/// root. Returns a handle kept in the one-entry `cache`.
+fn parent_fd<'c>(
+    cache: &'c mut Option<(Vec<u8>, OwnedFd)>,
+    root: BorrowedFd<'_>,
+    parent: &[u8],
+    name: &str,
+) -> Result<BorrowedFd<'c>, LayerError> {
+    let hit = matches!(cache, Some((p, _)) if p == parent);
+    if !hit {
+        let fd = resolve_parent(root, parent, name)?;
+        *cache = Some((parent.to_vec(), fd));
+    }
+    match &*cache {
+        Some((_, fd)) => Ok(fd.as_fd()),
+        None => unreachable!("parent cache was just filled"),
+    }
+}
+
+fn resolve_parent(root: BorrowedFd<'_>, parent: &[u8], name: &str) -> Result<OwnedFd, LayerError> {
+    let map = |e: Errno| match e {
+        Errno::XDEV => LayerError::Escape {
+            entry: name.to_owned(),
+            reason: "a parent directory is a symlink leading outside the snapshot",
+        },
+        Errno::LOOP => LayerError::Escape {
+            entry: name.to_owned(),
+            reason: "a parent directory is a symlink loop",
+        },
+        Errno::NOTDIR => LayerError::InvalidEntry {
+            entry: name.to_owned(),
+            reason: "a parent path is not a directory",
+        },
+        e => op_err(name, "resolve parent directory", e),
+    };
+    match fsops::open_dir_path_beneath(root, parent) {
+        Ok(fd) => return Ok(fd),
+        Err(Errno::NOENT) => {}
+        Err(e) => return Err(map(e)),
+    }
+    // Create the missing components one by one, each resolved from the root again.
+    let comps: Vec<&[u8]> = parent.split(|&b| b == b'/').collect();
+    let mut cur = fsops::open_dir_path_beneath(root, b"").map_err(map)?;
+    for i in 0..comps.len() {
+        let prefix = join(&comps[..=i]);
+        match fsops::open_dir_path_beneath(root, &prefix) {
+            Ok(fd) => cur = fd,
+            Err(Errno::NOENT) => {
+                match rfs::mkdirat(&cur, os(comps[i]), Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(op_err(name, "create parent directory", e)),
+                }
+                // mkdir applies the umask; implied parents are 0755 as in Docker.
+                let fd = fsops::open_subdir(cur.as_fd(), comps[i]).map_err(map)?;
+                rfs::fchmod(&fd, Mode::from_raw_mode(0o755))
+                    .map_err(|e| op_err(name, "chmod parent directory", e))?;
+                cur = fsops::open_dir_path_beneath(root, &prefix).map_err(map)?;
+            }
+            Err(e) => return Err(map(e)),
+        }
+    }
+    Ok(cur)
+}
+
+fn uid(u: u32) -> rfs::Uid {
+    rfs::Uid::from_raw(u)
+}
+
+fn gid(g: u32) -> rfs::Gid {
+    rfs::Gid::from_raw(g)
+}
+
+/// Parses a PAX time (`1700000000.123456789`, possibly negative).
+fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
+    let s = std::str::from_utf8(v).ok()?;
+    let (secs, frac) = match s.split_once('.') {
+        Some((a, b)) => (a, b),
+        None => (s, ""),
+    };
+    let tv_sec: i64 = secs.parse().ok()?;
+    let mut nsec: i64 = 0;
+    for (i, c) in frac.bytes().take(9).enumerate() {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        nsec += i64::from(c - b'0') * 10i64.pow(8 - i as u32);
+    }
+    if tv_sec < 0 && nsec > 0 {
+        return Some(Timespec {
+            tv_sec: tv_sec - 1,
+            tv_nsec: 1_000_000_000 - nsec,
+        });
+    }
+    Some(Timespec {
+        tv_sec,
+        tv_nsec: nsec,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_names() {
+        assert_eq!(
+            normalize(b"/etc/passwd").unwrap(),
+            vec![b"etc".as_slice(), b"passwd"]
+        );
+        assert_eq!(normalize(b"./a//b/").unwrap(), vec![b"a".as_slice(), b"b"]);
+        assert_eq!(normalize(b"a/../b").unwrap(), vec![b"b".as_slice()]);
+        assert!(normalize(b"../x").is_err());
+        assert!(normalize(b"a/../../x").is_err());
+        assert!(normalize(b"./").unwrap().is_empty());
+    }
+
+    #[test]
+    fn pax_times() {
+        let t = parse_pax_time(b"1700000000.5").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (1_700_000_000, 500_000_000));
+        let t = parse_pax_time(b"-1.25").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (-2, 750_000_000));
+        assert!(parse_pax_time(b"x").is_none());
+    }
+}
