@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -196,9 +196,20 @@ fn serve_udp(host: UdpSocket, target: SocketAddr, stop: Arc<AtomicBool>) {
     let host = Arc::new(host);
     let sessions: Arc<Mutex<HashMap<SocketAddr, UdpSession>>> = Arc::default();
     let mut buf = vec![0u8; 65536];
+    let mut handles: Vec<JoinHandle<()>> = Vec::new();
     loop {
         let got = host.recv_from(&mut buf);
         if stop.load(Ordering::SeqCst) {
+            // Wake the session threads (they hold the host socket) and wait for them, so the
+            // host port is free when stop() returns.
+            if let Ok(m) = sessions.lock() {
+                for s in m.values() {
+                    sys::shutdown_read(s.inner.as_raw_fd());
+                }
+            }
+            for h in handles {
+                let _ = h.join();
+            }
             return;
         }
         let (n, client) = match got {
@@ -220,7 +231,11 @@ fn serve_udp(host: UdpSocket, target: SocketAddr, stop: Arc<AtomicBool>) {
         let (inner, last) = match existing {
             Some(x) => x,
             None => match new_udp_session(&host, client, target, &sessions, &stop) {
-                Some(x) => x,
+                Some((i, l, h)) => {
+                    handles.retain(|h| !h.is_finished());
+                    handles.push(h);
+                    (i, l)
+                }
                 None => continue,
             },
         };
@@ -231,7 +246,7 @@ fn serve_udp(host: UdpSocket, target: SocketAddr, stop: Arc<AtomicBool>) {
     }
 }
 
-type SessionParts = (Arc<UdpSocket>, Arc<Mutex<Instant>>);
+type SessionParts = (Arc<UdpSocket>, Arc<Mutex<Instant>>, JoinHandle<()>);
 
 fn new_udp_session(
     host: &Arc<UdpSocket>,
@@ -297,11 +312,13 @@ fn new_udp_session(
                 m.remove(&client);
             }
         });
-    if spawned.is_err() {
-        if let Ok(mut m) = sessions.lock() {
-            m.remove(&client);
+    match spawned {
+        Ok(h) => Some((inner, last, h)),
+        Err(_) => {
+            if let Ok(mut m) = sessions.lock() {
+                m.remove(&client);
+            }
+            None
         }
-        return None;
     }
-    Some((inner, last))
 }

@@ -93,12 +93,10 @@ impl NetOps for LinuxNetOps {
                 .ok_or_else(|| Error::LinkNotFound {
                     name: ep.container_ifname.clone(),
                 })?;
-            let mut reqs = vec![netlink::new_addr4(
-                idx,
-                &ep.container_ifname,
-                ep.address,
-                ep.prefix_len,
-            )];
+            let mut reqs = vec![
+                netlink::link_up(idx, &ep.container_ifname),
+                netlink::new_addr4(idx, &ep.container_ifname, ep.address, ep.prefix_len),
+            ];
             if let Some(gw) = ep.default_gateway {
                 reqs.push(netlink::default_route4(idx, gw));
             }
