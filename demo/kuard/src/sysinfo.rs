@@ -36,7 +36,7 @@ pub fn local_ipv4(fib_trie: &str) -> Vec<String> {
     let mut last_ip: Option<&str> = None;
     for line in fib_trie.lines() {
         let t = line.trim_start_matches([' ', '|', '+', '-', '`']).trim();
-        if t.contains("host LOCAL") {
+        if t.starts_with("/32 host LOCAL") {
             if let Some(ip) = last_ip {
                 if !out.iter().any(|o| o == ip) {
                     out.push(ip.to_string());
@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn fib_trie_local_addresses() {
-        let text = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 0.0.0.0\n        /0 universe UNICAST\n     +-- 10.88.0.0/16 2 0 2\n        |-- 10.88.0.0\n           /16 link UNICAST\n        |-- 10.88.0.5\n           /32 host LOCAL\n  +-- 127.0.0.0/8 2 0 2\n     |-- 127.0.0.1\n        /32 host LOCAL\nLocal:\n     |-- 10.88.0.5\n        /32 host LOCAL\n";
+        let text = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 0.0.0.0\n        /0 universe UNICAST\n     +-- 10.88.0.0/16 2 0 2\n        |-- 10.88.0.0\n           /16 link UNICAST\n        |-- 10.88.0.5\n           /32 host LOCAL\n  +-- 127.0.0.0/8 2 0 2\n     +-- 127.0.0.0/8 2 0 2\n        |-- 127.0.0.0\n           /8 host LOCAL\n     |-- 127.0.0.1\n        /32 host LOCAL\nLocal:\n     |-- 10.88.0.5\n        /32 host LOCAL\n";
         assert_eq!(local_ipv4(text), vec!["10.88.0.5", "127.0.0.1"]);
     }
 
