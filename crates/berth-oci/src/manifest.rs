@@ -398,6 +398,7 @@ pub fn select_platform<'a>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -496,7 +497,7 @@ mod tests {
     fn chain_ids_follow_the_spec() {
         let a = Digest::of(b"a");
         let b = Digest::of(b"b");
-        assert_eq!(chain_id(&[a.clone()]), a);
+        assert_eq!(chain_id(std::slice::from_ref(&a)), a);
         let expect = Digest::of(format!("{a} {b}").as_bytes());
         assert_eq!(chain_id(&[a.clone(), b.clone()]), expect);
         assert_eq!(chain_ids(&[a.clone(), b]), vec![a, expect]);

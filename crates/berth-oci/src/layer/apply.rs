@@ -1,9 +1,11 @@
 //! Secure, streaming application of a layer tar into one snapshot directory.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::rc::Rc;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
@@ -96,17 +98,20 @@ pub fn apply_layer<R: Read>(
     }
     let compression = Compression::detect(&head[..n]);
     let chained = io::Cursor::new(head[..n].to_vec()).chain(&mut outer);
+    let decode_failed = Rc::new(Cell::new(false));
     let decoder: Box<dyn Read + '_> = match compression {
         Compression::None => Box::new(chained),
-        Compression::Gzip => Box::new(Tagged(flate2::read::MultiGzDecoder::new(
-            io::BufReader::with_capacity(256 * 1024, chained),
-        ))),
-        Compression::Zstd => Box::new(Tagged(zstd::stream::read::Decoder::new(chained).map_err(
-            |source| LayerError::Decompress {
+        Compression::Gzip => Box::new(Tagged(
+            flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(256 * 1024, chained)),
+            decode_failed.clone(),
+        )),
+        Compression::Zstd => Box::new(Tagged(
+            zstd::stream::read::Decoder::new(chained).map_err(|source| LayerError::Decompress {
                 compression,
                 source,
-            },
-        )?)),
+            })?,
+            decode_failed.clone(),
+        )),
     };
     // A plain tar is hashed once, by `outer`.
     let mut inner = HashingReader::new(decoder, compression != Compression::None);
@@ -119,15 +124,17 @@ pub fn apply_layer<R: Read>(
         buf: vec![0u8; 256 * 1024],
         entries: 0,
         xattrs_skipped: 0,
+        decode_failed: decode_failed.clone(),
     };
     {
         let mut archive = tar::Archive::new(&mut inner);
         let mut last: Option<String> = None;
         let entries = archive
             .entries()
-            .map_err(|source| stream_error(source, compression, &last))?;
+            .map_err(|source| stream_error(source, compression, &last, &decode_failed))?;
         for entry in entries {
-            let mut entry = entry.map_err(|source| stream_error(source, compression, &last))?;
+            let mut entry =
+                entry.map_err(|source| stream_error(source, compression, &last, &decode_failed))?;
             let name = display_name(&entry.path_bytes());
             applier.apply_entry(&mut entry, &name, compression)?;
             last = Some(name);
@@ -135,7 +142,7 @@ pub fn apply_layer<R: Read>(
     }
     // The diff ID covers the whole uncompressed stream, padding included.
     io::copy(&mut inner, &mut io::sink())
-        .map_err(|source| stream_error(source, compression, &None))?;
+        .map_err(|source| stream_error(source, compression, &None, &decode_failed))?;
     let (diff, size) = inner.finish();
     io::copy(&mut outer, &mut io::sink()).map_err(|source| LayerError::Tar {
         after: None,
@@ -171,7 +178,9 @@ impl std::fmt::Display for DecodeFailure {
 
 impl std::error::Error for DecodeFailure {}
 
-struct Tagged<R>(R);
+/// Marks errors of the decoder, so they are reported as bad compression, not bad tar (the tar
+/// reader does not always keep the error's source).
+struct Tagged<R>(R, Rc<Cell<bool>>);
 
 impl<R: Read> Read for Tagged<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -179,13 +188,25 @@ impl<R: Read> Read for Tagged<R> {
             if e.kind() == io::ErrorKind::Interrupted {
                 e
             } else {
+                self.1.set(true);
                 io::Error::other(DecodeFailure(e))
             }
         })
     }
 }
 
-fn stream_error(source: io::Error, compression: Compression, last: &Option<String>) -> LayerError {
+fn stream_error(
+    source: io::Error,
+    compression: Compression,
+    last: &Option<String>,
+    decode_failed: &Cell<bool>,
+) -> LayerError {
+    if decode_failed.get() {
+        return LayerError::Decompress {
+            compression,
+            source,
+        };
+    }
     // The tar crate wraps reader errors in its own; look through the chain for a decode failure.
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&source);
     while let Some(e) = cur {
@@ -277,6 +298,7 @@ struct Applier<'a> {
     buf: Vec<u8>,
     entries: u64,
     xattrs_skipped: u64,
+    decode_failed: Rc<Cell<bool>>,
 }
 
 struct Meta {
@@ -549,10 +571,17 @@ impl<'a> Applier<'a> {
             reason,
         };
         let h = entry.header();
-        let mode = h.mode().map_err(|_| bad("bad mode field"))?;
-        let uid = h.uid().map_err(|_| bad("bad uid field"))?;
-        let gid = h.gid().map_err(|_| bad("bad gid field"))?;
-        let mtime = h.mtime().map_err(|_| bad("bad mtime field"))?;
+        let old = h.as_old();
+        // An empty numeric field reads as 0, as Go's archive/tar (Docker) reads it.
+        let num = |r: io::Result<u64>, raw: &[u8], what| match r {
+            Ok(v) => Ok(v),
+            Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+            Err(_) => Err(bad(what)),
+        };
+        let mode = num(h.mode().map(u64::from), &old.mode, "bad mode field")? as u32;
+        let uid = num(h.uid(), &old.uid, "bad uid field")?;
+        let gid = num(h.gid(), &old.gid, "bad gid field")?;
+        let mtime = num(h.mtime(), &old.mtime, "bad mtime field")?;
         let (uid, gid) = (
             u32::try_from(uid).map_err(|_| bad("uid out of range"))?,
             u32::try_from(gid).map_err(|_| bad("gid out of range"))?,
@@ -634,16 +663,18 @@ impl<'a> Applier<'a> {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(source) => {
-                    return Err(match stream_error(source, compression, &None) {
-                        LayerError::Tar { source, .. } => LayerError::Tar {
-                            after: None,
-                            source: io::Error::new(
-                                source.kind(),
-                                format!("reading data of entry {name:?}: {source}"),
-                            ),
+                    return Err(
+                        match stream_error(source, compression, &None, &self.decode_failed) {
+                            LayerError::Tar { source, .. } => LayerError::Tar {
+                                after: None,
+                                source: io::Error::new(
+                                    source.kind(),
+                                    format!("reading data of entry {name:?}: {source}"),
+                                ),
+                            },
+                            other => other,
                         },
-                        other => other,
-                    })
+                    )
                 }
             };
             let chunk = &self.buf[..n];
@@ -817,6 +848,7 @@ fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
