@@ -33,8 +33,10 @@ pub struct GcReport {
     pub layers: Vec<Digest>,
     /// Removed blobs.
     pub blobs: Vec<Digest>,
-    /// Bytes freed: unpacked layer sizes plus blob sizes.
-    pub reclaimed: u64,
+    /// Bytes of removed layer snapshots (unpacked sizes, as Docker counts image size).
+    pub layer_bytes: u64,
+    /// Bytes of removed blobs.
+    pub blob_bytes: u64,
 }
 
 impl Store {
@@ -92,7 +94,7 @@ impl Store {
                     .execute("DELETE FROM layers WHERE chain_id = ?1", [&chain])
                     .map_err(Error::db("deleting layer"))?;
                 remove_tree(&self.layer_dir(&d))?;
-                report.reclaimed += size.max(0) as u64;
+                report.layer_bytes += size.max(0) as u64;
                 report.layers.push(d);
             }
         }
@@ -130,7 +132,7 @@ impl Store {
         for d in self.blobs.list()? {
             if !referenced.contains(&d.to_string()) {
                 if let Ok(Some(size)) = crate::blobs::BlobReader::blob_size(&self.blobs, &d) {
-                    report.reclaimed += size;
+                    report.blob_bytes += size;
                 }
                 self.blobs.remove(&d)?;
                 report.blobs.push(d);

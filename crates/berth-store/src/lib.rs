@@ -70,6 +70,7 @@ pub mod gc;
 pub mod images;
 pub mod layers;
 pub mod migrations;
+pub mod networks;
 
 pub use blobs::{BlobInfo, BlobReader, BlobStore, BlobWriter, Ingester};
 pub use error::{Error, ErrorKind, Result};

@@ -29,4 +29,9 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "containers",
         sql: include_str!("migrations/0002_containers.sql"),
     },
+    Migration {
+        version: 3,
+        name: "networks, endpoints, published ports",
+        sql: include_str!("migrations/0003_networks.sql"),
+    },
 ];

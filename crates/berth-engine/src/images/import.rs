@@ -1,0 +1,240 @@
+//! `import`: a rootfs tar (plain, gzip or zstd) becomes a one-layer image, in one pass: the
+//! stream is stored as a blob and unpacked into the layer snapshot at the same time.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use berth_oci::{manifest, media, Digest, ImageRef};
+use berth_store::{Ingester, NewImage, NewLayer};
+use serde_json::{json, Map, Value};
+
+use super::{config::apply_changes, now_rfc3339, parse_rfc3339, ImageError};
+use crate::{Engine, Error};
+
+/// Where the tar comes from.
+#[derive(Debug, Clone)]
+pub enum ImportSource {
+    /// A file.
+    Path(PathBuf),
+    /// Standard input (`-`).
+    Stdin,
+}
+
+/// What `import` is asked to do.
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    /// The tar.
+    pub source: ImportSource,
+    /// A reference to tag the image with.
+    pub reference: Option<String>,
+    /// `--change` instructions.
+    pub changes: Vec<String>,
+    /// `--message`: the history comment.
+    pub message: Option<String>,
+}
+
+/// Passes what it reads on to a blob writer.
+struct Tee<'a, R> {
+    inner: R,
+    copy: &'a mut dyn Write,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// The platform's architecture as OCI names it.
+pub(crate) fn oci_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+impl Engine {
+    /// Imports a rootfs tar as a new image; returns its ID. The reference and the changes
+    /// are checked before anything is read; on any error nothing is left behind.
+    pub fn import(&self, req: &ImportRequest) -> Result<Digest, Error> {
+        let reference = req.reference.as_deref().map(ImageRef::parse).transpose()?;
+        if let Some(r) = &reference {
+            if r.digest().is_some() {
+                return Err(Error::InvalidArgument(format!(
+                    "cannot import onto a digest reference: {}",
+                    req.reference.as_deref().unwrap_or_default()
+                )));
+            }
+        }
+        let mut inner = Map::new();
+        apply_changes(&mut inner, &req.changes)?;
+        let (reader, what): (Box<dyn Read>, String) = match &req.source {
+            ImportSource::Stdin => (Box::new(io::stdin().lock()), "-".to_owned()),
+            ImportSource::Path(p) => {
+                let s = p.to_string_lossy();
+                if s.starts_with("http://") || s.starts_with("https://") {
+                    return Err(Error::InvalidArgument(format!(
+                        "importing from a URL ({s}) is not supported: download it first"
+                    )));
+                }
+                let f = File::open(p).map_err(|source| ImageError::Io {
+                    op: "open",
+                    path: p.clone(),
+                    source,
+                })?;
+                (Box::new(f), s.into_owned())
+            }
+        };
+        let _lease = self.store.content_lease()?;
+        let (layer, _) = self.ingest_layer(reader, None, &what)?;
+        let created = now_rfc3339();
+        let comment = req
+            .message
+            .clone()
+            .unwrap_or_else(|| "Imported from -".to_owned());
+        let config = json!({
+            "architecture": oci_arch(),
+            "os": "linux",
+            "created": created,
+            "config": Value::Object(inner),
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id.to_string()]},
+            "history": [{"created": created, "created_by": "", "comment": comment}],
+        });
+        let config = manifest::to_json(&config);
+        let names: Vec<String> = reference.iter().map(|r| r.to_string()).collect();
+        let id = self.store_image(&config, &[layer], &created, &names)?;
+        Ok(id)
+    }
+
+    /// Stores one layer stream (blob + snapshot) in one pass over `parent`; returns the
+    /// layer record and its compression. `what` names the input in errors.
+    pub(crate) fn ingest_layer(
+        &self,
+        reader: impl Read,
+        parent: Option<&Digest>,
+        what: &str,
+    ) -> Result<(berth_store::LayerRecord, berth_oci::Compression), Error> {
+        self.ingest_layer_checked(reader, parent, what, None, None)
+    }
+
+    /// [`Engine::ingest_layer`], refusing (and storing nothing) when the blob's digest is
+    /// not `expected_blob` or the content's diff ID not the one the config lists
+    /// (`expected_diff`: layer index, archive path, diff ID).
+    pub(crate) fn ingest_layer_checked(
+        &self,
+        reader: impl Read,
+        parent: Option<&Digest>,
+        what: &str,
+        expected_blob: Option<&Digest>,
+        expected_diff: Option<(usize, &str, &Digest)>,
+    ) -> Result<(berth_store::LayerRecord, berth_oci::Compression), Error> {
+        let mut blob = self.store.blobs().begin_blob()?;
+        let staging = self.store.staging_dir()?;
+        let applied = berth_oci::apply_layer(
+            Tee {
+                inner: reader,
+                copy: &mut blob,
+            },
+            staging.path(),
+            &berth_oci::ApplyOptions::default(),
+        )
+        .map_err(|source| ImageError::Layer {
+            what: what.to_owned(),
+            source,
+        })?;
+        if let Some((index, path, expected)) = expected_diff {
+            if *expected != applied.diff_id {
+                return Err(ImageError::DiffIdMismatch {
+                    index,
+                    path: path.to_owned(),
+                    expected: expected.clone(),
+                    actual: applied.diff_id,
+                }
+                .into());
+            }
+        }
+        if let Some(expected) = expected_blob {
+            if *expected != applied.compressed_digest {
+                return Err(berth_store::Error::DigestMismatch {
+                    expected: expected.clone(),
+                    actual: applied.compressed_digest,
+                }
+                .into());
+            }
+        }
+        let info = blob.commit(Some(&applied.compressed_digest))?;
+        let media_type = media::layer_media_type(applied.compression, false).to_owned();
+        let record = self.store.commit_layer(
+            staging,
+            parent,
+            &NewLayer {
+                diff_id: applied.diff_id,
+                blob_digest: info.digest,
+                media_type,
+                blob_size: info.size,
+                size: applied.size,
+            },
+        )?;
+        Ok((record, applied.compression))
+    }
+
+    /// Stores `config` and an OCI manifest for `layers` (bottom first, all stored) and adds
+    /// the image with tags `names` (full references). Returns the image ID.
+    pub(crate) fn store_image(
+        &self,
+        config: &[u8],
+        layers: &[berth_store::LayerRecord],
+        created: &str,
+        names: &[String],
+    ) -> Result<Digest, Error> {
+        let blobs = self.store.blobs();
+        let config_info = blobs.put_bytes(config)?;
+        let m = manifest::new_manifest(
+            manifest::descriptor(media::OCI_CONFIG, &config_info.digest, config_info.size),
+            layers
+                .iter()
+                .map(|l| manifest::descriptor(&l.media_type, &l.blob_digest, l.blob_size))
+                .collect(),
+            false,
+        );
+        let manifest_bytes = manifest::to_json(&m);
+        let manifest_info = blobs.put_bytes(&manifest_bytes)?;
+        self.add_image_record(
+            &config_info.digest,
+            &manifest_info.digest,
+            media::OCI_MANIFEST,
+            created,
+            layers,
+            names,
+        )?;
+        Ok(config_info.digest)
+    }
+
+    pub(crate) fn add_image_record(
+        &self,
+        id: &Digest,
+        manifest_digest: &Digest,
+        manifest_media_type: &str,
+        created: &str,
+        layers: &[berth_store::LayerRecord],
+        names: &[String],
+    ) -> Result<Vec<berth_store::TagMove>, Error> {
+        Ok(self.store.add_image(
+            &NewImage {
+                id: id.clone(),
+                manifest_digest: manifest_digest.clone(),
+                manifest_media_type: manifest_media_type.to_owned(),
+                created: created.to_owned(),
+                created_unix: parse_rfc3339(created),
+                layers: layers.iter().map(|l| l.chain_id.clone()).collect(),
+            },
+            names,
+        )?)
+    }
+}
