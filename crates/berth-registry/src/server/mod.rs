@@ -1,0 +1,409 @@
+//! `berth registry serve`: an OCI distribution registry on tokio and hyper.
+//!
+//! [`Registry`] holds the storage, the authorizer and the hot-manifest cache; [`serve`] runs
+//! it on a listener until a signal; [`gc`] collects unreferenced blobs. Every failure of a
+//! request becomes a spec error body in one place ([`api::RequestError::code`]).
+
+pub mod api;
+pub mod auth;
+pub mod body;
+pub mod gc;
+pub mod storage;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use berth_oci::{Digest, Hasher};
+use bytes::Bytes;
+use hyper::header::HeaderValue;
+use serde::Deserialize;
+
+pub use auth::{AccessRule, AuthConfig, Authorizer};
+pub use gc::{gc, GcOptions, GcReport};
+pub use storage::{FsStorage, Storage, StorageError};
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration file could not be read or parsed.
+    #[error("registry config {path}: {reason}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Binding the address failed.
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The auth configuration is unusable.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    /// The storage could not be opened.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The runtime could not start.
+    #[error("starting the server runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl ServeError {
+    /// The kind of error.
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            ServeError::Config { .. } | ServeError::Auth(_) | ServeError::Tls(_) => {
+                crate::ErrorKind::InvalidArgument
+            }
+            ServeError::Bind { .. } | ServeError::Runtime(_) => crate::ErrorKind::Unavailable,
+            ServeError::Storage(_) => crate::ErrorKind::Internal,
+        }
+    }
+}
+
+/// How the server speaks TLS.
+#[derive(Debug, Clone, Default)]
+pub enum TlsMode {
+    /// Plain HTTP.
+    #[default]
+    Off,
+    /// A certificate and key (PEM files).
+    Files {
+        /// Certificate chain.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+    /// A self-signed certificate made at start (for trying things out).
+    SelfSigned,
+}
+
+/// The `[registry]` table of a `berth.toml`-style configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfigFile {
+    /// Address to listen on.
+    pub addr: Option<String>,
+    /// Storage directory.
+    pub storage: Option<PathBuf>,
+    /// Largest manifest accepted, bytes (default 4 MiB).
+    pub max_manifest_size: Option<usize>,
+    /// How long a tag lookup may be served from memory, milliseconds (default 1000); other
+    /// replicas' tag moves are seen after at most this long.
+    pub tag_cache_ms: Option<u64>,
+    /// Authentication and access rules.
+    pub auth: Option<AuthConfig>,
+    /// TLS certificate (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// TLS key (PEM).
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+struct WholeFile {
+    registry: Option<ServerConfigFile>,
+}
+
+impl ServerConfigFile {
+    /// Reads a config file: either a `[registry]` table (as in `berth.toml`) or the same keys
+    /// at top level.
+    pub fn load(path: &Path) -> Result<ServerConfigFile, ServeError> {
+        let bad = |reason: String| ServeError::Config {
+            path: path.to_owned(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let value: toml::Value = toml::from_str(&text).map_err(|e| bad(e.message().to_owned()))?;
+        if value.get("registry").is_some() {
+            let whole: WholeFile = value
+                .try_into()
+                .map_err(|e: toml::de::Error| bad(e.message().to_owned()))?;
+            Ok(whole.registry.unwrap_or_default())
+        } else {
+            value
+                .try_into()
+                .map_err(|e: toml::de::Error| bad(e.message().to_owned()))
+        }
+    }
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    pub addr: String,
+    /// Storage directory.
+    pub storage: PathBuf,
+    /// TLS mode.
+    pub tls: TlsMode,
+    /// Auth settings (auth is off without an htpasswd file).
+    pub auth: AuthConfig,
+    /// Largest manifest accepted.
+    pub max_manifest_size: usize,
+    /// Tag cache lifetime.
+    pub tag_cache: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            addr: "127.0.0.1:5000".into(),
+            storage: PathBuf::from("/var/lib/berth-registry"),
+            tls: TlsMode::Off,
+            auth: AuthConfig::default(),
+            max_manifest_size: 4 << 20,
+            tag_cache: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// A manifest held in memory, with its response headers ready.
+#[derive(Debug, Clone)]
+pub struct CachedManifest {
+    /// The bytes.
+    pub bytes: Bytes,
+    /// `Content-Type`.
+    pub media_type: HeaderValue,
+    /// `Docker-Content-Digest`.
+    pub digest_header: HeaderValue,
+    /// `Content-Length`.
+    pub length_header: HeaderValue,
+}
+
+/// The in-memory view of hot manifests: content by digest (immutable, so never stale) and
+/// tags by (repository, tag) for a short time.
+#[derive(Debug, Default)]
+pub struct ManifestCache {
+    by_digest: RwLock<HashMap<Digest, Arc<CachedManifest>>>,
+    tags: RwLock<HashMap<String, (Digest, Instant)>>,
+}
+
+const CACHE_LIMIT: usize = 4096;
+
+impl ManifestCache {
+    fn tag_key(repo: &str, tag: &str) -> String {
+        let mut k = String::with_capacity(repo.len() + tag.len() + 1);
+        k.push_str(repo);
+        k.push(':');
+        k.push_str(tag);
+        k
+    }
+
+    /// A cached tag resolution younger than `ttl`.
+    pub fn tag(&self, repo: &str, tag: &str, ttl: Duration) -> Option<Digest> {
+        let map = self.tags.read().ok()?;
+        let (d, at) = map.get(&Self::tag_key(repo, tag))?;
+        (at.elapsed() < ttl).then(|| d.clone())
+    }
+
+    /// Remembers a tag resolution.
+    pub fn put_tag(&self, repo: &str, tag: &str, digest: &Digest) {
+        if let Ok(mut map) = self.tags.write() {
+            if map.len() >= CACHE_LIMIT {
+                map.clear();
+            }
+            map.insert(Self::tag_key(repo, tag), (digest.clone(), Instant::now()));
+        }
+    }
+
+    /// Forgets a tag.
+    pub fn forget_tag(&self, repo: &str, tag: &str) {
+        if let Ok(mut map) = self.tags.write() {
+            map.remove(&Self::tag_key(repo, tag));
+        }
+    }
+
+    /// Forgets every tag of a repository.
+    pub fn forget_repo(&self, repo: &str) {
+        if let Ok(mut map) = self.tags.write() {
+            let prefix = format!("{repo}:");
+            map.retain(|k, _| !k.starts_with(&prefix));
+        }
+    }
+
+    /// A cached manifest.
+    pub fn manifest(&self, digest: &Digest) -> Option<Arc<CachedManifest>> {
+        self.by_digest.read().ok()?.get(digest).cloned()
+    }
+
+    /// Remembers a manifest.
+    pub fn put_manifest(&self, digest: &Digest, m: Arc<CachedManifest>) {
+        if let Ok(mut map) = self.by_digest.write() {
+            if map.len() >= CACHE_LIMIT {
+                map.clear();
+            }
+            map.insert(digest.clone(), m);
+        }
+    }
+}
+
+/// One registry: storage, auth, caches and uploads in flight.
+pub struct Registry {
+    /// The backend.
+    pub storage: Arc<dyn Storage>,
+    /// The authorizer; `None` when auth is off.
+    pub auth: Option<Authorizer>,
+    /// Hot manifests.
+    pub cache: ManifestCache,
+    /// Hash state of uploads in flight, so a blob is hashed once while it streams in.
+    pub uploads: Mutex<HashMap<String, Hasher>>,
+    /// Largest manifest accepted.
+    pub max_manifest_size: usize,
+    /// Tag cache lifetime.
+    pub tag_cache: Duration,
+    /// Whether the listener speaks TLS (for the default realm).
+    pub tls: bool,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("auth", &self.auth)
+            .finish()
+    }
+}
+
+impl Registry {
+    /// A registry over `storage` with the settings of `config`.
+    pub fn new(storage: Arc<dyn Storage>, config: &ServerConfig) -> Result<Registry, ServeError> {
+        Ok(Registry {
+            storage,
+            auth: Authorizer::new(&config.auth)?,
+            cache: ManifestCache::default(),
+            uploads: Mutex::new(HashMap::new()),
+            max_manifest_size: config.max_manifest_size,
+            tag_cache: config.tag_cache,
+            tls: !matches!(config.tls, TlsMode::Off),
+        })
+    }
+}
+
+/// A running server: its address, and a handle to stop it.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// The address bound (the real port when 0 was asked).
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Stops the server and waits for it.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ServeError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(32)
+        .thread_stack_size(256 * 1024)
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)
+}
+
+fn bind(addr: &str) -> Result<std::net::TcpListener, ServeError> {
+    let l = std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind {
+        addr: addr.to_owned(),
+        source,
+    })?;
+    l.set_nonblocking(true).map_err(|source| ServeError::Bind {
+        addr: addr.to_owned(),
+        source,
+    })?;
+    Ok(l)
+}
+
+fn prepare(config: &ServerConfig) -> Result<(Arc<Registry>, Option<tls::Acceptor>), ServeError> {
+    let storage: Arc<dyn Storage> = Arc::new(FsStorage::open(&config.storage)?);
+    let registry = Arc::new(Registry::new(storage, config)?);
+    let acceptor = tls::acceptor(&config.tls)?;
+    Ok((registry, acceptor))
+}
+
+/// Starts a server on a background thread (for tests and embedding).
+pub fn spawn(config: &ServerConfig) -> Result<RunningServer, ServeError> {
+    let (registry, acceptor) = prepare(config)?;
+    let listener = bind(&config.addr)?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.addr.clone(),
+        source,
+    })?;
+    let rt = runtime()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        rt.block_on(async move {
+            let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                return;
+            };
+            tokio::select! {
+                _ = api::accept_loop(listener, registry, acceptor) => {}
+                _ = rx => {}
+            }
+        });
+        rt.shutdown_timeout(Duration::from_millis(100));
+    });
+    Ok(RunningServer {
+        addr,
+        stop: Some(tx),
+        thread: Some(thread),
+    })
+}
+
+/// Runs a server in the foreground until SIGINT or SIGTERM; `on_ready` is told the address
+/// bound before the first request is accepted.
+pub fn serve(config: &ServerConfig, on_ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+    let (registry, acceptor) = prepare(config)?;
+    let listener = bind(&config.addr)?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.addr.clone(),
+        source,
+    })?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::from_std(listener).map_err(|source| ServeError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        on_ready(addr);
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(ServeError::Runtime)?;
+        tokio::select! {
+            _ = api::accept_loop(listener, registry, acceptor) => {}
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        Ok::<(), ServeError>(())
+    })?;
+    rt.shutdown_timeout(Duration::from_millis(200));
+    Ok(())
+}

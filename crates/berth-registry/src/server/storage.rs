@@ -1,0 +1,718 @@
+//! Where the registry keeps blobs, uploads, manifests and tags.
+//!
+//! [`Storage`] is the contract every backend keeps: content-addressed blobs that become
+//! visible only whole and verified, uploads that live apart from blobs until committed, and
+//! per-repository links (which blobs and manifests a repository holds, its tags, its
+//! referrers). Every operation is keyed, stateless and idempotent, so several registry
+//! replicas can share one backend. [`FsStorage`] is the embedded default: a directory.
+//!
+//! Layout of [`FsStorage`]:
+//!
+//! ```text
+//! blobs/sha256/<2 hex>/<64 hex>                   content, renamed into place when verified
+//! uploads/<id>                                     upload in progress
+//! repositories/<name>/_layers/<hex>                blob linked to the repository
+//! repositories/<name>/_manifests/revisions/<hex>   manifest in the repository (holds its media type)
+//! repositories/<name>/_manifests/tags/<tag>        tag -> "sha256:<hex>"
+//! repositories/<name>/_referrers/<subject hex>/<hex>   descriptor JSON of a referrer
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use berth_oci::{Digest, Hasher};
+
+use crate::name::RepoName;
+
+/// What went wrong in a storage backend.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The blob does not exist.
+    #[error("blob {0} not found")]
+    BlobNotFound(Digest),
+    /// The upload does not exist (never started, committed or cancelled).
+    #[error("upload {0} not found")]
+    UploadNotFound(String),
+    /// The uploaded bytes do not hash to the digest given.
+    #[error("upload {id}: content is {actual}, not {expected}")]
+    DigestMismatch {
+        /// The upload.
+        id: String,
+        /// The digest the client named.
+        expected: Digest,
+        /// The digest of the bytes received.
+        actual: Digest,
+    },
+    /// An I/O error on a path.
+    #[error("storage I/O on {path}: {source}")]
+    Io {
+        /// The path concerned.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+/// The broad kind of a [`StorageError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageErrorKind {
+    /// Something asked for does not exist.
+    NotFound,
+    /// The content did not match its digest.
+    InvalidContent,
+    /// The backend failed.
+    Internal,
+}
+
+impl StorageError {
+    /// The kind of error.
+    pub fn kind(&self) -> StorageErrorKind {
+        match self {
+            StorageError::BlobNotFound(_) | StorageError::UploadNotFound(_) => {
+                StorageErrorKind::NotFound
+            }
+            StorageError::DigestMismatch { .. } => StorageErrorKind::InvalidContent,
+            StorageError::Io { .. } => StorageErrorKind::Internal,
+        }
+    }
+}
+
+/// A readable, seekable blob.
+pub trait BlobRead: Read + Seek + Send {}
+impl<T: Read + Seek + Send> BlobRead for T {}
+
+/// An open upload: bytes appended in order.
+pub trait UploadWrite: Write + Send {
+    /// Bytes in the upload so far.
+    fn len(&self) -> u64;
+    /// Whether nothing has been written yet.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Which kind of link a repository holds to content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    /// A blob (layer or config) pushed to or mounted into the repository.
+    Layer,
+    /// A manifest of the repository.
+    Manifest,
+}
+
+/// The contract of a registry storage backend.
+///
+/// Blobs become visible atomically and only after their digest is verified: after a crash at
+/// any point a blob is either absent or whole. All methods are blocking; the server calls
+/// them from blocking threads.
+pub trait Storage: Send + Sync + 'static {
+    /// The size of a blob, or `None` when absent.
+    fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, StorageError>;
+    /// Opens a blob for reading.
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn BlobRead>, StorageError>;
+    /// Reads a whole (small) blob.
+    fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StorageError>;
+    /// Stores bytes whose digest the caller has computed as `digest`.
+    fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StorageError>;
+    /// Deletes a blob; `false` when it was absent.
+    fn delete_blob(&self, digest: &Digest) -> Result<bool, StorageError>;
+    /// Every blob stored.
+    fn list_blobs(&self) -> Result<Vec<Digest>, StorageError>;
+
+    /// Creates an empty upload.
+    fn start_upload(&self, id: &str) -> Result<(), StorageError>;
+    /// The bytes received by an upload, or `None` when it does not exist.
+    fn upload_size(&self, id: &str) -> Result<Option<u64>, StorageError>;
+    /// Opens an upload for appending.
+    fn append_upload(&self, id: &str) -> Result<Box<dyn UploadWrite>, StorageError>;
+    /// Verifies the upload against `digest` and makes it the blob `digest`; `hashed` is the
+    /// hash state of the whole upload when the caller kept it (else the upload is re-read).
+    /// On a mismatch the upload is removed and nothing is stored.
+    fn commit_upload(
+        &self,
+        id: &str,
+        digest: &Digest,
+        hashed: Option<Hasher>,
+    ) -> Result<u64, StorageError>;
+    /// Removes an upload; `false` when it was absent.
+    fn cancel_upload(&self, id: &str) -> Result<bool, StorageError>;
+    /// Every upload with its last modification time.
+    fn list_uploads(&self) -> Result<Vec<(String, SystemTime)>, StorageError>;
+
+    /// Links content to a repository.
+    fn link(
+        &self,
+        repo: &RepoName,
+        kind: LinkKind,
+        digest: &Digest,
+        meta: &[u8],
+    ) -> Result<(), StorageError>;
+    /// The link's metadata, or `None` when the repository does not hold the content.
+    fn linked(
+        &self,
+        repo: &RepoName,
+        kind: LinkKind,
+        digest: &Digest,
+    ) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Removes a link; `false` when absent.
+    fn unlink(
+        &self,
+        repo: &RepoName,
+        kind: LinkKind,
+        digest: &Digest,
+    ) -> Result<bool, StorageError>;
+    /// Every link of a kind in a repository.
+    fn list_links(&self, repo: &RepoName, kind: LinkKind) -> Result<Vec<Digest>, StorageError>;
+
+    /// Points a tag at a manifest.
+    fn set_tag(&self, repo: &RepoName, tag: &str, digest: &Digest) -> Result<(), StorageError>;
+    /// The manifest a tag points at.
+    fn tag(&self, repo: &RepoName, tag: &str) -> Result<Option<Digest>, StorageError>;
+    /// Removes a tag; `false` when absent.
+    fn delete_tag(&self, repo: &RepoName, tag: &str) -> Result<bool, StorageError>;
+    /// The tags of a repository, sorted; `None` when the repository does not exist.
+    fn tags(&self, repo: &RepoName) -> Result<Option<Vec<String>>, StorageError>;
+    /// Every repository, sorted.
+    fn repositories(&self) -> Result<Vec<String>, StorageError>;
+
+    /// Records `descriptor` (JSON) as a referrer of `subject`.
+    fn add_referrer(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        referrer: &Digest,
+        descriptor: &[u8],
+    ) -> Result<(), StorageError>;
+    /// Removes a referrer record.
+    fn remove_referrer(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        referrer: &Digest,
+    ) -> Result<(), StorageError>;
+    /// The descriptors (JSON) of the referrers of `subject`.
+    fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Vec<u8>>, StorageError>;
+}
+
+/// The embedded backend: a directory, with atomic writes (temp file, fsync, rename, fsync of
+/// the directory).
+#[derive(Debug, Clone)]
+pub struct FsStorage {
+    root: PathBuf,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn not_found_is_none<T>(r: io::Result<T>) -> io::Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+struct FileUpload {
+    file: File,
+    len: u64,
+}
+
+impl Write for FileUpload {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl UploadWrite for FileUpload {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl FsStorage {
+    /// Opens (creating) a storage directory.
+    pub fn open(root: impl Into<PathBuf>) -> Result<FsStorage, StorageError> {
+        let root = root.into();
+        for sub in ["blobs/sha256", "uploads", "repositories"] {
+            let p = root.join(sub);
+            fs::create_dir_all(&p).map_err(io_err(&p))?;
+        }
+        Ok(FsStorage { root })
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blob_path(&self, d: &Digest) -> PathBuf {
+        let hex = d.hex();
+        self.root.join("blobs/sha256").join(&hex[..2]).join(hex)
+    }
+
+    fn upload_path(&self, id: &str) -> Result<PathBuf, StorageError> {
+        // Upload ids are server-made; refuse anything that could leave the directory.
+        if id.is_empty()
+            || id.len() > 64
+            || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(StorageError::UploadNotFound(id.chars().take(80).collect()));
+        }
+        Ok(self.root.join("uploads").join(id))
+    }
+
+    fn repo_dir(&self, repo: &RepoName) -> PathBuf {
+        self.root.join("repositories").join(repo.as_str())
+    }
+
+    fn link_path(&self, repo: &RepoName, kind: LinkKind, d: &Digest) -> PathBuf {
+        let sub = match kind {
+            LinkKind::Layer => "_layers",
+            LinkKind::Manifest => "_manifests/revisions",
+        };
+        self.repo_dir(repo).join(sub).join(d.hex())
+    }
+
+    /// Writes `bytes` to `path` atomically: a temp file beside it, fsync, rename, dir fsync.
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+        let dir = path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let tmp = dir.join(format!(".tmp-{}", random_id()));
+        let res = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, path)?;
+            sync_dir(dir)
+        })();
+        if res.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        res.map_err(io_err(path))
+    }
+
+    /// Moves a verified file into the blob store.
+    fn install_blob(&self, from: &Path, d: &Digest) -> Result<(), StorageError> {
+        let to = self.blob_path(d);
+        let dir = to.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        fs::rename(from, &to).map_err(io_err(&to))?;
+        sync_dir(dir).map_err(io_err(dir))
+    }
+}
+
+/// A random identifier of 32 hex characters.
+pub fn random_id() -> String {
+    let raw: [u8; 16] = rand::random();
+    hex::encode(raw)
+}
+
+fn list_dir_names(dir: &Path) -> io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in rd {
+        let entry = entry?;
+        if let Some(name) = entry.file_name().to_str() {
+            if !name.starts_with('.') {
+                out.push(name.to_owned());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl Storage for FsStorage {
+    fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, StorageError> {
+        let p = self.blob_path(digest);
+        Ok(not_found_is_none(fs::metadata(&p))
+            .map_err(io_err(&p))?
+            .map(|m| m.len()))
+    }
+
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn BlobRead>, StorageError> {
+        let p = self.blob_path(digest);
+        match File::open(&p) {
+            Ok(f) => Ok(Box::new(f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(StorageError::BlobNotFound(digest.clone()))
+            }
+            Err(e) => Err(io_err(&p)(e)),
+        }
+    }
+
+    fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StorageError> {
+        let p = self.blob_path(digest);
+        match fs::read(&p) {
+            Ok(b) => Ok(b),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(StorageError::BlobNotFound(digest.clone()))
+            }
+            Err(e) => Err(io_err(&p)(e)),
+        }
+    }
+
+    fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StorageError> {
+        if self.blob_size(digest)?.is_some() {
+            return Ok(());
+        }
+        self.write_atomic(&self.blob_path(digest), bytes)
+    }
+
+    fn delete_blob(&self, digest: &Digest) -> Result<bool, StorageError> {
+        let p = self.blob_path(digest);
+        Ok(not_found_is_none(fs::remove_file(&p))
+            .map_err(io_err(&p))?
+            .is_some())
+    }
+
+    fn list_blobs(&self) -> Result<Vec<Digest>, StorageError> {
+        let base = self.root.join("blobs/sha256");
+        let mut out = Vec::new();
+        for prefix in list_dir_names(&base).map_err(io_err(&base))? {
+            let dir = base.join(&prefix);
+            for name in list_dir_names(&dir).map_err(io_err(&dir))? {
+                if let Ok(d) = Digest::from_hex(&name) {
+                    out.push(d);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn start_upload(&self, id: &str) -> Result<(), StorageError> {
+        let p = self.upload_path(id)?;
+        File::create(&p).map_err(io_err(&p))?;
+        Ok(())
+    }
+
+    fn upload_size(&self, id: &str) -> Result<Option<u64>, StorageError> {
+        let p = self.upload_path(id)?;
+        Ok(not_found_is_none(fs::metadata(&p))
+            .map_err(io_err(&p))?
+            .map(|m| m.len()))
+    }
+
+    fn append_upload(&self, id: &str) -> Result<Box<dyn UploadWrite>, StorageError> {
+        let p = self.upload_path(id)?;
+        let file = match OpenOptions::new().append(true).open(&p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StorageError::UploadNotFound(id.to_owned()))
+            }
+            Err(e) => return Err(io_err(&p)(e)),
+        };
+        let len = file.metadata().map_err(io_err(&p))?.len();
+        Ok(Box::new(FileUpload { file, len }))
+    }
+
+    fn commit_upload(
+        &self,
+        id: &str,
+        digest: &Digest,
+        hashed: Option<Hasher>,
+    ) -> Result<u64, StorageError> {
+        let p = self.upload_path(id)?;
+        let mut file = match File::open(&p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StorageError::UploadNotFound(id.to_owned()))
+            }
+            Err(e) => return Err(io_err(&p)(e)),
+        };
+        let len = file.metadata().map_err(io_err(&p))?.len();
+        let hasher = match hashed {
+            Some(h) if h.len() == len => h,
+            _ => {
+                let mut h = Hasher::new();
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = file.read(&mut buf).map_err(io_err(&p))?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                }
+                h
+            }
+        };
+        let actual = hasher.finish();
+        if &actual != digest {
+            let _ = fs::remove_file(&p);
+            return Err(StorageError::DigestMismatch {
+                id: id.to_owned(),
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        if self.blob_size(digest)?.is_some() {
+            // Another upload of the same content won; ours is redundant.
+            let _ = fs::remove_file(&p);
+            return Ok(len);
+        }
+        file.sync_all().map_err(io_err(&p))?;
+        drop(file);
+        self.install_blob(&p, digest)?;
+        Ok(len)
+    }
+
+    fn cancel_upload(&self, id: &str) -> Result<bool, StorageError> {
+        let p = self.upload_path(id)?;
+        Ok(not_found_is_none(fs::remove_file(&p))
+            .map_err(io_err(&p))?
+            .is_some())
+    }
+
+    fn list_uploads(&self) -> Result<Vec<(String, SystemTime)>, StorageError> {
+        let dir = self.root.join("uploads");
+        let mut out = Vec::new();
+        for name in list_dir_names(&dir).map_err(io_err(&dir))? {
+            let p = dir.join(&name);
+            if let Some(m) = not_found_is_none(fs::metadata(&p)).map_err(io_err(&p))? {
+                out.push((name, m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
+            }
+        }
+        Ok(out)
+    }
+
+    fn link(
+        &self,
+        repo: &RepoName,
+        kind: LinkKind,
+        digest: &Digest,
+        meta: &[u8],
+    ) -> Result<(), StorageError> {
+        let p = self.link_path(repo, kind, digest);
+        if let Some(existing) = not_found_is_none(fs::read(&p)).map_err(io_err(&p))? {
+            if existing == meta {
+                return Ok(());
+            }
+        }
+        self.write_atomic(&p, meta)
+    }
+
+    fn linked(
+        &self,
+        repo: &RepoName,
+        kind: LinkKind,
+        digest: &Digest,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let p = self.link_path(repo, kind, digest);
+        not_found_is_none(fs::read(&p)).map_err(io_err(&p))
+    }
+
+    fn unlink(
+        &self,
+        repo: &RepoName,
+        kind: LinkKind,
+        digest: &Digest,
+    ) -> Result<bool, StorageError> {
+        let p = self.link_path(repo, kind, digest);
+        Ok(not_found_is_none(fs::remove_file(&p))
+            .map_err(io_err(&p))?
+            .is_some())
+    }
+
+    fn list_links(&self, repo: &RepoName, kind: LinkKind) -> Result<Vec<Digest>, StorageError> {
+        let p = self.link_path(repo, kind, &Digest::of(b""));
+        let dir = p.parent().unwrap_or(&self.root);
+        Ok(list_dir_names(dir)
+            .map_err(io_err(dir))?
+            .iter()
+            .filter_map(|n| Digest::from_hex(n).ok())
+            .collect())
+    }
+
+    fn set_tag(&self, repo: &RepoName, tag: &str, digest: &Digest) -> Result<(), StorageError> {
+        let p = self.repo_dir(repo).join("_manifests/tags").join(tag);
+        if let Some(existing) = not_found_is_none(fs::read(&p)).map_err(io_err(&p))? {
+            if existing == digest.to_string().as_bytes() {
+                return Ok(());
+            }
+        }
+        self.write_atomic(&p, digest.to_string().as_bytes())
+    }
+
+    fn tag(&self, repo: &RepoName, tag: &str) -> Result<Option<Digest>, StorageError> {
+        let p = self.repo_dir(repo).join("_manifests/tags").join(tag);
+        Ok(not_found_is_none(fs::read_to_string(&p))
+            .map_err(io_err(&p))?
+            .and_then(|s| s.trim().parse().ok()))
+    }
+
+    fn delete_tag(&self, repo: &RepoName, tag: &str) -> Result<bool, StorageError> {
+        let p = self.repo_dir(repo).join("_manifests/tags").join(tag);
+        Ok(not_found_is_none(fs::remove_file(&p))
+            .map_err(io_err(&p))?
+            .is_some())
+    }
+
+    fn tags(&self, repo: &RepoName) -> Result<Option<Vec<String>>, StorageError> {
+        let dir = self.repo_dir(repo);
+        if !dir.join("_manifests").is_dir() && !dir.join("_layers").is_dir() {
+            return Ok(None);
+        }
+        let tags = dir.join("_manifests/tags");
+        Ok(Some(list_dir_names(&tags).map_err(io_err(&tags))?))
+    }
+
+    fn repositories(&self) -> Result<Vec<String>, StorageError> {
+        fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) -> io::Result<()> {
+            for name in list_dir_names(dir)? {
+                if name.starts_with('_') {
+                    continue;
+                }
+                let sub = dir.join(&name);
+                if !sub.is_dir() {
+                    continue;
+                }
+                let full = if prefix.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{prefix}/{name}")
+                };
+                if sub.join("_manifests").is_dir() {
+                    out.push(full.clone());
+                }
+                walk(&sub, &full, out)?;
+            }
+            Ok(())
+        }
+        let base = self.root.join("repositories");
+        let mut out = Vec::new();
+        walk(&base, "", &mut out).map_err(io_err(&base))?;
+        out.sort();
+        Ok(out)
+    }
+
+    fn add_referrer(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        referrer: &Digest,
+        descriptor: &[u8],
+    ) -> Result<(), StorageError> {
+        let p = self
+            .repo_dir(repo)
+            .join("_referrers")
+            .join(subject.hex())
+            .join(referrer.hex());
+        self.write_atomic(&p, descriptor)
+    }
+
+    fn remove_referrer(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        referrer: &Digest,
+    ) -> Result<(), StorageError> {
+        let p = self
+            .repo_dir(repo)
+            .join("_referrers")
+            .join(subject.hex())
+            .join(referrer.hex());
+        not_found_is_none(fs::remove_file(&p)).map_err(io_err(&p))?;
+        Ok(())
+    }
+
+    fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Vec<u8>>, StorageError> {
+        let dir = self.repo_dir(repo).join("_referrers").join(subject.hex());
+        let mut out = Vec::new();
+        for name in list_dir_names(&dir).map_err(io_err(&dir))? {
+            let p = dir.join(name);
+            if let Some(b) = not_found_is_none(fs::read(&p)).map_err(io_err(&p))? {
+                out.push(b);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The suite every backend must pass.
+    pub fn storage_contract(s: &dyn Storage) {
+        let repo = RepoName::new("a/b").unwrap();
+        let data = b"hello blob";
+        let d = Digest::of(data);
+        assert_eq!(s.blob_size(&d).unwrap(), None);
+
+        // Upload with a wrong digest: nothing stored.
+        s.start_upload("u1").unwrap();
+        s.append_upload("u1").unwrap().write_all(data).unwrap();
+        let wrong = Digest::of(b"other");
+        let err = s.commit_upload("u1", &wrong, None).unwrap_err();
+        assert_eq!(err.kind(), StorageErrorKind::InvalidContent);
+        assert_eq!(s.blob_size(&wrong).unwrap(), None);
+        assert_eq!(s.upload_size("u1").unwrap(), None);
+
+        // Two appends, then commit.
+        s.start_upload("u2").unwrap();
+        s.append_upload("u2")
+            .unwrap()
+            .write_all(&data[..4])
+            .unwrap();
+        let mut w = s.append_upload("u2").unwrap();
+        assert_eq!(w.len(), 4);
+        w.write_all(&data[4..]).unwrap();
+        drop(w);
+        assert_eq!(s.commit_upload("u2", &d, None).unwrap(), data.len() as u64);
+        assert_eq!(s.blob_size(&d).unwrap(), Some(data.len() as u64));
+        assert_eq!(s.read_blob(&d).unwrap(), data);
+        assert!(s.list_blobs().unwrap().contains(&d));
+
+        s.link(&repo, LinkKind::Layer, &d, b"").unwrap();
+        assert!(s.linked(&repo, LinkKind::Layer, &d).unwrap().is_some());
+        s.link(&repo, LinkKind::Manifest, &d, b"type").unwrap();
+        assert_eq!(
+            s.list_links(&repo, LinkKind::Manifest).unwrap(),
+            vec![d.clone()]
+        );
+        s.set_tag(&repo, "v1", &d).unwrap();
+        assert_eq!(s.tag(&repo, "v1").unwrap(), Some(d.clone()));
+        assert_eq!(s.tags(&repo).unwrap(), Some(vec!["v1".to_owned()]));
+        assert_eq!(s.repositories().unwrap(), vec!["a/b".to_owned()]);
+        assert!(s.delete_tag(&repo, "v1").unwrap());
+        assert!(s.unlink(&repo, LinkKind::Layer, &d).unwrap());
+        assert!(s.delete_blob(&d).unwrap());
+        assert!(!s.delete_blob(&d).unwrap());
+        assert!(s.upload_path_safe_rejects());
+    }
+
+    trait UploadIdCheck {
+        fn upload_path_safe_rejects(&self) -> bool;
+    }
+    impl UploadIdCheck for dyn Storage + '_ {
+        fn upload_path_safe_rejects(&self) -> bool {
+            self.start_upload("../escape").is_err()
+        }
+    }
+
+    #[test]
+    fn fs_storage_keeps_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        storage_contract(&s);
+    }
+}
