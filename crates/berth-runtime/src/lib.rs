@@ -1,1 +1,58 @@
-//! berth-runtime
+//! berth-runtime: an OCI runtime of berth's own. An OCI runtime spec (`config.json`) and a
+//! rootfs go in; an isolated, resource-limited process comes out.
+//!
+//! It owns namespaces (pid, mount, uts, ipc, net, cgroup, user when asked; joining by path),
+//! the container's filesystem (optional rootfs mounts such as the image's overlay, mounted
+//! inside the new mount namespace, spec mounts, `/dev` with the standard devices, `pivot_root`,
+//! masked and read-only paths), cgroups v1 and v2 ([`cgroups`]), capabilities, rlimits,
+//! user and groups, seccomp ([`seccomp`], with Docker's default profile), terminals, and the
+//! lifecycle with runc's semantics ([`create`], [`Container::start`], [`Container::kill`],
+//! [`Container::delete`], [`run`] and [`Container::exec`]). It knows nothing of images,
+//! registries or the store.
+//!
+//! Main types: [`ContainerConfig`] (what to create), [`Container`] (a created container, with
+//! its [`State`]), [`spec::default_spec`] (Docker's defaults for the engine to fill in).
+//! Setup syscalls go through [`syscalls::Syscalls`], so mount planning is unit-tested on
+//! [`syscalls::RecordingSyscalls`]; all `unsafe` lives in [`sys`].
+//!
+//! The caller must be single-threaded when it calls [`create`], [`run`] or
+//! [`Container::exec`] (they fork), as the `berth` CLI and the monitor are.
+//!
+//! ```no_run
+//! use berth_runtime::{run, spec::default_spec, ContainerConfig};
+//!
+//! let mut spec = default_spec(&["echo", "hello"]);
+//! spec.set_hostname(Some("c1".into()));
+//! spec.root_mut().as_mut().unwrap().set_path("/var/lib/berth/containers/c1/rootfs".into());
+//! let cfg = ContainerConfig::new("c1", "/run/berth/runtime/c1", "/var/lib/berth/containers/c1", spec);
+//! let mut container = run(cfg)?;                  // created and started
+//! let status = container.wait()?;                 // Some(ExitStatus { code: 0, .. })
+//! let oom = container.oom_killed();
+//! container.delete(false)?;                       // removes its cgroup and state
+//! # let _ = (status, oom);
+//! # Ok::<(), berth_runtime::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod cgroups;
+mod container;
+mod error;
+pub mod mounts;
+pub mod process;
+pub mod pty;
+pub mod seccomp;
+pub mod spec;
+pub mod sys;
+pub mod syscalls;
+
+pub use container::{
+    create, run, validate_id, Container, ContainerConfig, ExecProcess, ExitStatus, Op, State,
+    Status,
+};
+pub use error::{Error, ErrorKind, Result};
+pub use mounts::RootfsMount;
+pub use process::{Console, Stdio};
+pub use seccomp::{default_seccomp, default_seccomp_for};
+
+/// Re-export of the OCI runtime spec types the API takes.
+pub use oci_spec::runtime as oci;

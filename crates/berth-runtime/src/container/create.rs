@@ -1,0 +1,423 @@
+//! `create` and `run`: set up a container's process; `create` leaves it waiting on the exec
+//! fifo for `start`, `run` lets it exec right away.
+
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use super::init::InitContext;
+use super::{read_sync, Container, State, Status, CONFIG_FILE, FIFO_FILE};
+use crate::cgroups::{cgroup_relative_path, Cgroup, CgroupLayout};
+use crate::error::{Error, Result};
+use crate::mounts::{MountPlan, RootfsMount};
+use crate::process::{Console, ProcessPlan, Stdio};
+
+/// What to create: the spec and where things go.
+#[derive(Debug)]
+pub struct ContainerConfig {
+    /// Container ID (`[A-Za-z0-9_.-]+`).
+    pub id: String,
+    /// This container's state directory (e.g. `RUNROOT/runtime/<id>`); must not exist yet.
+    pub state_dir: PathBuf,
+    /// The bundle directory: a relative `root.path` is taken from here.
+    pub bundle: PathBuf,
+    /// The OCI runtime spec.
+    pub spec: Spec,
+    /// Mounts making up the rootfs (e.g. the image's overlay); empty: the rootfs as is.
+    pub rootfs_mounts: Vec<RootfsMount>,
+    /// The process's stdio when it has no terminal.
+    pub stdio: Stdio,
+    /// Where the pty master goes when `process.terminal` is true.
+    pub console: Option<Console>,
+    /// Write the init's host pid here.
+    pub pid_file: Option<PathBuf>,
+}
+
+impl ContainerConfig {
+    /// A config with inherited stdio, no console and no pid file.
+    pub fn new(
+        id: impl Into<String>,
+        state_dir: impl Into<PathBuf>,
+        bundle: impl Into<PathBuf>,
+        spec: Spec,
+    ) -> ContainerConfig {
+        ContainerConfig {
+            id: id.into(),
+            state_dir: state_dir.into(),
+            bundle: bundle.into(),
+            spec,
+            rootfs_mounts: Vec::new(),
+            stdio: Stdio::default(),
+            console: None,
+            pid_file: None,
+        }
+    }
+}
+
+/// Creates a container: namespaces, cgroup, filesystem, user and security settings are in
+/// place and the process waits for [`Container::start`] before exec'ing its command.
+pub fn create(cfg: ContainerConfig) -> Result<Container> {
+    launch(cfg, true)
+}
+
+/// Creates and starts a container in one go (the fast path: no fifo, no second process).
+/// Returns once the command has been exec'd; errors before exec (including a missing or
+/// non-executable command) are returned and leave nothing behind.
+pub fn run(cfg: ContainerConfig) -> Result<Container> {
+    launch(cfg, false)
+}
+
+fn ns_flag(t: LinuxNamespaceType) -> Result<(CloneFlags, &'static str)> {
+    Ok(match t {
+        LinuxNamespaceType::Pid => (CloneFlags::CLONE_NEWPID, "pid"),
+        LinuxNamespaceType::Network => (CloneFlags::CLONE_NEWNET, "net"),
+        LinuxNamespaceType::Mount => (CloneFlags::CLONE_NEWNS, "mnt"),
+        LinuxNamespaceType::Ipc => (CloneFlags::CLONE_NEWIPC, "ipc"),
+        LinuxNamespaceType::Uts => (CloneFlags::CLONE_NEWUTS, "uts"),
+        LinuxNamespaceType::User => (CloneFlags::CLONE_NEWUSER, "user"),
+        LinuxNamespaceType::Cgroup => (CloneFlags::CLONE_NEWCGROUP, "cgroup"),
+        LinuxNamespaceType::Time => return Err(Error::spec("time namespaces are not supported")),
+    })
+}
+
+/// Undoes a half-made container: collects errors and keeps going.
+struct Cleanup<'a> {
+    state_dir: &'a Path,
+    cgroup: Option<Cgroup>,
+    child: Option<nix::unistd::Pid>,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.child {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.destroy() {
+                log::warn!("cleanup: {e}");
+            }
+        }
+        if let Err(e) = fs::remove_dir_all(self.state_dir) {
+            log::warn!("cleanup: remove {}: {e}", self.state_dir.display());
+        }
+    }
+}
+
+fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
+    super::validate_id(&cfg.id)?;
+    let spec = &cfg.spec;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::spec("root is missing"))?;
+    let rootfs = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        cfg.bundle.join(root.path())
+    };
+    if !rootfs.is_dir() {
+        return Err(Error::io(
+            "open rootfs",
+            &rootfs,
+            std::io::Error::from_raw_os_error(libc::ENOENT),
+        ));
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::spec("process is missing"))?;
+    let linux = spec.linux().as_ref();
+
+    // Namespaces: new ones are clone flags, ones with a path are joined by the child.
+    let mut clone_flags = CloneFlags::empty();
+    let mut join = Vec::new();
+    let mut ns_names = Vec::new();
+    let mut cgroupns = false;
+    for ns in linux
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let (flag, name) = ns_flag(ns.typ())?;
+        match ns.path() {
+            Some(p) if !p.as_os_str().is_empty() => {
+                if flag == CloneFlags::CLONE_NEWPID || flag == CloneFlags::CLONE_NEWUSER {
+                    return Err(Error::spec(format!(
+                        "joining a {name} namespace by path is not supported"
+                    )));
+                }
+                let fd = fs::File::open(p).map_err(|e| Error::io("open namespace", p, e))?;
+                join.push((OwnedFd::from(fd), flag));
+            }
+            _ => {
+                ns_names.push(name.to_string());
+                if flag == CloneFlags::CLONE_NEWCGROUP {
+                    cgroupns = true;
+                } else {
+                    clone_flags |= flag;
+                }
+            }
+        }
+    }
+    let has_mntns = clone_flags.contains(CloneFlags::CLONE_NEWNS)
+        || join.iter().any(|(_, f)| *f == CloneFlags::CLONE_NEWNS);
+    if !clone_flags.contains(CloneFlags::CLONE_NEWNS) {
+        return Err(Error::spec(if has_mntns {
+            "joining a mount namespace by path is not supported".to_string()
+        } else {
+            "a new mount namespace is required".to_string()
+        }));
+    }
+    let userns = clone_flags.contains(CloneFlags::CLONE_NEWUSER);
+    let uts = clone_flags.contains(CloneFlags::CLONE_NEWUTS)
+        || join.iter().any(|(_, f)| *f == CloneFlags::CLONE_NEWUTS);
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !uts {
+        return Err(Error::spec(
+            "hostname is set but the container has no UTS namespace",
+        ));
+    }
+    let layout = CgroupLayout::detect()?;
+    let plan = MountPlan::from_spec(
+        spec,
+        &rootfs,
+        &cfg.rootfs_mounts,
+        layout.mount_layout(),
+        userns,
+    )?;
+    let proc_plan = ProcessPlan::from_spec(process, linux.and_then(|l| l.seccomp().as_ref()))?;
+    if proc_plan.terminal && cfg.console.is_none() {
+        return Err(Error::spec(
+            "process.terminal is true but no console socket was given",
+        ));
+    }
+    let sysctl: Vec<(PathBuf, String)> = linux
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            if k.contains('/') || k.split('.').any(|p| p.is_empty() || p == "..") {
+                Err(Error::spec(format!("bad sysctl name {k:?}")))
+            } else {
+                Ok((Path::new("/proc/sys").join(k.replace('.', "/")), v.clone()))
+            }
+        })
+        .collect::<Result<_>>()?;
+
+    // From here on, everything made is undone on failure.
+    if let Some(parent) = cfg.state_dir.parent() {
+        fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+    }
+    match fs::DirBuilder::new().mode(0o711).create(&cfg.state_dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::AlreadyExists { id: cfg.id.clone() })
+        }
+        Err(e) => return Err(Error::io("create", &cfg.state_dir, e)),
+    }
+    let mut cleanup = Cleanup {
+        state_dir: &cfg.state_dir,
+        cgroup: None,
+        child: None,
+        armed: true,
+    };
+    let rel = cgroup_relative_path(linux.and_then(|l| l.cgroups_path().as_deref()), &cfg.id);
+    let cgroup = Cgroup::create(&layout, &rel)?;
+    cleanup.cgroup = Some(cgroup.clone());
+    let warnings = match linux.and_then(|l| l.resources().as_ref()) {
+        Some(res) => cgroup.apply(res)?,
+        None => Vec::new(),
+    };
+    let config_path = cfg.state_dir.join(CONFIG_FILE);
+    let config = serde_json::to_vec(spec).map_err(|source| Error::State {
+        path: config_path.clone(),
+        source,
+    })?;
+    fs::write(&config_path, config).map_err(|e| Error::io("write", &config_path, e))?;
+
+    let fifo = if wait_for_start {
+        let path = cfg.state_dir.join(FIFO_FILE);
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+            .map_err(|e| Error::io("mkfifo", &path, e.into()))?;
+        // Read-write, so opening never blocks; `start` writes the byte the init waits for.
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        Some(OwnedFd::from(f))
+    } else {
+        None
+    };
+    let (sync_r, sync_w) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
+    let userns_pipe = if userns {
+        Some(nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?)
+    } else {
+        None
+    };
+    let (console_child, console_parent) = match (&cfg.console, proc_plan.terminal) {
+        (Some(Console::Socket(path)), true) => (
+            Some(
+                crate::pty::connect_console_socket(path)
+                    .map_err(|e| Error::io("connect console socket", path, e))?,
+            ),
+            None,
+        ),
+        (Some(Console::Return), true) => {
+            use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+            let (a, b) = socketpair(
+                AddressFamily::Unix,
+                SockType::Stream,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| Error::sys("socketpair", e))?;
+            (Some(b), Some(a))
+        }
+        _ => (None, None),
+    };
+
+    let ctx = InitContext {
+        plan: &plan,
+        process: &proc_plan,
+        stdio: &cfg.stdio,
+        hostname: spec.hostname().as_deref().filter(|h| !h.is_empty()),
+        domainname: spec.domainname().as_deref().filter(|h| !h.is_empty()),
+        join: &join,
+        cgroupns,
+        cgroup: if userns { None } else { Some(&cgroup) },
+        userns_wait: userns_pipe.as_ref().map(|(r, _)| r.as_fd()),
+        sync: sync_w.as_fd(),
+        fifo: fifo.as_ref().map(|f| f.as_fd()),
+        console: console_child.as_ref().map(|c| c.as_fd()),
+        sysctl: &sysctl,
+    };
+    let pid = match crate::sys::clone_fork(clone_flags).map_err(|e| Error::sys("clone", e))? {
+        None => super::init::init_child(&ctx),
+        Some(pid) => pid,
+    };
+    cleanup.child = Some(pid);
+    drop(sync_w);
+    drop(fifo);
+    drop(console_child);
+    let ContainerConfig { stdio, .. } = cfg;
+    drop(stdio);
+
+    if let Some((r, w)) = userns_pipe {
+        drop(r);
+        write_id_maps(pid, spec)?;
+        cgroup.add_pid(pid.as_raw())?;
+        fs::File::from(w)
+            .write_all(b"1")
+            .map_err(|e| Error::sys("signal init", e))?;
+    }
+    let ready = read_sync(&sync_r)?;
+    if ready != wait_for_start {
+        return Err(Error::Init {
+            step: "container init ended without a report".into(),
+            source: std::io::Error::from_raw_os_error(libc::EPIPE),
+        });
+    }
+    let pty_master = match console_parent {
+        Some(sock) => Some(
+            crate::pty::recv_fd(sock.as_fd())
+                .map_err(|e| Error::sys("receive pty master", e))?
+                .0,
+        ),
+        None => None,
+    };
+    let (start_time, _) = super::proc_start_time(pid.as_raw()).unwrap_or((0, 'R'));
+    let state = State {
+        oci_version: spec.version().clone(),
+        id: cfg.id.clone(),
+        status: if wait_for_start {
+            Status::Created
+        } else {
+            Status::Running
+        },
+        pid: pid.as_raw(),
+        bundle: cfg.bundle.clone(),
+        rootfs,
+        created: now_rfc3339(),
+        owner: String::new(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        pid_start_time: start_time,
+        cgroup: Some(cgroup),
+        namespaces: ns_names,
+    };
+    let container = Container {
+        state,
+        state_dir: cfg.state_dir.clone(),
+        sync: wait_for_start.then_some(sync_r),
+        pty_master,
+        is_child: true,
+        warnings,
+    };
+    container.save()?;
+    if let Some(p) = &cfg.pid_file {
+        fs::write(p, pid.as_raw().to_string()).map_err(|e| Error::io("write pid file", p, e))?;
+    }
+    cleanup.armed = false;
+    Ok(container)
+}
+
+fn write_id_maps(pid: nix::unistd::Pid, spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    for (file, maps) in [
+        ("uid_map", linux.and_then(|l| l.uid_mappings().as_ref())),
+        ("gid_map", linux.and_then(|l| l.gid_mappings().as_ref())),
+    ] {
+        let text: String = maps
+            .into_iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect();
+        if text.is_empty() {
+            return Err(Error::spec(format!(
+                "a user namespace needs {file} entries"
+            )));
+        }
+        let path = PathBuf::from(format!("/proc/{}/{file}", pid.as_raw()));
+        fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+    }
+    Ok(())
+}
+
+/// The current time as RFC 3339 with nanoseconds, UTC.
+pub(crate) fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        now.subsec_nanos()
+    )
+}

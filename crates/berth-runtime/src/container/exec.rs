@@ -1,0 +1,184 @@
+//! `exec`: run another process in a running container: join its namespaces and cgroup, then
+//! apply the process's user, capabilities, seccomp, env and cwd like the init does.
+
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+use oci_spec::runtime::{Process, Spec};
+
+use super::init::report_failure;
+use super::{read_sync, Container, ExitStatus, Op, CONFIG_FILE};
+use crate::error::{Error, Result};
+use crate::mounts::InitFailure;
+use crate::process::{Console, ProcessPlan, Stdio};
+
+/// A process started by [`Container::exec`]; it is a child of the caller.
+#[derive(Debug)]
+pub struct ExecProcess {
+    /// Host pid.
+    pub pid: Pid,
+    /// The pty master when the process has a terminal and [`Console::Return`] was asked.
+    pub pty_master: Option<OwnedFd>,
+}
+
+impl ExecProcess {
+    /// Waits for the process to exit.
+    pub fn wait(&self) -> Result<ExitStatus> {
+        use nix::sys::wait::{waitpid, WaitStatus};
+        loop {
+            match waitpid(self.pid, None) {
+                Ok(WaitStatus::Exited(_, code)) => return Ok(ExitStatus { code, signal: None }),
+                Ok(WaitStatus::Signaled(_, sig, _)) => {
+                    return Ok(ExitStatus {
+                        code: 128 + sig as i32,
+                        signal: Some(sig as i32),
+                    })
+                }
+                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("wait for exec process", e)),
+            }
+        }
+    }
+}
+
+const NS_ORDER: [(&str, CloneFlags); 6] = [
+    ("user", CloneFlags::CLONE_NEWUSER),
+    ("ipc", CloneFlags::CLONE_NEWIPC),
+    ("uts", CloneFlags::CLONE_NEWUTS),
+    ("net", CloneFlags::CLONE_NEWNET),
+    ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+    ("mnt", CloneFlags::CLONE_NEWNS),
+];
+
+impl Container {
+    /// Runs `process` inside the running container. The calling thread briefly enters the
+    /// container's pid namespace for children (and leaves it again) so that the new process
+    /// is both inside it and a child of the caller.
+    pub fn exec(
+        &mut self,
+        process: &Process,
+        stdio: Stdio,
+        console: Option<Console>,
+    ) -> Result<ExecProcess> {
+        self.check(Op::Exec, "exec")?;
+        let config = self.state_dir.join(CONFIG_FILE);
+        let spec = Spec::load(&config)
+            .map_err(|e| Error::io("read", &config, std::io::Error::other(e.to_string())))?;
+        let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+        let plan = ProcessPlan::from_spec(process, seccomp)?;
+        if plan.terminal && console.is_none() {
+            return Err(Error::spec(
+                "process.terminal is true but no console was given",
+            ));
+        }
+        let pid = self.state.pid;
+        let mut join: Vec<(OwnedFd, CloneFlags)> = Vec::new();
+        for (name, flag) in NS_ORDER {
+            if self.state.namespaces.iter().any(|n| n == name) {
+                let p = format!("/proc/{pid}/ns/{name}");
+                let f = fs::File::open(&p).map_err(|e| Error::io("open namespace", &p, e))?;
+                join.push((OwnedFd::from(f), flag));
+            }
+        }
+        let (sync_r, sync_w) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
+        let (console_child, console_parent) = match (&console, plan.terminal) {
+            (Some(Console::Socket(path)), true) => (
+                Some(
+                    crate::pty::connect_console_socket(path)
+                        .map_err(|e| Error::io("connect console socket", path, e))?,
+                ),
+                None,
+            ),
+            (Some(Console::Return), true) => {
+                use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+                let (a, b) = socketpair(
+                    AddressFamily::Unix,
+                    SockType::Stream,
+                    None,
+                    SockFlag::SOCK_CLOEXEC,
+                )
+                .map_err(|e| Error::sys("socketpair", e))?;
+                (Some(b), Some(a))
+            }
+            _ => (None, None),
+        };
+        let in_pidns = self.state.namespaces.iter().any(|n| n == "pid");
+        let own_pidns = if in_pidns {
+            let target = fs::File::open(format!("/proc/{pid}/ns/pid"))
+                .map_err(|e| Error::io("open namespace", format!("/proc/{pid}/ns/pid"), e))?;
+            let own = fs::File::open("/proc/thread-self/ns/pid_for_children").map_err(|e| {
+                Error::io("open namespace", "/proc/thread-self/ns/pid_for_children", e)
+            })?;
+            nix::sched::setns(&target, CloneFlags::CLONE_NEWPID)
+                .map_err(|e| Error::sys("enter pid namespace", e))?;
+            Some(own)
+        } else {
+            None
+        };
+        let forked = crate::sys::clone_fork(CloneFlags::empty());
+        if let Ok(None) = forked {
+            let failure = exec_child(
+                self,
+                &join,
+                &plan,
+                &stdio,
+                console_child.as_ref().map(|c| c.as_fd()),
+            );
+            report_failure(sync_w.as_fd(), &failure);
+            crate::sys::exit_now(1);
+        }
+        if let Some(own) = own_pidns {
+            nix::sched::setns(&own, CloneFlags::CLONE_NEWPID)
+                .map_err(|e| Error::sys("leave pid namespace", e))?;
+        }
+        let child = forked
+            .map_err(|e| Error::sys("clone", e))?
+            .unwrap_or(Pid::from_raw(0));
+        drop(sync_w);
+        drop(console_child);
+        drop(stdio);
+        if let Err(e) = read_sync(&sync_r) {
+            let _ = nix::sys::wait::waitpid(child, None);
+            return Err(e);
+        }
+        let pty_master = match console_parent {
+            Some(sock) => Some(
+                crate::pty::recv_fd(sock.as_fd())
+                    .map_err(|e| Error::sys("receive pty master", e))?
+                    .0,
+            ),
+            None => None,
+        };
+        Ok(ExecProcess {
+            pid: child,
+            pty_master,
+        })
+    }
+}
+
+fn exec_child(
+    c: &Container,
+    join: &[(OwnedFd, CloneFlags)],
+    plan: &ProcessPlan,
+    stdio: &Stdio,
+    console: Option<std::os::fd::BorrowedFd<'_>>,
+) -> InitFailure {
+    if let Some(cg) = &c.state.cgroup {
+        if let Err(e) = cg.add_pid(0) {
+            return InitFailure::new(e.to_string(), std::io::Error::from_raw_os_error(libc::EIO));
+        }
+    }
+    for (fd, flag) in join {
+        if let Err(e) = nix::sched::setns(fd, *flag) {
+            return InitFailure::new(format!("join namespace {flag:?}"), e.into());
+        }
+    }
+    if let Err(f) = plan.setup_io(stdio, console) {
+        return f;
+    }
+    plan.apply_and_exec(|| Ok(()))
+}

@@ -1,0 +1,161 @@
+//! The container's init: what the cloned child does, in order, until it execs the command.
+//! Failures are reported to the parent on the sync pipe as `E`, errno, step; readiness (for
+//! `create`) as `R`.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::sched::CloneFlags;
+
+use crate::cgroups::Cgroup;
+use crate::error::Error;
+use crate::mounts::{InitFailure, MountPlan};
+use crate::process::{ProcessPlan, Stdio};
+use crate::syscalls::{LinuxSyscalls, Syscalls};
+
+/// Everything the child needs, borrowed from the parent's stack before clone.
+pub(crate) struct InitContext<'a> {
+    pub plan: &'a MountPlan,
+    pub process: &'a ProcessPlan,
+    pub stdio: &'a Stdio,
+    pub hostname: Option<&'a str>,
+    pub domainname: Option<&'a str>,
+    pub join: &'a [(OwnedFd, CloneFlags)],
+    pub cgroupns: bool,
+    /// Join this cgroup from inside (when no user namespace: the parent does it otherwise).
+    pub cgroup: Option<&'a Cgroup>,
+    pub userns_wait: Option<BorrowedFd<'a>>,
+    pub sync: BorrowedFd<'a>,
+    pub fifo: Option<BorrowedFd<'a>>,
+    pub console: Option<BorrowedFd<'a>>,
+    pub sysctl: &'a [(PathBuf, String)],
+}
+
+fn write_all(fd: BorrowedFd<'_>, data: &[u8]) {
+    let mut off = 0;
+    while off < data.len() {
+        match nix::unistd::write(fd, &data[off..]) {
+            Ok(n) if n > 0 => off += n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => return,
+        }
+    }
+}
+
+/// Runs in the child after clone; never returns.
+pub(crate) fn init_child(ctx: &InitContext<'_>) -> ! {
+    let failure = match init_steps(ctx) {
+        Ok(never) => match never {},
+        Err(f) => f,
+    };
+    report_failure(ctx.sync, &failure);
+    crate::sys::exit_now(1)
+}
+
+pub(crate) fn report_failure(sync: BorrowedFd<'_>, failure: &InitFailure) {
+    let mut msg = vec![b'E'];
+    msg.extend_from_slice(
+        &failure
+            .error
+            .raw_os_error()
+            .unwrap_or(libc::EIO)
+            .to_le_bytes(),
+    );
+    msg.extend_from_slice(failure.step.as_bytes());
+    write_all(sync, &msg);
+}
+
+/// Turns a failure record (after the `E`) into the crate's error.
+pub(crate) fn decode_failure(rest: &[u8]) -> Error {
+    if rest.len() < 4 {
+        return Error::Init {
+            step: "container init failed without a report".into(),
+            source: std::io::Error::from_raw_os_error(libc::EIO),
+        };
+    }
+    let errno = i32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+    let step = String::from_utf8_lossy(&rest[4..]).into_owned();
+    if let Some(path) = step.strip_prefix("exec-not-found ") {
+        return Error::CommandNotFound {
+            path: path.to_string(),
+        };
+    }
+    if let Some(path) = step.strip_prefix("exec-not-executable ") {
+        return Error::CommandNotExecutable {
+            path: path.to_string(),
+        };
+    }
+    Error::Init {
+        step,
+        source: std::io::Error::from_raw_os_error(errno),
+    }
+}
+
+fn init_steps(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitFailure> {
+    let sys = LinuxSyscalls;
+    if let Some(fd) = ctx.userns_wait {
+        let mut b = [0u8; 1];
+        let mut f = std::fs::File::from(
+            fd.try_clone_to_owned()
+                .map_err(|e| InitFailure::new("dup", e))?,
+        );
+        f.read_exact(&mut b)
+            .map_err(|e| InitFailure::new("wait for id mappings", e))?;
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+            .map_err(|e| InitFailure::new("become root in user namespace", e.into()))?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+            .map_err(|e| InitFailure::new("become root in user namespace", e.into()))?;
+    }
+    if let Some(cg) = ctx.cgroup {
+        cg.add_pid(0).map_err(|e| {
+            InitFailure::new(e.to_string(), std::io::Error::from_raw_os_error(libc::EIO))
+        })?;
+    }
+    for (fd, flag) in ctx.join {
+        nix::sched::setns(fd, *flag)
+            .map_err(|e| InitFailure::new(format!("join namespace {flag:?}"), e.into()))?;
+    }
+    if ctx.cgroupns {
+        sys.unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| InitFailure::new("unshare cgroup namespace", e))?;
+    }
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    if let Some(h) = ctx.hostname {
+        sys.sethostname(h)
+            .map_err(|e| InitFailure::new(format!("sethostname {h}"), e))?;
+    }
+    if let Some(d) = ctx.domainname {
+        sys.setdomainname(d)
+            .map_err(|e| InitFailure::new(format!("setdomainname {d}"), e))?;
+    }
+    ctx.plan.setup_rootfs(&sys)?;
+    ctx.plan.finish_rootfs(&sys)?;
+    for (path, value) in ctx.sysctl {
+        sys.write_file(path, value)
+            .map_err(|e| InitFailure::new(format!("write {}", path.display()), e))?;
+    }
+    ctx.process.setup_io(ctx.stdio, ctx.console)?;
+    let sync = ctx.sync;
+    let fifo = ctx.fifo;
+    Err(ctx.process.apply_and_exec(move || {
+        if let Some(fifo) = fifo {
+            write_all(sync, b"R");
+            let mut b = [0u8; 1];
+            loop {
+                match nix::unistd::read(fifo.as_raw_fd(), &mut b) {
+                    Ok(1) => break,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Ok(_) => {
+                        return Err(InitFailure::new(
+                            "wait for start",
+                            std::io::Error::from_raw_os_error(libc::EPIPE),
+                        ))
+                    }
+                    Err(e) => return Err(InitFailure::new("wait for start", e.into())),
+                }
+            }
+        }
+        Ok(())
+    }))
+}

@@ -1,0 +1,183 @@
+//! The only place of the runtime where `unsafe` lives: thin wrappers over the syscalls that
+//! `nix` does not wrap safely. Every block says why it is sound.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+
+/// Forks with `clone(2)` and the given namespace flags (no new stack: fork semantics).
+/// Returns `None` in the child and the child's pid in the parent.
+///
+/// The caller must be single-threaded, as for `fork(2)`: the child has a copy of the whole
+/// address space but only the calling thread, so locks held by other threads stay held.
+pub fn clone_fork(flags: CloneFlags) -> io::Result<Option<Pid>> {
+    let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: a clone without CLONE_VM and with a null stack behaves like fork: the child gets
+    // a copy-on-write copy of the address space and continues on a copy of this stack. The
+    // remaining arguments (parent_tid, child_tid, tls) are unused without the flags that read
+    // them (CLONE_PARENT_SETTID, CLONE_CHILD_SETTID, CLONE_SETTLS), which we never pass.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// Loads a classic BPF program as this thread's seccomp filter (mode 2).
+pub fn seccomp_set_filter(program: &[libc::sock_filter], flags: u32) -> io::Result<()> {
+    let len = u16::try_from(program.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "seccomp program too long"))?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points at `len` valid sock_filter entries borrowed for the duration of the
+    // call; the kernel copies the program and keeps no pointer into our memory.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER as libc::c_ulong,
+            flags as libc::c_ulong,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Makes `fd` (a terminal) the controlling terminal of this session.
+pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an int argument by value and touches no memory of ours.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sets the window size of terminal `fd`.
+pub fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize` from the pointer, which is valid for the call.
+    let ret = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCSWINSZ,
+            &ws as *const libc::winsize,
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Opens a pidfd for `pid` (Linux >= 5.3).
+pub fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0 as libc::c_uint) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: on success the kernel returned a new file descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// Sends `sig` to the process behind `pidfd` (no pid-reuse race).
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
+    // SAFETY: the info pointer may be null; all other arguments are integers.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null_mut::<libc::siginfo_t>(),
+            0 as libc::c_uint,
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sets the NIS domain name of this UTS namespace.
+pub fn setdomainname(name: &str) -> io::Result<()> {
+    // SAFETY: the pointer and length describe the bytes of `name`, valid for the call.
+    let ret = unsafe { libc::setdomainname(name.as_ptr() as *const libc::c_char, name.len()) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Resets every catchable signal to its default action and unblocks all signals, so the
+/// container's command does not inherit our dispositions (Rust ignores SIGPIPE) or mask.
+pub fn reset_signals() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL touches no memory of ours; invalid numbers fail with EINVAL,
+        // which is ignored on purpose.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+    // SAFETY: `set` is a valid, initialised sigset for the duration of the call.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Takes ownership of a descriptor the kernel just installed for us (SCM_RIGHTS, F_DUPFD).
+pub fn owned_fd_from_received(fd: RawFd) -> OwnedFd {
+    // SAFETY: the descriptor was just installed in our table by recvmsg and nothing else owns it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Sets the close-on-exec flag of `fd` on or off.
+pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    let flags = if on {
+        FdFlag::FD_CLOEXEC
+    } else {
+        FdFlag::empty()
+    };
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(flags))?;
+    Ok(())
+}
+
+/// Ends the process at once, without running exit handlers or flushing stdio buffers that
+/// belong to the parent (the forked child must not).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no memory of ours.
+    unsafe { libc::_exit(code) }
+}
