@@ -129,14 +129,49 @@ pub fn apply_layer<R: Read>(
     {
         let mut archive = tar::Archive::new(&mut inner);
         let mut last: Option<String> = None;
+        // Raw entries: long names, PAX records and sparse maps are read here, because the
+        // tar crate's PAX parser splits records at newlines, which binary xattr values contain.
         let entries = archive
             .entries()
-            .map_err(|source| stream_error(source, compression, &last, &decode_failed))?;
+            .map_err(|source| stream_error(source, compression, &last, &decode_failed))?
+            .raw(true);
+        let mut ext = Extended::default();
         for entry in entries {
             let mut entry =
                 entry.map_err(|source| stream_error(source, compression, &last, &decode_failed))?;
-            let name = display_name(&entry.path_bytes());
-            applier.apply_entry(&mut entry, &name, compression)?;
+            let kind = entry.header().entry_type();
+            let ext_err = |source| stream_error(source, compression, &last, &decode_failed);
+            match kind {
+                tar::EntryType::GNULongName => {
+                    ext.long_name = Some(trim_nul(read_extended(&mut entry).map_err(ext_err)?));
+                    continue;
+                }
+                tar::EntryType::GNULongLink => {
+                    ext.long_link = Some(trim_nul(read_extended(&mut entry).map_err(ext_err)?));
+                    continue;
+                }
+                tar::EntryType::XHeader => {
+                    let data = read_extended(&mut entry).map_err(ext_err)?;
+                    ext.pax = parse_pax(&data).map_err(|reason| LayerError::Tar {
+                        after: last.clone(),
+                        source: io::Error::new(io::ErrorKind::InvalidData, reason),
+                    })?;
+                    continue;
+                }
+                tar::EntryType::XGlobalHeader => {
+                    read_extended(&mut entry).map_err(ext_err)?;
+                    continue;
+                }
+                _ => {}
+            }
+            let ext = std::mem::take(&mut ext);
+            let raw_name = ext
+                .pax_value(b"path")
+                .map(<[u8]>::to_vec)
+                .or(ext.long_name.clone())
+                .unwrap_or_else(|| entry.header().path_bytes().into_owned());
+            let name = display_name(&raw_name);
+            applier.apply_entry(&mut entry, &raw_name, &ext, &name, compression)?;
             last = Some(name);
         }
     }
@@ -313,6 +348,8 @@ impl<'a> Applier<'a> {
     fn apply_entry<R: Read>(
         &mut self,
         entry: &mut tar::Entry<'_, R>,
+        raw: &[u8],
+        ext: &Extended,
         name: &str,
         compression: Compression,
     ) -> Result<(), LayerError> {
@@ -325,11 +362,7 @@ impl<'a> Applier<'a> {
             reason,
         };
         let kind = entry.header().entry_type();
-        if kind.is_pax_global_extensions() {
-            return Ok(());
-        }
-        let raw = entry.path_bytes().into_owned();
-        let comps = normalize(&raw).map_err(escape)?;
+        let comps = normalize(raw).map_err(escape)?;
         if comps
             .iter()
             .rev()
@@ -347,7 +380,7 @@ impl<'a> Applier<'a> {
                 self.parent = None;
             }
         }
-        let meta = self.meta(entry, name)?;
+        let meta = self.meta(entry, ext, name)?;
         self.entries += 1;
 
         let Some((last, parents)) = comps.split_last() else {
@@ -399,6 +432,8 @@ impl<'a> Applier<'a> {
                 rfs::makedev(0, 0),
             )
             .map_err(|e| op_err(name, "create whiteout device", e))?;
+            rfs::utimensat(pfd, os(target), &meta.times, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| op_err(name, "set times", e))?;
             return Ok(());
         }
 
@@ -448,10 +483,9 @@ impl<'a> Applier<'a> {
                 self.dir_times.push((full, meta.times));
             }
             T::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| invalid("symlink without a target"))?
-                    .into_owned();
+                let target = ext
+                    .link_name(entry.header())
+                    .ok_or_else(|| invalid("symlink without a target"))?;
                 if target.is_empty() {
                     return Err(invalid("symlink without a target"));
                 }
@@ -474,10 +508,9 @@ impl<'a> Applier<'a> {
                     .map_err(|e| op_err(name, "set times", e))?;
             }
             T::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| invalid("hardlink without a target"))?
-                    .into_owned();
+                let target = ext
+                    .link_name(entry.header())
+                    .ok_or_else(|| invalid("hardlink without a target"))?;
                 let tcomps = normalize(&target)
                     .map_err(|_| escape("hardlink target climbs above the snapshot root"))?;
                 let Some((tlast, tparents)) = tcomps.split_last() else {
@@ -563,7 +596,8 @@ impl<'a> Applier<'a> {
 
     fn meta<R: Read>(
         &mut self,
-        entry: &mut tar::Entry<'_, R>,
+        entry: &tar::Entry<'_, R>,
+        ext: &Extended,
         name: &str,
     ) -> Result<Meta, LayerError> {
         let bad = |reason| LayerError::InvalidEntry {
@@ -578,9 +612,32 @@ impl<'a> Applier<'a> {
             Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
             Err(_) => Err(bad(what)),
         };
+        let pax_num = |key: &[u8], what| -> Result<Option<u64>, LayerError> {
+            match ext.pax_value(key) {
+                None => Ok(None),
+                Some(v) => std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .map(Some)
+                    .ok_or_else(|| bad(what)),
+            }
+        };
         let mode = num(h.mode().map(u64::from), &old.mode, "bad mode field")? as u32;
-        let uid = num(h.uid(), &old.uid, "bad uid field")?;
-        let gid = num(h.gid(), &old.gid, "bad gid field")?;
+        let uid = match pax_num(b"uid", "bad PAX uid")? {
+            Some(v) => v,
+            None => num(h.uid(), &old.uid, "bad uid field")?,
+        };
+        let gid = match pax_num(b"gid", "bad PAX gid")? {
+            Some(v) => v,
+            None => num(h.gid(), &old.gid, "bad gid field")?,
+        };
+        if let Some(size) = pax_num(b"size", "bad PAX size")? {
+            if size != entry.size() {
+                return Err(bad(
+                    "a PAX size override (files over 8 GiB) is not supported",
+                ));
+            }
+        }
         let mtime = num(h.mtime(), &old.mtime, "bad mtime field")?;
         let (uid, gid) = (
             u32::try_from(uid).map_err(|_| bad("uid out of range"))?,
@@ -590,31 +647,21 @@ impl<'a> Applier<'a> {
             tv_sec: i64::try_from(mtime).unwrap_or(i64::MAX),
             tv_nsec: 0,
         };
-        let mut atime = None;
+        if let Some(t) = ext.pax_value(b"mtime") {
+            mtime = parse_pax_time(t).ok_or_else(|| bad("bad PAX mtime"))?;
+        }
+        let atime = match ext.pax_value(b"atime") {
+            Some(t) => Some(parse_pax_time(t).ok_or_else(|| bad("bad PAX atime"))?),
+            None => None,
+        };
         let mut xattrs = Vec::new();
-        if let Some(pax) = entry.pax_extensions().map_err(|source| LayerError::Tar {
-            after: Some(name.to_owned()),
-            source,
-        })? {
-            for ext in pax {
-                let ext = ext.map_err(|source| LayerError::Tar {
-                    after: Some(name.to_owned()),
-                    source,
-                })?;
-                let key = ext.key_bytes();
-                if let Some(x) = key.strip_prefix(b"SCHILY.xattr.") {
-                    if x.starts_with(b"trusted.overlay.") || x.starts_with(b"user.overlay.") {
-                        self.xattrs_skipped += 1;
-                        continue;
-                    }
-                    xattrs.push((x.to_vec(), ext.value_bytes().to_vec()));
-                } else if key == b"mtime" {
-                    if let Some(t) = parse_pax_time(ext.value_bytes()) {
-                        mtime = t;
-                    }
-                } else if key == b"atime" {
-                    atime = parse_pax_time(ext.value_bytes());
+        for (key, value) in &ext.pax {
+            if let Some(x) = key.strip_prefix(b"SCHILY.xattr.") {
+                if x.starts_with(b"trusted.overlay.") || x.starts_with(b"user.overlay.") {
+                    self.xattrs_skipped += 1;
+                    continue;
                 }
+                xattrs.push((x.to_vec(), value.clone()));
             }
         }
         Ok(Meta {
@@ -655,43 +702,87 @@ impl<'a> Applier<'a> {
         name: &str,
         compression: Compression,
     ) -> Result<(), LayerError> {
-        let mut written: u64 = 0;
-        let mut hole = false;
-        loop {
-            let n = match entry.read(&mut self.buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(
-                        match stream_error(source, compression, &None, &self.decode_failed) {
-                            LayerError::Tar { source, .. } => LayerError::Tar {
-                                after: None,
-                                source: io::Error::new(
-                                    source.kind(),
-                                    format!("reading data of entry {name:?}: {source}"),
-                                ),
-                            },
-                            other => other,
-                        },
-                    )
-                }
-            };
-            let chunk = &self.buf[..n];
-            if sparse && chunk.iter().all(|&b| b == 0) {
-                // Leave holes where a sparse file has zeros.
-                file.seek(SeekFrom::Current(n as i64))
-                    .map_err(|source| io_err(name, "seek", source))?;
-                hole = true;
-            } else {
-                file.write_all(chunk)
-                    .map_err(|source| io_err(name, "write file", source))?;
-                hole = false;
+        let invalid = |reason| LayerError::InvalidEntry {
+            entry: name.to_owned(),
+            reason,
+        };
+        // Segments (offset in the file, length) in the order their data is stored.
+        let mut segments: Vec<(u64, u64)> = Vec::new();
+        let mut real_size = entry.size();
+        if sparse {
+            let gnu = entry
+                .header()
+                .as_gnu()
+                .ok_or_else(|| invalid("sparse entry without a GNU header"))?;
+            if gnu.is_extended() {
+                return Err(invalid(
+                    "GNU sparse entries with more than 4 segments are not supported",
+                ));
             }
-            written += n as u64;
+            real_size = gnu
+                .real_size()
+                .map_err(|_| invalid("bad sparse real size"))?;
+            let mut total = 0u64;
+            for sp in gnu.sparse.iter().filter(|sp| !sp.is_empty()) {
+                let off = sp.offset().map_err(|_| invalid("bad sparse map"))?;
+                let len = sp.length().map_err(|_| invalid("bad sparse map"))?;
+                if off.checked_add(len).is_none_or(|end| end > real_size) {
+                    return Err(invalid("sparse map beyond the file size"));
+                }
+                total += len;
+                segments.push((off, len));
+            }
+            if total != entry.size() {
+                return Err(invalid("sparse map does not match the entry size"));
+            }
+        } else {
+            segments.push((0, entry.size()));
         }
-        if hole {
-            file.set_len(written)
+        for (off, len) in segments {
+            if sparse {
+                file.seek(SeekFrom::Start(off))
+                    .map_err(|source| io_err(name, "seek", source))?;
+            }
+            let mut left = len;
+            while left > 0 {
+                let want = self
+                    .buf
+                    .len()
+                    .min(usize::try_from(left).unwrap_or(usize::MAX));
+                let n = match entry.read(&mut self.buf[..want]) {
+                    Ok(0) => {
+                        return Err(LayerError::Tar {
+                            after: None,
+                            source: io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                format!("stream ends inside the data of entry {name:?}"),
+                            ),
+                        })
+                    }
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(source) => {
+                        return Err(
+                            match stream_error(source, compression, &None, &self.decode_failed) {
+                                LayerError::Tar { source, .. } => LayerError::Tar {
+                                    after: None,
+                                    source: io::Error::new(
+                                        source.kind(),
+                                        format!("reading data of entry {name:?}: {source}"),
+                                    ),
+                                },
+                                other => other,
+                            },
+                        )
+                    }
+                };
+                file.write_all(&self.buf[..n])
+                    .map_err(|source| io_err(name, "write file", source))?;
+                left -= n as u64;
+            }
+        }
+        if sparse {
+            file.set_len(real_size)
                 .map_err(|source| io_err(name, "truncate", source))?;
         }
         Ok(())
@@ -810,6 +901,90 @@ fn resolve_parent(root: BorrowedFd<'_>, parent: &[u8], name: &str) -> Result<Own
         }
     }
     Ok(cur)
+}
+
+/// What the extended headers before an entry said about it.
+#[derive(Default)]
+pub(crate) struct Extended {
+    long_name: Option<Vec<u8>>,
+    long_link: Option<Vec<u8>>,
+    pax: PaxRecords,
+}
+
+/// PAX records (key, value) in the order they were written.
+type PaxRecords = Vec<(Vec<u8>, Vec<u8>)>;
+
+impl Extended {
+    fn pax_value(&self, key: &[u8]) -> Option<&[u8]> {
+        // The last record for a key wins.
+        self.pax
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    fn link_name(&self, h: &tar::Header) -> Option<Vec<u8>> {
+        self.pax_value(b"linkpath")
+            .map(<[u8]>::to_vec)
+            .or_else(|| self.long_link.clone())
+            .or_else(|| h.link_name_bytes().map(|l| l.into_owned()))
+    }
+}
+
+/// The most an extended header (long name, PAX records) may hold: more is hostile.
+const EXTENDED_MAX: u64 = 1 << 20;
+
+fn read_extended<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Vec<u8>> {
+    if entry.size() > EXTENDED_MAX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "extended header of {} bytes (the limit is {EXTENDED_MAX})",
+                entry.size()
+            ),
+        ));
+    }
+    let mut v = Vec::with_capacity(entry.size() as usize);
+    entry.read_to_end(&mut v)?;
+    Ok(v)
+}
+
+fn trim_nul(mut v: Vec<u8>) -> Vec<u8> {
+    while v.last() == Some(&0) {
+        v.pop();
+    }
+    v
+}
+
+/// Parses PAX records `"<len> <key>=<value>\n"`, where `len` counts the whole record, so
+/// values may hold newlines and any byte.
+fn parse_pax(mut data: &[u8]) -> Result<PaxRecords, &'static str> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        if data.iter().all(|&b| b == 0) {
+            break;
+        }
+        let sp = data
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or("malformed PAX record: no length")?;
+        let len: usize = std::str::from_utf8(&data[..sp])
+            .ok()
+            .and_then(|l| l.parse().ok())
+            .ok_or("malformed PAX record: bad length")?;
+        if len <= sp + 1 || len > data.len() || data[len - 1] != b'\n' {
+            return Err("malformed PAX record: length does not match");
+        }
+        let rec = &data[sp + 1..len - 1];
+        let eq = rec
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or("malformed PAX record: no '='")?;
+        out.push((rec[..eq].to_vec(), rec[eq + 1..].to_vec()));
+        data = &data[len..];
+    }
+    Ok(out)
 }
 
 fn uid(u: u32) -> rfs::Uid {
