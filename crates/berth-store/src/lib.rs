@@ -63,6 +63,7 @@ use berth_oci::Digest;
 use rusqlite::{Connection, TransactionBehavior};
 
 pub mod blobs;
+pub mod build_cache;
 pub mod containers;
 pub mod db;
 mod error;
@@ -73,6 +74,7 @@ pub mod migrations;
 pub mod networks;
 
 pub use blobs::{BlobInfo, BlobReader, BlobStore, BlobWriter, Ingester};
+pub use build_cache::{BuildCachePrune, BuildCacheRecord};
 pub use error::{Error, ErrorKind, Result};
 pub use gc::{ContentLease, GcReport};
 pub use images::{ImageRecord, NewImage, TagMove};

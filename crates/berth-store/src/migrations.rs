@@ -34,4 +34,9 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "networks, endpoints, published ports",
         sql: include_str!("migrations/0003_networks.sql"),
     },
+    Migration {
+        version: 4,
+        name: "build cache",
+        sql: include_str!("migrations/0004_build_cache.sql"),
+    },
 ];
