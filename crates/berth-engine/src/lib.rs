@@ -27,6 +27,7 @@
 use std::path::PathBuf;
 
 pub mod images;
+pub mod network;
 
 /// Where the engine keeps its state.
 #[derive(Debug, Clone)]
@@ -76,6 +77,9 @@ pub enum Error {
     /// An image operation failed (see [`images::ImageError`]).
     #[error(transparent)]
     Image(#[from] images::ImageError),
+    /// A network operation failed (see [`network::NetworkError`]).
+    #[error(transparent)]
+    Network(#[from] network::NetworkError),
 }
 
 impl Error {
@@ -103,6 +107,7 @@ impl Error {
                 berth_oci::archive::ArchiveErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
             },
             Error::Image(e) => e.kind(),
+            Error::Network(e) => e.kind(),
         }
     }
 

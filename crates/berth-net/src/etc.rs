@@ -149,6 +149,29 @@ pub fn write_in_place(path: &Path, content: &str) -> Result<()> {
         .map_err(|e| Error::file("write", path, e))
 }
 
+/// An exclusive lock on a file (created if missing), released when dropped: serializes the
+/// read-endpoints-then-rewrite-hosts-files step of processes working on one network.
+#[derive(Debug)]
+pub struct FileLock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+
+impl FileLock {
+    /// Waits for and takes the lock.
+    pub fn acquire(path: &Path) -> Result<Self> {
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(|e| Error::file("create", d, e))?;
+        }
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::file("open lock", path, e))?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+            .map(FileLock)
+            .map_err(|(_, e)| Error::file("lock", path, e.into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,986 @@
+//! Networks: the `network` verbs and a container's networking for `run`/`start`/`stop`/`rm`.
+//!
+//! For the container lifecycle the calls are, in order:
+//! 1. before the container starts: [`Engine::network_setup`] with a [`NetworkRequest`]; it
+//!    returns a [`ContainerNetwork`]: the namespace path for the OCI spec (`None` means the
+//!    host's namespace), the hosts/hostname/resolv.conf files to bind-mount, and the bound
+//!    host sockets of published ports (a port in use fails here, before anything starts,
+//!    and nothing is left behind);
+//! 2. the monitor runs `berth_net::forward::PortForwarder::start(ports, &netns)` and keeps it
+//!    until the container ends;
+//! 3. on stop, or when a dead monitor is noticed: [`Engine::network_teardown`]`(id, false)`
+//!    (interfaces, namespace and port rows go; the address stays the container's);
+//!    on rm: [`Engine::network_teardown`]`(id, true)` (its addresses are freed too).
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use berth_net::config::{self as netconfig, NetConfig};
+use berth_net::endpoint;
+use berth_net::etc::{self, FileLock, HostEntry};
+use berth_net::ops::{BridgeSpec, EndpointSpec, LinuxNetOps, NetOps};
+use berth_net::port::{self, BoundPort, PortRequest, Proto, PublishedPort};
+use berth_store::networks::{EndpointRecord, NetworkRecord, NetworkStoreError, PortRecord};
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+use crate::{Engine, ErrorKind};
+
+/// Errors of network use cases.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// berth-net failed (netlink, namespaces, ports, files) or refused input.
+    #[error(transparent)]
+    Net(#[from] berth_net::Error),
+    /// The network tables failed or refused.
+    #[error(transparent)]
+    Store(#[from] NetworkStoreError),
+    /// The container tables failed or refused.
+    #[error(transparent)]
+    Container(#[from] berth_store::containers::ContainerStoreError),
+    /// `bridge`, `host` and `none` cannot be removed or re-created.
+    #[error("{name} is a pre-defined network and cannot be {action}")]
+    Predefined {
+        /// The network.
+        name: String,
+        /// `removed`, `created`.
+        action: &'static str,
+    },
+    /// Only the bridge driver can be created.
+    #[error("plugin \"{0}\" not found")]
+    UnknownDriver(String),
+    /// A subnet or gateway that does not fit.
+    #[error("invalid network config: {0}")]
+    InvalidConfig(String),
+    /// Two networks may not share addresses.
+    #[error("invalid pool request: Pool overlaps with other one on this address space")]
+    Overlap,
+    /// `--network host|none` containers cannot join other networks.
+    #[error("container cannot be disconnected from host network or connected to host network")]
+    HostOrNone,
+    /// The container is on that network already.
+    #[error("endpoint with name {container} already exists in network {network}")]
+    AlreadyConnected {
+        /// Container name.
+        container: String,
+        /// Network name.
+        network: String,
+    },
+    /// The container is not on that network.
+    #[error("container {container} is not connected to network {network}")]
+    NotConnected {
+        /// Container name.
+        container: String,
+        /// Network name.
+        network: String,
+    },
+    /// A malformed stored row (should not happen).
+    #[error("stored network {0} is damaged: {1}")]
+    Damaged(String, String),
+}
+
+impl NetworkError {
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        use berth_net::ErrorKind as N;
+        match self {
+            NetworkError::Net(e) => match e.kind() {
+                N::InvalidArgument => ErrorKind::InvalidArgument,
+                N::NotFound => ErrorKind::NotFound,
+                N::AlreadyExists => ErrorKind::AlreadyExists,
+                N::Conflict => ErrorKind::Conflict,
+                N::System => ErrorKind::Internal,
+            },
+            NetworkError::Store(e) => map_store_kind(e.kind()),
+            NetworkError::Container(e) => map_store_kind(e.kind()),
+            NetworkError::Predefined { .. } | NetworkError::HostOrNone => ErrorKind::Conflict,
+            NetworkError::UnknownDriver(_) => ErrorKind::NotFound,
+            NetworkError::InvalidConfig(_) => ErrorKind::InvalidArgument,
+            NetworkError::Overlap => ErrorKind::Conflict,
+            NetworkError::AlreadyConnected { .. } => ErrorKind::AlreadyExists,
+            NetworkError::NotConnected { .. } => ErrorKind::NotFound,
+            NetworkError::Damaged(..) => ErrorKind::Internal,
+        }
+    }
+}
+
+fn map_store_kind(k: berth_store::ErrorKind) -> ErrorKind {
+    use berth_store::ErrorKind as S;
+    match k {
+        S::NotFound => ErrorKind::NotFound,
+        S::AlreadyExists => ErrorKind::AlreadyExists,
+        S::InvalidArgument | S::DataLoss => ErrorKind::InvalidArgument,
+        S::Conflict => ErrorKind::Conflict,
+        S::Internal => ErrorKind::Internal,
+    }
+}
+
+type Result<T, E = NetworkError> = std::result::Result<T, E>;
+
+/// What a container asks of the network, from its flags and image.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkRequest {
+    /// Full container ID.
+    pub container_id: String,
+    /// Container name (resolvable by peers on user-defined networks).
+    pub container_name: String,
+    /// `--network`: `bridge` (default when empty), `none`, `host`, or a network name or ID.
+    pub mode: String,
+    /// The container's hostname (`--hostname`, else Docker's 12-digit short ID).
+    pub hostname: String,
+    /// `--network-alias`.
+    pub aliases: Vec<String>,
+    /// `--add-host name:ip`.
+    pub add_hosts: Vec<String>,
+    /// `--dns`.
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `-p` values.
+    pub publish: Vec<String>,
+    /// `-P`: publish every exposed port on a free host port.
+    pub publish_all: bool,
+    /// The image's and `--expose`'s ports (`80/tcp`).
+    pub exposed: Vec<String>,
+}
+
+/// Files to bind-mount into the container (read-write, as Docker).
+#[derive(Debug, Clone)]
+pub struct EtcFiles {
+    /// Goes to `/etc/hosts`.
+    pub hosts: PathBuf,
+    /// Goes to `/etc/hostname`.
+    pub hostname: PathBuf,
+    /// Goes to `/etc/resolv.conf`.
+    pub resolv_conf: PathBuf,
+}
+
+/// A container's network as set up, for the spec and the monitor.
+#[derive(Debug)]
+pub struct ContainerNetwork {
+    /// The namespace to join (a path for the spec's `network` namespace); `None` for
+    /// `--network host` (no network namespace entry in the spec).
+    pub netns: Option<PathBuf>,
+    /// The files to bind-mount.
+    pub etc: EtcFiles,
+    /// Bound host sockets for the published ports: hand them to the monitor's forwarder.
+    pub ports: Vec<BoundPort>,
+    /// The container's addresses, one per network (`network name -> address`).
+    pub addresses: BTreeMap<String, Ipv4Addr>,
+}
+
+/// One row of `network ls`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkSummary {
+    /// Full ID.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Driver.
+    pub driver: String,
+    /// Always `local`.
+    pub scope: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Creation time, unix nanoseconds.
+    pub created: i64,
+}
+
+/// `network create` options.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkCreate {
+    /// Name.
+    pub name: String,
+    /// `-d/--driver` (only `bridge`).
+    pub driver: Option<String>,
+    /// `--subnet`.
+    pub subnet: Option<String>,
+    /// `--gateway`.
+    pub gateway: Option<String>,
+    /// `--internal`.
+    pub internal: bool,
+    /// `--label k=v`.
+    pub labels: BTreeMap<String, String>,
+}
+
+const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
+
+fn random_id() -> String {
+    let mut b = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+fn parse_v4(what: &str, s: &str) -> Result<Ipv4Addr> {
+    s.parse()
+        .map_err(|_| NetworkError::InvalidConfig(format!("{what} {s:?} is not an IPv4 address")))
+}
+
+struct Net {
+    rec: NetworkRecord,
+    subnet: Ipv4Net,
+    gateway: Ipv4Addr,
+}
+
+impl Net {
+    fn from_record(rec: NetworkRecord) -> Result<Self> {
+        let subnet: Ipv4Net = rec
+            .subnet
+            .parse()
+            .map_err(|_| NetworkError::Damaged(rec.name.clone(), "subnet".into()))?;
+        let gateway = parse_v4("gateway", &rec.gateway)?;
+        Ok(Net {
+            rec,
+            subnet,
+            gateway,
+        })
+    }
+
+    fn bridge_spec(&self) -> BridgeSpec {
+        BridgeSpec {
+            name: self.rec.bridge.clone(),
+            subnet: self.subnet,
+            gateway: self.gateway,
+            forwarding: false,
+        }
+    }
+
+    /// The default bridge resolves no names (as Docker's); user-defined networks do.
+    fn resolves_names(&self) -> bool {
+        self.rec.name != "bridge"
+    }
+}
+
+impl Engine {
+    fn net_ops(&self) -> &'static LinuxNetOps {
+        static OPS: std::sync::OnceLock<LinuxNetOps> = std::sync::OnceLock::new();
+        OPS.get_or_init(LinuxNetOps::new)
+    }
+
+    fn net_config(&self) -> Result<NetConfig> {
+        Ok(NetConfig::load(&self.config.root)?)
+    }
+
+    /// Makes sure `bridge`, `host` and `none` exist in the store.
+    fn ensure_predefined(&self) -> Result<()> {
+        let cfg = self.net_config()?;
+        let base = |name: &str, driver: &str| NetworkRecord {
+            id: random_id(),
+            name: name.into(),
+            driver: driver.into(),
+            bridge: String::new(),
+            subnet: String::new(),
+            gateway: String::new(),
+            internal: false,
+            labels: "{}".into(),
+            created: now_nanos(),
+        };
+        let have: HashSet<String> = self
+            .store
+            .list_networks()?
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        if !have.contains("bridge") {
+            let mut b = base("bridge", "bridge");
+            b.bridge = cfg.bridge.clone();
+            b.subnet = cfg.subnet.to_string();
+            b.gateway = cfg.gateway().to_string();
+            self.store.insert_network(&b, true)?;
+        }
+        if !have.contains("host") {
+            self.store.insert_network(&base("host", "host"), true)?;
+        }
+        if !have.contains("none") {
+            self.store.insert_network(&base("none", "null"), true)?;
+        }
+        Ok(())
+    }
+
+    fn netns_path(&self, container_id: &str) -> PathBuf {
+        endpoint::netns_path(&self.config.runroot, container_id)
+    }
+
+    fn net_container_dir(&self, container_id: &str) -> PathBuf {
+        self.config.root.join("containers").join(container_id)
+    }
+
+    fn etc_files(&self, container_id: &str) -> EtcFiles {
+        let d = self.net_container_dir(container_id);
+        EtcFiles {
+            hosts: d.join("hosts"),
+            hostname: d.join("hostname"),
+            resolv_conf: d.join("resolv.conf"),
+        }
+    }
+
+    fn network_lock(&self) -> Result<FileLock> {
+        Ok(FileLock::acquire(
+            &self.config.root.join("locks").join("network.lock"),
+        )?)
+    }
+
+    /// Creates a user-defined bridge network; returns its ID. The bridge interface appears
+    /// when the first container joins.
+    pub fn network_create(&self, req: &NetworkCreate) -> Result<String> {
+        self.ensure_predefined()?;
+        if PREDEFINED.contains(&req.name.as_str()) {
+            return Err(NetworkError::Predefined {
+                name: req.name.clone(),
+                action: "created",
+            });
+        }
+        validate_network_name(&req.name)?;
+        let driver = req.driver.clone().unwrap_or_else(|| "bridge".into());
+        if driver != "bridge" {
+            return Err(NetworkError::UnknownDriver(driver));
+        }
+        let _lock = self.network_lock()?;
+        let existing = self.store.list_networks()?;
+        if existing.iter().any(|n| n.name == req.name) {
+            return Err(NetworkStoreError::NameInUse(req.name.clone()).into());
+        }
+        let taken: Vec<Ipv4Net> = existing
+            .iter()
+            .filter_map(|n| n.subnet.parse().ok())
+            .collect();
+        let subnet = match &req.subnet {
+            Some(s) => {
+                let net = netconfig::parse_subnet(s)?;
+                if taken.iter().any(|t| berth_net::ipam::overlaps(t, &net)) {
+                    return Err(NetworkError::Overlap);
+                }
+                net
+            }
+            None => berth_net::ipam::next_free_subnet(&taken)?,
+        };
+        let gateway = match &req.gateway {
+            Some(g) => {
+                let g = parse_v4("gateway", g)?;
+                if !subnet.contains(&g) || g == subnet.network() || g == subnet.broadcast() {
+                    return Err(NetworkError::InvalidConfig(format!(
+                        "gateway {g} is not a host address of subnet {subnet}"
+                    )));
+                }
+                g
+            }
+            None => netconfig::first_host(&subnet),
+        };
+        let id = random_id();
+        let rec = NetworkRecord {
+            id: id.clone(),
+            name: req.name.clone(),
+            driver,
+            bridge: endpoint::bridge_name(&id),
+            subnet: subnet.to_string(),
+            gateway: gateway.to_string(),
+            internal: req.internal,
+            labels: serde_json::to_string(&req.labels).unwrap_or_else(|_| "{}".into()),
+            created: now_nanos(),
+        };
+        self.store.insert_network(&rec, false)?;
+        Ok(id)
+    }
+
+    /// Every network (`network ls`), by name.
+    pub fn network_list(&self) -> Result<Vec<NetworkSummary>> {
+        self.ensure_predefined()?;
+        Ok(self
+            .store
+            .list_networks()?
+            .into_iter()
+            .map(|n| NetworkSummary {
+                labels: serde_json::from_str(&n.labels).unwrap_or_default(),
+                id: n.id,
+                name: n.name,
+                driver: n.driver,
+                scope: "local".into(),
+                created: n.created,
+            })
+            .collect())
+    }
+
+    /// Docker's `network inspect` object for one network.
+    pub fn network_inspect(&self, input: &str) -> Result<serde_json::Value> {
+        self.ensure_predefined()?;
+        let n = self.store.resolve_network(input)?;
+        let mut containers = serde_json::Map::new();
+        for ep in self.store.network_endpoints(&n.id)? {
+            let name = self
+                .store
+                .container(&ep.container_id)
+                .map(|c| c.name)
+                .unwrap_or_default();
+            let prefix = n
+                .subnet
+                .parse::<Ipv4Net>()
+                .map(|s| s.prefix_len())
+                .unwrap_or(32);
+            containers.insert(
+                ep.container_id.clone(),
+                serde_json::json!({
+                    "Name": name,
+                    "EndpointID": ep.host_ifname,
+                    "MacAddress": "",
+                    "IPv4Address": format!("{}/{}", ep.address, prefix),
+                    "IPv6Address": "",
+                }),
+            );
+        }
+        let labels: serde_json::Value =
+            serde_json::from_str(&n.labels).unwrap_or_else(|_| serde_json::json!({}));
+        let config = if n.subnet.is_empty() {
+            serde_json::json!([])
+        } else {
+            serde_json::json!([{ "Subnet": n.subnet, "Gateway": n.gateway }])
+        };
+        let mut options = serde_json::Map::new();
+        if !n.bridge.is_empty() {
+            options.insert(
+                "com.docker.network.bridge.name".into(),
+                serde_json::Value::String(n.bridge.clone()),
+            );
+        }
+        Ok(serde_json::json!({
+            "Name": n.name,
+            "Id": n.id,
+            "Created": rfc3339(n.created),
+            "Scope": "local",
+            "Driver": n.driver,
+            "EnableIPv6": false,
+            "IPAM": { "Driver": "default", "Options": {}, "Config": config },
+            "Internal": n.internal,
+            "Attachable": false,
+            "Ingress": false,
+            "ConfigFrom": { "Network": "" },
+            "ConfigOnly": false,
+            "Containers": containers,
+            "Options": options,
+            "Labels": labels,
+        }))
+    }
+
+    /// Removes a user-defined network without containers; returns its name.
+    pub fn network_remove(&self, input: &str) -> Result<String> {
+        self.ensure_predefined()?;
+        let n = self.store.resolve_network(input)?;
+        if PREDEFINED.contains(&n.name.as_str()) {
+            return Err(NetworkError::Predefined {
+                name: n.name,
+                action: "removed",
+            });
+        }
+        let _lock = self.network_lock()?;
+        self.store.delete_network(&n.id)?;
+        if !n.bridge.is_empty() {
+            self.net_ops().remove_bridge(&n.bridge)?;
+        }
+        Ok(n.name)
+    }
+
+    /// Removes every user-defined network that no container uses; returns their names.
+    pub fn network_prune(&self) -> Result<Vec<String>> {
+        self.ensure_predefined()?;
+        let used: HashSet<String> = self
+            .store
+            .all_endpoints()?
+            .into_iter()
+            .map(|e| e.network_id)
+            .collect();
+        let mut removed = Vec::new();
+        for n in self.store.list_networks()? {
+            if PREDEFINED.contains(&n.name.as_str()) || used.contains(&n.id) {
+                continue;
+            }
+            if self.network_remove(&n.id).is_ok() {
+                removed.push(n.name);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Sets up a container's networking before it starts (see the module docs). On failure
+    /// nothing is left: no namespace, interface, address or listener.
+    pub fn network_setup(&self, req: &NetworkRequest) -> Result<ContainerNetwork> {
+        self.ensure_predefined()?;
+        let mode = if req.mode.is_empty() || req.mode == "default" {
+            "bridge"
+        } else {
+            req.mode.as_str()
+        };
+        let net = if mode == "none" || mode == "host" {
+            None
+        } else {
+            Some(self.store.resolve_network(mode)?)
+        };
+        let net = match net {
+            Some(n) if n.driver == "host" => None,
+            Some(n) if n.driver == "null" => None,
+            other => other,
+        };
+        let host_mode = mode == "host" || (net.is_none() && mode != "none");
+        let etc = self.etc_files(&req.container_id);
+        let dir = self.net_container_dir(&req.container_id);
+        std::fs::create_dir_all(&dir).map_err(|e| berth_net::Error::File {
+            op: "create",
+            path: dir.clone(),
+            source: e,
+        })?;
+
+        // Published ports first: a port in use fails before anything else is made.
+        let ports = if host_mode {
+            if !req.publish.is_empty() || req.publish_all {
+                log::warn!("Published ports are discarded when using host network mode");
+            }
+            Vec::new()
+        } else {
+            port::bind_ports(&port_requests(req)?)?
+        };
+
+        let r = self.network_setup_inner(req, net, host_mode, &etc, &ports);
+        match r {
+            Ok(addresses) => Ok(ContainerNetwork {
+                netns: (!host_mode).then(|| self.netns_path(&req.container_id)),
+                etc,
+                ports,
+                addresses,
+            }),
+            Err(e) => {
+                drop(ports);
+                let _ = self.network_teardown(&req.container_id, true);
+                Err(e)
+            }
+        }
+    }
+
+    fn network_setup_inner(
+        &self,
+        req: &NetworkRequest,
+        net: Option<NetworkRecord>,
+        host_mode: bool,
+        etc: &EtcFiles,
+        ports: &[BoundPort],
+    ) -> Result<BTreeMap<String, Ipv4Addr>> {
+        let id = &req.container_id;
+        let mut dns: Vec<IpAddr> = Vec::new();
+        for d in &req.dns {
+            dns.push(d.parse().map_err(|_| berth_net::Error::InvalidValue {
+                what: "--dns",
+                value: d.clone(),
+                reason: "expected an IP address".into(),
+            })?);
+        }
+        let hostname = if host_mode {
+            nix_hostname()
+        } else {
+            req.hostname.clone()
+        };
+        if !host_mode {
+            etc::validate_hostname(&hostname)?;
+        }
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv = if host_mode && dns.is_empty() && req.dns_search.is_empty() {
+            host_resolv
+        } else {
+            etc::render_resolv(&dns, &req.dns_search, &host_resolv)
+        };
+        etc::write_in_place(&etc.resolv_conf, &resolv)?;
+        etc::write_in_place(&etc.hostname, &format!("{hostname}\n"))?;
+
+        let mut addresses = BTreeMap::new();
+        if host_mode {
+            let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            for h in &req.add_hosts {
+                let e = etc::parse_add_host(h, None)?;
+                hosts.push_str(&format!("{}\t{}\n", e.ip, e.names.join(" ")));
+            }
+            etc::write_in_place(&etc.hosts, &hosts)?;
+            return Ok(addresses);
+        }
+
+        // Endpoints: the mode's network plus any recorded by `network connect`.
+        let _lock = self.network_lock()?;
+        let mut nets: Vec<Net> = Vec::new();
+        if let Some(n) = net {
+            nets.push(Net::from_record(n)?);
+        }
+        for ep in self.store.container_endpoints(id)? {
+            if !nets.iter().any(|n| n.rec.id == ep.network_id) {
+                if let Ok(n) = self.store.resolve_network(&ep.network_id) {
+                    nets.push(Net::from_record(n)?);
+                }
+            }
+        }
+        let mut links = Vec::new();
+        for (i, n) in nets.iter().enumerate() {
+            let ep = self.allocate(req, n, i)?;
+            let address = parse_v4("address", &ep.address)?;
+            addresses.insert(n.rec.name.clone(), address);
+            links.push((
+                n.bridge_spec(),
+                EndpointSpec {
+                    host_ifname: ep.host_ifname.clone(),
+                    container_ifname: ep.container_ifname.clone(),
+                    address,
+                    prefix_len: n.subnet.prefix_len(),
+                    default_gateway: (i == 0 && !n.rec.internal).then_some(n.gateway),
+                },
+            ));
+        }
+        let ns = self.netns_path(id);
+        // A namespace left by a crash of an earlier run of this container goes first.
+        let stale: Vec<String> = links.iter().map(|(_, e)| e.host_ifname.clone()).collect();
+        let _ = endpoint::teardown(self.net_ops(), Some(&ns), &stale);
+        endpoint::setup(self.net_ops(), &ns, &links)?;
+
+        let gateway = nets.first().map(|n| IpAddr::V4(n.gateway));
+        let mut extra = Vec::new();
+        for h in &req.add_hosts {
+            extra.push(etc::parse_add_host(h, gateway)?);
+        }
+        std::fs::write(
+            self.net_container_dir(id).join("extra-hosts.json"),
+            serde_json::to_string(
+                &extra
+                    .iter()
+                    .map(|e| (e.ip.to_string(), e.names.clone()))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap_or_default(),
+        )
+        .map_err(|e| berth_net::Error::File {
+            op: "write",
+            path: self.net_container_dir(id).join("extra-hosts.json"),
+            source: e,
+        })?;
+        let own: Vec<IpAddr> = addresses.values().map(|a| IpAddr::V4(*a)).collect();
+        let hosts = etc::render_hosts(&hostname, &own, &extra, &self.peers_of(id, &nets)?);
+        etc::write_in_place(&etc.hosts, &hosts)?;
+        for n in nets.iter().filter(|n| n.resolves_names()) {
+            self.sync_hosts(&n.rec.id, Some(id))?;
+        }
+
+        let rows: Vec<PortRecord> = ports
+            .iter()
+            .map(|p| PortRecord {
+                container_id: id.clone(),
+                proto: p.port.proto.as_str().into(),
+                host_ip: p.port.host_ip.to_string(),
+                host_port: p.port.host_port,
+                container_port: p.port.container_port,
+            })
+            .collect();
+        self.store.set_ports(id, &rows)?;
+        Ok(addresses)
+    }
+
+    fn allocate(&self, req: &NetworkRequest, n: &Net, index: usize) -> Result<EndpointRecord> {
+        let mut names = vec![req.container_name.clone()];
+        names.extend(req.aliases.iter().cloned());
+        names.push(req.container_id.chars().take(12).collect());
+        names.retain(|s| !s.is_empty());
+        let want = EndpointRecord {
+            network_id: n.rec.id.clone(),
+            container_id: req.container_id.clone(),
+            address: String::new(),
+            host_ifname: endpoint::veth_name(&req.container_id, &n.rec.id),
+            container_ifname: format!("eth{index}"),
+            aliases: serde_json::to_string(&names).unwrap_or_else(|_| "[]".into()),
+        };
+        let (subnet, gw) = (n.subnet, n.gateway);
+        let mut ep = self.store.allocate_endpoint(&want, |used| {
+            let used: HashSet<Ipv4Addr> = used.iter().filter_map(|a| a.parse().ok()).collect();
+            berth_net::ipam::next_free(&subnet, gw, &used)
+                .ok()
+                .map(|a| a.to_string())
+        })?;
+        // A stored endpoint keeps its address; its interface index follows this run's order.
+        ep.container_ifname = format!("eth{index}");
+        Ok(ep)
+    }
+
+    /// Host entries for the peers of `id` on its name-resolving networks.
+    fn peers_of(&self, id: &str, nets: &[Net]) -> Result<Vec<HostEntry>> {
+        let mut out = Vec::new();
+        for n in nets.iter().filter(|n| n.resolves_names()) {
+            for ep in self.store.network_endpoints(&n.rec.id)? {
+                if ep.container_id == id {
+                    continue;
+                }
+                let names: Vec<String> = serde_json::from_str(&ep.aliases).unwrap_or_default();
+                if let Ok(ip) = ep.address.parse() {
+                    out.push(HostEntry { ip, names });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rewrites the hosts files of every container on network `network_id` (except `skip`)
+    /// so they list their current peers. Caller holds the network lock.
+    fn sync_hosts(&self, network_id: &str, skip: Option<&str>) -> Result<()> {
+        for ep in self.store.network_endpoints(network_id)? {
+            if Some(ep.container_id.as_str()) == skip {
+                continue;
+            }
+            let files = self.etc_files(&ep.container_id);
+            if !files.hosts.exists() {
+                continue;
+            }
+            let mut nets = Vec::new();
+            let mut own = Vec::new();
+            for e in self.store.container_endpoints(&ep.container_id)? {
+                if let Ok(n) = self.store.resolve_network(&e.network_id) {
+                    if let Ok(n) = Net::from_record(n) {
+                        nets.push(n);
+                    }
+                }
+                if let Ok(ip) = e.address.parse::<IpAddr>() {
+                    own.push(ip);
+                }
+            }
+            let hostname = std::fs::read_to_string(&files.hostname)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default();
+            let extra: Vec<HostEntry> = std::fs::read_to_string(
+                self.net_container_dir(&ep.container_id)
+                    .join("extra-hosts.json"),
+            )
+            .ok()
+            .and_then(|s| serde_json::from_str::<Vec<(String, Vec<String>)>>(&s).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(ip, names)| ip.parse().ok().map(|ip| HostEntry { ip, names }))
+            .collect();
+            let peers = self.peers_of(&ep.container_id, &nets)?;
+            let text = etc::render_hosts(&hostname, &own, &extra, &peers);
+            if let Err(e) = etc::write_in_place(&files.hosts, &text) {
+                log::warn!("updating hosts of {}: {e}", ep.container_id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes [`Engine::network_setup`]: interfaces, namespace and published-port rows go;
+    /// with `release` (container removal) its addresses are freed too and its peers' hosts
+    /// files updated. Keeps going past failures; safe to call again or on a container that
+    /// never had a network.
+    pub fn network_teardown(&self, container_id: &str, release: bool) -> Result<()> {
+        let eps = self.store.container_endpoints(container_id)?;
+        let names: Vec<String> = eps.iter().map(|e| e.host_ifname.clone()).collect();
+        let ns = self.netns_path(container_id);
+        let net_result = endpoint::teardown(self.net_ops(), Some(&ns), &names);
+        let ports_result = self.store.set_ports(container_id, &[]);
+        if release {
+            let _lock = self.network_lock()?;
+            self.store.release_endpoints(container_id, None)?;
+            for ep in &eps {
+                let _ = self.sync_hosts(&ep.network_id, None);
+            }
+        }
+        net_result?;
+        ports_result?;
+        Ok(())
+    }
+
+    /// `network connect`: records an endpoint for the container and, when it is running,
+    /// adds the interface to its namespace now.
+    pub fn network_connect(
+        &self,
+        network: &str,
+        container: &str,
+        aliases: &[String],
+    ) -> Result<()> {
+        self.ensure_predefined()?;
+        let n = self.store.resolve_network(network)?;
+        let c = self.store.resolve_container(container)?;
+        if n.driver != "bridge" {
+            return Err(NetworkError::HostOrNone);
+        }
+        let current = self.store.container_endpoints(&c.id)?;
+        if current.iter().any(|e| e.network_id == n.id) {
+            return Err(NetworkError::AlreadyConnected {
+                container: c.name,
+                network: n.name,
+            });
+        }
+        let ns = self.netns_path(&c.id);
+        let running = ns.exists();
+        if !running && current.is_empty() && c.status != "created" && c.status != "exited" {
+            return Err(NetworkError::HostOrNone);
+        }
+        let net = Net::from_record(n)?;
+        let _lock = self.network_lock()?;
+        let req = NetworkRequest {
+            container_id: c.id.clone(),
+            container_name: c.name.clone(),
+            aliases: aliases.to_vec(),
+            ..Default::default()
+        };
+        let ep = self.allocate(&req, &net, current.len())?;
+        if running {
+            let address = parse_v4("address", &ep.address)?;
+            let spec = EndpointSpec {
+                host_ifname: ep.host_ifname.clone(),
+                container_ifname: ep.container_ifname.clone(),
+                address,
+                prefix_len: net.subnet.prefix_len(),
+                default_gateway: None,
+            };
+            if let Err(e) = endpoint::connect(self.net_ops(), &ns, &net.bridge_spec(), &spec) {
+                let _ = self.store.release_endpoints(&c.id, Some(&net.rec.id));
+                return Err(e.into());
+            }
+        }
+        self.sync_hosts(&net.rec.id, None)?;
+        Ok(())
+    }
+
+    /// `network disconnect`: removes the container's endpoint on the network and frees its
+    /// address.
+    pub fn network_disconnect(&self, network: &str, container: &str) -> Result<()> {
+        let n = self.store.resolve_network(network)?;
+        let c = self.store.resolve_container(container)?;
+        let eps = self.store.container_endpoints(&c.id)?;
+        let Some(ep) = eps.iter().find(|e| e.network_id == n.id) else {
+            return Err(NetworkError::NotConnected {
+                container: c.name,
+                network: n.name,
+            });
+        };
+        let _lock = self.network_lock()?;
+        self.net_ops().remove_endpoint(&ep.host_ifname)?;
+        self.store.release_endpoints(&c.id, Some(&n.id))?;
+        self.sync_hosts(&n.id, None)?;
+        Ok(())
+    }
+
+    /// The published ports of a container (`berth port`), optionally only those of one
+    /// container port (`80`, `80/udp`).
+    pub fn container_ports(
+        &self,
+        container: &str,
+        filter: Option<&str>,
+    ) -> Result<Vec<PublishedPort>> {
+        let c = self.store.resolve_container(container)?;
+        let want = match filter {
+            Some(f) => Some(port::parse_exposed(f)?),
+            None => None,
+        };
+        let mut out = Vec::new();
+        for r in self.store.ports(Some(&c.id))? {
+            let proto = if r.proto == "udp" {
+                Proto::Udp
+            } else {
+                Proto::Tcp
+            };
+            if let Some((p, pr)) = want {
+                if p != r.container_port || pr != proto {
+                    continue;
+                }
+            }
+            if let Ok(host_ip) = r.host_ip.parse() {
+                out.push(PublishedPort {
+                    host_ip,
+                    host_port: r.host_port,
+                    container_port: r.container_port,
+                    proto,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The container's addresses per network (for `inspect`): `name -> (address, prefix,
+    /// gateway)`.
+    pub fn container_addresses(
+        &self,
+        container_id: &str,
+    ) -> Result<BTreeMap<String, (String, u8, String)>> {
+        let mut out = BTreeMap::new();
+        for ep in self.store.container_endpoints(container_id)? {
+            if let Ok(n) = self.store.resolve_network(&ep.network_id) {
+                if let Ok(net) = Net::from_record(n) {
+                    out.insert(
+                        net.rec.name.clone(),
+                        (ep.address, net.subnet.prefix_len(), net.gateway.to_string()),
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `-p` and `-P` values of a request as port requests.
+fn port_requests(req: &NetworkRequest) -> Result<Vec<PortRequest>> {
+    let mut out = Vec::new();
+    for p in &req.publish {
+        out.extend(port::parse_publish(p)?);
+    }
+    if req.publish_all {
+        for e in &req.exposed {
+            let (p, proto) = port::parse_exposed(e)?;
+            if out
+                .iter()
+                .any(|r| r.container_port == p && r.proto == proto)
+            {
+                continue;
+            }
+            out.push(PortRequest {
+                host_ip: None,
+                host_port: 0,
+                host_port_end: 0,
+                container_port: p,
+                proto,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn validate_network_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(NetworkError::InvalidConfig(format!(
+            "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )))
+    }
+}
+
+fn nix_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn rfc3339(nanos: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
