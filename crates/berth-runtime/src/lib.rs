@@ -56,3 +56,5 @@ pub use seccomp::{default_seccomp, default_seccomp_for};
 
 /// Re-export of the OCI runtime spec types the API takes.
 pub use oci_spec::runtime as oci;
+/// Signals, as [`Container::kill`] takes them.
+pub use nix::sys::signal::Signal;

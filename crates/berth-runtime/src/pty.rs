@@ -107,3 +107,37 @@ pub(crate) fn setup_pty(sock: BorrowedFd<'_>, size: Option<(u16, u16)>) -> Resul
     }
     Ok(())
 }
+
+/// Copies between the caller's stdin/stdout and a pty master until the master reports end
+/// of file (the container's side closed). For a foreground `run` with a terminal.
+pub fn proxy_stdio(master: OwnedFd) -> std::thread::JoinHandle<()> {
+    use std::io::{Read, Write};
+    let mut input = match master.try_clone() {
+        Ok(m) => Some(std::fs::File::from(m)),
+        Err(_) => None,
+    };
+    if let Some(mut to_master) = input.take() {
+        // Detached: ends with the process; stdin may never reach EOF.
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut stdin = std::io::stdin();
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 || to_master.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    std::thread::spawn(move || {
+        let mut from_master = std::fs::File::from(master);
+        let mut buf = [0u8; 4096];
+        let mut stdout = std::io::stdout();
+        // EIO means the last slave descriptor closed.
+        while let Ok(n) = from_master.read(&mut buf) {
+            if n == 0 || stdout.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            let _ = stdout.flush();
+        }
+    })
+}
