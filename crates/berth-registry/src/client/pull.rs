@@ -275,6 +275,14 @@ fn fetch_one(
                 progress(Progress::PullComplete(desc.digest.clone()));
                 return Ok(());
             }
+            // A mismatch after resuming may come from a stale partial file (removed by
+            // now): one fresh attempt.
+            Err(e @ ClientError::DigestMismatch { .. }) if attempt == 1 => {
+                progress(Progress::Retrying {
+                    digest: desc.digest.clone(),
+                    reason: e.to_string(),
+                });
+            }
             Err(e) if e.is_retryable() && attempt < s.options().attempts.max(1) + 2 => {
                 progress(Progress::Retrying {
                     digest: desc.digest.clone(),

@@ -590,7 +590,7 @@ impl Storage for FsStorage {
                 } else {
                     format!("{prefix}/{name}")
                 };
-                if sub.join("_manifests").is_dir() {
+                if sub.join("_manifests").is_dir() || sub.join("_layers").is_dir() {
                     out.push(full.clone());
                 }
                 walk(&sub, &full, out)?;
