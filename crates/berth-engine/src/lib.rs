@@ -26,8 +26,10 @@
 
 use std::path::PathBuf;
 
+pub mod container;
 pub mod images;
 pub mod network;
+pub mod spec;
 
 /// Where the engine keeps its state.
 #[derive(Debug, Clone)]
@@ -80,6 +82,9 @@ pub enum Error {
     /// A network operation failed (see [`network::NetworkError`]).
     #[error(transparent)]
     Network(#[from] network::NetworkError),
+    /// A container operation failed (see [`container::ContainerError`]).
+    #[error(transparent)]
+    Container(#[from] container::ContainerError),
 }
 
 impl Error {
@@ -108,6 +113,12 @@ impl Error {
             },
             Error::Image(e) => e.kind(),
             Error::Network(e) => e.kind(),
+            Error::Container(e) => match e.kind() {
+                container::ErrorKind::NotFound => ErrorKind::NotFound,
+                container::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
+                container::ErrorKind::Conflict => ErrorKind::Conflict,
+                _ => ErrorKind::Internal,
+            },
         }
     }
 
@@ -115,7 +126,10 @@ impl Error {
     /// every error of the engine itself. (Verbs that Docker answers with 1, like `rmi`,
     /// decide that in the CLI.)
     pub fn exit_code(&self) -> i32 {
-        125
+        match self {
+            Error::Container(e) => e.exit_code(),
+            _ => 125,
+        }
     }
 }
 

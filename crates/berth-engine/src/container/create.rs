@@ -1,0 +1,356 @@
+//! `create` (and the first half of `run`): validate flags, resolve the image, combine its
+//! configuration with the flags, check the command exists, store the container.
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use berth_oci::{Digest, ImageRef};
+use berth_store::containers::{ContainerRecord, ContainerStoreError};
+use serde_json::Value;
+
+use super::layered::{CommandLookup, LayeredTree};
+use super::model::{Config, ContainerSpec};
+use super::options::{effective_caps, NetworkMode};
+use super::request::CreateRequest;
+use super::{command, names, now_nanos, user, Container, ContainerError, Lifecycle, Result};
+
+/// PATH when neither the image nor the flags set one.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The parts of an image's configuration a container uses.
+#[derive(Debug, Clone, Default)]
+pub struct ImageRunConfig {
+    /// `Env`.
+    pub env: Vec<String>,
+    /// `Cmd`.
+    pub cmd: Vec<String>,
+    /// `Entrypoint`.
+    pub entrypoint: Vec<String>,
+    /// `WorkingDir`.
+    pub working_dir: String,
+    /// `User`.
+    pub user: String,
+    /// `StopSignal`.
+    pub stop_signal: String,
+    /// `ExposedPorts`.
+    pub exposed_ports: BTreeMap<String, Value>,
+    /// `Labels`.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ImageRunConfig {
+    /// Reads the `config` object of an image configuration document.
+    pub fn from_json(doc: &Value) -> ImageRunConfig {
+        let c = &doc["config"];
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+        ImageRunConfig {
+            env: strings(&c["Env"]),
+            cmd: strings(&c["Cmd"]),
+            entrypoint: strings(&c["Entrypoint"]),
+            working_dir: text(&c["WorkingDir"]),
+            user: text(&c["User"]),
+            stop_signal: text(&c["StopSignal"]),
+            exposed_ports: c["ExposedPorts"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            labels: c["Labels"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Merges `extra` into `base`: a later `KEY=` replaces an earlier one.
+pub fn merge_env(base: &[String], extra: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = base.to_vec();
+    for e in extra {
+        let key = e.split('=').next().unwrap_or(e);
+        match out
+            .iter_mut()
+            .find(|o| o.split('=').next().unwrap_or(o) == key)
+        {
+            Some(slot) => *slot = e.clone(),
+            None => out.push(e.clone()),
+        }
+    }
+    out
+}
+
+impl Lifecycle {
+    /// Resolves an image as the user named it: its ID and the name to show.
+    pub fn resolve_image(&self, input: &str) -> Result<(Digest, String)> {
+        let parsed = ImageRef::parse(input);
+        let normalized = parsed.as_ref().ok().map(|r| r.to_string());
+        let shown = parsed
+            .as_ref()
+            .map(|r| r.familiar_string())
+            .unwrap_or_else(|_| input.to_string());
+        let looks_id = input.len() >= 4
+            && input
+                .trim_start_matches("sha256:")
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit());
+        if parsed.is_err() && !looks_id {
+            return Err(ContainerError::BadReference(input.to_string()));
+        }
+        match self.store().resolve_image(input, normalized.as_deref()) {
+            Ok(id) => Ok((id, input.to_string())),
+            Err(e) if e.kind() == berth_store::ErrorKind::NotFound => {
+                Err(ContainerError::ImageNotFound(shown))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates a container from `req`; nothing is left behind when it fails.
+    pub fn create(&self, req: &CreateRequest) -> Result<Container> {
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let flags = req.validate(&|k| std::env::var(k).ok(), online)?;
+        let (image_id, image_ref) = self.resolve_image(&req.image)?;
+        let doc: Value = {
+            let bytes = self.store().blobs().read_blob(&image_id)?;
+            serde_json::from_slice(&bytes).map_err(|e| ContainerError::ImageConfig {
+                image: image_id.to_string(),
+                detail: e.to_string(),
+            })?
+        };
+        let img = ImageRunConfig::from_json(&doc);
+        let argv = command::combine(
+            &img.entrypoint,
+            &img.cmd,
+            req.entrypoint.as_deref(),
+            &req.args,
+        );
+        if argv.is_empty() {
+            return Err(ContainerError::NoCommand);
+        }
+        let env = merge_env(&img.env, &flags.env);
+        let env = if env.iter().any(|e| e.starts_with("PATH=")) {
+            env
+        } else {
+            let mut v = vec![format!("PATH={DEFAULT_PATH}")];
+            v.extend(env);
+            v
+        };
+        let working_dir = req
+            .workdir
+            .clone()
+            .unwrap_or_else(|| img.working_dir.clone());
+        let user_spec = req.user.clone().unwrap_or_else(|| img.user.clone());
+        let lowers = self.store().image_lowerdirs(&image_id)?;
+        let tree = LayeredTree::new(lowers);
+        let who = user::resolve_user(&tree, &user_spec)?;
+        // The command, looked up as execve will: 127/126 before anything is made.
+        let cwd = if working_dir.is_empty() {
+            "/"
+        } else {
+            &working_dir
+        };
+        let covered = |p: &str| {
+            flags.volumes.iter().any(|v| p.starts_with(&v.destination))
+                || flags
+                    .host_config
+                    .tmpfs
+                    .keys()
+                    .any(|t| p.starts_with(t.as_str()))
+        };
+        let path_env = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or(DEFAULT_PATH)
+            .to_string();
+        let path = match tree.find_command(&argv[0], cwd, &path_env) {
+            CommandLookup::Found(_) => argv[0].clone(),
+            _ if covered(&argv[0])
+                || (!argv[0].starts_with('/') && argv[0].contains('/')) && covered(cwd) =>
+            {
+                argv[0].clone()
+            }
+            CommandLookup::NotFound => {
+                if argv[0].contains('/') {
+                    return Err(ContainerError::CommandNotFound(argv[0].clone()));
+                }
+                return Err(ContainerError::CommandNotFound(argv[0].clone()));
+            }
+            CommandLookup::NotExecutable(_) => {
+                return Err(ContainerError::CommandNotExecutable(argv[0].clone()))
+            }
+        };
+        let id = names::new_id();
+        let hostname = req
+            .hostname
+            .clone()
+            .unwrap_or_else(|| names::short_id(&id).to_string());
+        let stop_signal = flags
+            .stop_signal
+            .or_else(|| {
+                (!img.stop_signal.is_empty())
+                    .then(|| super::options::parse_signal("STOPSIGNAL", &img.stop_signal).ok())
+                    .flatten()
+            })
+            .unwrap_or(15);
+        let mut labels = img.labels.clone();
+        labels.extend(flags.labels.clone());
+        let config = Config {
+            hostname,
+            domainname: String::new(),
+            user: user_spec,
+            attach_stdin: req.interactive && !req.detach,
+            attach_stdout: !req.detach,
+            attach_stderr: !req.detach,
+            tty: req.tty,
+            open_stdin: req.interactive,
+            stdin_once: req.interactive && !req.detach,
+            env,
+            cmd: Some(argv[1..].to_vec()).filter(|_| true),
+            image: image_ref.clone(),
+            working_dir: working_dir.clone(),
+            entrypoint: None,
+            labels,
+            stop_signal: req
+                .stop_signal
+                .clone()
+                .or_else(|| (!img.stop_signal.is_empty()).then(|| img.stop_signal.clone())),
+            stop_timeout: req.stop_timeout,
+            exposed_ports: img.exposed_ports.clone(),
+        };
+        // Show Cmd and Entrypoint as Docker does: what the combination came from.
+        let mut config = config;
+        let ep = match req.entrypoint.as_deref() {
+            Some("") => vec![],
+            Some(e) => vec![e.to_string()],
+            None => img.entrypoint.clone(),
+        };
+        config.entrypoint = (!ep.is_empty()).then(|| ep.clone());
+        config.cmd = Some(argv[ep.len()..].to_vec()).filter(|c| !c.is_empty());
+        let capabilities = effective_caps(
+            &flags.host_config.cap_add,
+            &flags.host_config.cap_drop,
+            flags.host_config.privileged,
+        );
+        let network = match flags.network {
+            // Until the bridge driver is wired in, the default network is a private one.
+            NetworkMode::Bridge(_) => NetworkMode::None,
+            other => other,
+        };
+        let mut anonymous_volumes = Vec::new();
+        for v in &flags.volumes {
+            if v.source.is_none() {
+                anonymous_volumes.push(format!("{}:{}", names::new_id(), v.destination));
+            }
+        }
+        let spec = ContainerSpec {
+            config,
+            host_config: flags.host_config.clone(),
+            path: path.clone(),
+            args: argv[1..].to_vec(),
+            network: Some(network),
+            volumes: flags.volumes.clone(),
+            security: flags.security.clone(),
+            capabilities,
+            stop_signal,
+            stop_timeout: req.stop_timeout.unwrap_or(10),
+            anonymous_volumes,
+            uid: who.uid,
+            gid: who.gid,
+            additional_gids: who.additional_gids,
+            home: who.home,
+        };
+        let config_json = serde_json::to_string(&spec).expect("a container spec serializes");
+        let mut record = ContainerRecord {
+            id: id.clone(),
+            name: String::new(),
+            image_id: image_id.to_string(),
+            image_ref,
+            created: now_nanos(),
+            status: "created".into(),
+            pid: 0,
+            pid_start: 0,
+            monitor_pid: 0,
+            monitor_start: 0,
+            exit_code: 0,
+            oom_killed: false,
+            started_at: 0,
+            finished_at: 0,
+            restart_count: 0,
+            stopped_by_user: false,
+            error: String::new(),
+            config: config_json,
+        };
+        let dir = self.container_dir(&id);
+        for sub in ["upper", "work", "rootfs"] {
+            let d = dir.join(sub);
+            fs::create_dir_all(&d).map_err(ContainerError::io("creating", &d))?;
+        }
+        let inserted = match &flags.name {
+            Some(n) => {
+                record.name = n.clone();
+                self.store().insert_container(&record)
+            }
+            None => {
+                let mut attempt = 0;
+                loop {
+                    record.name = names::random_name(attempt);
+                    match self.store().insert_container(&record) {
+                        Err(ContainerStoreError::NameInUse { .. }) if attempt < 10 => attempt += 1,
+                        other => break other,
+                    }
+                }
+            }
+        };
+        if let Err(e) = inserted {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(e.into());
+        }
+        for v in &spec.anonymous_volumes {
+            if let Some((n, _)) = v.split_once(':') {
+                let d = self.root().join("volumes").join(n).join("_data");
+                let _ = fs::create_dir_all(&d);
+            }
+        }
+        for v in &spec.volumes {
+            if let Some(s) = v.source.as_deref().filter(|s| !s.starts_with('/')) {
+                let _ = fs::create_dir_all(self.root().join("volumes").join(s).join("_data"));
+            }
+        }
+        Container::from_record(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_merge_overrides_by_key() {
+        let base = vec!["PATH=/bin".to_string(), "A=1".to_string()];
+        let out = merge_env(&base, &["A=2".into(), "B=3".into()]);
+        assert_eq!(out, vec!["PATH=/bin", "A=2", "B=3"]);
+    }
+
+    #[test]
+    fn image_config_fields() {
+        let doc: Value = serde_json::json!({"config": {"Env": ["A=1"], "Cmd": ["sh"], "WorkingDir": "/w", "User": "app"}});
+        let c = ImageRunConfig::from_json(&doc);
+        assert_eq!(c.env, vec!["A=1"]);
+        assert_eq!(c.cmd, vec!["sh"]);
+        assert_eq!(c.working_dir, "/w");
+        assert_eq!(c.user, "app");
+        assert!(c.entrypoint.is_empty());
+    }
+}

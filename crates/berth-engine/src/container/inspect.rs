@@ -1,0 +1,110 @@
+//! `inspect`: a container in Docker's JSON shape.
+
+use serde_json::{json, Value};
+
+use super::launch::{cgroups_path, rootfs_dir, rootfs_mounts};
+use super::{rfc3339, Container, ContainerStatus, Lifecycle};
+
+impl Lifecycle {
+    /// The container as `docker inspect` shows it.
+    pub fn inspect(&self, c: &Container) -> Value {
+        let r = &c.record;
+        let running = c.status == ContainerStatus::Running;
+        let lower = rootfs_mounts(self, c)
+            .ok()
+            .and_then(|m| m.first().cloned())
+            .and_then(|m| {
+                m.options
+                    .iter()
+                    .find_map(|o| o.strip_prefix("lowerdir=").map(str::to_string))
+            })
+            .unwrap_or_default();
+        let dir = self.container_dir(c.id());
+        let mounts: Vec<Value> = c
+            .spec
+            .volumes
+            .iter()
+            .map(|v| {
+                let bind = v.is_bind();
+                json!({
+                    "Type": if bind { "bind" } else { "volume" },
+                    "Name": if bind { Value::Null } else { json!(v.source.clone().unwrap_or_default()) },
+                    "Source": if bind { v.source.clone().unwrap_or_default() } else {
+                        self.root().join("volumes").join(v.source.clone().unwrap_or_default()).join("_data").display().to_string()
+                    },
+                    "Destination": v.destination,
+                    "Mode": if v.read_only { "ro" } else { "" },
+                    "RW": !v.read_only,
+                    "Propagation": if bind { "rprivate" } else { "" },
+                })
+            })
+            .collect();
+        let mut host_config = serde_json::to_value(&c.spec.host_config).unwrap_or(json!({}));
+        host_config["PidsLimit"] = json!(c.spec.host_config.pids_limit);
+        host_config["CgroupParent"] = json!("");
+        host_config["NanoCpus"] = json!(c.spec.host_config.nano_cpus);
+        host_config["CpusetCpus"] = json!(c.spec.host_config.cpuset_cpus);
+        host_config["CpuShares"] = json!(c.spec.host_config.cpu_shares);
+        host_config["CpuPeriod"] = json!(c.spec.host_config.cpu_period);
+        host_config["CpuQuota"] = json!(c.spec.host_config.cpu_quota);
+        json!({
+            "Id": r.id,
+            "Created": rfc3339(r.created),
+            "Path": c.spec.path,
+            "Args": c.spec.args,
+            "State": {
+                "Status": c.status.as_str(),
+                "Running": running,
+                "Paused": false,
+                "Restarting": c.status == ContainerStatus::Restarting,
+                "OOMKilled": r.oom_killed,
+                "Dead": c.status == ContainerStatus::Dead,
+                "Pid": if running { r.pid } else { 0 },
+                "ExitCode": r.exit_code,
+                "Error": r.error,
+                "StartedAt": rfc3339(r.started_at),
+                "FinishedAt": rfc3339(r.finished_at),
+            },
+            "Image": r.image_id,
+            "ResolvConfPath": "",
+            "HostnamePath": "",
+            "HostsPath": "",
+            "LogPath": self.log_path(c.id()),
+            "Name": format!("/{}", r.name),
+            "RestartCount": r.restart_count,
+            "Driver": "overlay",
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "ExecIDs": Value::Null,
+            "HostConfig": host_config,
+            "GraphDriver": {
+                "Name": "overlay",
+                "Data": {
+                    "LowerDir": lower,
+                    "MergedDir": rootfs_dir(self, c.id()),
+                    "UpperDir": dir.join("upper"),
+                    "WorkDir": dir.join("work"),
+                },
+            },
+            "Mounts": mounts,
+            "Config": c.spec.config,
+            "NetworkSettings": {
+                "Bridge": "",
+                "SandboxID": "",
+                "Ports": {},
+                "SandboxKey": "",
+                "Networks": {
+                    c.spec.host_config.network_mode.clone(): {
+                        "IPAddress": "",
+                        "Gateway": "",
+                        "MacAddress": "",
+                        "NetworkID": "",
+                    }
+                },
+            },
+            "CgroupPath": cgroups_path(c.id()),
+        })
+    }
+}

@@ -1,0 +1,286 @@
+//! The per-container monitor: a small process (no async runtime) that launches a detached
+//! container, owns its stdio, writes the json-file log, records the exit, applies the
+//! restart policy, and removes the container for `--rm`. It outlives the CLI (own session).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use berth_store::containers::ContainerUpdate;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::launch::{record_exit, start_process, Started};
+use super::runtime::Stdio;
+use super::start::report;
+use super::{now_nanos, rfc3339, ContainerError, Lifecycle, Result};
+
+/// Longest log line before it is split (Docker's json-file uses 16 KiB).
+const MAX_LINE: usize = 16 * 1024;
+
+/// Writes the json-file log: one JSON object per line.
+#[derive(Debug)]
+pub struct LogWriter {
+    file: File,
+}
+
+impl LogWriter {
+    /// Opens (appending) the log at `path`.
+    pub fn open(path: &std::path::Path) -> Result<LogWriter> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(ContainerError::io("opening the log", path))?;
+        Ok(LogWriter { file })
+    }
+
+    /// Appends one entry.
+    pub fn write(&mut self, stream: &str, bytes: &[u8]) {
+        let entry = serde_json::json!({
+            "log": String::from_utf8_lossy(bytes),
+            "stream": stream,
+            "time": rfc3339(now_nanos()),
+        });
+        let mut line = serde_json::to_vec(&entry).expect("a JSON value serializes");
+        line.push(b'\n');
+        let _ = self.file.write_all(&line);
+    }
+}
+
+/// Splits a stream into log lines.
+#[derive(Debug)]
+struct LineBuffer {
+    stream: &'static str,
+    buf: Vec<u8>,
+}
+
+impl LineBuffer {
+    fn push(&mut self, data: &[u8], log: &mut LogWriter) {
+        self.buf.extend_from_slice(data);
+        while let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=i).collect();
+            log.write(self.stream, &line);
+        }
+        while self.buf.len() >= MAX_LINE {
+            let part: Vec<u8> = self.buf.drain(..MAX_LINE).collect();
+            log.write(self.stream, &part);
+        }
+    }
+
+    fn flush(&mut self, log: &mut LogWriter) {
+        if !self.buf.is_empty() {
+            let rest = std::mem::take(&mut self.buf);
+            log.write(self.stream, &rest);
+        }
+    }
+}
+
+/// Pumps the container's output into the log until both streams close and `pid` exits;
+/// returns the exit status.
+fn pump(pid: i32, outputs: Vec<(OwnedFd, &'static str)>, log: &mut LogWriter) -> i32 {
+    let mut open: Vec<(File, LineBuffer)> = outputs
+        .into_iter()
+        .map(|(fd, stream)| {
+            (
+                File::from(fd),
+                LineBuffer {
+                    stream,
+                    buf: Vec::new(),
+                },
+            )
+        })
+        .collect();
+    let mut exit: Option<i32> = None;
+    let mut chunk = vec![0u8; 32 * 1024];
+    loop {
+        // Reap: the container's process, and anything re-parented to us (subreaper).
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => exit = Some(code),
+                Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => {
+                    exit = Some(128 + sig as i32)
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+        if open.is_empty() {
+            if let Some(code) = exit {
+                return code;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        let timeout = if exit.is_some() { 50u16 } else { 500u16 };
+        let mut fds: Vec<PollFd> = open
+            .iter()
+            .map(|(f, _)| PollFd::new(f.as_fd(), PollFlags::POLLIN))
+            .collect();
+        let n = poll(&mut fds, PollTimeout::from(timeout)).unwrap_or(0);
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if n == 0 {
+            if exit.is_some() {
+                // The process is gone and nothing more came: a leftover writer holds the
+                // pipe; stop reading.
+                for (_, lb) in &mut open {
+                    lb.flush(log);
+                }
+                open.clear();
+            }
+            continue;
+        }
+        let mut closed = Vec::new();
+        for (i, is_ready) in ready.iter().enumerate() {
+            if !is_ready {
+                continue;
+            }
+            let (f, lb) = &mut open[i];
+            match f.read(&mut chunk) {
+                Ok(0) | Err(_) => {
+                    lb.flush(log);
+                    closed.push(i);
+                }
+                Ok(k) => lb.push(&chunk[..k], log),
+            }
+        }
+        for i in closed.into_iter().rev() {
+            open.remove(i);
+        }
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(ContainerError::sys("creating a pipe"))
+}
+
+/// One run of the container with its streams piped into the log.
+fn launch_piped(
+    lc: &Lifecycle,
+    c: &super::Container,
+) -> Result<(Started, Vec<(OwnedFd, &'static str)>, Option<OwnedFd>)> {
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (stdin, keep) = if c.spec.config.open_stdin {
+        let (r, w) = pipe()?;
+        (r, Some(w))
+    } else {
+        let null = File::open("/dev/null").map_err(ContainerError::io("opening", "/dev/null"))?;
+        (OwnedFd::from(null), None)
+    };
+    let started = start_process(
+        lc,
+        c,
+        Stdio {
+            stdin: Some(stdin),
+            stdout: Some(out_w),
+            stderr: Some(err_w),
+        },
+    )?;
+    let mut outputs = Vec::new();
+    if let Some(m) = started.pty_master.as_ref().and_then(|m| m.try_clone().ok()) {
+        outputs.push((m, "stdout"));
+    } else {
+        outputs.push((out_r, "stdout"));
+        outputs.push((err_r, "stderr"));
+    }
+    Ok((started, outputs, keep))
+}
+
+/// The monitor's main: launches container `id`, reports `OK <pid>` or `ERR <code> <msg>`
+/// on stdout, then watches it to the end. Returns the process exit status of the monitor.
+pub fn run_monitor(lc: &Lifecycle, id: &str) -> i32 {
+    let _ = nix::unistd::setsid();
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let c = match lc.find(id) {
+        Ok(c) => c,
+        Err(e) => {
+            report(&mut std::io::stdout(), &Err(e));
+            return 1;
+        }
+    };
+    let mut log = match LogWriter::open(&lc.log_path(c.id())) {
+        Ok(l) => l,
+        Err(e) => {
+            report(&mut std::io::stdout(), &Err(e));
+            return 1;
+        }
+    };
+    let first = launch_piped(lc, &c);
+    let (mut started, mut outputs, mut keep_stdin) = match first {
+        Ok(x) => x,
+        Err(e) => {
+            // Nothing ran: the container stays as created, with its error recorded.
+            report(&mut std::io::stdout(), &Err(e));
+            if c.spec.host_config.auto_remove {
+                let _ = lc.remove_container(&c, true, true);
+            }
+            return 1;
+        }
+    };
+    report(&mut std::io::stdout(), &Ok(started.pid));
+    // From here on nobody reads our stdout.
+    if let Ok(null) = OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
+    }
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let code = pump(started.pid, std::mem::take(&mut outputs), &mut log);
+        drop(keep_stdin.take());
+        let _ = record_exit(lc, &c, code);
+        let Ok(now) = lc.store().container(c.id()) else {
+            return 0; // removed meanwhile
+        };
+        let policy = &c.spec.host_config.restart_policy;
+        if !policy.should_restart(code, now.restart_count, now.stopped_by_user) {
+            break;
+        }
+        let _ = lc.store().update_container(
+            c.id(),
+            &ContainerUpdate {
+                status: Some("restarting".into()),
+                restart_count: Some(now.restart_count + 1),
+                only_if_status: vec!["exited".into()],
+                ..Default::default()
+            },
+        );
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_secs(60));
+        // A `stop` or `rm` during the pause wins.
+        match lc.store().container(c.id()) {
+            Ok(r) if r.status == "restarting" && !r.stopped_by_user => {}
+            _ => break,
+        }
+        match launch_piped(lc, &c) {
+            Ok((s, o, k)) => {
+                started = s;
+                outputs = o;
+                keep_stdin = k;
+            }
+            Err(e) => {
+                log.write("stderr", format!("restart failed: {e}\n").as_bytes());
+                let _ = lc.store().update_container(
+                    c.id(),
+                    &ContainerUpdate {
+                        status: Some("exited".into()),
+                        error: Some(e.to_string()),
+                        ..Default::default()
+                    },
+                );
+                break;
+            }
+        }
+    }
+    if c.spec.host_config.auto_remove {
+        if let Ok(fresh) = lc.find(c.id()) {
+            let _ = lc.remove_container(&fresh, true, true);
+        }
+    }
+    0
+}

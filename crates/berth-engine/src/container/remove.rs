@@ -1,0 +1,101 @@
+//! `rm` and `container prune`: teardown that collects errors and keeps going.
+
+use std::fs;
+use std::time::Duration;
+
+use berth_store::containers::ContainerUpdate;
+
+use super::{procfs, Container, ContainerError, ContainerStatus, Lifecycle, Result};
+
+impl Lifecycle {
+    /// Removes a container; a running one needs `force` (then it is killed first).
+    /// `volumes` also removes its anonymous volumes.
+    pub fn remove_container(&self, c: &Container, force: bool, volumes: bool) -> Result<()> {
+        let c = self.find(c.id()).unwrap_or_else(|_| c.clone());
+        if c.status.is_active() {
+            if !force {
+                return Err(ContainerError::BadStatus(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    c.name()
+                )));
+            }
+            self.store().update_container(
+                c.id(),
+                &ContainerUpdate {
+                    stopped_by_user: Some(true),
+                    ..Default::default()
+                },
+            )?;
+            if procfs::is_alive(c.record.pid, c.record.pid_start) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(c.record.pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            self.wait_stopped(&c, Duration::from_secs(10));
+        }
+        // Let a monitor finish (it may be recording the exit or removing for --rm).
+        if c.record.monitor_pid != 0 && c.record.monitor_pid != std::process::id() as i64 {
+            for _ in 0..500 {
+                if !procfs::is_alive(c.record.monitor_pid, c.record.monitor_start) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let _ = self.store().update_container(
+            c.id(),
+            &ContainerUpdate {
+                status: Some(ContainerStatus::Removing.as_str().into()),
+                ..Default::default()
+            },
+        );
+        let mut errors = Vec::new();
+        if let Err(e) =
+            super::launch::cleanup_after_exit(self, c.id(), Some(&c.spec.host_config.runtime))
+        {
+            errors.push(e);
+        }
+        let dir = self.container_dir(c.id());
+        if let Err(e) = fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                errors.push(ContainerError::Io {
+                    op: "removing",
+                    path: dir,
+                    source: e,
+                });
+            }
+        }
+        if volumes {
+            for v in &c.spec.anonymous_volumes {
+                if let Some((n, _)) = v.split_once(':') {
+                    let _ = fs::remove_dir_all(self.root().join("volumes").join(n));
+                }
+            }
+        }
+        match self.store().delete_container(c.id()) {
+            Ok(()) => {}
+            Err(e) => errors.push(e.into()),
+        }
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(ContainerError::Many(errors)),
+        }
+    }
+
+    /// Removes every stopped container; returns their IDs.
+    pub fn prune(&self) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for c in self.all()? {
+            if matches!(
+                c.status,
+                ContainerStatus::Exited | ContainerStatus::Created | ContainerStatus::Dead
+            ) {
+                self.remove_container(&c, false, false)?;
+                removed.push(c.id().to_string());
+            }
+        }
+        Ok(removed)
+    }
+}

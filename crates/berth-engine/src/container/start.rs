@@ -1,0 +1,98 @@
+//! `start` and the two ways a process is watched: by the CLI (foreground `run`, `start -a`)
+//! or by a detached monitor process.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio as StdStdio};
+
+use super::launch::{record_exit, start_process, wait_exit};
+use super::runtime::Stdio;
+use super::{Container, ContainerError, ContainerStatus, Lifecycle, Result};
+
+impl Lifecycle {
+    /// Checks that `c` may start now.
+    pub fn check_startable(&self, c: &Container) -> Result<()> {
+        match c.status {
+            ContainerStatus::Created | ContainerStatus::Exited => Ok(()),
+            ContainerStatus::Running | ContainerStatus::Restarting => Ok(()),
+            s => Err(ContainerError::BadStatus(format!(
+                "cannot start container {}: container is marked for removal or dead ({s})",
+                c.id()
+            ))),
+        }
+    }
+
+    /// Starts `c` detached: a monitor process (`exe _monitor ID`) launches and watches it.
+    /// Returns once the process runs (or its start failed).
+    pub fn start_detached(&self, c: &Container, exe: &Path) -> Result<()> {
+        self.check_startable(c)?;
+        if c.status.is_active() {
+            return Ok(());
+        }
+        let mut child = Command::new(exe)
+            .arg("--root")
+            .arg(self.root())
+            .arg("--runroot")
+            .arg(self.runroot())
+            .arg("_monitor")
+            .arg(c.id())
+            .stdin(StdStdio::null())
+            .stdout(StdStdio::piped())
+            .stderr(StdStdio::null())
+            .spawn()
+            .map_err(ContainerError::io("starting the monitor", exe))?;
+        let out = child.stdout.take().expect("stdout is piped");
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        // The monitor outlives us; it is reparented when we exit, so do not wait for it.
+        drop(child);
+        let line = line.trim();
+        if line.starts_with("OK") {
+            return Ok(());
+        }
+        let (code, msg) = match line.strip_prefix("ERR ") {
+            Some(rest) => rest.split_once(' ').unwrap_or(("125", rest)),
+            None => ("125", "the monitor exited without a report"),
+        };
+        Err(ContainerError::Reported {
+            code: code.parse().unwrap_or(125),
+            message: msg.to_string(),
+        })
+    }
+
+    /// Runs `c` in the foreground with the caller's stdio, waits, records the exit, and
+    /// removes the container when `--rm`. Returns the exit status.
+    pub fn run_attached(&self, c: &Container) -> Result<i32> {
+        self.check_startable(c)?;
+        // runc hands the process over to us when `runc create` exits.
+        let _ = nix::sys::prctl::set_child_subreaper(true);
+        let started = match start_process(self, c, Stdio::default()) {
+            Ok(s) => s,
+            Err(e) => {
+                if c.spec.host_config.auto_remove {
+                    let _ = self.remove_container(c, true, true);
+                }
+                return Err(e);
+            }
+        };
+        let forward = super::signals::forward_to(started.pid);
+        let code = wait_exit(started.pid);
+        drop(forward);
+        let recorded = record_exit(self, c, code);
+        if c.spec.host_config.auto_remove {
+            let fresh = self.find(c.id()).unwrap_or_else(|_| c.clone());
+            self.remove_container(&fresh, true, true)?;
+        }
+        recorded?;
+        Ok(code)
+    }
+}
+
+/// Writes the monitor's one-line report.
+pub fn report(out: &mut impl Write, result: &Result<i32>) {
+    let _ = match result {
+        Ok(pid) => writeln!(out, "OK {pid}"),
+        Err(e) => writeln!(out, "ERR {} {}", e.exit_code(), e),
+    };
+    let _ = out.flush();
+}

@@ -1,0 +1,169 @@
+//! `top` and `stats --no-stream`: what the container's processes and cgroup show.
+
+use std::fs;
+
+use serde::Serialize;
+
+use super::launch::cgroups_path;
+use super::{procfs, Container, ContainerError, ContainerStatus, Lifecycle, Result};
+
+/// `top`'s table: titles and rows, as `ps -ef` prints them.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopTable {
+    /// Column titles.
+    pub titles: Vec<String>,
+    /// One row per process.
+    pub processes: Vec<Vec<String>>,
+}
+
+/// One row of `stats`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StatsRow {
+    /// Full ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// CPU use since start, in percent of one CPU.
+    #[serde(rename = "CPUPerc")]
+    pub cpu_percent: f64,
+    /// Memory in use, bytes.
+    pub mem_usage: u64,
+    /// Memory limit, bytes (host memory when unlimited).
+    pub mem_limit: u64,
+    /// Number of processes.
+    pub pids: u64,
+}
+
+fn read_u64(paths: &[String]) -> Option<u64> {
+    paths
+        .iter()
+        .find_map(|p| fs::read_to_string(p).ok())
+        .and_then(|t| t.split_whitespace().next().and_then(|v| v.parse().ok()))
+}
+
+fn host_memory() -> u64 {
+    fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+impl Lifecycle {
+    /// The processes of a running container.
+    pub fn top(&self, c: &Container) -> Result<TopTable> {
+        if c.status != ContainerStatus::Running {
+            return Err(ContainerError::BadStatus(format!(
+                "container {} is not running",
+                c.id()
+            )));
+        }
+        let mut pids = procfs::cgroup_pids(&cgroups_path(c.id()));
+        if pids.is_empty() {
+            pids = procfs::process_tree(c.record.pid);
+        }
+        let tck = 100;
+        let mut rows = Vec::new();
+        for pid in pids {
+            let Some(st) = fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| procfs::parse_stat(&s))
+            else {
+                continue;
+            };
+            let uid = fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("Uid:"))
+                        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+                })
+                .unwrap_or_default();
+            let cmd = fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| {
+                    b.split(|c| *c == 0)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| String::from_utf8_lossy(s).to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            let secs = st.cpu_ticks / tck;
+            let user = if uid == "0" { "root".to_string() } else { uid };
+            rows.push(vec![
+                user,
+                pid.to_string(),
+                st.ppid.to_string(),
+                "0".into(),
+                "-".into(),
+                "?".into(),
+                format!(
+                    "{:02}:{:02}:{:02}",
+                    secs / 3600,
+                    (secs / 60) % 60,
+                    secs % 60
+                ),
+                cmd,
+            ]);
+        }
+        Ok(TopTable {
+            titles: ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            processes: rows,
+        })
+    }
+
+    /// A snapshot of the container's resource use.
+    pub fn stats(&self, c: &Container) -> StatsRow {
+        let rel = cgroups_path(c.id());
+        let rel = rel.trim_start_matches('/');
+        let mem_usage = read_u64(&[
+            format!("/sys/fs/cgroup/memory/{rel}/memory.usage_in_bytes"),
+            format!("/sys/fs/cgroup/{rel}/memory.current"),
+        ])
+        .unwrap_or(0);
+        let host = host_memory();
+        let mem_limit = read_u64(&[
+            format!("/sys/fs/cgroup/memory/{rel}/memory.limit_in_bytes"),
+            format!("/sys/fs/cgroup/{rel}/memory.max"),
+        ])
+        .filter(|l| *l < host && *l > 0)
+        .unwrap_or(host);
+        let pids = read_u64(&[
+            format!("/sys/fs/cgroup/pids/{rel}/pids.current"),
+            format!("/sys/fs/cgroup/{rel}/pids.current"),
+        ])
+        .unwrap_or(0);
+        let cpu_ns =
+            read_u64(&[format!("/sys/fs/cgroup/cpuacct/{rel}/cpuacct.usage")]).unwrap_or(0);
+        let running_ns = (super::now_nanos() - c.record.started_at).max(1) as f64;
+        let cpu_percent = if c.status == ContainerStatus::Running {
+            cpu_ns as f64 / running_ns * 100.0
+        } else {
+            0.0
+        };
+        StatsRow {
+            id: c.id().to_string(),
+            name: c.name().to_string(),
+            cpu_percent,
+            mem_usage: if c.status == ContainerStatus::Running {
+                mem_usage
+            } else {
+                0
+            },
+            mem_limit,
+            pids: if c.status == ContainerStatus::Running {
+                pids
+            } else {
+                0
+            },
+        }
+    }
+}
