@@ -1,0 +1,282 @@
+//! `berth network`: create, list, inspect, remove, prune, connect and disconnect networks,
+//! with Docker's flags and output.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use berth_engine::network::NetworkCreate;
+
+use super::GlobalOpts;
+
+/// `network COMMAND`
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network.
+    Create(CreateArgs),
+    /// List networks.
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Display detailed information on one or more networks.
+    Inspect(InspectArgs),
+    /// Remove one or more networks.
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+    /// Remove all unused networks.
+    Prune(PruneArgs),
+    /// Connect a container to a network.
+    Connect(ConnectArgs),
+    /// Disconnect a container from a network.
+    Disconnect(DisconnectArgs),
+}
+
+/// `network create [OPTIONS] NETWORK`
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Driver to manage the network (only `bridge`).
+    #[arg(short, long)]
+    pub driver: Option<String>,
+    /// Subnet in CIDR format (IPv4).
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// IPv4 gateway for the subnet.
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// Restrict external access to the network.
+    #[arg(long)]
+    pub internal: bool,
+    /// Set metadata on a network (`key=value`).
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// The network's name.
+    pub name: String,
+}
+
+/// `network ls [OPTIONS]`
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only display network IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Do not truncate the output.
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Filter output (`name=`, `id=`, `driver=`).
+    #[arg(short, long)]
+    pub filter: Vec<String>,
+    /// Output format: `table` (default) or `json` (one object per line).
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// `network inspect NETWORK...`
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Networks by name or ID.
+    #[arg(required = true)]
+    pub networks: Vec<String>,
+    /// Output format (`json`, the default).
+    #[arg(short, long)]
+    pub format: Option<String>,
+}
+
+/// `network rm NETWORK...`
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Networks by name or ID.
+    #[arg(required = true)]
+    pub networks: Vec<String>,
+    /// Do not error if the network does not exist.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `network prune [OPTIONS]`
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `network connect [OPTIONS] NETWORK CONTAINER`
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Add network-scoped alias for the container.
+    #[arg(long)]
+    pub alias: Vec<String>,
+    /// The network.
+    pub network: String,
+    /// The container.
+    pub container: String,
+}
+
+/// `network disconnect [OPTIONS] NETWORK CONTAINER`
+#[derive(Debug, Args)]
+pub struct DisconnectArgs {
+    /// Force the container to disconnect from a network.
+    #[arg(short, long)]
+    pub force: bool,
+    /// The network.
+    pub network: String,
+    /// The container.
+    pub container: String,
+}
+
+/// Runs a `network` subcommand.
+pub fn run(g: &GlobalOpts, c: NetworkCommand) -> anyhow::Result<i32> {
+    crate::exit::status_1(|| match c {
+        NetworkCommand::Create(a) => create(g, a),
+        NetworkCommand::Ls(a) => ls(g, a),
+        NetworkCommand::Inspect(a) => inspect(g, a),
+        NetworkCommand::Rm(a) => rm(g, a),
+        NetworkCommand::Prune(a) => prune(g, a),
+        NetworkCommand::Connect(a) => {
+            g.engine()?
+                .network_connect(&a.network, &a.container, &a.alias)?;
+            Ok(0)
+        }
+        NetworkCommand::Disconnect(a) => {
+            let _ = a.force;
+            g.engine()?.network_disconnect(&a.network, &a.container)?;
+            Ok(0)
+        }
+    })
+}
+
+fn create(g: &GlobalOpts, a: CreateArgs) -> anyhow::Result<i32> {
+    let mut labels = BTreeMap::new();
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let id = g.engine()?.network_create(&NetworkCreate {
+        name: a.name,
+        driver: a.driver,
+        subnet: a.subnet,
+        gateway: a.gateway,
+        internal: a.internal,
+        labels,
+    })?;
+    println!("{id}");
+    Ok(0)
+}
+
+fn ls(g: &GlobalOpts, a: LsArgs) -> anyhow::Result<i32> {
+    let mut nets = g.engine()?.network_list()?;
+    for f in &a.filter {
+        let (k, v) = f
+            .split_once('=')
+            .with_context(|| format!("bad format of filter (expected name=value): {f}"))?;
+        match k {
+            "name" => nets.retain(|n| n.name.contains(v)),
+            "id" => nets.retain(|n| n.id.starts_with(v)),
+            "driver" => nets.retain(|n| n.driver == v),
+            "label" => nets.retain(|n| match v.split_once('=') {
+                Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
+                None => n.labels.contains_key(v),
+            }),
+            _ => anyhow::bail!("invalid filter '{k}'"),
+        }
+    }
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    let id = |s: &str| {
+        if a.no_trunc {
+            s.to_string()
+        } else {
+            s.chars().take(12).collect()
+        }
+    };
+    if a.quiet {
+        for n in &nets {
+            writeln!(out, "{}", id(&n.id))?;
+        }
+        return Ok(0);
+    }
+    if a.format.as_deref() == Some("json") || a.format.as_deref() == Some("{{json .}}") {
+        for n in &nets {
+            let v = serde_json::json!({
+                "ID": id(&n.id), "Name": n.name, "Driver": n.driver, "Scope": n.scope,
+                "IPv6": "false", "Internal": "false",
+                "Labels": n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+            });
+            writeln!(out, "{v}")?;
+        }
+        return Ok(0);
+    }
+    let w = if a.no_trunc { 64 } else { 12 };
+    writeln!(
+        out,
+        "{:<w$}   {:<15} {:<9} {}",
+        "NETWORK ID", "NAME", "DRIVER", "SCOPE"
+    )?;
+    for n in &nets {
+        writeln!(
+            out,
+            "{:<w$}   {:<15} {:<9} {}",
+            id(&n.id),
+            n.name,
+            n.driver,
+            n.scope
+        )?;
+    }
+    Ok(0)
+}
+
+fn inspect(g: &GlobalOpts, a: InspectArgs) -> anyhow::Result<i32> {
+    let e = g.engine()?;
+    let mut all = Vec::new();
+    let mut status = 0;
+    for n in &a.networks {
+        match e.network_inspect(n) {
+            Ok(v) => all.push(v),
+            Err(err) => {
+                eprintln!("Error: {err}");
+                status = 1;
+            }
+        }
+    }
+    let _ = a.format;
+    println!("{}", serde_json::to_string_pretty(&all)?);
+    Ok(status)
+}
+
+fn rm(g: &GlobalOpts, a: RmArgs) -> anyhow::Result<i32> {
+    let e = g.engine()?;
+    let mut status = 0;
+    for n in &a.networks {
+        match e.network_remove(n) {
+            Ok(_) => println!("{n}"),
+            Err(err)
+                if a.force && err.kind() == berth_engine::ErrorKind::NotFound => {}
+            Err(err) => {
+                eprintln!("Error response from daemon: {err}");
+                status = 1;
+            }
+        }
+    }
+    Ok(status)
+}
+
+fn prune(g: &GlobalOpts, a: PruneArgs) -> anyhow::Result<i32> {
+    if !a.force {
+        print!("WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ");
+        std::io::stdout().flush()?;
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Ok(0);
+        }
+    }
+    let removed = g.engine()?.network_prune()?;
+    if !removed.is_empty() {
+        println!("Deleted Networks:");
+        for n in removed {
+            println!("{n}");
+        }
+    }
+    Ok(0)
+}
