@@ -109,6 +109,12 @@ impl BlobStore {
         Ok(out)
     }
 
+    /// Reads a whole (small) blob; the same as [`BlobReader::read_blob`], callable without
+    /// importing the trait.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        BlobReader::read_blob(self, digest)
+    }
+
     /// The staging directory (same file system as the blobs).
     pub fn tmp_dir(&self) -> &Path {
         &self.tmp

@@ -33,6 +33,14 @@ pub fn report(err: &anyhow::Error) -> i32 {
                 .map(|e| e.exit_code())
         })
         .unwrap_or(ENGINE_ERROR);
+    print_error(err);
+    code
+}
+
+/// Prints `err` as one `Error: ...` line on stderr, its causes joined with `: ` (causes
+/// whose text is already on the line are skipped). Verbs that Docker answers with status 1
+/// (`rmi`, `tag`, `load`, ...) print with this and return `Ok(1)`.
+pub fn print_error(err: &anyhow::Error) {
     let mut line = String::from("Error: ");
     let mut first = true;
     for cause in err.chain() {
@@ -48,11 +56,43 @@ pub fn report(err: &anyhow::Error) -> i32 {
         first = false;
     }
     eprintln!("{line}");
-    code
 }
 
-/// Sets up `log` output to stderr at the level asked for.
+/// Docker's status for a failed verb other than the container-starting ones.
+pub const CLI_ERROR: i32 = 1;
+
+/// Runs a verb body; an error is printed as one line and becomes exit status 1, as Docker
+/// does for `images`, `rmi`, `tag`, `save`, `load`, `import`, `history`, `image ...`.
+pub fn status_1(body: impl FnOnce() -> anyhow::Result<i32>) -> anyhow::Result<i32> {
+    match body() {
+        Ok(code) => Ok(code),
+        Err(err) => {
+            if let Some(ExitStatus(code)) = err.downcast_ref::<ExitStatus>() {
+                return Ok(*code);
+            }
+            print_error(&err);
+            Ok(CLI_ERROR)
+        }
+    }
+}
+
+/// Sets up `log` output to stderr at the level asked for (`--log-level`, default `warn`;
+/// `RUST_LOG` refines it per module).
 pub fn init_logging(global: &GlobalOpts) {
     let level = global.log_level.as_deref().unwrap_or("warn");
-    let _ = level;
+    let filter = match level.to_ascii_lowercase().as_str() {
+        "error" | "fatal" | "panic" => log::LevelFilter::Error,
+        "warn" | "warning" => log::LevelFilter::Warn,
+        "info" => log::LevelFilter::Info,
+        "debug" => log::LevelFilter::Debug,
+        "trace" => log::LevelFilter::Trace,
+        _ => log::LevelFilter::Warn,
+    };
+    let mut b = env_logger::Builder::new();
+    b.filter_level(filter);
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        b.parse_filters(&spec);
+    }
+    b.format_timestamp(None).format_target(false);
+    let _ = b.try_init();
 }

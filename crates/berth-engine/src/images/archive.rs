@@ -157,6 +157,7 @@ impl Engine {
                 source,
             })?;
             io::copy(r, &mut f).map_err(ImageError::Stdin)?;
+            f.seek(SeekFrom::Start(0)).map_err(ImageError::Stdin)?;
             Ok(f)
         };
         let mut file = match source {

@@ -160,7 +160,6 @@ impl Engine {
     }
 
     fn image_config(&self, id: &Digest) -> Result<serde_json::Value, Error> {
-        use berth_store::BlobReader;
         let bytes = self.store.blobs().read_blob(id)?;
         serde_json::from_slice(&bytes).map_err(|source| {
             ImageError::BadStoredJson {

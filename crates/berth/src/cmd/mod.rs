@@ -1,5 +1,15 @@
 //! The verbs: one module each, each turning its arguments into one engine call.
 
+pub mod history;
+pub mod image;
+pub mod images;
+pub mod import;
+pub mod load;
+pub mod rmi;
+pub mod save;
+pub mod system;
+pub mod tag;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -53,6 +63,26 @@ pub struct Cli {
 pub enum Command {
     /// Show berth's version.
     Version,
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(import::ImportArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default).
+    Save(save::SaveArgs),
+    /// Load an image from a tar archive or STDIN.
+    Load(load::LoadArgs),
+    /// List images.
+    Images(images::ImagesArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(tag::TagArgs),
+    /// Remove one or more images.
+    Rmi(rmi::RmiArgs),
+    /// Show the history of an image.
+    History(history::HistoryArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Manage berth (disk usage).
+    #[command(subcommand)]
+    System(system::SystemCommand),
 }
 
 /// Runs the verb and returns the process exit status.
@@ -64,5 +94,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             println!("berth version {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
         }
+        Command::Import(a) => import::run(&g, a),
+        Command::Save(a) => save::run(&g, a),
+        Command::Load(a) => load::run(&g, a),
+        Command::Images(a) => images::run(&g, a),
+        Command::Tag(a) => tag::run(&g, a),
+        Command::Rmi(a) => rmi::run(&g, a),
+        Command::History(a) => history::run(&g, a),
+        Command::Image(c) => image::run(&g, c),
+        Command::System(c) => system::run(&g, c),
     }
 }

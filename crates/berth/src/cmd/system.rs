@@ -1,0 +1,82 @@
+//! `berth system ...`: `system df`, the disk usage of images (and, as they arrive,
+//! containers, volumes and build cache).
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::images::{human_size, print_formatted, print_table};
+use super::GlobalOpts;
+
+/// `system COMMAND`
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Show berth disk usage.
+    Df(DfArgs),
+}
+
+/// `system df [OPTIONS]`
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Show detailed information on space usage (accepted; the summary is shown).
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Format output using a custom template ('table', 'json', or a Go template).
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// Runs `system COMMAND`.
+pub fn run(g: &GlobalOpts, c: SystemCommand) -> anyhow::Result<i32> {
+    match c {
+        SystemCommand::Df(a) => df(g, a),
+    }
+}
+
+fn reclaimable(part: u64, total: u64) -> String {
+    if total == 0 {
+        return human_size(part);
+    }
+    format!("{} ({}%)", human_size(part), part * 100 / total)
+}
+
+fn df(g: &GlobalOpts, a: DfArgs) -> anyhow::Result<i32> {
+    crate::exit::status_1(|| {
+        let du = g.engine()?.disk_usage()?;
+        let rows = vec![
+            json!({"Type": "Images", "TotalCount": du.images.to_string(), "Active": du.active_images.to_string(),
+                   "Size": human_size(du.images_size), "Reclaimable": reclaimable(du.images_reclaimable, du.images_size)}),
+            json!({"Type": "Containers", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+            json!({"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+            json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+        ];
+        match a.format.as_deref() {
+            Some(f) if f != "table" => print_formatted(
+                f,
+                &rows,
+                &[
+                    ("Type", "TYPE"),
+                    ("TotalCount", "TOTAL"),
+                    ("Active", "ACTIVE"),
+                    ("Size", "SIZE"),
+                    ("Reclaimable", "RECLAIMABLE"),
+                ],
+            ),
+            _ => {
+                let mut table = vec![["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()];
+                for r in &rows {
+                    table.push(
+                        ["Type", "TotalCount", "Active", "Size", "Reclaimable"]
+                            .iter()
+                            .map(|k| r[*k].as_str().unwrap_or_default().to_owned())
+                            .collect(),
+                    );
+                }
+                print_table(&table);
+            }
+        }
+        Ok(0)
+    })
+}
