@@ -61,6 +61,13 @@ pub trait NetOps: Send + Sync {
 
 pub use crate::sys::linux::LinuxNetOps;
 
+/// Runs `f` on a new thread that has entered the network namespace at `path` (a pinned
+/// namespace file or `/proc/PID/ns/net`) and returns its result. Sockets `f` creates stay
+/// in that namespace. Only that thread moves; the caller stays where it is.
+pub fn in_netns<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> Result<T> {
+    crate::sys::in_netns(path, || Ok(f()))
+}
+
 /// One recorded call of [`RecordingNetOps`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetCall {
