@@ -55,6 +55,15 @@ pub fn print_error(err: &anyhow::Error) {
         line.push_str(&text);
         first = false;
     }
+    // One line, always: causes may quote input bytes (a tar header, a file name).
+    let line: String = line
+        .chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\t' => ' ',
+            c if c.is_control() => '?',
+            c => c,
+        })
+        .collect();
     eprintln!("{line}");
 }
 

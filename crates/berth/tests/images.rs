@@ -1,0 +1,547 @@
+//! The image verbs end to end through the `berth` binary, each test on its own temp root:
+//! import, images, save, load (with skopeo and umoci as real peers), tag, rmi, prune,
+//! history, system df, concurrency and bad input.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth");
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Whether a root-only test may run: skips (with a message) when not root, fails under CI.
+fn require_root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test} needs root (CI is set, so this is a failure, not a skip)");
+    }
+    eprintln!("skipping {test}: needs root (busybox rootfs with owners)");
+    false
+}
+
+/// Whether `tool` is installed; skips when not, fails under CI.
+fn require_tool(test: &str, tool: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!("{test} needs {tool} (see scripts/install-test-deps.sh)");
+        }
+        eprintln!("skipping {test}: {tool} is not installed");
+    }
+    found
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn cmd_in(&self, root: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--root")
+            .arg(root)
+            .arg("--runroot")
+            .arg(self.dir.path().join("run"))
+            .args(args)
+            .env_remove("BERTH_ROOT")
+            .env_remove("BERTH_RUNROOT")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run_in(&self, root: &Path, args: &[&str]) -> Output {
+        self.cmd_in(root, args).output().expect("run berth")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_in(&self.root(), args)
+    }
+
+    /// Runs and asserts success; returns stdout.
+    fn ok_in(&self, root: &Path, args: &[&str]) -> String {
+        let out = self.run_in(root, args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.ok_in(&self.root(), args)
+    }
+
+    fn inspect_in(&self, root: &Path, image: &str) -> Value {
+        let out = self.ok_in(root, &["image", "inspect", image]);
+        let v: Value = serde_json::from_str(&out).expect("inspect JSON");
+        v[0].clone()
+    }
+
+    /// The busybox rootfs tar of `scripts/mk-busybox-rootfs.sh`.
+    fn busybox_tar(&self) -> PathBuf {
+        let out = self.path("busybox.tar");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mk-busybox-rootfs.sh");
+        let st = Command::new("bash")
+            .arg(script)
+            .arg(&out)
+            .status()
+            .expect("run mk-busybox-rootfs.sh");
+        assert!(st.success(), "mk-busybox-rootfs.sh failed");
+        out
+    }
+
+    /// A small rootfs tar with the given files.
+    fn small_tar(&self, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
+        let path = self.path(name);
+        let mut b = tar::Builder::new(fs::File::create(&path).expect("create tar"));
+        for (p, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(946684800);
+            h.set_cksum();
+            b.append_data(&mut h, p, *data).expect("append");
+        }
+        b.finish().expect("finish tar");
+        path
+    }
+}
+
+fn count_entries(dir: &Path) -> usize {
+    fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+fn image_ids(env: &Env) -> Vec<String> {
+    env.ok(&["images", "-q", "--no-trunc"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The one-line error contract: status 1 (Docker's for these verbs), one `Error:` line.
+fn assert_one_error_line(out: &Output, what: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{what}: status; stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{what}: expected one line, got {stderr:?}");
+    assert!(lines[0].starts_with("Error: "), "{what}: {stderr:?}");
+}
+
+#[test]
+fn import_images_save_load_keeps_ids_and_digests() {
+    if !require_root("import_images_save_load_keeps_ids_and_digests") {
+        return;
+    }
+    let env = Env::new();
+    let tar = env.busybox_tar();
+    let id = env.ok(&[
+        "import",
+        "-c",
+        r#"CMD ["sh"]"#,
+        "-c",
+        "ENV A=1",
+        "-c",
+        "WORKDIR /srv",
+        tar.to_str().unwrap(),
+        "test/bb:1",
+    ]);
+    let id = id.trim();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+
+    let table = env.ok(&["images"]);
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("REPOSITORY   TAG       IMAGE ID       CREATED")
+            && header.ends_with("SIZE"),
+        "{header:?}"
+    );
+    let row = lines.next().unwrap();
+    assert!(row.starts_with("test/bb      1         "), "{row:?}");
+    assert!(row.contains(&id[7..19]), "{row:?}");
+    assert!(row.contains("ago") && row.trim_end().ends_with("MB"), "{row:?}");
+
+    let original = env.inspect_in(&env.root(), "test/bb:1");
+    assert_eq!(original["Id"], id);
+    assert_eq!(original["Config"]["Cmd"], serde_json::json!(["sh"]));
+    assert_eq!(original["Config"]["Env"], serde_json::json!(["A=1"]));
+    assert_eq!(original["Config"]["WorkingDir"], "/srv");
+    assert_eq!(original["RepoTags"], serde_json::json!(["test/bb:1"]));
+
+    for format in ["docker-archive", "oci-archive"] {
+        let archive = env.path(&format!("{format}.tar"));
+        env.ok(&["save", "--format", format, "-o", archive.to_str().unwrap(), "test/bb:1"]);
+        let fresh = env.path(&format!("fresh-{format}"));
+        let out = env.ok_in(&fresh, &["load", "-i", archive.to_str().unwrap()]);
+        assert_eq!(out, "Loaded image: test/bb:1\n", "{format}");
+        let loaded = env.inspect_in(&fresh, "test/bb:1");
+        for key in ["Id", "RootFS", "Config", "Created", "RepoTags", "Size"] {
+            assert_eq!(loaded[key], original[key], "{format}: {key}");
+        }
+        assert_eq!(
+            loaded["Descriptor"]["digest"], original["Descriptor"]["digest"],
+            "{format}: manifest digest"
+        );
+        // The same archive again: nothing new, same answer.
+        let again = env.ok_in(&fresh, &["load", "-i", archive.to_str().unwrap()]);
+        assert_eq!(again, out);
+        assert_eq!(count_entries(&fresh.join("tmp")), 0);
+    }
+
+    // Streamed through stdin, gzip-compressed, as `docker save | gzip | docker load`.
+    let archive = env.path("docker-archive.tar");
+    let gz = env.path("archive.tar.gz");
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -c {} > {}", archive.display(), gz.display()))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let fresh = env.path("fresh-stdin");
+    let out = env
+        .cmd_in(&fresh, &["load"])
+        .stdin(fs::File::open(&gz).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(env.inspect_in(&fresh, "test/bb:1")["Id"], id);
+}
+
+#[test]
+fn skopeo_reads_and_writes_berth_archives() {
+    if !require_root("skopeo_reads_and_writes_berth_archives")
+        || !require_tool("skopeo_reads_and_writes_berth_archives", "skopeo")
+    {
+        return;
+    }
+    let env = Env::new();
+    let tar = env.busybox_tar();
+    env.ok(&["import", tar.to_str().unwrap(), "test/bb:1"]);
+    let diff_ids = env.inspect_in(&env.root(), "test/bb:1")["RootFS"]["Layers"].clone();
+    let docker = env.path("d.tar");
+    let oci = env.path("o.tar");
+    env.ok(&["save", "-o", docker.to_str().unwrap(), "test/bb:1"]);
+    env.ok(&["save", "--format", "oci-archive", "-o", oci.to_str().unwrap(), "test/bb:1"]);
+    for src in [
+        format!("docker-archive:{}", docker.display()),
+        format!("oci-archive:{}", oci.display()),
+    ] {
+        let out = Command::new("skopeo").args(["inspect", &src]).output().unwrap();
+        assert!(out.status.success(), "skopeo inspect {src}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["Layers"], diff_ids, "{src}");
+    }
+    // Archives written by skopeo load into berth.
+    let copies = [
+        (
+            format!("oci-archive:{}", oci.display()),
+            env.path("sk-d.tar"),
+            "docker-archive",
+            "test/skd:3",
+        ),
+        (
+            format!("docker-archive:{}", docker.display()),
+            env.path("sk-o.tar"),
+            "oci-archive",
+            "test/sko:2",
+        ),
+    ];
+    for (src, dst, kind, name) in copies {
+        let out = Command::new("skopeo")
+            .args(["copy", "-q", &src, &format!("{kind}:{}:{name}", dst.display())])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "skopeo copy to {kind}: {}", String::from_utf8_lossy(&out.stderr));
+        let fresh = env.path(&format!("fresh-{kind}"));
+        let loaded = env.ok_in(&fresh, &["load", "-i", dst.to_str().unwrap()]);
+        assert_eq!(loaded, format!("Loaded image: {name}\n"));
+        let v = env.inspect_in(&fresh, name);
+        assert_eq!(v["RootFS"]["Layers"], diff_ids, "{kind}");
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Node {
+    kind: &'static str,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    link: Option<PathBuf>,
+}
+
+fn tree(root: &Path) -> std::collections::BTreeMap<PathBuf, Node> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let ft = m.file_type();
+            let kind = if ft.is_dir() {
+                stack.push(p.clone());
+                "dir"
+            } else if ft.is_symlink() {
+                "symlink"
+            } else if ft.is_file() {
+                "file"
+            } else {
+                "other"
+            };
+            out.insert(
+                p.strip_prefix(root).unwrap().to_path_buf(),
+                Node {
+                    kind,
+                    mode: m.mode() & 0o7777,
+                    uid: m.uid(),
+                    gid: m.gid(),
+                    size: if ft.is_file() { m.len() } else { 0 },
+                    link: ft.is_symlink().then(|| fs::read_link(&p).unwrap()),
+                },
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn umoci_unpack_of_berth_oci_layout_matches_snapshot() {
+    if !require_root("umoci_unpack_of_berth_oci_layout_matches_snapshot")
+        || !require_tool("umoci_unpack_of_berth_oci_layout_matches_snapshot", "umoci")
+    {
+        return;
+    }
+    let env = Env::new();
+    let tar = env.busybox_tar();
+    env.ok(&["import", tar.to_str().unwrap(), "test/bb:1"]);
+    let oci = env.path("o.tar");
+    env.ok(&["save", "--format", "oci-archive", "-o", oci.to_str().unwrap(), "test/bb:1"]);
+    let layout = env.path("layout");
+    fs::create_dir(&layout).unwrap();
+    tar::Archive::new(fs::File::open(&oci).unwrap())
+        .unpack(&layout)
+        .unwrap();
+    let bundle = env.path("bundle");
+    let out = Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:test/bb:1", layout.display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "umoci unpack: {}", String::from_utf8_lossy(&out.stderr));
+    let lower = env.inspect_in(&env.root(), "test/bb:1")["GraphDriver"]["Data"]["LowerDir"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ours = tree(Path::new(&lower));
+    let theirs = tree(&bundle.join("rootfs"));
+    assert!(ours.len() > 200, "busybox tree has {} entries", ours.len());
+    assert_eq!(ours, theirs);
+}
+
+#[test]
+fn concurrent_imports_store_one_layer() {
+    let env = Env::new();
+    let data = vec![7u8; 1 << 20];
+    let tar = env.small_tar("same.tar", &[("bin/big", &data), ("etc/hello", b"hi\n")]);
+    // Create the store first so that the processes race on content, not on set-up.
+    env.ok(&["images"]);
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            env.cmd_in(&env.root(), &["import", tar.to_str().unwrap(), "conc:1"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let root = env.root();
+    assert_eq!(count_entries(&root.join("layers")), 1, "one layer snapshot");
+    assert_eq!(count_entries(&root.join("tmp")), 0, "nothing left in tmp/");
+    let ids = image_ids(&env);
+    assert_eq!(ids.len(), 20, "each import is its own image (its own created time)");
+    let layer_blobs: Vec<Value> = ids
+        .iter()
+        .map(|id| env.inspect_in(&root, id)["RootFS"]["Layers"][0].clone())
+        .collect();
+    assert!(layer_blobs.iter().all(|l| *l == layer_blobs[0]));
+    let diff = layer_blobs[0].as_str().unwrap();
+    assert!(root.join("blobs/sha256").join(&diff[7..]).is_file(), "one layer blob");
+    // 20 layer-sharing images: 1 layer blob + 20 configs + 20 manifests.
+    assert_eq!(count_entries(&root.join("blobs/sha256")), 41);
+    let tagged = env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(tagged.lines().filter(|l| *l == "conc:1").count(), 1);
+}
+
+#[test]
+fn bad_input_is_one_error_line_and_leaves_nothing() {
+    let env = Env::new();
+    let good = env.small_tar("good.tar", &[("etc/hello", b"hi\n")]);
+    let not_tar = env.path("not-a-tar");
+    fs::write(&not_tar, "this is not a tar archive\n".repeat(100)).unwrap();
+    let missing = env.path("missing.tar");
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("missing file", vec!["import", missing.to_str().unwrap()]),
+        ("not a tar", vec!["import", not_tar.to_str().unwrap(), "x:1"]),
+        ("bad reference", vec!["import", good.to_str().unwrap(), "Bad:Ref"]),
+        ("bad change", vec!["import", "-c", "RUN rm -rf /", good.to_str().unwrap()]),
+        ("unknown image rmi", vec!["rmi", "nosuch:1"]),
+        ("unknown image tag", vec!["tag", "nosuch", "other:1"]),
+        ("unknown image history", vec!["history", "nosuch"]),
+        ("unknown image inspect", vec!["image", "inspect", "nosuch"]),
+        ("unknown image save", vec!["save", "-o", "/dev/null", "nosuch"]),
+        ("load missing", vec!["load", "-i", missing.to_str().unwrap()]),
+        ("load not a tar", vec!["load", "-i", not_tar.to_str().unwrap()]),
+        ("load plain rootfs", vec!["load", "-i", good.to_str().unwrap()]),
+        ("bad filter", vec!["images", "--filter", "bogus=1"]),
+    ];
+    for (what, args) in &cases {
+        let out = env.run(args);
+        assert_one_error_line(&out, what);
+    }
+    let stderr = String::from_utf8(env.run(&["rmi", "nosuch:1"]).stderr).unwrap();
+    assert_eq!(stderr, "Error: No such image: nosuch:1\n");
+    let stderr = String::from_utf8(env.run(&["import", missing.to_str().unwrap()]).stderr).unwrap();
+    assert!(stderr.contains(missing.to_str().unwrap()), "{stderr}");
+    let root = env.root();
+    assert_eq!(count_entries(&root.join("tmp")), 0);
+    assert_eq!(count_entries(&root.join("layers")), 0);
+    assert_eq!(count_entries(&root.join("blobs/sha256")), 0);
+    assert!(image_ids(&env).is_empty());
+    // A failed save leaves no output file.
+    let out_file = env.path("out.tar");
+    let out = env.run(&["save", "-o", out_file.to_str().unwrap(), "nosuch"]);
+    assert_one_error_line(&out, "save");
+    assert!(!out_file.exists());
+}
+
+#[test]
+fn rmi_untags_then_deletes_like_docker() {
+    let env = Env::new();
+    let tar = env.small_tar("a.tar", &[("a", b"a")]);
+    let id = env.ok(&["import", tar.to_str().unwrap(), "a:1"]).trim().to_owned();
+    env.ok(&["tag", "a:1", "a:2"]);
+    env.ok(&["tag", &id[7..15], "b:1"]);
+    assert_eq!(env.ok(&["rmi", "a:2"]), "Untagged: a:2\n");
+    let out = env.run(&["rmi", &id[7..19]]);
+    assert_one_error_line(&out, "rmi by id, two repositories");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be forced"));
+    let out = env.ok(&["rmi", "-f", &id[7..19]]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("Untagged: a:1"));
+    assert_eq!(lines.next(), Some("Untagged: b:1"));
+    assert_eq!(lines.next(), Some(format!("Deleted: {id}").as_str()));
+    assert!(lines.all(|l| l.starts_with("Deleted: sha256:")));
+    assert!(image_ids(&env).is_empty());
+    let root = env.root();
+    assert_eq!(count_entries(&root.join("layers")), 0);
+    assert_eq!(count_entries(&root.join("blobs/sha256")), 0);
+
+    // Last tag of an image: untag and delete.
+    let id = env.ok(&["import", tar.to_str().unwrap(), "c:1"]).trim().to_owned();
+    assert_eq!(
+        env.ok(&["rmi", "c:1"]).lines().take(2).collect::<Vec<_>>(),
+        vec!["Untagged: c:1".to_owned(), format!("Deleted: {id}")]
+    );
+}
+
+#[test]
+fn ambiguous_prefix_lists_the_matches() {
+    let env = Env::new();
+    let tar = env.small_tar("a.tar", &[("a", b"a")]);
+    // 17 images: two of them share a first hex digit.
+    let mut ids = Vec::new();
+    for _ in 0..17 {
+        ids.push(env.ok(&["import", tar.to_str().unwrap()]).trim()[7..].to_owned());
+    }
+    let (prefix, matches): (String, Vec<&String>) = (0..16)
+        .map(|d| format!("{d:x}"))
+        .map(|p| {
+            let m = ids.iter().filter(|i| i.starts_with(&p)).collect::<Vec<_>>();
+            (p, m)
+        })
+        .find(|(_, m)| m.len() >= 2)
+        .unwrap();
+    let out = env.run(&["rmi", &prefix]);
+    assert_one_error_line(&out, "ambiguous prefix");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for m in matches {
+        assert!(stderr.contains(&m[..12]), "{stderr}");
+    }
+    assert_eq!(image_ids(&env).len(), 17);
+}
+
+#[test]
+fn reimport_moves_tag_and_prune_removes_dangling() {
+    let env = Env::new();
+    let t1 = env.small_tar("1.tar", &[("v", b"1")]);
+    let t2 = env.small_tar("2.tar", &[("v", b"2")]);
+    let old = env.ok(&["import", "-m", "first", t1.to_str().unwrap(), "x:1"]).trim().to_owned();
+    let new = env.ok(&["import", t2.to_str().unwrap(), "x:1"]).trim().to_owned();
+    let rows = env.ok(&["images", "--format", "{{.Repository}} {{.Tag}} {{.ID}}"]);
+    assert!(rows.contains(&format!("x 1 {}", &new[7..19])), "{rows}");
+    assert!(rows.contains(&format!("<none> <none> {}", &old[7..19])), "{rows}");
+    let dangling = env.ok(&["images", "-q", "--no-trunc", "-f", "dangling=true"]);
+    assert_eq!(dangling, format!("{old}\n"));
+    let history = env.ok(&["history", &old[7..]]);
+    assert!(history.starts_with("IMAGE          CREATED"), "{history}");
+    assert!(history.contains("first"), "{history}");
+    let json_line = env.ok(&["images", "--format", "json", "x"]);
+    let v: Value = serde_json::from_str(json_line.trim()).unwrap();
+    assert_eq!(v["Repository"], "x");
+    assert_eq!(v["Tag"], "1");
+    let df = env.ok(&["system", "df"]);
+    assert!(df.starts_with("TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE\nImages          2"), "{df}");
+
+    let pruned = env.ok(&["image", "prune", "-f"]);
+    assert!(pruned.starts_with(&format!("Deleted Images:\ndeleted: {old}\n")), "{pruned}");
+    assert!(pruned.contains("\n\nTotal reclaimed space: "), "{pruned}");
+    assert_eq!(image_ids(&env), vec![new.clone()]);
+    // Nothing dangling any more: nothing to do.
+    assert_eq!(env.ok(&["image", "prune", "-f"]), "Total reclaimed space: 0B\n");
+    // Without -f and without a terminal answer, nothing is removed.
+    env.ok(&["image", "prune", "-a"]);
+    assert_eq!(image_ids(&env), vec![new]);
+    env.ok(&["image", "prune", "-a", "-f"]);
+    assert!(image_ids(&env).is_empty());
+}
