@@ -1,0 +1,197 @@
+# Setting up and tearing down the peers berth is measured against (sourced by bench/run.sh).
+# Every peer keeps its state under $BENCH_WORK and is configured through environment
+# variables (CONTAINERS_CONF, CONTAINERS_STORAGE_CONF, DOCKER_HOST), not files in /etc.
+# A peer that cannot be set up is left out with a clear message; berth is measured anyway.
+# shellcheck shell=bash
+
+PEERS=""           # peers ready to measure, space-separated
+PEER_ERRORS=()     # "peer: why" for those that are not
+TEARDOWN=()        # commands run in reverse order by peers_teardown
+
+peer_ok() { PEERS="$PEERS $1"; PEERS=${PEERS# }; log "peer ready: $1"; }
+peer_fail() { PEER_ERRORS+=("$1: $2"); warn "peer $1 cannot be set up: $2 (berth is measured without it)"; }
+has_peer() { [[ " $PEERS " == *" $1 "* ]]; }
+on_teardown() { TEARDOWN+=("$1"); }
+
+peers_teardown() {
+  local i
+  for ((i = ${#TEARDOWN[@]} - 1; i >= 0; i--)); do
+    eval "${TEARDOWN[$i]}" >/dev/null 2>&1 || warn "teardown step failed: ${TEARDOWN[$i]}"
+  done
+  TEARDOWN=()
+}
+
+# A rootfs directory of the busybox base, shared by the runc and crun bundles.
+make_bundle() { # make_bundle DIR
+  local dir=$1
+  mkdir -p "$dir/rootfs"
+  tar -C "$dir/rootfs" -xf "$BUSYBOX_TAR"
+  (cd "$dir" && runc spec)
+  # Same process as `berth run --rm --network none IMAGE true`: no terminal, `true`, a new netns.
+  python3 - "$dir/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["true"]
+c["hostname"] = "bench"
+json.dump(c, open(p, "w"), indent=1)
+PY
+}
+
+setup_runc() {
+  command -v runc >/dev/null || { peer_fail runc "runc is not installed"; return 0; }
+  export RUNC_BUNDLE=$BENCH_WORK/bundle
+  [ -d "$RUNC_BUNDLE" ] || make_bundle "$RUNC_BUNDLE" || { peer_fail runc "could not make an OCI bundle"; return 0; }
+  mkdir -p "$BENCH_WORK/runc-state"
+  export RUNC_ROOT=$BENCH_WORK/runc-state
+  if runc --root "$RUNC_ROOT" run -b "$RUNC_BUNDLE" bench-probe >/dev/null 2>"$BENCH_WORK/runc.err"; then
+    peer_ok runc
+  else
+    peer_fail runc "$(tail -n1 "$BENCH_WORK/runc.err")"
+  fi
+}
+
+# crun refuses the hybrid cgroup layout while the cgroup v2 mount holds a controller. Binding
+# each such controller to a v1 hierarchy of our own (mounted under $BENCH_WORK, unmounted at
+# teardown, which hands the controller back to v2) empties it.
+setup_crun() {
+  command -v crun >/dev/null || { peer_fail crun "crun is not installed"; return 0; }
+  [ -d "${RUNC_BUNDLE:-}" ] || { export RUNC_BUNDLE=$BENCH_WORK/bundle; make_bundle "$RUNC_BUNDLE"; }
+  export CRUN_ROOT=$BENCH_WORK/crun-state
+  mkdir -p "$CRUN_ROOT"
+  local unified=/sys/fs/cgroup/unified c
+  if [ -f "$unified/cgroup.controllers" ] && [ -n "$(cat "$unified/cgroup.controllers")" ]; then
+    for c in $(cat "$unified/cgroup.controllers"); do
+      mkdir -p "$BENCH_WORK/cgroup-v1-$c"
+      if mount -t cgroup -o "$c" "bench-$c" "$BENCH_WORK/cgroup-v1-$c" 2>/dev/null; then
+        on_teardown "umount '$BENCH_WORK/cgroup-v1-$c'; rmdir '$BENCH_WORK/cgroup-v1-$c'"
+        log "crun: moved cgroup controller $c from the v2 mount to a v1 hierarchy (undone at the end)"
+      else
+        peer_fail crun "the cgroup v2 mount holds controller $c and it cannot be moved to v1"
+        return 0
+      fi
+    done
+  fi
+  if crun --root "$CRUN_ROOT" run -b "$RUNC_BUNDLE" bench-probe >/dev/null 2>"$BENCH_WORK/crun.err"; then
+    peer_ok crun
+  else
+    peer_fail crun "$(tail -n1 "$BENCH_WORK/crun.err")"
+  fi
+}
+
+# podman with its own storage and configuration; containers.conf sets default_ulimits because
+# podman would raise nofile/nproc and CAP_SYS_RESOURCE is missing here.
+setup_podman() {
+  command -v podman >/dev/null || { peer_fail podman "podman is not installed"; return 0; }
+  local d=$BENCH_WORK/podman
+  mkdir -p "$d"
+  local nofile nproc
+  nofile=$(ulimit -Hn); nproc=$(ulimit -Hu)
+  [ "$nproc" = unlimited ] && nproc=1048576
+  [ "$nofile" = unlimited ] && nofile=1048576
+  cat >"$d/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$d/events.log"
+tmp_dir = "$d/tmp"
+volume_path = "$d/volumes"
+static_dir = "$d/libpod"
+[network]
+network_config_dir = "$d/networks"
+EOF
+  cat >"$d/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+graphroot = "$d/root"
+runroot = "$d/run"
+EOF
+  export CONTAINERS_CONF=$d/containers.conf CONTAINERS_STORAGE_CONF=$d/storage.conf
+  on_teardown "podman rm -af -t 0; podman network prune -f; podman system reset -f; rm -rf '$d'"
+  if ! podman import -q "$BUSYBOX_TAR" localhost/busybox-bench >/dev/null 2>"$d/import.err"; then
+    peer_fail podman "import failed: $(tail -n1 "$d/import.err")"; return 0
+  fi
+  if podman run --rm --network none localhost/busybox-bench true >/dev/null 2>"$d/run.err"; then
+    peer_ok podman
+  else
+    peer_fail podman "$(tail -n1 "$d/run.err")"
+  fi
+}
+
+# dockerd (Debian's docker.io) with its data, exec root and socket under $BENCH_WORK; it
+# starts its own containerd. Its bridge and iptables rules are removed at teardown.
+setup_docker() {
+  command -v dockerd >/dev/null || { peer_fail docker "dockerd is not installed (docker.io)"; return 0; }
+  local d=$BENCH_WORK/docker
+  mkdir -p "$d"
+  export DOCKER=/usr/bin/docker
+  [ -x "$DOCKER" ] || DOCKER=$(command -v docker)
+  export DOCKER_HOST=unix://$d/docker.sock
+  dockerd --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/dockerd.pid" \
+    -H "$DOCKER_HOST" --config-file /dev/null >"$d/dockerd.log" 2>&1 &
+  local pid=$!
+  on_teardown "docker_stop $pid"
+  local t0=$SECONDS
+  until "$DOCKER" version >/dev/null 2>&1; do
+    if ! kill -0 "$pid" 2>/dev/null || [ $((SECONDS - t0)) -gt 30 ]; then
+      peer_fail docker "dockerd did not start: $(tail -n2 "$d/dockerd.log" | tr '\n' ' ')"; return 0
+    fi
+    sleep 0.2
+  done
+  log "dockerd up in $((SECONDS - t0)) s"
+  if ! "$DOCKER" import -q "$BUSYBOX_TAR" busybox-bench >/dev/null 2>"$d/import.err"; then
+    peer_fail docker "import failed: $(tail -n1 "$d/import.err")"; return 0
+  fi
+  if "$DOCKER" run --rm --network none busybox-bench true >/dev/null 2>"$d/run.err"; then
+    peer_ok docker
+  else
+    peer_fail docker "$(tail -n1 "$d/run.err")"
+  fi
+}
+
+docker_stop() {
+  local pid=$1 children c
+  "$DOCKER" rm -f $("$DOCKER" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
+  # dockerd's own containerd is its child: remember it, in case it outlives dockerd.
+  children=$(pgrep -P "$pid" 2>/dev/null || true)
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  for c in $children; do kill "$c" 2>/dev/null; done
+  ip link del docker0 2>/dev/null || true
+  # dockerd's iptables chains (iptables-nft on Debian): delete the ones it made.
+  if command -v iptables >/dev/null 2>&1; then
+    local t c
+    for t in nat filter; do
+      for c in DOCKER-USER DOCKER-ISOLATION-STAGE-1 DOCKER-ISOLATION-STAGE-2 DOCKER; do
+        iptables -t "$t" -S 2>/dev/null | grep -E "^-A [A-Z-]+ .*-j $c( |$)" | sed 's/^-A/-D/' | while read -r rule; do
+          eval "iptables -t $t $rule" 2>/dev/null
+        done
+      done
+      for c in DOCKER-USER DOCKER-ISOLATION-STAGE-1 DOCKER-ISOLATION-STAGE-2 DOCKER; do
+        iptables -t "$t" -F "$c" 2>/dev/null; iptables -t "$t" -X "$c" 2>/dev/null
+      done
+    done
+    iptables -t nat -S POSTROUTING 2>/dev/null | grep -- '-o docker0\|! -o docker0' | sed 's/^-A/-D/' | while read -r rule; do
+      eval "iptables -t nat $rule" 2>/dev/null
+    done
+  fi
+  umount -R "$BENCH_WORK/docker/exec" 2>/dev/null || true
+  umount -R "$BENCH_WORK/docker/data" 2>/dev/null || true
+}
+
+# The nft tables and iptables rules that did not exist before are removed at the very end
+# (docker's iptables-nft leaves empty ip/ip6 filter and nat tables behind).
+restore_nft_tables() { # restore_nft_tables BEFORE_SNAPSHOT
+  local before=$1 line fam name
+  nft list tables 2>/dev/null | while read -r _ fam name; do
+    # Only iptables-nft's tables; anything else belongs to someone else.
+    case "$fam:$name" in ip:filter|ip:nat|ip6:filter|ip6:nat|ip:mangle|ip6:mangle|ip:raw|ip6:raw) ;; *) continue ;; esac
+    grep -qx "table $fam $name" <(sed -n '/^## nft tables/,/^## /p' "$before") || {
+      nft delete table "$fam" "$name" 2>/dev/null && log "removed nft table $fam $name left by a peer"
+    }
+  done
+}
