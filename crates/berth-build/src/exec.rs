@@ -512,32 +512,39 @@ pub fn build(
         counts: Mutex::new((0, 0)),
         first_error: Mutex::new(None),
     };
-    std::thread::scope(|scope| {
-        for &i in &needed {
-            let shared = &shared;
-            let deps = &deps[i];
-            scope.spawn(move || {
-                let result = run_stage(shared, i, deps);
-                let (lock, cv) = &shared.slots[i];
-                let label = stage_label(&shared.req.dockerfile.stages[i]);
-                let value = match result {
-                    Ok(state) => Ok(Arc::new(state)),
-                    Err(e) => {
-                        if let Ok(mut first) = shared.first_error.lock() {
-                            if first.is_none() && !matches!(e, BuildError::DependencyFailed(_)) {
-                                *first = Some(e);
-                            }
-                        }
-                        Err(label)
+    let finish = |shared: &Shared<'_>, i: usize, result: Result<StageState, BuildError>| {
+        let (lock, cv) = &shared.slots[i];
+        let label = stage_label(&shared.req.dockerfile.stages[i]);
+        let value = match result {
+            Ok(state) => Ok(Arc::new(state)),
+            Err(e) => {
+                if let Ok(mut first) = shared.first_error.lock() {
+                    if first.is_none() && !matches!(e, BuildError::DependencyFailed(_)) {
+                        *first = Some(e);
                     }
-                };
-                if let Ok(mut slot) = lock.lock() {
-                    *slot = Some(value);
                 }
-                cv.notify_all();
-            });
+                Err(label)
+            }
+        };
+        if let Ok(mut slot) = lock.lock() {
+            *slot = Some(value);
         }
-    });
+        cv.notify_all();
+    };
+    if needed.len() == 1 {
+        // One stage: run it on this thread (RUN steps fork; a single-threaded process is
+        // the safest parent for that).
+        finish(&shared, target, run_stage(&shared, target, &deps[target]));
+    } else {
+        std::thread::scope(|scope| {
+            for &i in &needed {
+                let shared = &shared;
+                let deps = &deps[i];
+                let finish = &finish;
+                scope.spawn(move || finish(shared, i, run_stage(shared, i, deps)));
+            }
+        });
+    }
     if let Some(e) = shared.first_error.lock().ok().and_then(|mut e| e.take()) {
         return Err(e);
     }

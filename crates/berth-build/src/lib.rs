@@ -23,6 +23,7 @@ pub mod expand;
 pub mod ignore;
 pub mod imageconfig;
 pub mod layertar;
+pub mod view;
 
 /// What kind of failure an error is, for exit codes and matching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
