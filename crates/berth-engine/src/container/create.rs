@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::layered::{CommandLookup, LayeredTree};
 use super::model::{Config, ContainerSpec};
-use super::options::{effective_caps, NetworkMode};
+use super::options::effective_caps;
 use super::request::CreateRequest;
 use super::{command, names, now_nanos, user, Container, ContainerError, Lifecycle, Result};
 
@@ -243,11 +243,7 @@ impl Lifecycle {
             &flags.host_config.cap_drop,
             flags.host_config.privileged,
         );
-        let network = match flags.network {
-            // Until the bridge driver is wired in, the default network is a private one.
-            NetworkMode::Bridge(_) => NetworkMode::None,
-            other => other,
-        };
+        let network = flags.network.clone();
         let mut anonymous_volumes = Vec::new();
         for v in &flags.volumes {
             if v.source.is_none() {

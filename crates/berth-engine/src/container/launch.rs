@@ -15,68 +15,102 @@ use super::runtime::{
 };
 use super::{now_nanos, procfs, Container, ContainerError, Lifecycle, Result};
 
-/// berth's own runtime.
+/// berth's own runtime (`berth-runtime`), in-process: the container's init is forked as
+/// a child of the caller.
 #[derive(Debug, Clone, Copy)]
 pub struct BerthRuntime;
 
-impl BerthRuntime {
-    fn fallback() -> runtime::CliRuntime {
-        runtime::CliRuntime {
-            binary: "runc".into(),
-        }
+fn to_oci<T: serde::de::DeserializeOwned>(
+    v: &Value,
+    what: &'static str,
+) -> Result<T, RuntimeError> {
+    serde_json::from_value(v.clone()).map_err(|e| RuntimeError::BadSpec {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+fn runtime_stdio(s: Stdio) -> berth_runtime::Stdio {
+    berth_runtime::Stdio {
+        stdin: s.stdin,
+        stdout: s.stdout,
+        stderr: s.stderr,
     }
 }
 
 impl OciRuntime for BerthRuntime {
     fn launch(&self, req: LaunchRequest<'_>) -> Result<Launched, RuntimeError> {
-        Self::fallback().launch(req)
+        let spec: berth_runtime::oci::Spec = to_oci(req.spec, "spec")?;
+        let terminal = req.spec["process"]["terminal"] == true;
+        let cfg = berth_runtime::ContainerConfig {
+            id: req.id.to_string(),
+            state_dir: req.state_root.join(req.id),
+            bundle: req.bundle.to_path_buf(),
+            spec,
+            rootfs_mounts: req
+                .rootfs_mounts
+                .iter()
+                .map(|m| berth_runtime::RootfsMount {
+                    typ: m.typ.clone(),
+                    source: PathBuf::from(&m.source),
+                    options: m.options.clone(),
+                })
+                .collect(),
+            stdio: runtime_stdio(req.stdio),
+            console: terminal.then_some(berth_runtime::Console::Return),
+            pid_file: None,
+        };
+        let mut c = berth_runtime::run(cfg)?;
+        Ok(Launched {
+            pid: c.pid().as_raw(),
+            pty_master: c.take_pty_master(),
+        })
     }
-    fn cleanup(&self, id: &str, state_root: &Path, rootfs: &Path) -> Result<(), RuntimeError> {
-        Self::fallback().cleanup(id, state_root, rootfs)
+
+    fn cleanup(&self, id: &str, state_root: &Path, _rootfs: &Path) -> Result<(), RuntimeError> {
+        match berth_runtime::Container::load(&state_root.join(id)) {
+            Ok(c) => Ok(c.delete(true)?),
+            Err(e) if e.kind() == berth_runtime::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
+
     fn exec(
         &self,
         id: &str,
         state_root: &Path,
-        bundle: &Path,
+        _bundle: &Path,
         process: &Value,
         stdio: Stdio,
     ) -> Result<Launched, RuntimeError> {
-        Self::fallback().exec(id, state_root, bundle, process, stdio)
+        let p: berth_runtime::oci::Process = to_oci(process, "process")?;
+        let mut c = berth_runtime::Container::load(&state_root.join(id))?;
+        let console = (process["terminal"] == true).then_some(berth_runtime::Console::Return);
+        let e = c.exec(&p, runtime_stdio(stdio), console)?;
+        Ok(Launched {
+            pid: e.pid.as_raw(),
+            pty_master: e.pty_master,
+        })
     }
 }
 
 /// The base spec: the runtime's Docker defaults.
 pub fn base_spec() -> Value {
-    let caps = super::options::DEFAULT_CAPS;
-    serde_json::json!({
-        "ociVersion": "1.0.2-dev",
-        "process": {
-            "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": [],
-            "env": [],
-            "cwd": "/",
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576u64, "soft": 1048576u64}],
-            "noNewPrivileges": false,
-        },
-        "root": {"path": "rootfs", "readonly": false},
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev", "relatime"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-        ],
-        "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
-            "maskedPaths": ["/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-        },
-    })
+    let mut v = serde_json::to_value(berth_runtime::spec::default_spec(&[])).unwrap_or(Value::Null);
+    // Never ask for more than the hard limit: CAP_SYS_RESOURCE may be absent (runc does not
+    // clamp).
+    let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(_, hard)| hard.min(1048576))
+        .unwrap_or(1024);
+    if let Some(limits) = v["process"]["rlimits"].as_array_mut() {
+        for l in limits {
+            if l["type"] == "RLIMIT_NOFILE" {
+                l["hard"] = nofile.into();
+                l["soft"] = nofile.into();
+            }
+        }
+    }
+    v
 }
 
 /// cgroup path of a container.
@@ -122,7 +156,11 @@ pub fn rootfs_mounts(lc: &Lifecycle, c: &Container) -> Result<Vec<RootfsMountSpe
 }
 
 /// Builds the runtime spec of `c` from its stored configuration.
-pub fn build_spec(lc: &Lifecycle, c: &Container) -> Result<Value> {
+pub fn build_spec(
+    lc: &Lifecycle,
+    c: &Container,
+    net: &crate::network_container::AttachedNetwork,
+) -> Result<Value> {
     let cs = &c.spec;
     let mut env = cs.config.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
@@ -165,8 +203,8 @@ pub fn build_spec(lc: &Lifecycle, c: &Container) -> Result<Value> {
         cgroups_path: cgroups_path(c.id()),
         init_binary: None,
         binds,
-        netns_path: None,
-        etc_files: Vec::new(),
+        netns_path: net.netns.clone(),
+        etc_files: net.etc_mounts.clone(),
     };
     Ok(crate::spec::build(base_spec(), &input)?)
 }
@@ -186,14 +224,24 @@ pub struct Started {
     pub pid: i32,
     /// pty master for `-t`.
     pub pty_master: Option<std::os::fd::OwnedFd>,
+    /// The network (its port forwarder runs while this lives).
+    pub network: crate::network_container::AttachedNetwork,
 }
 
 /// Starts the container's process with `stdio` and records it running, watched by the
 /// calling process. The caller must wait for it ([`wait_and_record`]).
 pub fn start_process(lc: &Lifecycle, c: &Container, stdio: Stdio) -> Result<Started> {
     let rt = runtime::for_name(&c.spec.host_config.runtime);
-    let spec = build_spec(lc, c)?;
     let mounts = rootfs_mounts(lc, c)?;
+    let net = crate::network_container::attach(lc, c)?;
+    let spec = match build_spec(lc, c, &net) {
+        Ok(s) => s,
+        Err(e) => {
+            drop(net);
+            let _ = crate::network_container::detach(lc, c.id(), false);
+            return Err(e);
+        }
+    };
     let bundle = lc.container_dir(c.id());
     let rootfs = rootfs_dir(lc, c.id());
     let state_root = lc.runroot().join("runtime");
@@ -248,6 +296,7 @@ pub fn start_process(lc: &Lifecycle, c: &Container, stdio: Stdio) -> Result<Star
     Ok(Started {
         pid: launched.pid,
         pty_master: launched.pty_master,
+        network: net,
     })
 }
 
@@ -318,6 +367,8 @@ pub fn cleanup_after_exit(lc: &Lifecycle, id: &str, runtime_name: Option<&str>) 
     };
     let rt = runtime::for_name(&name);
     let state_root = lc.runroot().join("runtime");
+    let net = crate::network_container::detach(lc, id, false);
     rt.cleanup(id, &state_root, &rootfs_dir(lc, id))?;
+    net?;
     Ok(())
 }

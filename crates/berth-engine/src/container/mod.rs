@@ -100,6 +100,9 @@ pub enum ContainerError {
     /// The runtime spec cannot be built.
     #[error(transparent)]
     Spec(#[from] crate::spec::SpecError),
+    /// The container's network cannot be set up (a published port in use, ...).
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
     /// The OCI runtime failed.
     #[error(transparent)]
     Runtime(#[from] runtime::RuntimeError),
@@ -171,6 +174,12 @@ impl ContainerError {
                 crate::spec::SpecErrorKind::Internal => ErrorKind::Internal,
             },
             ContainerError::Runtime(e) => e.kind(),
+            ContainerError::Network(e) => match e.kind() {
+                crate::ErrorKind::NotFound => ErrorKind::NotFound,
+                crate::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
+                crate::ErrorKind::Conflict | crate::ErrorKind::AlreadyExists => ErrorKind::Conflict,
+                _ => ErrorKind::Internal,
+            },
             ContainerError::Reported { code, .. } => match code {
                 127 => ErrorKind::CommandNotFound,
                 126 => ErrorKind::CommandNotExecutable,

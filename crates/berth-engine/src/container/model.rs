@@ -61,6 +61,21 @@ pub struct HostConfig {
     /// `-p` bindings, as Docker: `"80/tcp" -> [{"HostIp": "", "HostPort": "8080"}]`.
     #[serde(default)]
     pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    /// `-P`: publish every exposed port on a free host port.
+    #[serde(default)]
+    pub publish_all_ports: bool,
+    /// `--dns`.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    /// `--add-host` (`name:ip`).
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
+    /// `--network-alias` (Docker keeps these in `NetworkingConfig`).
+    #[serde(default)]
+    pub network_aliases: Vec<String>,
     /// `--restart`.
     pub restart_policy: RestartPolicy,
     /// `--rm`.

@@ -232,6 +232,8 @@ pub fn run_monitor(lc: &Lifecycle, id: &str) -> i32 {
     let mut delay = Duration::from_millis(100);
     loop {
         let code = pump(started.pid, std::mem::take(&mut outputs), &mut log);
+        // The host ports must be free before a restart binds them again.
+        drop(started.network.forwarder.take());
         drop(keep_stdin.take());
         let _ = record_exit(lc, &c, code);
         let Ok(now) = lc.store().container(c.id()) else {

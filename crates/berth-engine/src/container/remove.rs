@@ -56,6 +56,9 @@ impl Lifecycle {
         {
             errors.push(e);
         }
+        if let Err(e) = crate::network_container::detach(self, c.id(), true) {
+            errors.push(e.into());
+        }
         let dir = self.container_dir(c.id());
         if let Err(e) = fs::remove_dir_all(&dir) {
             if e.kind() != std::io::ErrorKind::NotFound {

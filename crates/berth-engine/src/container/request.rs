@@ -81,6 +81,14 @@ pub struct CreateRequest {
     pub publish: Vec<String>,
     /// `-P`.
     pub publish_all: bool,
+    /// `--dns`.
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--add-host`.
+    pub add_host: Vec<String>,
+    /// `--network-alias`.
+    pub network_alias: Vec<String>,
     /// `--runtime`.
     pub runtime: Option<String>,
     /// `-l`.
@@ -302,7 +310,13 @@ impl CreateRequest {
         let host_config = HostConfig {
             binds: self.volumes.clone(),
             network_mode: network.as_str().to_string(),
-            port_bindings: BTreeMap::new(),
+            port_bindings: crate::network_container::port_bindings(&self.publish)
+                .map_err(|e| OptionError::Conflict(e.to_string()))?,
+            publish_all_ports: self.publish_all,
+            dns: self.dns.clone(),
+            dns_search: self.dns_search.clone(),
+            extra_hosts: self.add_host.clone(),
+            network_aliases: self.network_alias.clone(),
             restart_policy,
             auto_remove: self.auto_remove,
             cap_add,

@@ -17,6 +17,17 @@ use super::ErrorKind;
 /// Errors of a runtime.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// berth's own runtime failed.
+    #[error(transparent)]
+    Berth(#[from] berth_runtime::Error),
+    /// The spec does not convert to the runtime's types.
+    #[error("invalid runtime {what}: {detail}")]
+    BadSpec {
+        /// `spec` or `process`.
+        what: &'static str,
+        /// The decoding error.
+        detail: String,
+    },
     /// The external runtime could not be started.
     #[error("starting OCI runtime {runtime}: {source}")]
     Spawn {
@@ -61,6 +72,16 @@ impl RuntimeError {
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
+            RuntimeError::Berth(e) => match e.kind() {
+                berth_runtime::ErrorKind::CommandNotFound => ErrorKind::CommandNotFound,
+                berth_runtime::ErrorKind::CommandNotExecutable => ErrorKind::CommandNotExecutable,
+                berth_runtime::ErrorKind::NotFound => ErrorKind::NotFound,
+                berth_runtime::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
+                berth_runtime::ErrorKind::Conflict | berth_runtime::ErrorKind::AlreadyExists => {
+                    ErrorKind::Conflict
+                }
+                _ => ErrorKind::Internal,
+            },
             RuntimeError::Failed { message, .. } => {
                 if message.contains("executable file not found")
                     || message.contains("no such file or directory")

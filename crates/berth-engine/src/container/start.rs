@@ -78,6 +78,7 @@ impl Lifecycle {
         let forward = super::signals::forward_to(started.pid);
         let code = wait_exit(started.pid);
         drop(forward);
+        drop(started); // stops the port forwarder before the network goes
         let recorded = record_exit(self, c, code);
         if c.spec.host_config.auto_remove {
             let fresh = self.find(c.id()).unwrap_or_else(|_| c.clone());

@@ -1,14 +1,41 @@
 //! The verbs: one module each, each turning its arguments into one engine call.
 
+pub mod analyze;
+pub mod build;
+pub mod builder;
+pub mod container;
+pub mod create;
+pub mod exec;
 pub mod history;
 pub mod image;
 pub mod images;
 pub mod import;
+pub mod inspect;
+pub mod kill;
 pub mod load;
+pub mod login;
+pub mod logout;
+pub mod logs;
+pub mod monitor;
+pub mod network;
+pub mod port;
+pub mod ps;
+pub mod pull;
+pub mod push;
+pub mod registry;
+pub mod restart;
+pub mod rm;
 pub mod rmi;
+pub mod run;
+pub mod runtime;
 pub mod save;
+pub mod start;
+pub mod stats;
+pub mod stop;
 pub mod system;
 pub mod tag;
+pub mod top;
+pub mod wait;
 
 use std::path::PathBuf;
 
@@ -63,6 +90,50 @@ pub struct Cli {
 pub enum Command {
     /// Show berth's version.
     Version,
+    /// Build an image from a Dockerfile.
+    Build(build::BuildArgs),
+    /// Manage builds (build cache).
+    #[command(subcommand)]
+    Builder(builder::BuilderCommand),
+    /// Create and run a new container from an image.
+    Run(run::RunArgs),
+    /// Create a new container.
+    Create(create::CreateArgs),
+    /// Start one or more stopped containers.
+    Start(start::StartArgs),
+    /// Stop one or more running containers.
+    Stop(stop::StopArgs),
+    /// Restart one or more containers.
+    Restart(restart::RestartArgs),
+    /// Kill one or more running containers.
+    Kill(kill::KillArgs),
+    /// Remove one or more containers.
+    Rm(rm::RmArgs),
+    /// List containers.
+    Ps(ps::PsArgs),
+    /// Fetch the logs of a container.
+    Logs(logs::LogsArgs),
+    /// Execute a command in a running container.
+    Exec(exec::ExecArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(wait::WaitArgs),
+    /// Return low-level information on containers or images.
+    Inspect(inspect::InspectArgs),
+    /// Display the running processes of a container.
+    Top(top::TopArgs),
+    /// Display container(s) resource usage statistics.
+    Stats(stats::StatsArgs),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(container::ContainerCommand),
+    /// The per-container monitor (internal).
+    #[command(name = "_monitor", hide = true)]
+    Monitor(monitor::MonitorArgs),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// List port mappings or a specific mapping for the container.
+    Port(port::PortArgs),
     /// Import the contents from a tarball to create a filesystem image.
     Import(import::ImportArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default).
@@ -75,6 +146,17 @@ pub enum Command {
     Tag(tag::TagArgs),
     /// Remove one or more images.
     Rmi(rmi::RmiArgs),
+    /// Download an image from a registry.
+    Pull(pull::PullArgs),
+    /// Upload an image to a registry.
+    Push(push::PushArgs),
+    /// Log in to a registry.
+    Login(login::LoginArgs),
+    /// Log out from a registry.
+    Logout(logout::LogoutArgs),
+    /// Run a registry of berth's own, and collect its garbage.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
     /// Show the history of an image.
     History(history::HistoryArgs),
     /// Manage images.
@@ -83,6 +165,8 @@ pub enum Command {
     /// Manage berth (disk usage).
     #[command(subcommand)]
     System(system::SystemCommand),
+    /// Low-level OCI runtime commands, compatible with runc (create, start, run, state, kill, delete, spec).
+    Runtime(runtime::RuntimeArgs),
 }
 
 /// Runs the verb and returns the process exit status.
@@ -94,14 +178,40 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             println!("berth version {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
         }
+        Command::Build(a) => build::run(&g, a),
+        Command::Builder(c) => builder::run(&g, c),
+        Command::Run(a) => run::run(&g, a),
+        Command::Create(a) => create::run(&g, a),
+        Command::Start(a) => start::run(&g, a),
+        Command::Stop(a) => stop::run(&g, a),
+        Command::Restart(a) => restart::run(&g, a),
+        Command::Kill(a) => kill::run(&g, a),
+        Command::Rm(a) => rm::run(&g, a),
+        Command::Ps(a) => ps::run(&g, a),
+        Command::Logs(a) => logs::run(&g, a),
+        Command::Exec(a) => exec::run(&g, a),
+        Command::Wait(a) => wait::run(&g, a),
+        Command::Inspect(a) => inspect::run(&g, a),
+        Command::Top(a) => top::run(&g, a),
+        Command::Stats(a) => stats::run(&g, a),
+        Command::Container(c) => container::run(&g, c),
+        Command::Monitor(a) => monitor::run(&g, a),
+        Command::Network(c) => network::run(&g, c),
+        Command::Port(a) => port::run(&g, a),
         Command::Import(a) => import::run(&g, a),
         Command::Save(a) => save::run(&g, a),
         Command::Load(a) => load::run(&g, a),
         Command::Images(a) => images::run(&g, a),
         Command::Tag(a) => tag::run(&g, a),
         Command::Rmi(a) => rmi::run(&g, a),
+        Command::Pull(a) => pull::run(&g, a),
+        Command::Push(a) => push::run(&g, a),
+        Command::Login(a) => login::run(&g, a),
+        Command::Logout(a) => logout::run(&g, a),
+        Command::Registry(c) => registry::run(&g, c),
         Command::History(a) => history::run(&g, a),
         Command::Image(c) => image::run(&g, c),
         Command::System(c) => system::run(&g, c),
+        Command::Runtime(a) => runtime::run(&g, a),
     }
 }

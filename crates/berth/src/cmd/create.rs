@@ -1,0 +1,212 @@
+//! `create`: the flags shared with `run`, and making a container without starting it.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use berth_engine::container::CreateRequest;
+
+use super::GlobalOpts;
+
+/// The flags of `create` and `run` (Docker's names).
+#[derive(Debug, Clone, Args)]
+pub struct ContainerFlags {
+    /// Assign a name to the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Automatically remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Set environment variables.
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables.
+    #[arg(long = "env-file")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Keep STDIN open even if not attached.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Run an init inside the container that forwards signals and reaps processes.
+    #[arg(long)]
+    pub init: bool,
+    /// Signal to stop the container.
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container.
+    #[arg(long = "stop-timeout", allow_negative_numbers = true)]
+    pub stop_timeout: Option<i64>,
+    /// Restart policy to apply when a container exits.
+    #[arg(long)]
+    pub restart: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>]).
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Container host name.
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Mount the container's root filesystem as read only.
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Mount a tmpfs directory.
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Bind mount a volume.
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// Add Linux capabilities.
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities.
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Security options.
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// Give extended privileges to this container.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Memory limit.
+    #[arg(short = 'm', long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap.
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit.
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long = "cpu-shares", allow_hyphen_values = true)]
+    pub cpu_shares: Option<String>,
+    /// Number of CPUs.
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpus: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period.
+    #[arg(long = "cpu-period", allow_hyphen_values = true)]
+    pub cpu_period: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota.
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1).
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited).
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+    /// Connect a container to a network.
+    #[arg(long = "network", visible_alias = "net")]
+    pub network: Option<String>,
+    /// Publish a container's port(s) to the host.
+    #[arg(short = 'p', long)]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Set custom DNS servers.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains.
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip).
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Add network-scoped alias for the container.
+    #[arg(long = "network-alias")]
+    pub network_alias: Vec<String>,
+    /// Runtime to use for this container (runc, crun or a path).
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// Set meta data on a container.
+    #[arg(short = 'l', long = "label")]
+    pub label: Vec<String>,
+    /// The image, then the command and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
+    pub image_and_args: Vec<String>,
+}
+
+impl ContainerFlags {
+    /// The engine's request (values still as typed; the engine validates them).
+    pub fn request(&self, detach: bool) -> CreateRequest {
+        let mut it = self.image_and_args.iter().cloned();
+        let image = it.next().unwrap_or_default();
+        CreateRequest {
+            image,
+            args: it.collect(),
+            name: self.name.clone(),
+            auto_remove: self.rm,
+            env: self.env.clone(),
+            env_files: self.env_file.clone(),
+            workdir: self.workdir.clone(),
+            entrypoint: self.entrypoint.clone(),
+            interactive: self.interactive,
+            tty: self.tty,
+            init: self.init,
+            stop_signal: self.stop_signal.clone(),
+            stop_timeout: self.stop_timeout,
+            restart: self.restart.clone(),
+            user: self.user.clone(),
+            hostname: self.hostname.clone(),
+            read_only: self.read_only,
+            tmpfs: self.tmpfs.clone(),
+            volumes: self.volume.clone(),
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            security_opt: self.security_opt.clone(),
+            privileged: self.privileged,
+            memory: self.memory.clone(),
+            memory_swap: self.memory_swap.clone(),
+            memory_reservation: self.memory_reservation.clone(),
+            cpu_shares: self.cpu_shares.clone(),
+            cpus: self.cpus.clone(),
+            cpu_period: self.cpu_period.clone(),
+            cpu_quota: self.cpu_quota.clone(),
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            pids_limit: self.pids_limit.clone(),
+            network: self.network.clone(),
+            publish: self.publish.clone(),
+            publish_all: self.publish_all,
+            dns: self.dns.clone(),
+            dns_search: self.dns_search.clone(),
+            add_host: self.add_host.clone(),
+            network_alias: self.network_alias.clone(),
+            runtime: self.runtime.clone(),
+            labels: self.label.clone(),
+            detach,
+        }
+    }
+}
+
+/// `create [OPTIONS] IMAGE [COMMAND] [ARG...]`
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+pub struct CreateArgs {
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    #[command(flatten)]
+    pub flags: ContainerFlags,
+}
+
+/// Creates the container and prints its ID.
+pub fn run(g: &GlobalOpts, a: CreateArgs) -> anyhow::Result<i32> {
+    let lc = super::container::lifecycle(g)?;
+    let c = lc
+        .create(&a.flags.request(true))
+        .map_err(berth_engine::Error::from)?;
+    println!("{}", c.id());
+    Ok(0)
+}

@@ -1,0 +1,63 @@
+//! `exec`: run a command in a running container.
+
+use clap::Args;
+
+use berth_engine::container::exec::ExecRequest;
+
+use super::GlobalOpts;
+
+/// `exec [OPTIONS] CONTAINER COMMAND [ARG...]`
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Set environment variables.
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// Keep STDIN open even if not attached.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Username or UID (format: "<name|uid>[:<group|gid>]").
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Give extended privileges to the command.
+    #[arg(long)]
+    pub privileged: bool,
+    /// The container, then the command.
+    #[arg(required = true, num_args = 2.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONTAINER COMMAND [ARG...]")]
+    pub target: Vec<String>,
+}
+
+/// Runs the command; exits with its status.
+pub fn run(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<i32> {
+    let lc = super::container::lifecycle(g)?;
+    let c = match lc.find(&a.target[0]) {
+        Ok(c) => c,
+        Err(e) => return Ok(super::container::daemon_error(&e)),
+    };
+    let req = ExecRequest {
+        cmd: a.target[1..].to_vec(),
+        env: a.env,
+        user: a.user,
+        workdir: a.workdir,
+        tty: a.tty,
+        interactive: a.interactive,
+        detach: a.detach,
+        privileged: a.privileged,
+    };
+    match lc.exec(&c, &req) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            let code = e.exit_code();
+            eprintln!("Error response from daemon: {e}");
+            Ok(if code == 125 { 1 } else { code })
+        }
+    }
+}

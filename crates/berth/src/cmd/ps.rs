@@ -1,0 +1,148 @@
+//! `ps`: list containers as Docker's table, IDs only, JSON or a template.
+
+use clap::Args;
+
+use berth_engine::container::list::{short, ContainerSummary, Filter};
+
+use super::GlobalOpts;
+
+/// `ps [OPTIONS]`
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only display container IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Show n last created containers (includes all states).
+    #[arg(short = 'n', long = "last", allow_negative_numbers = true)]
+    pub last: Option<i64>,
+    /// Show the latest created container (includes all states).
+    #[arg(short = 'l', long)]
+    pub latest: bool,
+    /// Don't truncate output.
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Filter output based on conditions provided.
+    #[arg(short, long)]
+    pub filter: Vec<String>,
+    /// Format output: table, json, or a Go template.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Display total file sizes (accepted; sizes are not computed).
+    #[arg(short, long)]
+    pub size: bool,
+}
+
+fn pad(s: &str, w: usize) -> String {
+    format!("{s:<w$}")
+}
+
+/// Prints the containers.
+pub fn run(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<i32> {
+    let mut filters = Vec::new();
+    for f in &a.filter {
+        match Filter::parse(f) {
+            Ok(f) => filters.push(f),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                return Ok(1);
+            }
+        }
+    }
+    let lc = super::container::lifecycle(g)?;
+    let last = if a.latest {
+        Some(1)
+    } else {
+        a.last.filter(|n| *n > 0)
+    };
+    let mut rows: Vec<ContainerSummary> = lc
+        .list(a.all || last.is_some(), &filters)
+        .map_err(berth_engine::Error::from)?;
+    if let Some(n) = last {
+        rows.truncate(n as usize);
+    }
+    if !a.no_trunc {
+        for r in &mut rows {
+            r.id = short(&r.id).to_string();
+            if r.command.chars().count() > 20 {
+                let cut: String = r.command.chars().take(19).collect();
+                r.command = format!("{cut}…\"");
+            }
+        }
+    }
+    if a.quiet {
+        for r in &rows {
+            println!("{}", r.id);
+        }
+        return Ok(0);
+    }
+    match a.format.as_deref() {
+        Some("json") | Some("{{json .}}") => {
+            for r in &rows {
+                println!("{}", serde_json::to_string(r)?);
+            }
+        }
+        Some(t) if t != "table" && !t.is_empty() => {
+            let (table, tpl) = match t.strip_prefix("table ") {
+                Some(rest) => (true, rest),
+                None => (false, t),
+            };
+            if table {
+                let header = tpl
+                    .replace("{{.ID}}", "CONTAINER ID")
+                    .replace("{{.Names}}", "NAMES")
+                    .replace("{{.Image}}", "IMAGE")
+                    .replace("{{.Status}}", "STATUS")
+                    .replace("{{.State}}", "STATE")
+                    .replace("{{.Command}}", "COMMAND")
+                    .replace("{{.Ports}}", "PORTS")
+                    .replace("{{.RunningFor}}", "CREATED")
+                    .replace("{{.CreatedAt}}", "CREATED AT");
+                println!(
+                    "{}",
+                    super::images::render_template(&header, &serde_json::json!({}))
+                );
+            }
+            for r in &rows {
+                println!(
+                    "{}",
+                    super::images::render_template(tpl, &serde_json::to_value(r)?)
+                );
+            }
+        }
+        _ => {
+            println!(
+                "{}{}{}{}{}{}NAMES",
+                pad("CONTAINER ID", 15),
+                pad(
+                    "IMAGE",
+                    12.max(rows.iter().map(|r| r.image.len() + 3).max().unwrap_or(0))
+                ),
+                pad("COMMAND", 24),
+                pad("CREATED", 20),
+                pad("STATUS", 28),
+                pad(
+                    "PORTS",
+                    8.max(rows.iter().map(|r| r.ports.len() + 3).max().unwrap_or(0))
+                )
+            );
+            let iw = 12.max(rows.iter().map(|r| r.image.len() + 3).max().unwrap_or(0));
+            let pw = 8.max(rows.iter().map(|r| r.ports.len() + 3).max().unwrap_or(0));
+            for r in &rows {
+                println!(
+                    "{}{}{}{}{}{}{}",
+                    pad(&r.id, 15),
+                    pad(&r.image, iw),
+                    pad(&r.command, 24),
+                    pad(&r.running_for, 20),
+                    pad(&r.status, 28),
+                    pad(&r.ports, pw),
+                    r.names
+                );
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,35 @@
+//! `restart`: stop, then start again (detached).
+
+use clap::Args;
+
+use super::GlobalOpts;
+
+/// `restart [OPTIONS] CONTAINER [CONTAINER...]`
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Seconds to wait before killing the container.
+    #[arg(short = 't', long = "time", allow_negative_numbers = true)]
+    pub time: Option<i64>,
+    /// Containers to restart.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// Restarts each container and prints its name as given.
+pub fn run(g: &GlobalOpts, a: RestartArgs) -> anyhow::Result<i32> {
+    let lc = super::container::lifecycle(g)?;
+    let exe = std::env::current_exe()?;
+    let mut status = 0;
+    for n in &a.containers {
+        let r = lc.find(n).and_then(|c| {
+            lc.stop_container(&c, a.time, None)?;
+            let c = lc.find(c.id())?;
+            lc.start_detached(&c, &exe)
+        });
+        match r {
+            Ok(()) => println!("{n}"),
+            Err(e) => status = super::container::daemon_error(&e),
+        }
+    }
+    Ok(status)
+}

@@ -1,0 +1,39 @@
+//! `run`: create a container and start it, in the foreground or detached (`-d`).
+
+use clap::Args;
+
+use super::GlobalOpts;
+
+/// `run [OPTIONS] IMAGE [COMMAND] [ARG...]`
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Run container in background and print container ID.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub flags: super::create::ContainerFlags,
+}
+
+/// Runs the container; a foreground run exits with the container's status.
+pub fn run(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
+    let lc = super::container::lifecycle(g)?;
+    let c = lc
+        .create(&a.flags.request(a.detach))
+        .map_err(berth_engine::Error::from)?;
+    if a.detach {
+        let exe = std::env::current_exe()?;
+        if let Err(e) = lc.start_detached(&c, &exe) {
+            if c.spec.host_config.auto_remove {
+                let _ = lc.remove_container(&c, true, true);
+            }
+            return Err(berth_engine::Error::from(e).into());
+        }
+        println!("{}", c.id());
+        return Ok(0);
+    }
+    Ok(lc.run_attached(&c).map_err(berth_engine::Error::from)?)
+}

@@ -1,0 +1,39 @@
+//! `start`: start stopped containers (detached, or attached with `-a`).
+
+use clap::Args;
+
+use super::GlobalOpts;
+
+/// `start [OPTIONS] CONTAINER [CONTAINER...]`
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals.
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    /// Attach container's STDIN.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Containers to start.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// Starts each container and prints its name as given.
+pub fn run(g: &GlobalOpts, a: StartArgs) -> anyhow::Result<i32> {
+    let lc = super::container::lifecycle(g)?;
+    if a.attach && a.containers.len() == 1 {
+        let c = match lc.find(&a.containers[0]) {
+            Ok(c) => c,
+            Err(e) => return Ok(super::container::daemon_error(&e)),
+        };
+        return Ok(lc.run_attached(&c).map_err(berth_engine::Error::from)?);
+    }
+    let exe = std::env::current_exe()?;
+    let code = super::container::for_each(&lc, &a.containers, |c| lc.start_detached(c, &exe));
+    if code == 0 {
+        for n in &a.containers {
+            println!("{n}");
+        }
+    }
+    Ok(code)
+}

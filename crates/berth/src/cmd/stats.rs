@@ -1,0 +1,95 @@
+//! `stats --no-stream`: one snapshot of the containers' resource use.
+
+use clap::Args;
+
+use berth_engine::container::list::short;
+
+use super::GlobalOpts;
+
+/// `stats [OPTIONS] [CONTAINER...]`
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Disable streaming stats and only pull the first result.
+    #[arg(long = "no-stream")]
+    pub no_stream: bool,
+    /// Don't truncate output.
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Format output: table, json.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Containers (default: all running).
+    pub containers: Vec<String>,
+}
+
+fn size(b: u64) -> String {
+    let f = b as f64;
+    if f >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}GiB", f / (1024.0 * 1024.0 * 1024.0))
+    } else if f >= 1024.0 * 1024.0 {
+        format!("{:.2}MiB", f / (1024.0 * 1024.0))
+    } else if f >= 1024.0 {
+        format!("{:.2}KiB", f / 1024.0)
+    } else {
+        format!("{b}B")
+    }
+}
+
+/// Prints one table (streaming is not implemented: it prints once, as `--no-stream`).
+pub fn run(g: &GlobalOpts, a: StatsArgs) -> anyhow::Result<i32> {
+    let lc = super::container::lifecycle(g)?;
+    let containers = if a.containers.is_empty() {
+        lc.all()
+            .map_err(berth_engine::Error::from)?
+            .into_iter()
+            .filter(|c| a.all || c.status.is_active())
+            .collect()
+    } else {
+        let mut v = Vec::new();
+        for n in &a.containers {
+            match lc.find(n) {
+                Ok(c) => v.push(c),
+                Err(e) => return Ok(super::container::daemon_error(&e)),
+            }
+        }
+        v
+    };
+    let rows: Vec<_> = containers.iter().map(|c| lc.stats(c)).collect();
+    if a.format.as_deref() == Some("json") {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+        return Ok(0);
+    }
+    println!(
+        "{:<15}{:<20}{:<10}{:<24}{:<9}{:<12}{:<12}PIDS",
+        "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O"
+    );
+    for r in &rows {
+        let id = if a.no_trunc {
+            r.id.as_str()
+        } else {
+            short(&r.id)
+        };
+        let mem_pct = if r.mem_limit > 0 {
+            r.mem_usage as f64 / r.mem_limit as f64 * 100.0
+        } else {
+            0.0
+        };
+        println!(
+            "{:<15}{:<20}{:<10}{:<24}{:<9}{:<12}{:<12}{}",
+            id,
+            r.name,
+            format!("{:.2}%", r.cpu_percent),
+            format!("{} / {}", size(r.mem_usage), size(r.mem_limit)),
+            format!("{mem_pct:.2}%"),
+            "0B / 0B",
+            "0B / 0B",
+            r.pids
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,101 @@
+//! Isolation as seen from inside a container started by `berth run` (issue 3,
+//! "Isolation"): PID 1, hostname, capabilities, seccomp, masked and read-only paths, and
+//! privileged operations that must fail.
+
+#[path = "containers_support/mod.rs"]
+mod support;
+
+use support::{require_root, stderr, stdout, Env};
+
+fn run_sh(env: &Env, script: &str) -> (i32, String) {
+    let out = env.berth(&["run", "--rm", "busybox", "sh", "-c", script]);
+    (
+        out.status.code().unwrap_or(-1),
+        format!("{}{}", stdout(&out), stderr(&out)),
+    )
+}
+
+#[test]
+fn pid1_hostname_caps_seccomp() {
+    if !require_root("pid1_hostname_caps_seccomp") {
+        return;
+    }
+    let env = Env::new();
+    let out = env.berth(&[
+        "run",
+        "--name",
+        "iso",
+        "busybox",
+        "sh",
+        "-c",
+        "echo pid=$$; hostname; grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let id = env.inspect("iso", "{{.Id}}");
+    assert!(text.contains("pid=1\n"), "{text}");
+    assert!(
+        text.contains(&format!("{}\n", &id[..12])),
+        "hostname is not the short ID: {text}"
+    );
+    assert!(text.contains("CapEff:\t00000000a80425fb"), "{text}");
+    assert!(text.contains("Seccomp:\t2"), "{text}");
+    env.ok(&["rm", "iso"]);
+}
+
+#[test]
+fn masked_and_readonly_paths_and_forbidden_operations() {
+    if !require_root("masked_and_readonly_paths_and_forbidden_operations") {
+        return;
+    }
+    let env = Env::new();
+    let (code, text) = run_sh(&env, "wc -c < /proc/kcore");
+    assert_eq!((code, text.trim()), (0, "0"), "/proc/kcore is not masked");
+    let (code, _) = run_sh(&env, "echo 1 > /proc/sys/kernel/panic");
+    assert_ne!(code, 0, "a write to /proc/sys succeeded");
+    let (code, _) = run_sh(&env, "mount -t tmpfs none /mnt");
+    assert_ne!(code, 0, "mount succeeded inside");
+    let (code, _) = run_sh(&env, "unshare -m true");
+    assert_ne!(code, 0, "unshare succeeded inside");
+    let (code, text) = run_sh(&env, "ls /proc | grep -c '^[0-9]'");
+    assert_eq!(code, 0);
+    assert!(
+        text.trim().parse::<u32>().unwrap_or(99) <= 3,
+        "host processes visible: {text}"
+    );
+    let (code, text) = run_sh(&env, "ls /dev");
+    assert_eq!(code, 0);
+    assert!(
+        !text.contains("sda") && !text.contains("vda") && text.contains("null"),
+        "{text}"
+    );
+}
+
+#[test]
+fn user_workdir_env_readonly_and_tmpfs() {
+    if !require_root("user_workdir_env_readonly_and_tmpfs") {
+        return;
+    }
+    let env = Env::new();
+    let out = env.berth(&[
+        "run", "--rm", "-u", "app", "-w", "/tmp", "-e", "GREETING=hi", "--read-only", "--tmpfs", "/scratch",
+        "busybox", "sh", "-c",
+        "id -u; id -G; pwd; echo $GREETING $HOME; touch /x 2>/dev/null && echo rootfs-writable; touch /scratch/y && echo tmpfs-ok",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "1000");
+    assert!(
+        lines[1].split(' ').any(|g| g == "10"),
+        "supplementary group wheel missing: {}",
+        lines[1]
+    );
+    assert_eq!(lines[2], "/tmp");
+    assert_eq!(lines[3], "hi /home/app");
+    assert!(
+        !text.contains("rootfs-writable"),
+        "--read-only rootfs was writable"
+    );
+    assert!(text.contains("tmpfs-ok"), "{text}");
+}

@@ -1,0 +1,354 @@
+//! The container lifecycle through the `berth` binary (issue 3, "Lifecycle" and "Bad
+//! input"): foreground and detached runs, logs after the CLI exits, stop with a timeout,
+//! `--rm` cleanliness, restart keeping the rw layer, 20 parallel runs, ps/inspect/wait.
+
+#[path = "containers_support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{eventually, require_root, stderr, stdout, Env};
+
+#[test]
+fn foreground_run_exits_with_the_container_status_and_rm_leaves_nothing() {
+    if !require_root("foreground_run_exits_with_the_container_status_and_rm_leaves_nothing") {
+        return;
+    }
+    let env = Env::new();
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello\n");
+    assert!(env.all_ids().is_empty(), "--rm left a row");
+    let dirs: Vec<_> = std::fs::read_dir(env.root().join("containers"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(dirs.is_empty(), "--rm left a container directory");
+    assert!(
+        env.mounts_here().is_empty(),
+        "--rm left a mount: {:?}",
+        env.mounts_here()
+    );
+}
+
+#[test]
+fn rm_leaves_no_cgroup_and_foreground_keeps_logs() {
+    if !require_root("rm_leaves_no_cgroup_and_foreground_keeps_logs") {
+        return;
+    }
+    let env = Env::new();
+    let out = env.berth(&[
+        "run",
+        "--name",
+        "fg",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let id = env.inspect("fg", "{{.Id}}");
+    assert_eq!(env.inspect("fg", "{{.State.Status}}"), "exited");
+    assert_eq!(env.inspect("fg", "{{.State.ExitCode}}"), "0");
+    let logs = env.berth(&["logs", "fg"]);
+    assert_eq!(stdout(&logs), "out\n");
+    assert_eq!(stderr(&logs), "err\n");
+    assert!(!Env::cgroup_exists(&id), "cgroup left after exit");
+    env.ok(&["rm", "fg"]);
+    assert!(!env.root().join("containers").join(&id).exists());
+}
+
+#[test]
+fn detached_logs_keep_flowing_after_the_cli_exits() {
+    if !require_root("detached_logs_keep_flowing_after_the_cli_exits") {
+        return;
+    }
+    let env = Env::new();
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do echo line$i; i=$((i+1)); sleep 0.1; done",
+    ]);
+    assert_eq!(id.len(), 64, "run -d prints the full ID: {id}");
+    assert!(eventually(5, || env
+        .ok(&["logs", "ticker"])
+        .contains("line3")));
+    let before = env.ok(&["logs", "ticker"]).lines().count();
+    std::thread::sleep(Duration::from_millis(600));
+    let after = env.ok(&["logs", "ticker"]).lines().count();
+    assert!(after > before, "logs stopped flowing: {before} -> {after}");
+    assert_eq!(
+        env.ok(&["logs", "--tail", "2", "ticker"]).lines().count(),
+        2
+    );
+    let ts = env.ok(&["logs", "-t", "--tail", "1", "ticker"]);
+    assert!(
+        ts.starts_with("20") && ts.contains('T') && ts.contains("Z line"),
+        "{ts}"
+    );
+    let ps = env.ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(ps, "ticker running");
+    assert_eq!(env.ok(&["ps", "-q"]), &id[..12]);
+    env.ok(&["stop", "-t", "1", "ticker"]);
+    assert_eq!(env.inspect("ticker", "{{.State.Status}}"), "exited");
+    assert_eq!(env.ok(&["ps", "-q"]), "");
+    env.ok(&["rm", "ticker"]);
+    assert!(!Env::cgroup_exists(&id));
+    assert!(env.mounts_here().is_empty());
+}
+
+#[test]
+fn stop_of_a_term_ignoring_process_takes_the_timeout_then_kills() {
+    if !require_root("stop_of_a_term_ignoring_process_takes_the_timeout_then_kills") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        "busybox",
+        "sh",
+        "-c",
+        "trap '' TERM; echo ready; while true; do sleep 0.1; done",
+    ]);
+    assert!(eventually(5, || env
+        .ok(&["logs", "stubborn"])
+        .contains("ready")));
+    let t = Instant::now();
+    assert_eq!(env.ok(&["stop", "-t", "1", "stubborn"]), "stubborn");
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "stop returned after {took:?}"
+    );
+    assert!(took < Duration::from_secs(6), "stop took {took:?}");
+    assert_eq!(env.inspect("stubborn", "{{.State.ExitCode}}"), "137");
+    assert_eq!(env.inspect("stubborn", "{{.State.Running}}"), "false");
+}
+
+#[test]
+fn start_after_stop_keeps_the_rw_layer() {
+    if !require_root("start_after_stop_keeps_the_rw_layer") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "keeper",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /keep 2>/dev/null; echo data > /keep; echo started; sleep 1000",
+    ]);
+    assert!(eventually(5, || env
+        .ok(&["logs", "keeper"])
+        .contains("started")));
+    env.ok(&["stop", "-t", "0", "keeper"]);
+    assert_eq!(env.ok(&["start", "keeper"]), "keeper");
+    assert!(eventually(5, || env
+        .ok(&["logs", "keeper"])
+        .contains("data")));
+    assert_eq!(env.inspect("keeper", "{{.State.Status}}"), "running");
+    let out = env.berth(&["rm", "keeper"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "rm of a running container must fail"
+    );
+    assert!(
+        stderr(&out).contains("container is running"),
+        "{}",
+        stderr(&out)
+    );
+    env.ok(&["rm", "-f", "keeper"]);
+    assert!(env.all_ids().is_empty());
+}
+
+#[test]
+fn twenty_parallel_detached_runs() {
+    if !require_root("twenty_parallel_detached_runs") {
+        return;
+    }
+    let env = Env::new();
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            env.cmd(&["run", "-d", "busybox", "sleep", "60"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn berth")
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "parallel run failed: {}",
+            stderr(&out)
+        );
+        ids.push(stdout(&out).trim().to_string());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20);
+    let running = env.ok(&["ps", "-q"]);
+    assert_eq!(running.lines().count(), 20, "{running}");
+    let mut names: Vec<String> = env
+        .ok(&["ps", "--format", "{{.Names}}"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 20);
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids.iter().map(String::as_str));
+    env.ok(&args);
+    assert!(env.all_ids().is_empty());
+    assert!(env.mounts_here().is_empty());
+}
+
+#[test]
+fn bad_input_is_one_line_and_leaves_nothing() {
+    if !require_root("bad_input_is_one_line_and_leaves_nothing") {
+        return;
+    }
+    let env = Env::new();
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["run", "--rm", "nosuchimage"],
+            125,
+            "Unable to find image 'nosuchimage:latest' locally",
+        ),
+        (
+            &["run", "--rm", "--memory", "200x", "busybox", "true"],
+            125,
+            "invalid argument \"200x\" for \"-m, --memory\" flag: invalid size: '200x'",
+        ),
+        (
+            &["run", "--rm", "--cpu-shares", "-1", "busybox", "true"],
+            125,
+            "invalid CPU shares (-1)",
+        ),
+        (
+            &["run", "--rm", "busybox", "nosuchcommand"],
+            127,
+            "executable file not found",
+        ),
+        (
+            &["run", "--rm", "busybox", "/etc/passwd"],
+            126,
+            "permission denied",
+        ),
+        (
+            &["run", "--rm", "--restart", "sometimes", "busybox", "true"],
+            125,
+            "invalid restart policy",
+        ),
+    ];
+    for (args, code, text) in cases {
+        let out = env.berth(args);
+        assert_eq!(out.status.code(), Some(*code), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
+        assert!(err.contains(text), "{args:?}: {err}");
+        assert!(env.all_ids().is_empty(), "{args:?} left a container");
+    }
+    env.ok(&["create", "--name", "taken", "busybox", "true"]);
+    let out = env.berth(&["run", "--name", "taken", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("is already in use by container"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(env.all_ids().len(), 1);
+    let dirs = std::fs::read_dir(env.root().join("containers"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(dirs, 1, "a failed create left a directory");
+    let out = env.berth(&["stop", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("No such container: nosuch"));
+}
+
+#[test]
+fn ps_inspect_and_wait_show_docker_shapes() {
+    if !require_root("ps_inspect_and_wait_show_docker_shapes") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "quick",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "30",
+        "-e",
+        "A=1",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
+    assert_eq!(env.ok(&["wait", "quick"]), "7");
+    assert_eq!(env.inspect("quick", "{{.State.ExitCode}}"), "7");
+    assert_eq!(env.inspect("quick", "{{.HostConfig.Memory}}"), "67108864");
+    assert_eq!(env.inspect("quick", "{{.HostConfig.PidsLimit}}"), "30");
+    assert_eq!(env.inspect("quick", "{{.Name}}"), "/quick");
+    let json = env.ok(&["inspect", "quick"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("inspect is JSON");
+    assert!(v[0]["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "A=1"));
+    assert_eq!(v[0]["State"]["OOMKilled"], false);
+    assert!(v[0]["State"]["FinishedAt"]
+        .as_str()
+        .unwrap()
+        .starts_with("20"));
+    assert_eq!(env.ok(&["ps", "-q"]), "");
+    let all = env.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "status=exited",
+        "--format",
+        "{{.Names}}|{{.Status}}",
+    ]);
+    assert!(all.starts_with("quick|Exited (7)"), "{all}");
+    let j = env.ok(&["ps", "-a", "--format", "json"]);
+    let row: serde_json::Value = serde_json::from_str(j.lines().next().unwrap()).unwrap();
+    assert_eq!(row["Names"], "quick");
+    assert_eq!(env.ok(&["ps", "-a", "--filter", "name=nomatch", "-q"]), "");
+    assert_eq!(
+        env.ok(&["ps", "-a", "-n", "1", "--format", "{{.Names}}"]),
+        "quick"
+    );
+    let out = env.berth(&["ps", "--filter", "bogus=1"]);
+    assert_eq!(out.status.code(), Some(1));
+    env.ok(&["container", "prune", "-f"]);
+    assert!(env.all_ids().is_empty());
+}
