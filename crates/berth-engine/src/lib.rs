@@ -29,6 +29,7 @@ use std::path::PathBuf;
 pub mod container;
 pub mod images;
 pub mod network;
+pub mod network_container;
 pub mod spec;
 
 /// Where the engine keeps its state.

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use berth_net::config::{self as netconfig, NetConfig};
 use berth_net::endpoint;
@@ -156,6 +156,17 @@ pub struct EtcFiles {
     pub resolv_conf: PathBuf,
 }
 
+impl EtcFiles {
+    /// `(host file, container path)` pairs for the spec's bind mounts.
+    pub fn mounts(&self) -> Vec<(PathBuf, String)> {
+        vec![
+            (self.hosts.clone(), "/etc/hosts".into()),
+            (self.hostname.clone(), "/etc/hostname".into()),
+            (self.resolv_conf.clone(), "/etc/resolv.conf".into()),
+        ]
+    }
+}
+
 /// A container's network as set up, for the spec and the monitor.
 #[derive(Debug)]
 pub struct ContainerNetwork {
@@ -262,14 +273,40 @@ impl Net {
     }
 }
 
+/// The network use cases over one store: what [`Engine::networks`] returns, and what the
+/// container lifecycle builds from its own store and roots with [`Networks::new`].
+#[derive(Debug, Clone, Copy)]
+pub struct Networks<'a> {
+    store: &'a berth_store::Store,
+    root: &'a Path,
+    runroot: &'a Path,
+}
+
 impl Engine {
+    /// The network use cases on this engine's store.
+    pub fn networks(&self) -> Networks<'_> {
+        Networks::new(&self.store, &self.config.root, &self.config.runroot)
+    }
+}
+
+impl<'a> Networks<'a> {
+    /// Network use cases on `store`, with berth's `root` (berth.toml, containers/) and
+    /// `runroot` (pinned namespaces).
+    pub fn new(store: &'a berth_store::Store, root: &'a Path, runroot: &'a Path) -> Self {
+        Networks {
+            store,
+            root,
+            runroot,
+        }
+    }
+
     fn net_ops(&self) -> &'static LinuxNetOps {
         static OPS: std::sync::OnceLock<LinuxNetOps> = std::sync::OnceLock::new();
         OPS.get_or_init(LinuxNetOps::new)
     }
 
     fn net_config(&self) -> Result<NetConfig> {
-        Ok(NetConfig::load(&self.config.root)?)
+        Ok(NetConfig::load(&self.root)?)
     }
 
     /// Makes sure `bridge`, `host` and `none` exist in the store.
@@ -309,11 +346,11 @@ impl Engine {
     }
 
     fn netns_path(&self, container_id: &str) -> PathBuf {
-        endpoint::netns_path(&self.config.runroot, container_id)
+        endpoint::netns_path(&self.runroot, container_id)
     }
 
     fn net_container_dir(&self, container_id: &str) -> PathBuf {
-        self.config.root.join("containers").join(container_id)
+        self.root.join("containers").join(container_id)
     }
 
     fn etc_files(&self, container_id: &str) -> EtcFiles {
@@ -327,7 +364,7 @@ impl Engine {
 
     fn network_lock(&self) -> Result<FileLock> {
         Ok(FileLock::acquire(
-            &self.config.root.join("locks").join("network.lock"),
+            &self.root.join("locks").join("network.lock"),
         )?)
     }
 
@@ -1049,7 +1086,7 @@ mod tests {
 
     impl Drop for Env {
         fn drop(&mut self) {
-            let _ = self.engine.net_ops().remove_bridge(&self.bridge);
+            let _ = self.engine.networks().net_ops().remove_bridge(&self.bridge);
         }
     }
 
@@ -1082,7 +1119,7 @@ mod tests {
     }
 
     /// The kernel destroys an unpinned namespace (and its veth pairs) asynchronously.
-    fn link_gone(e: &Engine, name: &str) -> bool {
+    fn link_gone(e: &Networks<'_>, name: &str) -> bool {
         for _ in 0..200 {
             if !e.net_ops().link_exists(name).unwrap() {
                 return true;
@@ -1119,7 +1156,7 @@ mod tests {
             return;
         }
         let env = env(1);
-        let e = &env.engine;
+        let e = &env.engine.networks();
         let a = id(1);
         let t = std::time::Instant::now();
         let net = e
@@ -1173,7 +1210,7 @@ mod tests {
             return;
         }
         let env = env(2);
-        let e = &env.engine;
+        let e = &env.engine.networks();
         let nid = e
             .network_create(&NetworkCreate {
                 name: "front".into(),
@@ -1230,7 +1267,7 @@ mod tests {
             return;
         }
         let env = env(3);
-        let e = &env.engine;
+        let e = &env.engine.networks();
         let taken = TcpListener::bind("0.0.0.0:0").unwrap();
         let port = taken.local_addr().unwrap().port();
         let c = id(4);
@@ -1262,6 +1299,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let e = Engine::open(cfg).unwrap();
                     let n = e
+                        .networks()
                         .network_setup(&NetworkRequest {
                             container_id: id(100 + i),
                             hostname: format!("c{i}"),
@@ -1278,7 +1316,7 @@ mod tests {
         addrs.sort();
         addrs.dedup();
         assert_eq!(addrs.len(), 20);
-        let e = &env.engine;
+        let e = &env.engine.networks();
         let bridge = e.store.resolve_network("bridge").unwrap().id;
         for i in 0..20 {
             e.network_teardown(&id(100 + i), true).unwrap();

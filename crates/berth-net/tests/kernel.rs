@@ -298,3 +298,37 @@ fn containers_on_different_bridges_cannot_reach_each_other() {
     assert!(!across, "a container on another network was reachable");
     drop(guard);
 }
+
+#[test]
+fn setup_cost_breakdown() {
+    if !root_or_skip("setup_cost_breakdown") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let b = bridge(5);
+    let ops = LinuxNetOps::new();
+    ops.ensure_bridge(&b).unwrap();
+    let mut lines = Vec::new();
+    for i in 0..5u8 {
+        let ns = netns_path(dir.path(), &format!("t{i}"));
+        let ep = endpoint(&b, 10 + i, &format!("{}t{i}", b.name));
+        let t0 = std::time::Instant::now();
+        ops.create_netns(&ns).unwrap();
+        let t1 = t0.elapsed();
+        ops.ensure_bridge(&b).unwrap();
+        let t2 = t0.elapsed();
+        ops.add_endpoint(&ns, &b, &ep).unwrap();
+        let t3 = t0.elapsed();
+        ops.remove_netns(&ns).unwrap();
+        let t4 = t0.elapsed();
+        lines.push(format!(
+            "netns {:?} bridge {:?} endpoint {:?} unpin {:?}",
+            t1,
+            t2 - t1,
+            t3 - t2,
+            t4 - t3
+        ));
+    }
+    let _ = ops.remove_bridge(&b.name);
+    eprintln!("{}", lines.join("\n"));
+}

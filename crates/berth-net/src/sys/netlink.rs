@@ -19,6 +19,9 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
+const NLMSG_ERROR: u16 = 2;
+const RTM_NEWLINK: u16 = 16;
+
 use crate::error::{Error, Result};
 
 /// One request of a batch: the message, its extra flags, and what to call it in errors.
@@ -63,8 +66,11 @@ impl Rtnl {
         self.batch_collect(reqs).map(|_| ())
     }
 
-    /// Like [`Rtnl::batch`], also returning the answers (for GET requests).
-    pub fn batch_collect(&mut self, reqs: Vec<Request>) -> Result<Vec<RouteNetlinkMessage>> {
+    /// Like [`Rtnl::batch`], also returning the interface indexes of the link messages
+    /// answered (for GET requests). Answers are read from their raw headers: decoding every
+    /// attribute of a link (statistics, per-family configuration) costs time and warns on
+    /// kernels newer than the crate.
+    pub fn batch_collect(&mut self, reqs: Vec<Request>) -> Result<Vec<u32>> {
         if reqs.is_empty() {
             return Ok(Vec::new());
         }
@@ -91,6 +97,11 @@ impl Rtnl {
         let mut pending = reqs.len();
         let mut first_err: Option<Error> = None;
         let mut answers = Vec::new();
+        let rd = |b: &[u8], at: usize| -> u32 {
+            b.get(at..at + 4)
+                .map(|x| u32::from_ne_bytes([x[0], x[1], x[2], x[3]]))
+                .unwrap_or(0)
+        };
         while pending > 0 {
             let n = self
                 .sock
@@ -99,37 +110,34 @@ impl Rtnl {
                     op: "receive netlink answer",
                     source,
                 })?;
+            let b = &self.buf[..n];
             let mut off = 0;
-            while off < n {
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[off..n])
-                    .map_err(|e| Error::Os {
-                        op: "parse netlink answer",
-                        source: io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
-                    })?;
-                let len = msg.header.length as usize;
-                let seq = msg.header.sequence_number;
-                match msg.payload {
-                    NetlinkPayload::Error(e) => {
-                        let idx = seq.wrapping_sub(first_seq) as usize;
-                        if idx < reqs.len() {
-                            pending -= 1;
-                            if let Some(code) = e.code {
-                                let errno = -code.get();
-                                let r = &reqs[idx];
-                                if !r.ok_errnos.contains(&errno) && first_err.is_none() {
-                                    first_err = Some(Error::Netlink {
-                                        op: r.op,
-                                        target: r.target.clone(),
-                                        source: io::Error::from_raw_os_error(errno),
-                                    });
-                                }
+            while off + 16 <= n {
+                let len = rd(b, off) as usize;
+                let kind = u16::from_ne_bytes([b[off + 4], b[off + 5]]);
+                let seq = rd(b, off + 8);
+                if kind == NLMSG_ERROR {
+                    let idx = seq.wrapping_sub(first_seq) as usize;
+                    if idx < reqs.len() {
+                        pending -= 1;
+                        let code = rd(b, off + 16) as i32;
+                        if code != 0 {
+                            let errno = -code;
+                            let r = &reqs[idx];
+                            if !r.ok_errnos.contains(&errno) && first_err.is_none() {
+                                first_err = Some(Error::Netlink {
+                                    op: r.op,
+                                    target: r.target.clone(),
+                                    source: io::Error::from_raw_os_error(errno),
+                                });
                             }
                         }
                     }
-                    NetlinkPayload::InnerMessage(m) => answers.push(m),
-                    _ => {}
+                } else if kind == RTM_NEWLINK {
+                    // struct ifinfomsg { u8 family; u8 pad; u16 type; i32 index; ... }
+                    answers.push(rd(b, off + 16 + 4));
                 }
-                if len == 0 {
+                if len < 16 {
                     break;
                 }
                 off += (len + 3) & !3;
@@ -153,10 +161,7 @@ impl Rtnl {
             ok_errnos: &[],
         }]);
         match r {
-            Ok(answers) => Ok(answers.into_iter().find_map(|a| match a {
-                RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
-                _ => None,
-            })),
+            Ok(answers) => Ok(answers.into_iter().next()),
             Err(Error::Netlink { source, .. }) if source.raw_os_error() == Some(libc::ENODEV) => {
                 Ok(None)
             }

@@ -135,12 +135,15 @@ pub fn run(g: &GlobalOpts, c: NetworkCommand) -> anyhow::Result<i32> {
         NetworkCommand::Prune(a) => prune(g, a),
         NetworkCommand::Connect(a) => {
             g.engine()?
+                .networks()
                 .network_connect(&a.network, &a.container, &a.alias)?;
             Ok(0)
         }
         NetworkCommand::Disconnect(a) => {
             let _ = a.force;
-            g.engine()?.network_disconnect(&a.network, &a.container)?;
+            g.engine()?
+                .networks()
+                .network_disconnect(&a.network, &a.container)?;
             Ok(0)
         }
     })
@@ -152,7 +155,7 @@ fn create(g: &GlobalOpts, a: CreateArgs) -> anyhow::Result<i32> {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         labels.insert(k.to_string(), v.to_string());
     }
-    let id = g.engine()?.network_create(&NetworkCreate {
+    let id = g.engine()?.networks().network_create(&NetworkCreate {
         name: a.name,
         driver: a.driver,
         subnet: a.subnet,
@@ -165,7 +168,7 @@ fn create(g: &GlobalOpts, a: CreateArgs) -> anyhow::Result<i32> {
 }
 
 fn ls(g: &GlobalOpts, a: LsArgs) -> anyhow::Result<i32> {
-    let mut nets = g.engine()?.network_list()?;
+    let mut nets = g.engine()?.networks().network_list()?;
     for f in &a.filter {
         let (k, v) = f
             .split_once('=')
@@ -227,7 +230,8 @@ fn ls(g: &GlobalOpts, a: LsArgs) -> anyhow::Result<i32> {
 }
 
 fn inspect(g: &GlobalOpts, a: InspectArgs) -> anyhow::Result<i32> {
-    let e = g.engine()?;
+    let engine = g.engine()?;
+    let e = engine.networks();
     let mut all = Vec::new();
     let mut status = 0;
     for n in &a.networks {
@@ -245,13 +249,13 @@ fn inspect(g: &GlobalOpts, a: InspectArgs) -> anyhow::Result<i32> {
 }
 
 fn rm(g: &GlobalOpts, a: RmArgs) -> anyhow::Result<i32> {
-    let e = g.engine()?;
+    let engine = g.engine()?;
+    let e = engine.networks();
     let mut status = 0;
     for n in &a.networks {
         match e.network_remove(n) {
             Ok(_) => println!("{n}"),
-            Err(err)
-                if a.force && err.kind() == berth_engine::ErrorKind::NotFound => {}
+            Err(err) if a.force && err.kind() == berth_engine::ErrorKind::NotFound => {}
             Err(err) => {
                 eprintln!("Error response from daemon: {err}");
                 status = 1;
@@ -271,7 +275,7 @@ fn prune(g: &GlobalOpts, a: PruneArgs) -> anyhow::Result<i32> {
             return Ok(0);
         }
     }
-    let removed = g.engine()?.network_prune()?;
+    let removed = g.engine()?.networks().network_prune()?;
     if !removed.is_empty() {
         println!("Deleted Networks:");
         for n in removed {

@@ -18,6 +18,7 @@ pub fn run(g: &GlobalOpts, a: PortArgs) -> anyhow::Result<i32> {
     crate::exit::status_1(|| {
         let ports = g
             .engine()?
+            .networks()
             .container_ports(&a.container, a.private_port.as_deref())?;
         match &a.private_port {
             Some(p) => {
