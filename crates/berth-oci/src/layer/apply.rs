@@ -6,6 +6,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::mpsc;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
@@ -116,65 +117,65 @@ pub fn apply_layer<R: Read>(
     // A plain tar is hashed once, by `outer`.
     let mut inner = HashingReader::new(decoder, compression != Compression::None);
 
-    let mut applier = Applier {
-        root: root.as_fd(),
-        opts,
-        parent: None,
-        dir_times: Vec::new(),
-        buf: vec![0u8; 256 * 1024],
-        entries: 0,
-        xattrs_skipped: 0,
-        decode_failed: decode_failed.clone(),
-    };
-    {
-        let mut archive = tar::Archive::new(&mut inner);
-        let mut last: Option<String> = None;
-        // Raw entries: long names, PAX records and sparse maps are read here, because the
-        // tar crate's PAX parser splits records at newlines, which binary xattr values contain.
-        let entries = archive
-            .entries()
-            .map_err(|source| stream_error(source, compression, &last, &decode_failed))?
-            .raw(true);
-        let mut ext = Extended::default();
-        for entry in entries {
-            let mut entry =
-                entry.map_err(|source| stream_error(source, compression, &last, &decode_failed))?;
-            let kind = entry.header().entry_type();
-            let ext_err = |source| stream_error(source, compression, &last, &decode_failed);
-            match kind {
-                tar::EntryType::GNULongName => {
-                    ext.long_name = Some(trim_nul(read_extended(&mut entry).map_err(ext_err)?));
-                    continue;
+    // Two threads: this one reads, decompresses and hashes; a worker parses the tar and does
+    // the file-system work. Chunks are handed over in a bounded channel and recycled, so the
+    // stream is still read once and never stored.
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+    let (ret_tx, ret_rx) = mpsc::channel::<Vec<u8>>();
+    let root_fd = root.as_fd();
+    let (read_err, worker_result) = std::thread::scope(|scope| {
+        let worker = scope.spawn(move || {
+            let mut applier = Applier {
+                root: root_fd,
+                opts,
+                parent: None,
+                dir_times: Vec::new(),
+                buf: vec![0u8; CHUNK],
+                entries: 0,
+                xattrs_skipped: 0,
+            };
+            let reader = ChunkReader {
+                rx,
+                ret: ret_tx,
+                cur: Vec::new(),
+                pos: 0,
+            };
+            apply_entries(&mut applier, reader, compression)?;
+            applier.set_dir_times()?;
+            Ok::<_, LayerError>((applier.entries, applier.xattrs_skipped))
+        });
+        let mut read_err = None;
+        loop {
+            let mut buf = ret_rx.try_recv().unwrap_or_default();
+            buf.resize(CHUNK, 0);
+            match read_fill(&mut inner, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    // A closed channel means the worker is done: finished the archive, or
+                    // failed (then the rest of the stream is not worth reading).
+                    if tx.send(buf).is_err() {
+                        break;
+                    }
                 }
-                tar::EntryType::GNULongLink => {
-                    ext.long_link = Some(trim_nul(read_extended(&mut entry).map_err(ext_err)?));
-                    continue;
+                Err(e) => {
+                    read_err = Some(e);
+                    break;
                 }
-                tar::EntryType::XHeader => {
-                    let data = read_extended(&mut entry).map_err(ext_err)?;
-                    ext.pax = parse_pax(&data).map_err(|reason| LayerError::Tar {
-                        after: last.clone(),
-                        source: io::Error::new(io::ErrorKind::InvalidData, reason),
-                    })?;
-                    continue;
-                }
-                tar::EntryType::XGlobalHeader => {
-                    read_extended(&mut entry).map_err(ext_err)?;
-                    continue;
-                }
-                _ => {}
             }
-            let ext = std::mem::take(&mut ext);
-            let raw_name = ext
-                .pax_value(b"path")
-                .map(<[u8]>::to_vec)
-                .or(ext.long_name.clone())
-                .unwrap_or_else(|| entry.header().path_bytes().into_owned());
-            let name = display_name(&raw_name);
-            applier.apply_entry(&mut entry, &raw_name, &ext, &name, compression)?;
-            last = Some(name);
         }
+        drop(tx);
+        let result = match worker.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        (read_err, result)
+    });
+    // A stream error is the real cause of whatever the worker saw (it just ran out of data).
+    if let Some(source) = read_err {
+        return Err(stream_error(source, compression, &None, &decode_failed));
     }
+    let (entries, xattrs_skipped) = worker_result?;
     // The diff ID covers the whole uncompressed stream, padding included.
     io::copy(&mut inner, &mut io::sink())
         .map_err(|source| stream_error(source, compression, &None, &decode_failed))?;
@@ -189,16 +190,120 @@ pub fn apply_layer<R: Read>(
         Some(d) => (d, size),
         None => (compressed_digest.clone(), compressed_size),
     };
-    applier.set_dir_times()?;
     Ok(AppliedLayer {
         diff_id,
         size,
         compressed_digest,
         compressed_size,
         compression,
-        entries: applier.entries,
-        xattrs_skipped: applier.xattrs_skipped,
+        entries,
+        xattrs_skipped,
     })
+}
+
+/// Parses the tar from `reader` and applies each entry.
+fn apply_entries<R: Read>(
+    applier: &mut Applier<'_>,
+    reader: R,
+    compression: Compression,
+) -> Result<(), LayerError> {
+    // Decoder failures are seen (and reported) by the reading thread.
+    let no_decode = Cell::new(false);
+    let mut archive = tar::Archive::new(reader);
+    let mut last: Option<String> = None;
+    // Raw entries: long names, PAX records and sparse maps are read here, because the
+    // tar crate's PAX parser splits records at newlines, which binary xattr values contain.
+    let entries = archive
+        .entries()
+        .map_err(|source| stream_error(source, compression, &last, &no_decode))?
+        .raw(true);
+    let mut ext = Extended::default();
+    for entry in entries {
+        let mut entry =
+            entry.map_err(|source| stream_error(source, compression, &last, &no_decode))?;
+        let kind = entry.header().entry_type();
+        let ext_err = |source| stream_error(source, compression, &last, &no_decode);
+        match kind {
+            tar::EntryType::GNULongName => {
+                ext.long_name = Some(trim_nul(read_extended(&mut entry).map_err(ext_err)?));
+                continue;
+            }
+            tar::EntryType::GNULongLink => {
+                ext.long_link = Some(trim_nul(read_extended(&mut entry).map_err(ext_err)?));
+                continue;
+            }
+            tar::EntryType::XHeader => {
+                let data = read_extended(&mut entry).map_err(ext_err)?;
+                ext.pax = parse_pax(&data).map_err(|reason| LayerError::Tar {
+                    after: last.clone(),
+                    source: io::Error::new(io::ErrorKind::InvalidData, reason),
+                })?;
+                continue;
+            }
+            tar::EntryType::XGlobalHeader => {
+                read_extended(&mut entry).map_err(ext_err)?;
+                continue;
+            }
+            _ => {}
+        }
+        let ext = std::mem::take(&mut ext);
+        let raw_name = ext
+            .pax_value(b"path")
+            .map(<[u8]>::to_vec)
+            .or(ext.long_name.clone())
+            .unwrap_or_else(|| entry.header().path_bytes().into_owned());
+        let name = display_name(&raw_name);
+        applier.apply_entry(&mut entry, &raw_name, &ext, &name, compression)?;
+        last = Some(name);
+    }
+    Ok(())
+}
+
+/// The size of the chunks handed from the reading thread to the applying one.
+const CHUNK: usize = 256 * 1024;
+/// How many chunks may wait in the channel.
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// Reads as much as fits in `buf`, stopping early only at the end of the stream.
+fn read_fill<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The applying thread's view of the stream: chunks from the channel, returned for reuse.
+struct ChunkReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    ret: mpsc::Sender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(next) => {
+                    let done = std::mem::replace(&mut self.cur, next);
+                    // The reader may be gone already; then the buffer is simply dropped.
+                    let _ = self.ret.send(done);
+                    self.pos = 0;
+                }
+                Err(mpsc::RecvError) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// A decoder error, told apart from tar errors by this marker.
@@ -333,7 +438,6 @@ struct Applier<'a> {
     buf: Vec<u8>,
     entries: u64,
     xattrs_skipped: u64,
-    decode_failed: Rc<Cell<bool>>,
 }
 
 struct Meta {
@@ -763,7 +867,7 @@ impl<'a> Applier<'a> {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(source) => {
                         return Err(
-                            match stream_error(source, compression, &None, &self.decode_failed) {
+                            match stream_error(source, compression, &None, &Cell::new(false)) {
                                 LayerError::Tar { source, .. } => LayerError::Tar {
                                     after: None,
                                     source: io::Error::new(
