@@ -26,10 +26,12 @@
 
 use std::path::PathBuf;
 
+pub mod build;
 pub mod container;
 pub mod images;
 pub mod network;
 pub mod network_container;
+pub mod registry;
 pub mod spec;
 
 /// Where the engine keeps its state.
@@ -80,12 +82,18 @@ pub enum Error {
     /// An image operation failed (see [`images::ImageError`]).
     #[error(transparent)]
     Image(#[from] images::ImageError),
+    /// A build, builder prune or image analysis failed (see [`build::BuildFailure`]).
+    #[error(transparent)]
+    Build(#[from] build::BuildFailure),
     /// A network operation failed (see [`network::NetworkError`]).
     #[error(transparent)]
     Network(#[from] network::NetworkError),
     /// A container operation failed (see [`container::ContainerError`]).
     #[error(transparent)]
     Container(#[from] container::ContainerError),
+    /// A registry operation failed (see [`registry::RegistryError`]).
+    #[error(transparent)]
+    Registry(#[from] registry::RegistryError),
 }
 
 impl Error {
@@ -113,7 +121,9 @@ impl Error {
                 berth_oci::archive::ArchiveErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
             },
             Error::Image(e) => e.kind(),
+            Error::Build(e) => e.kind(),
             Error::Network(e) => e.kind(),
+            Error::Registry(e) => e.kind(),
             Error::Container(e) => match e.kind() {
                 container::ErrorKind::NotFound => ErrorKind::NotFound,
                 container::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,

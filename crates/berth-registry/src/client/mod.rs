@@ -71,6 +71,14 @@ pub enum ClientError {
         /// What the registry said.
         message: String,
     },
+    /// The registry has no manifest under the reference.
+    #[error("manifest for {reference} not found: manifest unknown: {message}")]
+    ManifestNotFound {
+        /// `host/repository:tag` or `@digest`.
+        reference: String,
+        /// What the registry said.
+        message: String,
+    },
     /// A manifest could not be understood.
     #[error("manifest {reference}: {reason}")]
     ManifestInvalid {
@@ -153,8 +161,10 @@ pub enum ClientError {
 
 fn status_text(status: u16, code: Option<&str>, message: &str) -> String {
     match code {
-        Some(c) if !message.is_empty() => format!("{}: {message}", c.to_lowercase()),
-        Some(c) => c.to_lowercase(),
+        Some(c) if !message.is_empty() => {
+            format!("{}: {message}", c.to_lowercase().replace('_', " "))
+        }
+        Some(c) => c.to_lowercase().replace('_', " "),
         None => format!("status {status}"),
     }
 }
@@ -173,7 +183,7 @@ impl ClientError {
             },
             ClientError::Unauthorized { .. } => K::Unauthorized,
             ClientError::ManifestInvalid { .. } => K::InvalidArgument,
-            ClientError::NoPlatform { .. } => K::NotFound,
+            ClientError::NoPlatform { .. } | ClientError::ManifestNotFound { .. } => K::NotFound,
             ClientError::DigestMismatch { .. } | ClientError::SizeMismatch { .. } => K::Corrupt,
             ClientError::Sink { .. } | ClientError::Source { .. } | ClientError::Io { .. } => {
                 K::Internal

@@ -76,13 +76,33 @@ pub fn fetch_manifest(
     reference: &str,
 ) -> Result<(Vec<u8>, String, Digest), ClientError> {
     let scope = format!("repository:{repo}:pull");
-    let reply = s.request(
-        "GET",
-        &format!("/v2/{repo}/manifests/{reference}"),
-        &scope,
-        &[("Accept", protocol::MANIFEST_ACCEPT.to_owned())],
-        &mut || RequestBody::Empty,
-    )?;
+    let reply = s
+        .request(
+            "GET",
+            &format!("/v2/{repo}/manifests/{reference}"),
+            &scope,
+            &[("Accept", protocol::MANIFEST_ACCEPT.to_owned())],
+            &mut || RequestBody::Empty,
+        )
+        .map_err(|e| match e {
+            ClientError::Status {
+                status: 404,
+                message,
+                ..
+            } => ClientError::ManifestNotFound {
+                reference: if reference.contains(':') {
+                    format!("{}/{repo}@{reference}", s.host())
+                } else {
+                    format!("{}/{repo}:{reference}", s.host())
+                },
+                message: if message.is_empty() {
+                    "manifest unknown".into()
+                } else {
+                    message
+                },
+            },
+            e => e,
+        })?;
     let header_type = reply
         .header("content-type")
         .map(|t| t.split(';').next().unwrap_or("").trim().to_owned());

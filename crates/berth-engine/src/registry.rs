@@ -1,0 +1,542 @@
+//! `pull`, `push`, `login`, `logout`: the registry client pointed at the local store.
+//!
+//! The client writes pulled blobs through [`StoreSink`] (verified files renamed into the
+//! store's blob directory) and reads pushed blobs through [`StoreSource`]; this module then
+//! unpacks pulled layers into snapshots and records the image, or finds the local image a
+//! push names. Credentials live in a Docker-compatible `config.json`.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use berth_oci::{manifest, Digest, ImageRef};
+use berth_registry::client::{
+    self, BlobSink, BlobSource, BoxError, ClientError, CredentialStore, Credentials,
+    EndpointOptions, ProgressFn, PullOptions, PushOptions, Session,
+};
+use berth_registry::name::{NameError, RepoName};
+use berth_registry::protocol::Descriptor;
+use berth_store::BlobReader;
+
+pub use berth_registry::client::{Progress, ProgressFn as TransferProgressFn};
+pub use berth_registry::server::{
+    AccessRule, AuthConfig, GcOptions, GcReport, ServerConfig, ServerConfigFile, TlsMode,
+};
+
+/// Runs a registry server in the foreground until SIGINT/SIGTERM (`berth registry serve`);
+/// `on_ready` gets the bound address.
+pub fn serve_registry(
+    config: &ServerConfig,
+    on_ready: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), Error> {
+    berth_registry::server::serve(config, on_ready).map_err(RegistryError::from)?;
+    Ok(())
+}
+
+/// Mark-and-sweep garbage collection of a registry's storage (`berth registry gc`).
+pub fn gc_registry(storage: &Path, opts: &GcOptions) -> Result<GcReport, Error> {
+    let s = berth_registry::server::FsStorage::open(storage).map_err(RegistryError::from)?;
+    Ok(berth_registry::server::gc(&s, opts).map_err(RegistryError::from)?)
+}
+
+use crate::{Engine, Error, ErrorKind};
+
+/// Failures of the registry use cases.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Talking to the registry failed.
+    #[error("{0}")]
+    Client(#[from] ClientError),
+    /// The repository name is not valid for a registry.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// `push` names a reference no local image has.
+    #[error("An image does not exist locally with the tag: {0}")]
+    NotTaggedLocally(String),
+    /// The pulled config does not list as many layers as the manifest.
+    #[error("{reference}: the config lists {config} layers, the manifest {manifest}")]
+    LayerCount {
+        /// The reference pulled.
+        reference: String,
+        /// Diff IDs in the config.
+        config: usize,
+        /// Layers in the manifest.
+        manifest: usize,
+    },
+    /// `berth.toml` could not be read.
+    #[error("{path}: {reason}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The registry server could not start or failed.
+    #[error(transparent)]
+    Serve(#[from] berth_registry::server::ServeError),
+    /// The registry server's storage failed.
+    #[error(transparent)]
+    Storage(#[from] berth_registry::server::StorageError),
+    /// Moving a verified blob into the store failed.
+    #[error("storing blob {digest}: {source}")]
+    Ingest {
+        /// The blob.
+        digest: Digest,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl RegistryError {
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        use berth_registry::ErrorKind as K;
+        match self {
+            RegistryError::Client(e) => match e.kind() {
+                K::NotFound => ErrorKind::NotFound,
+                K::InvalidArgument | K::Unauthorized | K::Corrupt => ErrorKind::InvalidArgument,
+                K::Unavailable | K::Internal => ErrorKind::Internal,
+            },
+            RegistryError::Name(_) | RegistryError::Config { .. } => ErrorKind::InvalidArgument,
+            RegistryError::NotTaggedLocally(_) => ErrorKind::NotFound,
+            RegistryError::LayerCount { .. } => ErrorKind::InvalidArgument,
+            RegistryError::Ingest { .. } | RegistryError::Storage(_) => ErrorKind::Internal,
+            RegistryError::Serve(e) => match e.kind() {
+                berth_registry::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
+                _ => ErrorKind::Internal,
+            },
+        }
+    }
+}
+
+/// What to pull.
+#[derive(Debug, Clone, Default)]
+pub struct PullRequest {
+    /// The reference as typed (`busybox`, `localhost:5000/a/b:1`, `x@sha256:...`).
+    pub reference: String,
+    /// `--platform`.
+    pub platform: Option<String>,
+    /// `--tls-verify`: `Some(false)` allows plain HTTP and unverified certificates.
+    pub tls_verify: Option<bool>,
+}
+
+/// What a pull did.
+#[derive(Debug, Clone)]
+pub struct PullReport {
+    /// The reference, normalized (`docker.io/library/busybox:latest`).
+    pub reference: String,
+    /// The reference as Docker shows it (`busybox:latest`).
+    pub familiar: String,
+    /// Digest of what the reference named on the registry.
+    pub digest: Digest,
+    /// The image ID (config digest).
+    pub id: Digest,
+    /// Whether the tag already pointed at this image.
+    pub up_to_date: bool,
+}
+
+/// What to push.
+#[derive(Debug, Clone, Default)]
+pub struct PushRequest {
+    /// A local tag naming a registry (`localhost:5000/a/b:1`).
+    pub reference: String,
+    /// `--tls-verify`.
+    pub tls_verify: Option<bool>,
+    /// Keep uncompressed layers uncompressed (default: gzip them, as Docker does).
+    pub no_compress: bool,
+}
+
+/// What a push did.
+#[derive(Debug, Clone)]
+pub struct PushReport {
+    /// The tag pushed (`latest`), or the digest when none.
+    pub tag: String,
+    /// Digest of the manifest on the registry.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+}
+
+/// What to log in with.
+#[derive(Clone, Default)]
+pub struct LoginRequest {
+    /// Registry host; Docker Hub when empty.
+    pub server: Option<String>,
+    /// User name.
+    pub username: String,
+    /// Password or token.
+    pub password: String,
+    /// `--tls-verify`.
+    pub tls_verify: Option<bool>,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The host serving a reference's domain (`docker.io` is served by `registry-1.docker.io`).
+pub fn registry_host(domain: &str) -> &str {
+    match domain {
+        "docker.io" | "index.docker.io" => "registry-1.docker.io",
+        d => d,
+    }
+}
+
+/// Hosts listed under `insecure-registries` in `berth.toml` (top level or `[registry]`),
+/// read from `ROOT/berth.toml` and `ROOT/../berth.toml`.
+pub fn insecure_registries(root: &Path) -> Result<Vec<String>, RegistryError> {
+    let mut out = Vec::new();
+    for path in [root.join("berth.toml"), root.join("../berth.toml")] {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(RegistryError::Config {
+                    path,
+                    reason: e.to_string(),
+                })
+            }
+        };
+        let doc: toml::Value = toml::from_str(&text).map_err(|e| RegistryError::Config {
+            path: path.clone(),
+            reason: e.message().to_owned(),
+        })?;
+        let lists = [
+            doc.get("insecure-registries"),
+            doc.get("registry")
+                .and_then(|r| r.get("insecure-registries")),
+        ];
+        for list in lists.into_iter().flatten() {
+            let Some(arr) = list.as_array() else {
+                return Err(RegistryError::Config {
+                    path,
+                    reason: "insecure-registries must be a list of hosts".into(),
+                });
+            };
+            out.extend(arr.iter().filter_map(|v| v.as_str()).map(str::to_owned));
+        }
+    }
+    Ok(out)
+}
+
+/// The local store as the client's sink: verified downloads are renamed into place.
+#[derive(Debug, Clone)]
+pub struct StoreSink {
+    blobs: berth_store::BlobStore,
+}
+
+impl BlobSink for StoreSink {
+    fn has_blob(&self, digest: &Digest) -> bool {
+        self.blobs.contains(digest)
+    }
+
+    fn partial_path(&self, digest: &Digest) -> PathBuf {
+        // No pid in the name: a later pull resumes it, and store gc leaves it alone.
+        self.blobs
+            .tmp_dir()
+            .join(format!("pull-{}.partial", digest.hex()))
+    }
+
+    fn ingest_file(&self, desc: &Descriptor, path: &Path) -> Result<(), BoxError> {
+        // The client verified digest and size and fsynced the file; the rename is atomic
+        // and the directory is fsynced, as the store's ingester does.
+        let target = self.blobs.path(&desc.digest);
+        std::fs::rename(path, &target).map_err(|source| RegistryError::Ingest {
+            digest: desc.digest.clone(),
+            source,
+        })?;
+        if let Some(dir) = target.parent() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|source| RegistryError::Ingest {
+                    digest: desc.digest.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// The local store as the client's source.
+#[derive(Debug, Clone)]
+pub struct StoreSource {
+    blobs: berth_store::BlobStore,
+}
+
+impl BlobSource for StoreSource {
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send>, BoxError> {
+        Ok(Box::new(self.blobs.open_blob(digest)?))
+    }
+}
+
+impl Engine {
+    fn session(&self, host: &str, tls_verify: Option<bool>) -> Result<Session, Error> {
+        let insecure = tls_verify == Some(false)
+            || client::is_loopback_host(host)
+            || insecure_registries(&self.config().root)?
+                .iter()
+                .any(|h| h == host);
+        let creds = CredentialStore::default_location()
+            .get(host)
+            .map_err(RegistryError::from)?;
+        Ok(Session::new(
+            host,
+            creds,
+            EndpointOptions {
+                insecure,
+                ..Default::default()
+            },
+        ))
+    }
+
+    /// Pulls an image into the store and tags it.
+    pub fn pull(&self, req: &PullRequest, progress: ProgressFn<'_>) -> Result<PullReport, Error> {
+        let r = ImageRef::parse(&req.reference)?;
+        let repo = RepoName::new(r.path()).map_err(RegistryError::from)?;
+        let reference = match (r.digest(), r.tag()) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.to_owned(),
+            (None, None) => "latest".to_owned(),
+        };
+        let session = self.session(registry_host(r.domain()), req.tls_verify)?;
+        let _lease = self.store().content_lease()?;
+        let sink = StoreSink {
+            blobs: self.store().blobs().clone(),
+        };
+        let opts = PullOptions {
+            platform: req.platform.clone(),
+        };
+        let pulled = client::pull(&session, &repo, &reference, &opts, &sink, progress)
+            .map_err(RegistryError::from)?;
+
+        let blobs = self.store().blobs();
+        let config_bytes = blobs.read_blob(&pulled.config.digest)?;
+        let id = pulled.config.digest.clone();
+        let config = manifest::parse_config(&config_bytes)?;
+        let diff_ids = manifest::config_diff_ids(&config)?;
+        if diff_ids.len() != pulled.layers.len() {
+            return Err(RegistryError::LayerCount {
+                reference: r.to_string(),
+                config: diff_ids.len(),
+                manifest: pulled.layers.len(),
+            }
+            .into());
+        }
+        let chains = manifest::chain_ids(&diff_ids);
+        let mut records = Vec::new();
+        for (i, layer) in pulled.layers.iter().enumerate() {
+            if let Some(rec) = self.store().layer(&chains[i])? {
+                if blobs.contains(&rec.blob_digest) {
+                    records.push(rec);
+                    continue;
+                }
+            }
+            let parent = i.checked_sub(1).map(|p| &chains[p]);
+            let file = blobs.open_blob(&layer.digest)?;
+            let what = format!("{}: layer {}", r.familiar_string(), layer.digest);
+            let (rec, _) = self.ingest_layer_checked(
+                std::io::BufReader::with_capacity(1 << 20, file),
+                parent,
+                &what,
+                Some(&layer.digest),
+                Some((i, &layer.digest.to_string(), &diff_ids[i])),
+            )?;
+            records.push(rec);
+        }
+        blobs.put_bytes_checked(&pulled.manifest, &pulled.manifest_digest)?;
+        let created = config.created().clone().unwrap_or_default();
+        let tagged = if r.digest().is_none() {
+            Some(r.with_tag(&reference)?.to_string())
+        } else {
+            None
+        };
+        let before = match &tagged {
+            Some(t) => self.store().image_by_tag(t)?,
+            None => None,
+        };
+        let names: Vec<String> = tagged.iter().cloned().collect();
+        self.add_image_record(
+            &id,
+            &pulled.manifest_digest,
+            &pulled.media_type,
+            &created,
+            &records,
+            &names,
+        )?;
+        let repo_digest = format!("{}@{}", r.repository(), pulled.repo_digest);
+        self.store().add_repo_digest(&repo_digest, &id)?;
+        let shown = match &tagged {
+            Some(t) => ImageRef::parse(t)?.familiar_string(),
+            None => r.familiar_string(),
+        };
+        Ok(PullReport {
+            reference: tagged.unwrap_or_else(|| r.to_string()),
+            familiar: shown,
+            digest: pulled.repo_digest,
+            up_to_date: before.as_ref() == Some(&id),
+            id,
+        })
+    }
+
+    /// Pushes a locally tagged image to the registry its reference names.
+    pub fn push(&self, req: &PushRequest, progress: ProgressFn<'_>) -> Result<PushReport, Error> {
+        let r = ImageRef::parse(&req.reference)?;
+        let repo = RepoName::new(r.path()).map_err(RegistryError::from)?;
+        let local = match r.digest() {
+            Some(_) => r.clone(),
+            None => r.with_tag(r.tag().unwrap_or("latest"))?,
+        };
+        let id = self
+            .store()
+            .image_by_tag(&local.to_string())?
+            .ok_or_else(|| RegistryError::NotTaggedLocally(r.familiar_string()))?;
+        let record = self
+            .store()
+            .image(&id)?
+            .ok_or_else(|| RegistryError::NotTaggedLocally(r.familiar_string()))?;
+        let manifest_bytes = self.store().blobs().read_blob(&record.manifest_digest)?;
+        // Other repositories of the same registry holding this image: mount sources.
+        let mount_from: Vec<RepoName> = record
+            .tags
+            .iter()
+            .chain(&record.repo_digests)
+            .filter_map(|t| ImageRef::parse(t).ok())
+            .filter(|t| t.domain() == r.domain() && t.path() != r.path())
+            .filter_map(|t| RepoName::new(t.path()).ok())
+            .collect();
+        let session = self.session(registry_host(r.domain()), req.tls_verify)?;
+        let source = StoreSource {
+            blobs: self.store().blobs().clone(),
+        };
+        let opts = PushOptions {
+            compress: !req.no_compress,
+            mount_from,
+            ..Default::default()
+        };
+        let tag = local.tag().map(str::to_owned);
+        let pushed = client::push(
+            &session,
+            &repo,
+            tag.as_deref(),
+            &manifest_bytes,
+            &record.manifest_media_type,
+            &source,
+            &opts,
+            progress,
+        )
+        .map_err(RegistryError::from)?;
+        let repo_digest = format!("{}@{}", r.repository(), pushed.digest);
+        self.store().add_repo_digest(&repo_digest, &id)?;
+        Ok(PushReport {
+            tag: tag.unwrap_or_else(|| pushed.digest.to_string()),
+            digest: pushed.digest,
+            size: pushed.size,
+        })
+    }
+
+    /// Checks credentials against a registry and stores them; nothing is stored when the
+    /// registry refuses them. Returns the host logged in to.
+    pub fn login(&self, req: &LoginRequest) -> Result<String, Error> {
+        let host = req
+            .server
+            .as_deref()
+            .map(|s| {
+                s.trim_start_matches("https://")
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .trim_end_matches("/v1")
+                    .trim_end_matches("/v2")
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or("docker.io")
+            .to_owned();
+        let serving = registry_host(&host).to_owned();
+        let creds = Credentials {
+            username: req.username.clone(),
+            password: req.password.clone(),
+        };
+        let insecure = req.tls_verify == Some(false)
+            || client::is_loopback_host(&serving)
+            || insecure_registries(&self.config().root)?
+                .iter()
+                .any(|h| h == &serving);
+        let session = Session::new(
+            &serving,
+            Some(creds.clone()),
+            EndpointOptions {
+                insecure,
+                ..Default::default()
+            },
+        );
+        session.login().map_err(RegistryError::from)?;
+        CredentialStore::default_location()
+            .store(&host, &creds)
+            .map_err(RegistryError::from)?;
+        Ok(host)
+    }
+
+    /// Removes stored credentials; `false` when there were none.
+    pub fn logout(&self, server: Option<&str>) -> Result<bool, Error> {
+        let host = server
+            .map(|s| {
+                s.trim_start_matches("https://")
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+            })
+            .unwrap_or("docker.io");
+        Ok(CredentialStore::default_location()
+            .remove(host)
+            .map_err(RegistryError::from)?)
+    }
+}
+
+/// Checked storing of small blobs whose digest is known.
+trait PutChecked {
+    fn put_bytes_checked(&self, bytes: &[u8], digest: &Digest) -> Result<(), Error>;
+}
+
+impl PutChecked for berth_store::BlobStore {
+    fn put_bytes_checked(&self, bytes: &[u8], digest: &Digest) -> Result<(), Error> {
+        use berth_store::Ingester;
+        let mut w = self.begin_blob()?;
+        std::io::Write::write_all(&mut w, bytes).map_err(berth_store::Error::Read)?;
+        w.commit(Some(digest))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insecure_list_from_berth_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(
+            dir.path().join("berth.toml"),
+            "insecure-registries = [\"reg.example:5000\"]\n[network]\nx = 1\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("berth.toml"),
+            "[registry]\ninsecure-registries = [\"other:1\"]\n",
+        )
+        .unwrap();
+        let mut l = insecure_registries(&root).unwrap();
+        l.sort();
+        assert_eq!(l, vec!["other:1".to_owned(), "reg.example:5000".to_owned()]);
+    }
+
+    #[test]
+    fn docker_hub_is_served_by_registry_1() {
+        assert_eq!(registry_host("docker.io"), "registry-1.docker.io");
+        assert_eq!(registry_host("localhost:5000"), "localhost:5000");
+    }
+}

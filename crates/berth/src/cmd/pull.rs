@@ -1,0 +1,254 @@
+//! `berth pull`: download an image from a registry. Also holds the transfer progress
+//! display that `push` shares: a line per blob, redrawn in place on a terminal, plain
+//! Docker-style lines otherwise.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use berth_engine::registry::{Progress, PullRequest};
+use clap::{ArgAction, Args};
+
+use super::GlobalOpts;
+
+/// `pull [OPTIONS] NAME[:TAG|@DIGEST]`
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The image to pull.
+    pub image: String,
+    /// Platform to choose from a multi-platform image (`os/arch[/variant]`).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Require HTTPS and verify certificates (`--tls-verify=false` allows plain HTTP).
+    #[arg(long = "tls-verify", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub tls_verify: Option<bool>,
+    /// Suppress verbose output.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Runs `pull`.
+pub fn run(g: &GlobalOpts, a: PullArgs) -> anyhow::Result<i32> {
+    let engine = g.engine()?;
+    let shown = a.image.clone();
+    let progress = TransferDisplay::new(a.quiet, Verb::Pull);
+    if !a.quiet {
+        let (name, tag) = split_tag(&shown);
+        println!("{tag}: Pulling from {name}");
+    }
+    let result = engine.pull(
+        &PullRequest {
+            reference: a.image.clone(),
+            platform: a.platform.clone(),
+            tls_verify: a.tls_verify,
+        },
+        &|p| progress.event(p),
+    );
+    progress.finish();
+    match result {
+        Ok(r) => {
+            if !a.quiet {
+                println!("Digest: {}", r.digest);
+                if r.up_to_date {
+                    println!("Status: Image is up to date for {}", r.familiar);
+                } else {
+                    println!("Status: Downloaded newer image for {}", r.familiar);
+                }
+            }
+            println!("{}", r.reference);
+            Ok(0)
+        }
+        Err(e) => Ok(daemon_error(&anyhow::Error::from(e))),
+    }
+}
+
+/// The repository and tag as Docker's first pull line shows them.
+fn split_tag(image: &str) -> (String, String) {
+    let (name, tag) = match image.rsplit_once('@') {
+        Some((n, d)) => (n.to_owned(), d.to_owned()),
+        None => match image.rsplit_once(':') {
+            Some((n, t)) if !t.contains('/') => (n.to_owned(), t.to_owned()),
+            _ => (image.to_owned(), "latest".to_owned()),
+        },
+    };
+    let name = if name.contains('/') {
+        name
+    } else {
+        format!("library/{name}")
+    };
+    (name, tag)
+}
+
+/// Prints a registry failure as Docker does and returns status 1.
+pub(crate) fn daemon_error(err: &anyhow::Error) -> i32 {
+    let mut line = String::from("Error response from daemon: ");
+    let mut first = true;
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !first {
+            if line.contains(&text) {
+                continue;
+            }
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+        first = false;
+    }
+    eprintln!("{line}");
+    1
+}
+
+/// Which transfer the display shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verb {
+    /// Downloads.
+    Pull,
+    /// Uploads.
+    Push,
+}
+
+struct Rows {
+    order: Vec<String>,
+    text: HashMap<String, String>,
+    drawn: usize,
+    last_draw: Instant,
+}
+
+/// Renders transfer events: a redrawn block of lines on a terminal, plain lines otherwise.
+pub(crate) struct TransferDisplay {
+    quiet: bool,
+    tty: bool,
+    verb: Verb,
+    rows: Mutex<Rows>,
+}
+
+fn bar(done: u64, total: u64) -> String {
+    let width = 50usize;
+    let filled = if total == 0 {
+        0
+    } else {
+        ((done as f64 / total as f64) * width as f64) as usize
+    }
+    .min(width);
+    let mut s = String::from("[");
+    for i in 0..width {
+        s.push(if i < filled {
+            '='
+        } else if i == filled {
+            '>'
+        } else {
+            ' '
+        });
+    }
+    s.push(']');
+    format!("{s}  {}/{}", human(done), human(total))
+}
+
+fn human(n: u64) -> String {
+    let f = n as f64;
+    if f >= 1e9 {
+        format!("{:.3}GB", f / 1e9)
+    } else if f >= 1e6 {
+        format!("{:.2}MB", f / 1e6)
+    } else if f >= 1e3 {
+        format!("{:.1}kB", f / 1e3)
+    } else {
+        format!("{n}B")
+    }
+}
+
+impl TransferDisplay {
+    pub(crate) fn new(quiet: bool, verb: Verb) -> TransferDisplay {
+        TransferDisplay {
+            quiet,
+            tty: std::io::stdout().is_terminal(),
+            verb,
+            rows: Mutex::new(Rows {
+                order: Vec::new(),
+                text: HashMap::new(),
+                drawn: 0,
+                last_draw: Instant::now(),
+            }),
+        }
+    }
+
+    /// Handles one event (from any transfer thread).
+    pub(crate) fn event(&self, p: Progress) {
+        if self.quiet {
+            return;
+        }
+        let (digest, status, plain) = match (&p, self.verb) {
+            (Progress::Waiting(d), Verb::Pull) => (d, "Pulling fs layer".to_owned(), true),
+            (Progress::Waiting(d), Verb::Push) => (d, "Preparing".to_owned(), true),
+            (Progress::AlreadyExists(d), _) => (d, "Already exists".to_owned(), true),
+            (
+                Progress::Transferring {
+                    digest,
+                    done,
+                    total,
+                },
+                v,
+            ) => {
+                let word = if v == Verb::Pull {
+                    "Downloading"
+                } else {
+                    "Pushing"
+                };
+                (digest, format!("{word} {}", bar(*done, *total)), false)
+            }
+            (Progress::PullComplete(d), _) => (d, "Pull complete".to_owned(), true),
+            (Progress::LayerExists(d), _) => (d, "Layer already exists".to_owned(), true),
+            (Progress::Mounted { digest, from }, _) => {
+                (digest, format!("Mounted from {from}"), true)
+            }
+            (Progress::Pushed(d), _) => (d, "Pushed".to_owned(), true),
+            (Progress::Retrying { digest, reason }, _) => {
+                (digest, format!("Retrying ({reason})"), true)
+            }
+        };
+        let id = digest.short().to_owned();
+        let Ok(mut rows) = self.rows.lock() else {
+            return;
+        };
+        if !rows.text.contains_key(&id) {
+            rows.order.push(id.clone());
+        }
+        rows.text.insert(id.clone(), status.clone());
+        if self.tty {
+            let force = plain;
+            if force || rows.last_draw.elapsed() >= Duration::from_millis(100) {
+                Self::draw(&mut rows);
+            }
+        } else if plain {
+            println!("{id}: {status}");
+        }
+    }
+
+    fn draw(rows: &mut Rows) {
+        let mut out = std::io::stdout().lock();
+        if rows.drawn > 0 {
+            let _ = write!(out, "\x1b[{}A", rows.drawn);
+        }
+        for id in &rows.order {
+            let _ = writeln!(
+                out,
+                "\x1b[2K{id}: {}",
+                rows.text.get(id).map(String::as_str).unwrap_or("")
+            );
+        }
+        let _ = out.flush();
+        rows.drawn = rows.order.len();
+        rows.last_draw = Instant::now();
+    }
+
+    /// Draws the final state.
+    pub(crate) fn finish(&self) {
+        if self.quiet || !self.tty {
+            return;
+        }
+        if let Ok(mut rows) = self.rows.lock() {
+            Self::draw(&mut rows);
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! `berth registry`: run a registry of berth's own (`serve`) and collect its garbage (`gc`).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth_engine::registry::{
+    gc_registry, serve_registry, AuthConfig, GcOptions, ServerConfig, ServerConfigFile, TlsMode,
+};
+use clap::{Args, Subcommand};
+
+use super::GlobalOpts;
+
+/// `registry COMMAND`
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Serve the OCI distribution API.
+    Serve(ServeArgs),
+    /// Delete blobs that no manifest references.
+    Gc(GcArgs),
+}
+
+/// `registry serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (`127.0.0.1:0` picks a free port, printed at start).
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// Storage directory.
+    #[arg(long)]
+    pub storage: Option<PathBuf>,
+    /// Configuration file (berth.toml style: a `[registry]` table).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// TLS certificate (PEM).
+    #[arg(long = "tls-cert", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long = "tls-key", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve TLS with a certificate made at start (for trying things out).
+    #[arg(long = "tls-self-signed", conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
+    /// htpasswd file of users (bcrypt, `htpasswd -B`); enables authentication.
+    #[arg(long)]
+    pub htpasswd: Option<PathBuf>,
+}
+
+/// `registry gc`
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Storage directory.
+    #[arg(long)]
+    pub storage: Option<PathBuf>,
+    /// Configuration file (for its storage setting).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Report what would be deleted, delete nothing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+}
+
+fn load(config: &Option<PathBuf>) -> anyhow::Result<ServerConfigFile> {
+    Ok(match config {
+        Some(p) => {
+            ServerConfigFile::load(p).map_err(berth_engine::registry::RegistryError::from)?
+        }
+        None => ServerConfigFile::default(),
+    })
+}
+
+/// Runs `registry ...`.
+pub fn run(_g: &GlobalOpts, c: RegistryCommand) -> anyhow::Result<i32> {
+    match c {
+        RegistryCommand::Serve(a) => serve(a),
+        RegistryCommand::Gc(a) => crate::exit::status_1(|| gc(a)),
+    }
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<i32> {
+    let file = load(&a.config)?;
+    let defaults = ServerConfig::default();
+    let mut auth: AuthConfig = file.auth.clone().unwrap_or_default();
+    if let Some(h) = a.htpasswd.clone() {
+        auth.htpasswd = Some(h);
+    }
+    let tls = if a.tls_self_signed {
+        TlsMode::SelfSigned
+    } else if let (Some(cert), Some(key)) = (
+        a.tls_cert.clone().or(file.tls_cert.clone()),
+        a.tls_key.clone().or(file.tls_key.clone()),
+    ) {
+        TlsMode::Files { cert, key }
+    } else {
+        TlsMode::Off
+    };
+    let https = !matches!(tls, TlsMode::Off);
+    let config = ServerConfig {
+        addr: a.addr.or(file.addr.clone()).unwrap_or(defaults.addr),
+        storage: a
+            .storage
+            .or(file.storage.clone())
+            .unwrap_or(defaults.storage),
+        tls,
+        auth,
+        max_manifest_size: file.max_manifest_size.unwrap_or(defaults.max_manifest_size),
+        tag_cache: file
+            .tag_cache_ms
+            .map(Duration::from_millis)
+            .unwrap_or(defaults.tag_cache),
+    };
+    serve_registry(&config, |addr| {
+        let scheme = if https { "https" } else { "http" };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on {scheme}://{addr}");
+        let _ = out.flush();
+    })?;
+    Ok(0)
+}
+
+fn gc(a: GcArgs) -> anyhow::Result<i32> {
+    let file = load(&a.config)?;
+    let storage = a
+        .storage
+        .or(file.storage)
+        .unwrap_or_else(|| ServerConfig::default().storage);
+    let report = gc_registry(
+        &storage,
+        &GcOptions {
+            dry_run: a.dry_run,
+            ..Default::default()
+        },
+    )?;
+    let verb = if a.dry_run { "would delete" } else { "deleted" };
+    for d in &report.swept {
+        println!("{verb} blob {d}");
+    }
+    println!(
+        "{} blobs marked, {} blobs {verb} ({} bytes), {} stale uploads {}",
+        report.marked,
+        report.swept.len(),
+        report.bytes_freed,
+        report.uploads_removed,
+        if a.dry_run { "found" } else { "removed" }
+    );
+    Ok(0)
+}
