@@ -9,7 +9,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use berth_oci::{Digest, DigestWriter};
+use berth_oci::{Digest, Hasher};
 use tempfile::NamedTempFile;
 
 use crate::error::{Error, Result};
@@ -151,7 +151,8 @@ impl Ingester for BlobStore {
             .map_err(Error::io("creating a temp file in", self.tmp.as_path()))?;
         Ok(BlobWriter {
             dir: self.dir.clone(),
-            inner: DigestWriter::new(BufWriter::with_capacity(1 << 20, file)),
+            file: BufWriter::with_capacity(1 << 20, file),
+            hasher: Hasher::new(),
         })
     }
 }
@@ -160,24 +161,35 @@ impl Ingester for BlobStore {
 /// Dropping it without committing removes the temp file.
 pub struct BlobWriter {
     dir: PathBuf,
-    inner: DigestWriter<BufWriter<NamedTempFile>>,
+    file: BufWriter<NamedTempFile>,
+    hasher: Hasher,
 }
 
 impl BlobWriter {
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
-        self.inner.len()
+        self.hasher.len()
     }
 
     /// Whether nothing was written yet.
     pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
+        self.hasher.is_empty()
+    }
+
+    /// Flushes what was written so far to the disk (`fdatasync`), so that the final
+    /// [`BlobWriter::commit`] of a large blob waits only for the rest. Writers that stream
+    /// big blobs call it every few tens of megabytes, from a thread of their own.
+    pub fn sync_progress(&mut self) -> io::Result<()> {
+        self.file.flush()?;
+        self.file.get_ref().as_file().sync_data()
     }
 
     /// Verifies the digest (when `expected` is given), fsyncs, renames into place and
     /// fsyncs the directory. A blob that exists already is kept and the copy dropped.
     pub fn commit(self, expected: Option<&Digest>) -> Result<BlobInfo> {
-        let (buf, digest, size) = self.inner.finish();
+        let size = self.hasher.len();
+        let digest = self.hasher.finish();
+        let buf = self.file;
         if let Some(expected) = expected {
             if *expected != digest {
                 return Err(Error::DigestMismatch {
@@ -203,10 +215,12 @@ impl BlobWriter {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        self.file.flush()
     }
 }
 

@@ -417,11 +417,18 @@ impl Store {
         Ok(())
     }
 
-    /// Who uses image `id` (see [`Store::add_image_user`]).
+    /// Who uses image `id`: the rows of [`Store::add_image_user`] and every container of the
+    /// `containers` table, as `running container <short id>` / `stopped container <short id>`
+    /// (Docker's words in `rmi`'s conflict message).
     pub fn image_users(&self, id: &Digest) -> Result<Vec<String>> {
         let conn = self.conn.borrow();
         let mut stmt = conn
-            .prepare_cached("SELECT user FROM image_users WHERE image_id = ?1 ORDER BY user")
+            .prepare_cached(
+                "SELECT user FROM image_users WHERE image_id = ?1 UNION \
+                 SELECT CASE WHEN status IN ('running', 'restarting') THEN 'running' \
+                 ELSE 'stopped' END || ' container ' || substr(id, 1, 12) \
+                 FROM containers WHERE image_id = ?1 ORDER BY 1",
+            )
             .map_err(Error::db("listing image users"))?;
         let rows = stmt
             .query_map([id.to_string()], |r| r.get::<_, String>(0))

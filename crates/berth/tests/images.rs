@@ -113,7 +113,8 @@ impl Env {
     /// The busybox rootfs tar of `scripts/mk-busybox-rootfs.sh`.
     fn busybox_tar(&self) -> PathBuf {
         let out = self.path("busybox.tar");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mk-busybox-rootfs.sh");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mk-busybox-rootfs.sh");
         let st = Command::new("bash")
             .arg(script)
             .arg(&out)
@@ -154,7 +155,11 @@ fn image_ids(env: &Env) -> Vec<String> {
 /// The one-line error contract: status 1 (Docker's for these verbs), one `Error:` line.
 fn assert_one_error_line(out: &Output, what: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{what}: status; stderr: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{what}: status; stderr: {stderr}"
+    );
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{what}: expected one line, got {stderr:?}");
     assert!(lines[0].starts_with("Error: "), "{what}: {stderr:?}");
@@ -192,7 +197,10 @@ fn import_images_save_load_keeps_ids_and_digests() {
     let row = lines.next().unwrap();
     assert!(row.starts_with("test/bb      1         "), "{row:?}");
     assert!(row.contains(&id[7..19]), "{row:?}");
-    assert!(row.contains("ago") && row.trim_end().ends_with("MB"), "{row:?}");
+    assert!(
+        row.contains("ago") && row.trim_end().ends_with("MB"),
+        "{row:?}"
+    );
 
     let original = env.inspect_in(&env.root(), "test/bb:1");
     assert_eq!(original["Id"], id);
@@ -203,7 +211,14 @@ fn import_images_save_load_keeps_ids_and_digests() {
 
     for format in ["docker-archive", "oci-archive"] {
         let archive = env.path(&format!("{format}.tar"));
-        env.ok(&["save", "--format", format, "-o", archive.to_str().unwrap(), "test/bb:1"]);
+        env.ok(&[
+            "save",
+            "--format",
+            format,
+            "-o",
+            archive.to_str().unwrap(),
+            "test/bb:1",
+        ]);
         let fresh = env.path(&format!("fresh-{format}"));
         let out = env.ok_in(&fresh, &["load", "-i", archive.to_str().unwrap()]);
         assert_eq!(out, "Loaded image: test/bb:1\n", "{format}");
@@ -236,7 +251,11 @@ fn import_images_save_load_keeps_ids_and_digests() {
         .stdin(fs::File::open(&gz).unwrap())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(env.inspect_in(&fresh, "test/bb:1")["Id"], id);
 }
 
@@ -254,13 +273,27 @@ fn skopeo_reads_and_writes_berth_archives() {
     let docker = env.path("d.tar");
     let oci = env.path("o.tar");
     env.ok(&["save", "-o", docker.to_str().unwrap(), "test/bb:1"]);
-    env.ok(&["save", "--format", "oci-archive", "-o", oci.to_str().unwrap(), "test/bb:1"]);
+    env.ok(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        oci.to_str().unwrap(),
+        "test/bb:1",
+    ]);
     for src in [
         format!("docker-archive:{}", docker.display()),
         format!("oci-archive:{}", oci.display()),
     ] {
-        let out = Command::new("skopeo").args(["inspect", &src]).output().unwrap();
-        assert!(out.status.success(), "skopeo inspect {src}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("skopeo")
+            .args(["inspect", &src])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo inspect {src}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["Layers"], diff_ids, "{src}");
     }
@@ -281,10 +314,19 @@ fn skopeo_reads_and_writes_berth_archives() {
     ];
     for (src, dst, kind, name) in copies {
         let out = Command::new("skopeo")
-            .args(["copy", "-q", &src, &format!("{kind}:{}:{name}", dst.display())])
+            .args([
+                "copy",
+                "-q",
+                &src,
+                &format!("{kind}:{}:{name}", dst.display()),
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "skopeo copy to {kind}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "skopeo copy to {kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let fresh = env.path(&format!("fresh-{kind}"));
         let loaded = env.ok_in(&fresh, &["load", "-i", dst.to_str().unwrap()]);
         assert_eq!(loaded, format!("Loaded image: {name}\n"));
@@ -350,7 +392,14 @@ fn umoci_unpack_of_berth_oci_layout_matches_snapshot() {
     let tar = env.busybox_tar();
     env.ok(&["import", tar.to_str().unwrap(), "test/bb:1"]);
     let oci = env.path("o.tar");
-    env.ok(&["save", "--format", "oci-archive", "-o", oci.to_str().unwrap(), "test/bb:1"]);
+    env.ok(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        oci.to_str().unwrap(),
+        "test/bb:1",
+    ]);
     let layout = env.path("layout");
     fs::create_dir(&layout).unwrap();
     tar::Archive::new(fs::File::open(&oci).unwrap())
@@ -364,7 +413,11 @@ fn umoci_unpack_of_berth_oci_layout_matches_snapshot() {
         .arg(&bundle)
         .output()
         .unwrap();
-    assert!(out.status.success(), "umoci unpack: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "umoci unpack: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lower = env.inspect_in(&env.root(), "test/bb:1")["GraphDriver"]["Data"]["LowerDir"]
         .as_str()
         .unwrap()
@@ -393,20 +446,31 @@ fn concurrent_imports_store_one_layer() {
         .collect();
     for c in children {
         let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let root = env.root();
     assert_eq!(count_entries(&root.join("layers")), 1, "one layer snapshot");
     assert_eq!(count_entries(&root.join("tmp")), 0, "nothing left in tmp/");
     let ids = image_ids(&env);
-    assert_eq!(ids.len(), 20, "each import is its own image (its own created time)");
+    assert_eq!(
+        ids.len(),
+        20,
+        "each import is its own image (its own created time)"
+    );
     let layer_blobs: Vec<Value> = ids
         .iter()
         .map(|id| env.inspect_in(&root, id)["RootFS"]["Layers"][0].clone())
         .collect();
     assert!(layer_blobs.iter().all(|l| *l == layer_blobs[0]));
     let diff = layer_blobs[0].as_str().unwrap();
-    assert!(root.join("blobs/sha256").join(&diff[7..]).is_file(), "one layer blob");
+    assert!(
+        root.join("blobs/sha256").join(&diff[7..]).is_file(),
+        "one layer blob"
+    );
     // 20 layer-sharing images: 1 layer blob + 20 configs + 20 manifests.
     assert_eq!(count_entries(&root.join("blobs/sha256")), 41);
     let tagged = env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
@@ -422,17 +486,38 @@ fn bad_input_is_one_error_line_and_leaves_nothing() {
     let missing = env.path("missing.tar");
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("missing file", vec!["import", missing.to_str().unwrap()]),
-        ("not a tar", vec!["import", not_tar.to_str().unwrap(), "x:1"]),
-        ("bad reference", vec!["import", good.to_str().unwrap(), "Bad:Ref"]),
-        ("bad change", vec!["import", "-c", "RUN rm -rf /", good.to_str().unwrap()]),
+        (
+            "not a tar",
+            vec!["import", not_tar.to_str().unwrap(), "x:1"],
+        ),
+        (
+            "bad reference",
+            vec!["import", good.to_str().unwrap(), "Bad:Ref"],
+        ),
+        (
+            "bad change",
+            vec!["import", "-c", "RUN rm -rf /", good.to_str().unwrap()],
+        ),
         ("unknown image rmi", vec!["rmi", "nosuch:1"]),
         ("unknown image tag", vec!["tag", "nosuch", "other:1"]),
         ("unknown image history", vec!["history", "nosuch"]),
         ("unknown image inspect", vec!["image", "inspect", "nosuch"]),
-        ("unknown image save", vec!["save", "-o", "/dev/null", "nosuch"]),
-        ("load missing", vec!["load", "-i", missing.to_str().unwrap()]),
-        ("load not a tar", vec!["load", "-i", not_tar.to_str().unwrap()]),
-        ("load plain rootfs", vec!["load", "-i", good.to_str().unwrap()]),
+        (
+            "unknown image save",
+            vec!["save", "-o", "/dev/null", "nosuch"],
+        ),
+        (
+            "load missing",
+            vec!["load", "-i", missing.to_str().unwrap()],
+        ),
+        (
+            "load not a tar",
+            vec!["load", "-i", not_tar.to_str().unwrap()],
+        ),
+        (
+            "load plain rootfs",
+            vec!["load", "-i", good.to_str().unwrap()],
+        ),
         ("bad filter", vec!["images", "--filter", "bogus=1"]),
     ];
     for (what, args) in &cases {
@@ -459,7 +544,10 @@ fn bad_input_is_one_error_line_and_leaves_nothing() {
 fn rmi_untags_then_deletes_like_docker() {
     let env = Env::new();
     let tar = env.small_tar("a.tar", &[("a", b"a")]);
-    let id = env.ok(&["import", tar.to_str().unwrap(), "a:1"]).trim().to_owned();
+    let id = env
+        .ok(&["import", tar.to_str().unwrap(), "a:1"])
+        .trim()
+        .to_owned();
     env.ok(&["tag", "a:1", "a:2"]);
     env.ok(&["tag", &id[7..15], "b:1"]);
     assert_eq!(env.ok(&["rmi", "a:2"]), "Untagged: a:2\n");
@@ -478,7 +566,10 @@ fn rmi_untags_then_deletes_like_docker() {
     assert_eq!(count_entries(&root.join("blobs/sha256")), 0);
 
     // Last tag of an image: untag and delete.
-    let id = env.ok(&["import", tar.to_str().unwrap(), "c:1"]).trim().to_owned();
+    let id = env
+        .ok(&["import", tar.to_str().unwrap(), "c:1"])
+        .trim()
+        .to_owned();
     assert_eq!(
         env.ok(&["rmi", "c:1"]).lines().take(2).collect::<Vec<_>>(),
         vec!["Untagged: c:1".to_owned(), format!("Deleted: {id}")]
@@ -516,11 +607,20 @@ fn reimport_moves_tag_and_prune_removes_dangling() {
     let env = Env::new();
     let t1 = env.small_tar("1.tar", &[("v", b"1")]);
     let t2 = env.small_tar("2.tar", &[("v", b"2")]);
-    let old = env.ok(&["import", "-m", "first", t1.to_str().unwrap(), "x:1"]).trim().to_owned();
-    let new = env.ok(&["import", t2.to_str().unwrap(), "x:1"]).trim().to_owned();
+    let old = env
+        .ok(&["import", "-m", "first", t1.to_str().unwrap(), "x:1"])
+        .trim()
+        .to_owned();
+    let new = env
+        .ok(&["import", t2.to_str().unwrap(), "x:1"])
+        .trim()
+        .to_owned();
     let rows = env.ok(&["images", "--format", "{{.Repository}} {{.Tag}} {{.ID}}"]);
     assert!(rows.contains(&format!("x 1 {}", &new[7..19])), "{rows}");
-    assert!(rows.contains(&format!("<none> <none> {}", &old[7..19])), "{rows}");
+    assert!(
+        rows.contains(&format!("<none> <none> {}", &old[7..19])),
+        "{rows}"
+    );
     let dangling = env.ok(&["images", "-q", "--no-trunc", "-f", "dangling=true"]);
     assert_eq!(dangling, format!("{old}\n"));
     let history = env.ok(&["history", &old[7..]]);
@@ -531,14 +631,25 @@ fn reimport_moves_tag_and_prune_removes_dangling() {
     assert_eq!(v["Repository"], "x");
     assert_eq!(v["Tag"], "1");
     let df = env.ok(&["system", "df"]);
-    assert!(df.starts_with("TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE\nImages          2"), "{df}");
+    assert!(
+        df.starts_with(
+            "TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE\nImages          2"
+        ),
+        "{df}"
+    );
 
     let pruned = env.ok(&["image", "prune", "-f"]);
-    assert!(pruned.starts_with(&format!("Deleted Images:\ndeleted: {old}\n")), "{pruned}");
+    assert!(
+        pruned.starts_with(&format!("Deleted Images:\ndeleted: {old}\n")),
+        "{pruned}"
+    );
     assert!(pruned.contains("\n\nTotal reclaimed space: "), "{pruned}");
     assert_eq!(image_ids(&env), vec![new.clone()]);
     // Nothing dangling any more: nothing to do.
-    assert_eq!(env.ok(&["image", "prune", "-f"]), "Total reclaimed space: 0B\n");
+    assert_eq!(
+        env.ok(&["image", "prune", "-f"]),
+        "Total reclaimed space: 0B\n"
+    );
     // Without -f and without a terminal answer, nothing is removed.
     env.ok(&["image", "prune", "-a"]);
     assert_eq!(image_ids(&env), vec![new]);

@@ -4,9 +4,10 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use berth_oci::{manifest, media, Digest, ImageRef};
-use berth_store::{Ingester, NewImage, NewLayer};
+use berth_store::{BlobWriter, Ingester, NewImage, NewLayer};
 use serde_json::{json, Map, Value};
 
 use super::{config::apply_changes, now_rfc3339, parse_rfc3339, ImageError};
@@ -34,18 +35,63 @@ pub struct ImportRequest {
     pub message: Option<String>,
 }
 
-/// Passes what it reads on to a blob writer.
-struct Tee<'a, R> {
+/// Size of the chunks handed to the blob thread.
+const CHUNK: usize = 1 << 20;
+/// The blob thread syncs to disk every this many bytes, so the final sync is short.
+const SYNC_EVERY: u64 = 32 << 20;
+
+/// Passes what it reads on, in chunks, to the blob thread.
+struct Tee<R> {
     inner: R,
-    copy: &'a mut dyn Write,
+    pending: Vec<u8>,
+    tx: Option<SyncSender<Vec<u8>>>,
 }
 
-impl<R: Read> Read for Tee<'_, R> {
+impl<R: Read> Tee<R> {
+    fn send_pending(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
+        match &self.tx {
+            Some(tx) => tx
+                .send(chunk)
+                .map_err(|_| io::Error::other("the blob writer stopped")),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads the rest of the input (after the tar's end marker) and hands over the last chunk.
+    fn finish(mut self) -> io::Result<()> {
+        let mut buf = vec![0u8; 64 * 1024];
+        while self.read(&mut buf)? > 0 {}
+        self.send_pending()
+    }
+}
+
+impl<R: Read> Read for Tee<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.copy.write_all(&buf[..n])?;
+        self.pending.extend_from_slice(&buf[..n]);
+        if self.pending.len() >= CHUNK || n == 0 {
+            self.send_pending()?;
+        }
         Ok(n)
     }
+}
+
+/// Writes chunks into `blob` until the channel closes; syncs as it goes.
+fn blob_thread(mut blob: BlobWriter, rx: Receiver<Vec<u8>>) -> io::Result<BlobWriter> {
+    let mut since_sync = 0u64;
+    for chunk in rx {
+        blob.write_all(&chunk)?;
+        since_sync += chunk.len() as u64;
+        if since_sync >= SYNC_EVERY {
+            blob.sync_progress()?;
+            since_sync = 0;
+        }
+    }
+    Ok(blob)
 }
 
 /// The platform's architecture as OCI names it.
@@ -134,18 +180,48 @@ impl Engine {
         expected_blob: Option<&Digest>,
         expected_diff: Option<(usize, &str, &Digest)>,
     ) -> Result<(berth_store::LayerRecord, berth_oci::Compression), Error> {
-        let mut blob = self.store.blobs().begin_blob()?;
+        let blob = self.store.blobs().begin_blob()?;
         let staging = self.store.staging_dir()?;
-        let applied = berth_oci::apply_layer(
-            Tee {
+        // One pass, two cores: this thread decompresses, hashes and extracts; the blob
+        // thread hashes, writes and syncs the stream as read.
+        let (tx, rx) = sync_channel::<Vec<u8>>(8);
+        let (applied, blob) = std::thread::scope(|scope| {
+            let writer = scope.spawn(move || blob_thread(blob, rx));
+            let mut tee = Tee {
                 inner: reader,
-                copy: &mut blob,
-            },
-            staging.path(),
-            &berth_oci::ApplyOptions::default(),
-        )
-        .map_err(|source| ImageError::Layer {
+                pending: Vec::with_capacity(CHUNK),
+                tx: Some(tx),
+            };
+            let applied = berth_oci::apply_layer(
+                &mut tee,
+                staging.path(),
+                &berth_oci::ApplyOptions::default(),
+            );
+            // Dropping the tee closes the channel, which ends the blob thread.
+            let finished = match &applied {
+                Ok(_) => tee.finish(),
+                Err(_) => {
+                    drop(tee);
+                    Ok(())
+                }
+            };
+            let blob = writer
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("blob writer panicked")));
+            (applied.map(|a| (a, finished)), blob)
+        });
+        let blob = blob.map_err(|source| ImageError::Io {
+            op: "writing a blob for",
+            path: what.into(),
+            source,
+        })?;
+        let (applied, finished) = applied.map_err(|source| ImageError::Layer {
             what: what.to_owned(),
+            source,
+        })?;
+        finished.map_err(|source| ImageError::Io {
+            op: "reading",
+            path: what.into(),
             source,
         })?;
         if let Some((index, path, expected)) = expected_diff {

@@ -40,6 +40,10 @@ pub struct DiskUsage {
     pub images_size: u64,
     /// Bytes of layers no in-use image needs.
     pub images_reclaimable: u64,
+    /// Number of containers.
+    pub containers: usize,
+    /// Containers running.
+    pub active_containers: usize,
 }
 
 impl Engine {
@@ -171,6 +175,16 @@ impl Engine {
                 du.images_reclaimable += l.size;
             }
         }
+        let (total, running) = self.store.with_conn(|c| {
+            c.query_row(
+                "SELECT COUNT(*), COUNT(CASE WHEN status IN ('running', 'restarting') THEN 1 END) \
+                 FROM containers",
+                [],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+        })?;
+        du.containers = total.max(0) as usize;
+        du.active_containers = running.max(0) as usize;
         Ok(du)
     }
 }

@@ -84,6 +84,14 @@ pub enum ImageError {
         /// Who uses it.
         users: Vec<String>,
     },
+    /// A running container uses the image: not even force deletes it.
+    #[error("conflict: unable to delete {target} (cannot be forced) - image is being used by {}", .users.join(", "))]
+    InUseRunning {
+        /// The image.
+        target: String,
+        /// The running containers.
+        users: Vec<String>,
+    },
     /// Deleting by ID an image tagged in several repositories needs force.
     #[error("conflict: unable to delete {0} (must be forced) - image is referenced in multiple repositories")]
     MultipleRepositories(String),
@@ -122,7 +130,9 @@ impl ImageError {
                 berth_oci::layer::LayerErrorKind::Io => ErrorKind::Internal,
                 _ => ErrorKind::InvalidArgument,
             },
-            ImageError::InUse { .. } | ImageError::MultipleRepositories(_) => ErrorKind::Conflict,
+            ImageError::InUse { .. }
+            | ImageError::InUseRunning { .. }
+            | ImageError::MultipleRepositories(_) => ErrorKind::Conflict,
             ImageError::BadChange { .. }
             | ImageError::DiffIdMismatch { .. }
             | ImageError::LayerCount { .. }

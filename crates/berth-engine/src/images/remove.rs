@@ -79,6 +79,18 @@ impl Engine {
                 return Ok(actions);
             }
         } else {
+            let running: Vec<String> = users
+                .iter()
+                .filter(|u| u.starts_with("running "))
+                .cloned()
+                .collect();
+            if !running.is_empty() {
+                return Err(ImageError::InUseRunning {
+                    target: id.short().to_owned(),
+                    users: running,
+                }
+                .into());
+            }
             if !users.is_empty() && !force {
                 return Err(ImageError::InUse {
                     action: "delete",

@@ -31,6 +31,8 @@ pub enum ImageCommand {
     Import(super::import::ImportArgs),
     /// Show the history of an image.
     History(super::history::HistoryArgs),
+    /// Analyze an image: bytes per layer, wasted bytes and secrets.
+    Analyze(super::analyze::AnalyzeArgs),
 }
 
 /// `image inspect [OPTIONS] IMAGE [IMAGE...]`
@@ -70,6 +72,7 @@ pub fn run(g: &GlobalOpts, c: ImageCommand) -> anyhow::Result<i32> {
         ImageCommand::Load(a) => super::load::run(g, a),
         ImageCommand::Import(a) => super::import::run(g, a),
         ImageCommand::History(a) => super::history::run(g, a),
+        ImageCommand::Analyze(a) => super::analyze::run(g, a),
     }
 }
 

@@ -154,15 +154,19 @@ fn print_images(images: &[ImageSummary], a: &ImagesArgs) {
     match a.format.as_deref() {
         Some(f) if f != "table" => {
             let values: Vec<Value> = rows.iter().map(json_of).collect();
-            print_formatted(f, &values, &[
-                ("Repository", "REPOSITORY"),
-                ("Tag", "TAG"),
-                ("Digest", "DIGEST"),
-                ("ID", "IMAGE ID"),
-                ("CreatedSince", "CREATED"),
-                ("CreatedAt", "CREATED AT"),
-                ("Size", "SIZE"),
-            ]);
+            print_formatted(
+                f,
+                &values,
+                &[
+                    ("Repository", "REPOSITORY"),
+                    ("Tag", "TAG"),
+                    ("Digest", "DIGEST"),
+                    ("ID", "IMAGE ID"),
+                    ("CreatedSince", "CREATED"),
+                    ("CreatedAt", "CREATED AT"),
+                    ("Size", "SIZE"),
+                ],
+            );
         }
         _ => {
             let mut table = vec![];
@@ -245,7 +249,11 @@ pub(crate) fn render_template(template: &str, v: &Value) -> String {
             None => (false, action),
         };
         let mut cur = Some(v);
-        for part in path.trim_start_matches('.').split('.').filter(|p| !p.is_empty()) {
+        for part in path
+            .trim_start_matches('.')
+            .split('.')
+            .filter(|p| !p.is_empty())
+        {
             cur = cur.and_then(|c| c.get(part));
         }
         let value = cur.cloned().unwrap_or(Value::Null);
@@ -265,7 +273,10 @@ fn go_string(v: &Value) -> String {
     match v {
         Value::Null => "<no value>".into(),
         Value::String(s) => s.clone(),
-        Value::Array(a) => format!("[{}]", a.iter().map(go_string).collect::<Vec<_>>().join(" ")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(go_string).collect::<Vec<_>>().join(" ")
+        ),
         Value::Object(m) => format!(
             "map[{}]",
             m.iter()
@@ -445,6 +456,9 @@ mod tests {
     #[test]
     fn tags_split() {
         assert_eq!(split_tag("busybox:1"), ("busybox", "1"));
-        assert_eq!(split_tag("localhost:5000/a/b:x"), ("localhost:5000/a/b", "x"));
+        assert_eq!(
+            split_tag("localhost:5000/a/b:x"),
+            ("localhost:5000/a/b", "x")
+        );
     }
 }

@@ -45,7 +45,8 @@ fn df(g: &GlobalOpts, a: DfArgs) -> anyhow::Result<i32> {
         let rows = vec![
             json!({"Type": "Images", "TotalCount": du.images.to_string(), "Active": du.active_images.to_string(),
                    "Size": human_size(du.images_size), "Reclaimable": reclaimable(du.images_reclaimable, du.images_size)}),
-            json!({"Type": "Containers", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+            json!({"Type": "Containers", "TotalCount": du.containers.to_string(), "Active": du.active_containers.to_string(),
+                   "Size": "0B", "Reclaimable": "0B"}),
             json!({"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
             json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
         ];
