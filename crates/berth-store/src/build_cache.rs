@@ -133,7 +133,13 @@ mod tests {
         store.build_cache_put(&rec).expect("put again");
         assert_eq!(store.build_cache_get("sha256:k").expect("get"), Some(rec));
         let p = store.build_cache_prune().expect("prune");
-        assert_eq!(p, BuildCachePrune { entries: 1, bytes: 10 });
+        assert_eq!(
+            p,
+            BuildCachePrune {
+                entries: 1,
+                bytes: 10
+            }
+        );
         assert_eq!(store.build_cache_get("sha256:k").expect("get"), None);
     }
 }

@@ -1,0 +1,305 @@
+//! RUN steps in containers of berth's own runtime: an overlay of the step's layers under a
+//! fresh upper directory (mounted inside the container's mount namespace, so it never
+//! outlives it), the command's output through a pipe, and the upper directory diffed into
+//! the step's layer. Mount points made only for the step's mounts (secrets, caches) are
+//! removed before the diff, so they leave no trace in the layer.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use berth_build::exec::{BackendError, LayerRef, RunNetwork, RunSpec, StepRunner};
+use berth_runtime::{ContainerConfig, RootfsMount, Stdio};
+use serde_json::{json, Value};
+
+use super::backend::chain_ids;
+
+/// Runs RUN steps with `berth-runtime`.
+pub struct RuntimeStepRunner {
+    root: PathBuf,
+    runroot: PathBuf,
+}
+
+fn failed(
+    what: impl Into<String>,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> BackendError {
+    BackendError::failed(what, e)
+}
+
+impl RuntimeStepRunner {
+    /// A runner keeping its scratch directories under `root/tmp` and container state under
+    /// `runroot/build`.
+    pub fn new(root: &Path, runroot: &Path) -> Self {
+        RuntimeStepRunner {
+            root: root.to_owned(),
+            runroot: runroot.to_owned(),
+        }
+    }
+
+    fn lowerdirs(&self, layers: &[LayerRef]) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = chain_ids(layers)
+            .iter()
+            .map(|c| self.root.join("layers").join(c.hex()))
+            .collect();
+        v.reverse();
+        v
+    }
+}
+
+/// Whether `rel` exists in any of the lower directories (whiteouts not considered).
+fn in_lowers(lowers: &[PathBuf], rel: &str) -> bool {
+    lowers
+        .iter()
+        .any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
+}
+
+/// Looks up `name` in `etc/<file>` of the topmost layer that has it.
+fn lookup_id(lowers: &[PathBuf], file: &str, name: &str) -> Option<(u32, u32)> {
+    for l in lowers {
+        let Ok(text) = fs::read_to_string(l.join("etc").join(file)) else {
+            continue;
+        };
+        return text.lines().find_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.first() == Some(&name) && f.len() > 3 {
+                Some((f[2].parse().ok()?, f[3].parse().ok()?))
+            } else if f.first() == Some(&name) && f.len() > 2 {
+                let id = f[2].parse().ok()?;
+                Some((id, id))
+            } else {
+                None
+            }
+        });
+    }
+    None
+}
+
+fn resolve_user(lowers: &[PathBuf], user: &str) -> Result<(u32, u32), BackendError> {
+    if user.is_empty() {
+        return Ok((0, 0));
+    }
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let (uid, primary) = match u.parse::<u32>() {
+        Ok(n) => (n, lookup_id(lowers, "passwd", u).map(|x| x.1).unwrap_or(n)),
+        Err(_) => lookup_id(lowers, "passwd", u).ok_or_else(|| BackendError::NotFound {
+            what: format!("user {u:?} in the image's /etc/passwd"),
+        })?,
+    };
+    let gid = match g {
+        None => primary,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lookup_id(lowers, "group", g).map(|x| x.0).ok_or_else(|| {
+                BackendError::NotFound {
+                    what: format!("group {g:?} in the image's /etc/group"),
+                }
+            })?,
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// Removes `rel` from `upper` when the lowers do not have it and it is an empty stub
+/// (a mount point), then its parents likewise.
+fn remove_stub(upper: &Path, lowers: &[PathBuf], rel: &str) {
+    let mut rel = rel.trim_matches('/').to_owned();
+    while !rel.is_empty() {
+        if in_lowers(lowers, &rel) {
+            return;
+        }
+        let p = upper.join(&rel);
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => {
+                if fs::remove_dir(&p).is_err() {
+                    return;
+                }
+            }
+            Ok(m) if m.is_file() && m.len() == 0 => {
+                let _ = fs::remove_file(&p);
+            }
+            Ok(m) if m.file_type().is_char_device() => return,
+            _ => return,
+        }
+        rel = match rel.rsplit_once('/') {
+            Some((parent, _)) => parent.to_owned(),
+            None => String::new(),
+        };
+    }
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 8];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut b[..]);
+    format!("berth-build-{}", hex::encode(b))
+}
+
+impl StepRunner for RuntimeStepRunner {
+    fn run(
+        &self,
+        spec: &RunSpec,
+        output: &mut dyn Write,
+        layer: &mut dyn Write,
+    ) -> Result<i32, BackendError> {
+        let tmp = self.root.join("tmp");
+        fs::create_dir_all(&tmp).map_err(|e| failed("creating the scratch directory", e))?;
+        let work = tempfile::Builder::new()
+            .prefix("build-run-")
+            .tempdir_in(&tmp)
+            .map_err(|e| failed("creating the step's directory", e))?;
+        let upper = work.path().join("upper");
+        let ovl_work = work.path().join("work");
+        let rootfs = work.path().join("rootfs");
+        let empty = work.path().join("empty");
+        for d in [&upper, &ovl_work, &rootfs, &empty] {
+            fs::create_dir_all(d).map_err(|e| failed(format!("creating {}", d.display()), e))?;
+        }
+        let lowers = self.lowerdirs(&spec.layers);
+        let lower_opt = if lowers.is_empty() {
+            empty.display().to_string()
+        } else {
+            lowers
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":")
+        };
+        // The working directory is created in the layer when the image lacks it, as Docker does.
+        let wd = spec.workdir.trim_matches('/');
+        if !wd.is_empty() && !in_lowers(&lowers, wd) {
+            let _ = fs::create_dir_all(upper.join(wd));
+        }
+        let (uid, gid) = resolve_user(&lowers, &spec.user)?;
+        let argv: Vec<&str> = spec.argv.iter().map(String::as_str).collect();
+        let base = berth_runtime::spec::default_spec(&argv);
+        let mut v: Value =
+            serde_json::to_value(&base).map_err(|e| failed("building the runtime spec", e))?;
+        v["process"]["env"] = json!(spec.env);
+        v["process"]["cwd"] = json!(if spec.workdir.is_empty() {
+            "/"
+        } else {
+            spec.workdir.as_str()
+        });
+        v["process"]["user"] = json!({"uid": uid, "gid": gid});
+        v["root"] = json!({"path": rootfs.display().to_string(), "readonly": false});
+        v["hostname"] = json!("buildkitsandbox");
+        if spec.network == RunNetwork::Host {
+            if let Some(ns) = v["linux"]["namespaces"].as_array_mut() {
+                ns.retain(|n| n["type"] != "network");
+            }
+        }
+        let mounts = v["mounts"].as_array_mut();
+        if let Some(mounts) = mounts {
+            if spec.network == RunNetwork::Host {
+                // Name resolution as the host has it, without writing into the layer.
+                for f in ["/etc/resolv.conf", "/etc/hosts"] {
+                    if Path::new(f).exists() && in_lowers(&lowers, f.trim_start_matches('/')) {
+                        mounts.push(json!({"destination": f, "type": "bind", "source": f, "options": ["rbind", "ro"]}));
+                    }
+                }
+            }
+            for m in &spec.mounts {
+                match &m.source {
+                    Some(src) => mounts.push(json!({
+                        "destination": m.target,
+                        "type": "bind",
+                        "source": src.display().to_string(),
+                        "options": ["rbind", if m.readonly { "ro" } else { "rw" }],
+                    })),
+                    None => mounts.push(json!({
+                        "destination": m.target,
+                        "type": "tmpfs",
+                        "source": "tmpfs",
+                        "options": ["nosuid", "nodev", "mode=1777"],
+                    })),
+                }
+            }
+        }
+        let oci: berth_runtime::oci::Spec =
+            serde_json::from_value(v).map_err(|e| failed("building the runtime spec", e))?;
+        let id = new_id();
+        let state_dir = self.runroot.join("build").join(&id);
+        if let Some(parent) = state_dir.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| failed("creating the runtime state directory", e))?;
+        }
+        let (rd, wr) = nix::unistd::pipe().map_err(|e| failed("creating a pipe", e))?;
+        let wr2 = wr
+            .try_clone()
+            .map_err(|e| failed("duplicating a pipe", e))?;
+        let devnull = File::open("/dev/null").map_err(|e| failed("opening /dev/null", e))?;
+        let mut cfg = ContainerConfig::new(id.clone(), &state_dir, work.path(), oci);
+        cfg.rootfs_mounts = vec![RootfsMount {
+            typ: "overlay".into(),
+            source: "overlay".into(),
+            options: vec![
+                format!("lowerdir={lower_opt}"),
+                format!("upperdir={}", upper.display()),
+                format!("workdir={}", ovl_work.display()),
+            ],
+        }];
+        cfg.stdio = Stdio {
+            stdin: Some(devnull.into()),
+            stdout: Some(wr),
+            stderr: Some(wr2),
+        };
+        let started = berth_runtime::run(cfg);
+        let mut container = match started {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&state_dir);
+                return Err(failed(format!("starting the step's container {id}"), e));
+            }
+        };
+        let mut reader = File::from(rd);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let _ = output.write_all(&buf[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        let status = container.wait();
+        let deleted = container.delete(true);
+        let _ = fs::remove_dir_all(&state_dir);
+        let status =
+            status.map_err(|e| failed(format!("waiting for the step's container {id}"), e))?;
+        deleted.map_err(|e| failed(format!("removing the step's container {id}"), e))?;
+        let code = status.map(|s| s.code).unwrap_or(0);
+        if code != 0 {
+            return Ok(code);
+        }
+        let mut stubs: Vec<String> = spec.mounts.iter().map(|m| m.target.clone()).collect();
+        for p in [
+            "proc",
+            "sys/fs/cgroup",
+            "sys",
+            "dev/pts",
+            "dev/shm",
+            "dev/mqueue",
+            "dev",
+            "etc/resolv.conf",
+            "etc/hosts",
+            "etc/hostname",
+        ] {
+            stubs.push(p.into());
+        }
+        for s in &stubs {
+            remove_stub(&upper, &lowers, s);
+        }
+        let opts = berth_oci::DiffOptions {
+            mtime_clamp: spec.mtime_clamp.map(|c| c as i64),
+        };
+        berth_oci::diff_upper(&upper, layer, &opts)
+            .map_err(|e| failed("writing the step's layer", e))?;
+        Ok(code)
+    }
+}

@@ -1,0 +1,279 @@
+//! `berth build`: build an image from a Dockerfile, with Docker's flags and BuildKit-like
+//! plain progress (`#N [stage k/n] INSTRUCTION`, output lines with timings, `CACHED`).
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use clap::Args;
+
+use berth_engine::build::{
+    BuildOptions, ContextSource, DockerfileSource, Event, Progress, RuntimeStepRunner,
+};
+
+use super::GlobalOpts;
+
+/// `build [OPTIONS] PATH | -`
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Name and optionally a tag in the 'name:tag' format (repeatable).
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// Name of the Dockerfile (default: 'PATH/Dockerfile'); '-' reads it from stdin.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    /// Set build-time variables (KEY=VALUE, or KEY to take it from the environment).
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Set the target build stage to build.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Do not use cache when building the image.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Always attempt to pull a newer version of the base images.
+    #[arg(long)]
+    pub pull: bool,
+    /// Set metadata for an image (KEY=VALUE, repeatable).
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// Write the image ID to the file.
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+    /// Suppress the build output and print the image ID on success.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Secret to expose to the build: id=NAME,src=PATH (repeatable).
+    #[arg(long)]
+    pub secret: Vec<String>,
+    /// Networking mode for the RUN instructions: default, none or host.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Type of progress output: auto, plain, tty, quiet.
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
+    /// Set the target platform (only this machine's platform is supported).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Remove intermediate containers (always; accepted for compatibility).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, hide = true)]
+    pub rm: bool,
+    /// Always remove intermediate containers (accepted for compatibility).
+    #[arg(long = "force-rm", hide = true)]
+    pub force_rm: bool,
+    /// Build context: a directory, or '-' to read a tar or a Dockerfile from stdin.
+    pub context: String,
+}
+
+/// Prints events as BuildKit's plain progress does, to stderr.
+struct PlainProgress {
+    start: Instant,
+    multi_stage: bool,
+    started: Mutex<HashMap<usize, Instant>>,
+    partial: Mutex<HashMap<usize, Vec<u8>>>,
+}
+
+impl PlainProgress {
+    fn line(&self, s: &str) {
+        let mut e = io::stderr().lock();
+        let _ = writeln!(e, "{s}");
+    }
+}
+
+impl Progress for PlainProgress {
+    fn event(&self, ev: Event<'_>) {
+        match ev {
+            Event::Step {
+                id,
+                stage,
+                index,
+                total,
+                text,
+            } => {
+                if let Ok(mut m) = self.started.lock() {
+                    m.insert(id, Instant::now());
+                }
+                let label = if self.multi_stage {
+                    format!("{stage} {index}/{total}")
+                } else {
+                    format!("{index}/{total}")
+                };
+                self.line(&format!("#{id} [{label}] {text}"));
+            }
+            Event::Cached { id } => self.line(&format!("#{id} CACHED")),
+            Event::Output { id, bytes } => {
+                let since = self.start.elapsed().as_secs_f64();
+                let mut partial = self.partial.lock().unwrap_or_else(|e| e.into_inner());
+                let buf = partial.entry(id).or_default();
+                buf.extend_from_slice(bytes);
+                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                    self.line(&format!("#{id} {since:.3} {text}"));
+                }
+            }
+            Event::Done { id, elapsed } => {
+                self.flush_partial(id);
+                self.line(&format!("#{id} DONE {:.1}s", elapsed.as_secs_f64()));
+            }
+            Event::Failed { id } => {
+                self.flush_partial(id);
+                let elapsed = self
+                    .started
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&id).map(|t| t.elapsed().as_secs_f64()))
+                    .unwrap_or(0.0);
+                self.line(&format!("#{id} ERROR {elapsed:.1}s"));
+            }
+        }
+    }
+}
+
+impl PlainProgress {
+    fn flush_partial(&self, id: usize) {
+        let rest = self
+            .partial
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&id))
+            .unwrap_or_default();
+        if !rest.is_empty() {
+            let since = self.start.elapsed().as_secs_f64();
+            self.line(&format!(
+                "#{id} {since:.3} {}",
+                String::from_utf8_lossy(&rest)
+            ));
+        }
+    }
+}
+
+/// Counts stages to label steps the way BuildKit does (`[build 2/3]` only when several).
+fn count_from_lines(text: &str) -> usize {
+    text.lines()
+        .filter(|l| l.trim_start().to_ascii_uppercase().starts_with("FROM "))
+        .count()
+}
+
+/// Runs `build`.
+pub fn run(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
+    crate::exit::status_1(|| {
+        if !matches!(
+            a.progress.as_str(),
+            "auto" | "plain" | "tty" | "quiet" | "rawjson"
+        ) {
+            anyhow::bail!(
+                "invalid --progress {:?}: expected auto, plain, tty or quiet",
+                a.progress
+            );
+        }
+        if let Some(p) = &a.platform {
+            let host = format!("linux/{}", host_arch());
+            if p != &host && p != "linux" {
+                anyhow::bail!(
+                    "invalid --platform {p:?}: berth builds for this machine only ({host})"
+                );
+            }
+        }
+        let engine = g.engine()?;
+        let stdin_used_by_context = a.context == "-";
+        let context = if stdin_used_by_context {
+            ContextSource::Stream(Box::new(io::stdin()))
+        } else {
+            ContextSource::Dir(PathBuf::from(&a.context))
+        };
+        let dockerfile = match a.file.as_deref() {
+            None => DockerfileSource::Default,
+            Some("-") => {
+                if stdin_used_by_context {
+                    anyhow::bail!("invalid argument: can't use stdin for both the build context and the Dockerfile");
+                }
+                DockerfileSource::Stream(Box::new(io::stdin()))
+            }
+            Some(p) => DockerfileSource::Path(PathBuf::from(p)),
+        };
+        // Label stages only for multi-stage files (a cheap look at the Dockerfile when it is a file).
+        let multi_stage = match (&dockerfile, &context) {
+            (DockerfileSource::Path(p), _) => std::fs::read_to_string(p)
+                .map(|t| count_from_lines(&t) > 1)
+                .unwrap_or(true),
+            (DockerfileSource::Default, ContextSource::Dir(d)) => {
+                std::fs::read_to_string(d.join("Dockerfile"))
+                    .map(|t| count_from_lines(&t) > 1)
+                    .unwrap_or(true)
+            }
+            _ => true,
+        };
+        let mut build_args = a.build_args.clone();
+        let mut source_date_epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
+        for b in &a.build_args {
+            if let Some(v) = b.strip_prefix("SOURCE_DATE_EPOCH=") {
+                source_date_epoch = Some(v.to_owned());
+            }
+        }
+        build_args.retain(|b| !b.starts_with("SOURCE_DATE_EPOCH="));
+        let source_date_epoch = match source_date_epoch.filter(|s| !s.is_empty()) {
+            Some(s) => Some(s.parse::<u64>().map_err(|_| {
+                anyhow::anyhow!("invalid SOURCE_DATE_EPOCH {s:?}: expected seconds since 1970")
+            })?),
+            None => None,
+        };
+        let quiet = a.quiet || a.progress == "quiet";
+        let progress = PlainProgress {
+            start: Instant::now(),
+            multi_stage,
+            started: Mutex::new(HashMap::new()),
+            partial: Mutex::new(HashMap::new()),
+        };
+        let runner = RuntimeStepRunner::new(&g.root, &g.runroot);
+        let opts = BuildOptions {
+            context,
+            dockerfile,
+            tags: a.tags.clone(),
+            build_args,
+            target: a.target.clone(),
+            no_cache: a.no_cache,
+            pull: a.pull,
+            labels: a.label.clone(),
+            secrets: a.secret.clone(),
+            network: a.network.clone(),
+            source_date_epoch,
+        };
+        let started = Instant::now();
+        let result = if quiet {
+            engine.build(opts, &runner, &berth_engine::build::NoProgress)?
+        } else {
+            engine.build(opts, &runner, &progress)?
+        };
+        if let Some(path) = &a.iidfile {
+            std::fs::write(path, result.id.to_string())
+                .map_err(|e| anyhow::anyhow!("writing the image ID to {}: {e}", path.display()))?;
+        }
+        if quiet {
+            println!("{}", result.id);
+        } else {
+            progress.line("#0 exporting to image");
+            progress.line(&format!("#0 writing image {} done", result.id));
+            for t in &result.tags {
+                progress.line(&format!("#0 naming to {t} done"));
+            }
+            progress.line(&format!(
+                "#0 DONE {:.1}s ({} built, {} cached)",
+                started.elapsed().as_secs_f64(),
+                result.built_steps,
+                result.cached_steps
+            ));
+        }
+        Ok(0)
+    })
+}
+
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
