@@ -28,7 +28,7 @@ pub mod reference;
 pub use digest::{Digest, DigestError, DigestReader, DigestWriter, Hasher};
 pub use layer::{
     apply_layer, diff_upper, write_dir_tar, AppliedLayer, ApplyOptions, DiffOptions, DiffStats,
-    LayerError,
+    LayerError, LayerErrorKind,
 };
 pub use manifest::{chain_id, chain_ids, Manifest, ManifestError, PlatformSpec};
 pub use media::Compression;
