@@ -475,6 +475,7 @@ pub fn strip_prefix(path: &str) -> &str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

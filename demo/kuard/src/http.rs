@@ -517,6 +517,7 @@ pub fn serve_conn(stream: TcpStream, handler: &dyn Handler) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

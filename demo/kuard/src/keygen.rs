@@ -166,7 +166,7 @@ impl Keygen {
                 break;
             }
             // Keep the history cheap: record the first keys and then one in 64.
-            if n <= HISTORY as u64 || n % 64 == 0 {
+            if n <= HISTORY as u64 || n.is_multiple_of(64) {
                 let key = Key {
                     id: n,
                     when: sysinfo::rfc3339(sysinfo::unix_now()),
@@ -266,13 +266,13 @@ pub fn is_prime(n: u64) -> bool {
         return false;
     }
     for p in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
-        if n % p == 0 {
+        if n.is_multiple_of(p) {
             return n == p;
         }
     }
     let mut d = n - 1;
     let mut r = 0;
-    while d % 2 == 0 {
+    while d.is_multiple_of(2) {
         d /= 2;
         r += 1;
     }
@@ -293,6 +293,7 @@ pub fn is_prime(n: u64) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

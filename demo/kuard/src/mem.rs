@@ -99,6 +99,7 @@ impl Ballast {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

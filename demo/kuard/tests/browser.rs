@@ -1,6 +1,8 @@
 //! The page in a real browser: headless Chromium opens kuard, the hostname shows, the
 //! readiness button turns /ready to failing, and a screenshot lands under target/.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::browser::{chromium_or_skip, target_dir, Browser};

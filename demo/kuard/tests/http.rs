@@ -1,5 +1,7 @@
 //! HTTP tests of every route of the kuard binary, including bad input.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{Read, Write};

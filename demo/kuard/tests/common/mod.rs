@@ -1,4 +1,5 @@
 //! Shared helpers: start the kuard binary on a free loopback port, speak HTTP to it.
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 pub mod browser;
