@@ -561,8 +561,7 @@ impl<'a> Parser<'a> {
             }
         }
         if stages.is_empty() {
-            let line = self.lines.len().max(1);
-            return Err(self.err_at(line, 1, "the Dockerfile has no FROM instruction"));
+            return Err(self.err_at(1, 1, "the Dockerfile has no FROM instruction"));
         }
         Ok(Dockerfile {
             directives,

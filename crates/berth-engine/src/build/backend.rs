@@ -103,12 +103,33 @@ impl StoreBackend {
 }
 
 impl BuildBackend for StoreBackend {
-    fn base_image(&self, reference: &str, _pull: bool) -> Result<BaseImage, BackendError> {
+    fn base_image(&self, reference: &str, pull: bool) -> Result<BaseImage, BackendError> {
         self.with(|e| {
-            let id = e.resolve_image(reference).map_err(|err| match err.kind() {
+            let local = e.resolve_image(reference);
+            let missing = matches!(&local, Err(err) if err.kind() == crate::ErrorKind::NotFound);
+            // Pull with --pull, or when the image is missing and the reference names a
+            // registry of its own (`localhost:5000/app`). Docker Hub is only contacted when
+            // asked (--pull or `berth pull`): builds here must work offline.
+            let explicit_registry = berth_oci::ImageRef::parse(reference)
+                .map(|r| r.domain() != "docker.io")
+                .unwrap_or(false);
+            let local = if pull || (missing && explicit_registry) {
+                let req = crate::registry::PullRequest {
+                    reference: reference.to_owned(),
+                    platform: None,
+                    tls_verify: None,
+                };
+                match e.pull(&req, &|_| {}) {
+                    Ok(report) => Ok(report.id),
+                    Err(err) => return Err(failed(format!("pulling {reference}"), err)),
+                }
+            } else {
+                local
+            };
+            let id = local.map_err(|err| match err.kind() {
                 crate::ErrorKind::NotFound => BackendError::NotFound {
                     what: format!(
-                        "image {reference:?} (not in the local store; pull it or import it first)"
+                        "image {reference:?} (not in the local store: `berth pull` or `berth import` it first, or build with --pull)"
                     ),
                 },
                 _ => failed(format!("resolving image {reference:?}"), err),

@@ -1,0 +1,1 @@
+FROM --platform=$BUILDPLATFORM alpine AS base

@@ -1,0 +1,4 @@
+# a comment
+FROM busybox
+    # indented comment
+RUN echo hi # not a comment

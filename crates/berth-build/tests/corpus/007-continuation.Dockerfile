@@ -1,0 +1,4 @@
+FROM busybox
+RUN apk add \
+      curl \
+      git

@@ -1,0 +1,3 @@
+FROM busybox
+CMD ["echo", "hello world"]
+ENTRYPOINT ["/bin/sh", "-c"]

@@ -1,0 +1,3 @@
+FROM busybox
+CMD echo $HOME
+ENTRYPOINT exec top -b

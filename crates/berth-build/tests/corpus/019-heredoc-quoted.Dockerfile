@@ -1,0 +1,4 @@
+FROM busybox
+RUN cat <<'EOF' > /x
+$NOT_EXPANDED
+EOF

@@ -1,0 +1,6 @@
+FROM busybox
+RUN cat <<A > /a && cat <<B > /b
+first
+A
+second
+B

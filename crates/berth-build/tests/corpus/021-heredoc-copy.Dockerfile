@@ -1,0 +1,4 @@
+FROM busybox
+COPY <<EOF /etc/motd
+Welcome
+EOF

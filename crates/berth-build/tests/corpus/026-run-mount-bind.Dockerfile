@@ -1,0 +1,2 @@
+FROM busybox
+RUN --mount=type=bind,from=build,source=/out,target=/in ls /in

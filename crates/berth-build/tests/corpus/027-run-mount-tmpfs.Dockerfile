@@ -1,0 +1,2 @@
+FROM busybox
+RUN --mount=type=tmpfs,target=/tmp echo

@@ -1,0 +1,2 @@
+FROM busybox
+COPY --exclude=*.md --exclude=tmp --parents src/*/x /dst/

@@ -1,0 +1,2 @@
+FROM busybox
+ADD rootfs.tar.gz /

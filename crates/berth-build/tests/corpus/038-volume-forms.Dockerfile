@@ -1,0 +1,3 @@
+FROM busybox
+VOLUME /data
+VOLUME ["/a", "/b"]

@@ -1,0 +1,4 @@
+FROM busybox
+USER 1000:1000
+WORKDIR /src
+WORKDIR app

@@ -1,0 +1,2 @@
+FROM mcr.microsoft.com/windows/servercore
+SHELL ["powershell", "-command"]

@@ -1,0 +1,3 @@
+FROM busybox
+ONBUILD COPY . /app
+ONBUILD RUN make

@@ -1,0 +1,3 @@
+from busybox as Base
+run echo lower
+copy a /b

@@ -1,0 +1,2 @@
+FROM busybox
+ARG bad-name=1
