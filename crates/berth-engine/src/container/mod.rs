@@ -27,6 +27,7 @@ pub mod start;
 pub mod status;
 pub mod stop;
 pub mod top;
+pub mod tty;
 pub mod user;
 
 use std::path::{Path, PathBuf};

@@ -80,7 +80,12 @@ impl LineBuffer {
 
 /// Pumps the container's output into the log until both streams close and `pid` exits;
 /// returns the exit status.
-fn pump(pid: i32, outputs: Vec<(OwnedFd, &'static str)>, log: &mut LogWriter) -> i32 {
+pub(crate) fn pump(
+    pid: i32,
+    outputs: Vec<(OwnedFd, &'static str)>,
+    log: &mut LogWriter,
+    echo: bool,
+) -> i32 {
     let mut open: Vec<(File, LineBuffer)> = outputs
         .into_iter()
         .map(|(fd, stream)| {
@@ -147,7 +152,12 @@ fn pump(pid: i32, outputs: Vec<(OwnedFd, &'static str)>, log: &mut LogWriter) ->
                     lb.flush(log);
                     closed.push(i);
                 }
-                Ok(k) => lb.push(&chunk[..k], log),
+                Ok(k) => {
+                    if echo {
+                        echo_out(lb.stream, &chunk[..k]);
+                    }
+                    lb.push(&chunk[..k], log)
+                }
             }
         }
         for i in closed.into_iter().rev() {
@@ -156,7 +166,19 @@ fn pump(pid: i32, outputs: Vec<(OwnedFd, &'static str)>, log: &mut LogWriter) ->
     }
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+fn echo_out(stream: &str, data: &[u8]) {
+    if stream == "stderr" {
+        let mut e = std::io::stderr().lock();
+        let _ = e.write_all(data);
+        let _ = e.flush();
+    } else {
+        let mut o = std::io::stdout().lock();
+        let _ = o.write_all(data);
+        let _ = o.flush();
+    }
+}
+
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(ContainerError::sys("creating a pipe"))
 }
 
@@ -231,7 +253,7 @@ pub fn run_monitor(lc: &Lifecycle, id: &str) -> i32 {
     }
     let mut delay = Duration::from_millis(100);
     loop {
-        let code = pump(started.pid, std::mem::take(&mut outputs), &mut log);
+        let code = pump(started.pid, std::mem::take(&mut outputs), &mut log, false);
         // The host ports must be free before a restart binds them again.
         drop(started.network.forwarder.take());
         drop(keep_stdin.take());

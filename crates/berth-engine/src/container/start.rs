@@ -66,7 +66,41 @@ impl Lifecycle {
         self.check_startable(c)?;
         // runc hands the process over to us when `runc create` exits.
         let _ = nix::sys::prctl::set_child_subreaper(true);
-        let started = match start_process(self, c, Stdio::default()) {
+        // With --rm nobody will read the log: give the process our stdio as is (the fast
+        // path). Otherwise tee its output into the json-file log.
+        let tee = !c.spec.host_config.auto_remove || c.spec.config.tty;
+        let mut pipes = Vec::new();
+        let stdio = if tee {
+            let (out_r, out_w) = super::monitor::pipe()?;
+            let (err_r, err_w) = super::monitor::pipe()?;
+            pipes.push((out_r, "stdout"));
+            pipes.push((err_r, "stderr"));
+            let stdin = if c.spec.config.open_stdin {
+                None
+            } else {
+                Some(std::fs::File::open("/dev/null")
+                    .map_err(ContainerError::io("opening", "/dev/null"))?
+                    .into())
+            };
+            Stdio {
+                stdin,
+                stdout: Some(out_w),
+                stderr: Some(err_w),
+            }
+        } else if c.spec.config.open_stdin {
+            Stdio::default()
+        } else {
+            Stdio {
+                stdin: Some(
+                    std::fs::File::open("/dev/null")
+                        .map_err(ContainerError::io("opening", "/dev/null"))?
+                        .into(),
+                ),
+                stdout: None,
+                stderr: None,
+            }
+        };
+        let started = match start_process(self, c, stdio) {
             Ok(s) => s,
             Err(e) => {
                 if c.spec.host_config.auto_remove {
@@ -76,9 +110,24 @@ impl Lifecycle {
             }
         };
         let forward = super::signals::forward_to(started.pid);
-        let code = wait_exit(started.pid);
+        let code = if tee {
+            let mut log = super::monitor::LogWriter::open(&self.log_path(c.id()))?;
+            let mut raw = None;
+            if let Some(master) = started.pty_master {
+                pipes.clear();
+                raw = super::tty::RawMode::enter();
+                if c.spec.config.open_stdin {
+                    super::tty::copy_stdin_to(master.try_clone().map_err(ContainerError::io("duplicating", "pty"))?);
+                }
+                pipes.push((master, "stdout"));
+            }
+            let code = super::monitor::pump(started.pid, pipes, &mut log, true);
+            drop(raw);
+            code
+        } else {
+            wait_exit(started.pid)
+        };
         drop(forward);
-        drop(started); // stops the port forwarder before the network goes
         let recorded = record_exit(self, c, code);
         if c.spec.host_config.auto_remove {
             let fresh = self.find(c.id()).unwrap_or_else(|_| c.clone());

@@ -25,17 +25,29 @@ pub struct StatsArgs {
     pub containers: Vec<String>,
 }
 
+/// Docker's `BytesSize`: binary units, four significant digits (`64MiB`, `1.234GiB`).
 fn size(b: u64) -> String {
-    let f = b as f64;
-    if f >= 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.2}GiB", f / (1024.0 * 1024.0 * 1024.0))
-    } else if f >= 1024.0 * 1024.0 {
-        format!("{:.2}MiB", f / (1024.0 * 1024.0))
-    } else if f >= 1024.0 {
-        format!("{:.2}KiB", f / 1024.0)
-    } else {
-        format!("{b}B")
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut f = b as f64;
+    let mut i = 0;
+    while f >= 1024.0 && i + 1 < units.len() {
+        f /= 1024.0;
+        i += 1;
     }
+    let decimals = if f >= 1000.0 {
+        0
+    } else if f >= 100.0 {
+        1
+    } else if f >= 10.0 {
+        2
+    } else {
+        3
+    };
+    let mut s = format!("{f:.decimals$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{s}{}", units[i])
 }
 
 /// Prints one table (streaming is not implemented: it prints once, as `--no-stream`).
