@@ -247,8 +247,10 @@ fn apply_entries<R: Read>(
             _ => {}
         }
         let ext = std::mem::take(&mut ext);
+        // PAX sparse files (GNU tar --format=pax -S) carry their real name separately.
         let raw_name = ext
-            .pax_value(b"path")
+            .pax_value(b"GNU.sparse.name")
+            .or_else(|| ext.pax_value(b"path"))
             .map(<[u8]>::to_vec)
             .or(ext.long_name.clone())
             .unwrap_or_else(|| entry.header().path_bytes().into_owned());
@@ -544,7 +546,7 @@ impl<'a> Applier<'a> {
         use tar::EntryType as T;
         match kind {
             T::Regular | T::Continuous | T::GNUSparse => {
-                let sparse = kind == T::GNUSparse;
+                let sparse = kind == T::GNUSparse || ext.is_pax_sparse();
                 let pfd = parent_fd(&mut self.parent, self.root, &parent_path, name)?;
                 let flags = OFlags::WRONLY
                     | OFlags::CREATE
@@ -562,7 +564,7 @@ impl<'a> Applier<'a> {
                 }
                 .map_err(|e| op_err(name, "create file", e))?;
                 let mut file = File::from(fd);
-                self.copy_data(entry, &mut file, sparse, name, compression)?;
+                self.copy_data(entry, ext, &mut file, sparse, name, compression)?;
                 self.set_meta(file.as_fd(), &meta, name)?;
                 rfs::futimens(&file, &meta.times).map_err(|e| op_err(name, "set times", e))?;
             }
@@ -801,6 +803,7 @@ impl<'a> Applier<'a> {
     fn copy_data<R: Read>(
         &mut self,
         entry: &mut tar::Entry<'_, R>,
+        ext: &Extended,
         file: &mut File,
         sparse: bool,
         name: &str,
@@ -813,30 +816,65 @@ impl<'a> Applier<'a> {
         // Segments (offset in the file, length) in the order their data is stored.
         let mut segments: Vec<(u64, u64)> = Vec::new();
         let mut real_size = entry.size();
+        let mut data_size = entry.size();
         if sparse {
-            let gnu = entry
-                .header()
-                .as_gnu()
-                .ok_or_else(|| invalid("sparse entry without a GNU header"))?;
-            if gnu.is_extended() {
-                return Err(invalid(
-                    "GNU sparse entries with more than 4 segments are not supported",
-                ));
+            if ext.is_pax_sparse() {
+                real_size = ext
+                    .pax_value(b"GNU.sparse.realsize")
+                    .or_else(|| ext.pax_value(b"GNU.sparse.size"))
+                    .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+                    .ok_or_else(|| invalid("PAX sparse file without a valid real size"))?;
+                if ext.pax_value(b"GNU.sparse.major") == Some(b"1") {
+                    // Format 1.0: the map is text at the start of the data, in whole blocks.
+                    let (map, used) = read_sparse_map(entry).map_err(|e| match e {
+                        Ok(reason) => invalid(reason),
+                        Err(source) => LayerError::Tar {
+                            after: None,
+                            source,
+                        },
+                    })?;
+                    segments = map;
+                    data_size = entry.size().saturating_sub(used);
+                } else if let Some(map) = ext.pax_value(b"GNU.sparse.map") {
+                    // Format 0.1: "offset,length,offset,length...".
+                    let nums: Option<Vec<u64>> = std::str::from_utf8(map)
+                        .ok()
+                        .map(|m| m.split(',').map(|n| n.trim().parse().ok()).collect())
+                        .and_then(|v: Vec<Option<u64>>| v.into_iter().collect());
+                    let nums = nums
+                        .filter(|n| n.len() % 2 == 0)
+                        .ok_or_else(|| invalid("bad GNU.sparse.map"))?;
+                    segments = nums.chunks(2).map(|c| (c[0], c[1])).collect();
+                } else {
+                    return Err(invalid("PAX sparse format 0.0 is not supported"));
+                }
+            } else {
+                let gnu = entry
+                    .header()
+                    .as_gnu()
+                    .ok_or_else(|| invalid("sparse entry without a GNU header"))?;
+                if gnu.is_extended() {
+                    return Err(invalid(
+                        "GNU sparse entries with more than 4 segments are not supported",
+                    ));
+                }
+                real_size = gnu
+                    .real_size()
+                    .map_err(|_| invalid("bad sparse real size"))?;
+                for sp in gnu.sparse.iter().filter(|sp| !sp.is_empty()) {
+                    let off = sp.offset().map_err(|_| invalid("bad sparse map"))?;
+                    let len = sp.length().map_err(|_| invalid("bad sparse map"))?;
+                    segments.push((off, len));
+                }
             }
-            real_size = gnu
-                .real_size()
-                .map_err(|_| invalid("bad sparse real size"))?;
             let mut total = 0u64;
-            for sp in gnu.sparse.iter().filter(|sp| !sp.is_empty()) {
-                let off = sp.offset().map_err(|_| invalid("bad sparse map"))?;
-                let len = sp.length().map_err(|_| invalid("bad sparse map"))?;
+            for &(off, len) in &segments {
                 if off.checked_add(len).is_none_or(|end| end > real_size) {
                     return Err(invalid("sparse map beyond the file size"));
                 }
                 total += len;
-                segments.push((off, len));
             }
-            if total != entry.size() {
+            if total != data_size {
                 return Err(invalid("sparse map does not match the entry size"));
             }
         } else {
@@ -1034,6 +1072,66 @@ impl Extended {
             .or_else(|| self.long_link.clone())
             .or_else(|| h.link_name_bytes().map(|l| l.into_owned()))
     }
+}
+
+impl Extended {
+    /// Whether PAX records describe a GNU sparse file (formats 0.1 and 1.0).
+    fn is_pax_sparse(&self) -> bool {
+        self.pax.iter().any(|(k, _)| k.starts_with(b"GNU.sparse."))
+    }
+}
+
+/// The most segments a sparse map may list.
+const SPARSE_SEGMENTS_MAX: u64 = 1 << 20;
+
+/// Reads a PAX 1.0 sparse map (decimal numbers, one per line: count, then offset/length
+/// pairs, padded to whole 512-byte blocks) from the start of the entry's data. Returns the
+/// segments and how many bytes the map took. `Err(Ok(reason))` is a bad map,
+/// `Err(Err(e))` a read error.
+#[allow(clippy::type_complexity)]
+fn read_sparse_map<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+) -> Result<(Vec<(u64, u64)>, u64), Result<&'static str, io::Error>> {
+    let mut block = [0u8; 512];
+    let mut used = 0u64;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut nums: Vec<u64> = Vec::new();
+    let mut want: Option<u64> = None;
+    loop {
+        if let Some(w) = want {
+            if nums.len() as u64 == 1 + 2 * w {
+                break;
+            }
+        }
+        entry.read_exact(&mut block).map_err(Err)?;
+        used += 512;
+        for &b in &block {
+            if b == b'\n' {
+                let n = std::str::from_utf8(&pending)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or(Ok("bad PAX sparse map"))?;
+                pending.clear();
+                if want.is_none() {
+                    if n > SPARSE_SEGMENTS_MAX {
+                        return Err(Ok("PAX sparse map too large"));
+                    }
+                    want = Some(n);
+                }
+                nums.push(n);
+                if nums.len() as u64 == 1 + 2 * want.unwrap_or(0) {
+                    break;
+                }
+            } else {
+                pending.push(b);
+                if pending.len() > 20 {
+                    return Err(Ok("bad PAX sparse map"));
+                }
+            }
+        }
+    }
+    let segments = nums[1..].chunks(2).map(|c| (c[0], c[1])).collect();
+    Ok((segments, used))
 }
 
 /// The most an extended header (long name, PAX records) may hold: more is hostile.
