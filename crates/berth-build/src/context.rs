@@ -335,6 +335,24 @@ impl SourceTree<'_> {
         Ok(Some((p, parts.join("/"))))
     }
 
+    /// The host path of `rel` inside the tree (symlinks followed, scoped to the root), for
+    /// bind mounts; an error when it is missing, hidden or above the context.
+    pub fn host_path(&self, rel: &str) -> Result<PathBuf, ContextError> {
+        let c = clean(rel);
+        if self.is_context && (c == ".." || c.starts_with("../")) {
+            return Err(ContextError::Outside {
+                source_path: rel.to_owned(),
+            });
+        }
+        if c != "." && self.hidden(&c) {
+            return Err(self.not_found(rel));
+        }
+        match self.resolve(&c)? {
+            Some((p, _)) => Ok(p),
+            None => Err(self.not_found(rel)),
+        }
+    }
+
     /// Expands a source (with wildcards) to matching relative paths, sorted.
     fn expand(&self, source: &str) -> Result<Vec<String>, ContextError> {
         let c = clean(source);

@@ -1295,6 +1295,8 @@ impl StageRun<'_, '_> {
         };
         let mut mounts = Vec::new();
         let mut mount_canon = Vec::new();
+        // Views of other stages bound into this step, kept until it ends.
+        let mut views: Vec<Box<dyn RootfsView>> = Vec::new();
         for m in &r.mounts {
             match m {
                 Mount::Secret {
@@ -1352,24 +1354,65 @@ impl StageRun<'_, '_> {
                     from,
                     rw,
                 } => {
-                    mount_canon.push(format!("bind:{source}:{target}:{from:?}:{rw}"));
-                    if from.is_some() {
-                        return Err(self.invalid(instr, "RUN --mount=type=bind,from=... is not supported yet; COPY --from the stage instead"));
-                    }
-                    let tree = req.context.source();
-                    let items = tree
-                        .plan(&[source.clone()], "/m", &CopyOptions::default())
-                        .map_err(|e| self.ctx_err(instr, e))?;
-                    let digest = content_digest(&items).map_err(|source| BuildError::Io {
-                        what: format!("reading {source:?} of the context"),
-                        source,
-                    })?;
-                    mount_canon.push(digest.to_string());
-                    let host = req.context.root().join(crate::ignore::clean(source));
+                    // Binds are always read only: a writable bind would change the user's
+                    // context or a stage's snapshot (BuildKit discards such writes instead).
+                    let _ = rw;
+                    mount_canon.push(format!("bind:{source}:{target}:{from:?}"));
+                    let host = match from {
+                        None => {
+                            let tree = req.context.source();
+                            let items = tree
+                                .plan(&[source.clone()], "/m", &CopyOptions::default())
+                                .map_err(|e| self.ctx_err(instr, e))?;
+                            let digest =
+                                content_digest(&items).map_err(|source| BuildError::Io {
+                                    what: format!("reading {source:?} of the context"),
+                                    source,
+                                })?;
+                            mount_canon.push(digest.to_string());
+                            tree.host_path(source).map_err(|e| self.ctx_err(instr, e))?
+                        }
+                        Some(f) => {
+                            let f = self.word(instr, f)?;
+                            let (layers, place) =
+                                match find_stage(&req.dockerfile, &f, self.stage.index, true) {
+                                    Some(i) => {
+                                        let s = wait_stage(self.shared, i)
+                                            .map_err(BuildError::DependencyFailed)?;
+                                        (s.layers.clone(), format!("stage {f}"))
+                                    }
+                                    None => {
+                                        let img = self
+                                            .shared
+                                            .backend
+                                            .base_image(&f, req.pull)
+                                            .map_err(|e| self.backend_err(instr, e))?;
+                                        (img.layers, format!("image {f}"))
+                                    }
+                                };
+                            for l in &layers {
+                                mount_canon.push(l.diff_id.to_string());
+                            }
+                            let view = self
+                                .shared
+                                .backend
+                                .rootfs(&layers)
+                                .map_err(|e| self.backend_err(instr, e))?;
+                            let tree = SourceTree {
+                                root: view.path(),
+                                ignore: None,
+                                place,
+                                is_context: false,
+                            };
+                            let p = tree.host_path(source).map_err(|e| self.ctx_err(instr, e))?;
+                            views.push(view);
+                            p
+                        }
+                    };
                     mounts.push(RunMount {
                         target: target.clone(),
                         source: Some(host),
-                        readonly: !rw,
+                        readonly: true,
                     });
                 }
             }
@@ -1446,6 +1489,7 @@ impl StageRun<'_, '_> {
                 output,
             });
         }
+        drop(views);
         self.commit_layer(instr, &key, tmp.path(), &created_by)
     }
 

@@ -662,3 +662,22 @@ fn dockerignore_exceptions_apply_to_copy() {
     assert!(!files.contains_key("ctx/drop.md"));
     assert!(files.contains_key("ctx/src/x"));
 }
+
+#[test]
+fn run_bind_mounts_from_context_and_stage_are_read_only() {
+    let s = Setup::new(&[("conf/app.ini", "x=1")]);
+    let df = "FROM busybox AS tools\nRUN echo tool > /opt/tool\nFROM busybox\nRUN --mount=type=bind,source=conf,target=/conf,rw --mount=type=bind,from=tools,source=/opt,target=/tools echo used > /u\n";
+    s.build(df).expect("build");
+    let specs = s.runner.specs.lock().expect("lock").clone();
+    let last = specs.last().expect("spec");
+    assert_eq!(last.mounts.len(), 2);
+    assert!(last.mounts.iter().all(|m| m.readonly));
+    assert!(last.mounts[0]
+        .source
+        .as_ref()
+        .is_some_and(|p| p.ends_with("conf")));
+    let e = s
+        .build("FROM busybox\nRUN --mount=type=bind,source=../etc,target=/x echo\n")
+        .expect_err("outside");
+    assert!(e.to_string().contains("outside the build context"), "{e}");
+}
