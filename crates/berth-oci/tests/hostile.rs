@@ -463,3 +463,24 @@ fn nothing_is_followed_from_a_target_that_is_a_symlink_inside() {
     assert_eq!(fs::read(s.snap().join("usr/lib/x")).unwrap(), b"x");
     s.assert_outside_untouched();
 }
+
+#[test]
+fn entry_below_a_whiteout_of_the_same_layer_fails() {
+    if !require_root("entry_below_a_whiteout_of_the_same_layer_fails") {
+        return;
+    }
+    let s = Sandbox::new();
+    let t = tar_of(&[
+        E::Dir("d/"),
+        E::Dir("d/sub/"),
+        E::File("d/sub/a", b"1"),
+        E::File("d/.wh.sub", b""),
+        E::File("d/sub/b", b"2"),
+    ]);
+    // An entry under a path whited out earlier in the same layer: the whiteout device is not
+    // a directory, so the layer fails (and nothing is written into the removed directory).
+    assert_refused(s.apply(&t), "d/sub/b", LayerErrorKind::InvalidArgument);
+    let wh = fs::symlink_metadata(s.snap().join("d/sub")).unwrap();
+    assert!(wh.file_type().is_char_device());
+    s.assert_outside_untouched();
+}

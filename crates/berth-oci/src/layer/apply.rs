@@ -540,6 +540,8 @@ impl<'a> Applier<'a> {
             .map_err(|e| op_err(name, "create whiteout device", e))?;
             rfs::utimensat(pfd, os(target), &meta.times, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| op_err(name, "set times", e))?;
+            // The whited-out path may have been a directory the cached parent lies in.
+            self.parent = None;
             return Ok(());
         }
 
