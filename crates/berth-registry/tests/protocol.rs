@@ -776,3 +776,54 @@ fn interrupted_pull_resumes_its_partial_blob() {
     assert_eq!(std::fs::read(dst2.path(&ld)).unwrap(), layer);
     assert!(!dst2.partial_path(&ld).exists());
 }
+
+#[test]
+fn self_signed_tls_with_verification_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server::spawn(&ServerConfig {
+        addr: "127.0.0.1:0".into(),
+        storage: dir.path().join("storage"),
+        tls: server::TlsMode::SelfSigned,
+        ..Default::default()
+    })
+    .unwrap();
+    let src = DirBlobs::new(dir.path().join("src")).unwrap();
+    let manifest = make_image(&src, &[random_bytes(10_000)], protocol::OCI_LAYER_GZIP);
+    let s = session(&srv, None);
+    client::push(
+        &s,
+        &repo("tls/app"),
+        Some("1"),
+        &manifest,
+        protocol::OCI_MANIFEST,
+        &src,
+        &PushOptions::default(),
+        &quiet,
+    )
+    .unwrap();
+    let dst = DirBlobs::new(dir.path().join("dst")).unwrap();
+    let pulled = client::pull(
+        &s,
+        &repo("tls/app"),
+        "1",
+        &PullOptions::default(),
+        &dst,
+        &quiet,
+    )
+    .unwrap();
+    assert_eq!(pulled.manifest, manifest);
+    // Plain HTTP is not spoken on a TLS port, and a verifying client refuses the certificate.
+    assert!(ureq::get(&format!("http://{}/v2/", srv.addr))
+        .call()
+        .is_err());
+    let strict = Session::new(
+        &srv.addr.to_string(),
+        None,
+        EndpointOptions {
+            insecure: false,
+            attempts: 1,
+            ..Default::default()
+        },
+    );
+    assert!(strict.ping().is_err());
+}

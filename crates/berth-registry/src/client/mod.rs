@@ -219,6 +219,13 @@ pub trait BlobSink: Sync {
 pub trait BlobSource: Sync {
     /// Opens a blob for reading.
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send>, BoxError>;
+    /// The compressed form an uncompressed blob was pushed as before, if remembered (so a
+    /// second push can find it on the registry instead of compressing again).
+    fn compressed_form(&self, _uncompressed: &Digest) -> Option<Descriptor> {
+        None
+    }
+    /// Remembers the compressed form of an uncompressed blob.
+    fn remember_compressed(&self, _uncompressed: &Digest, _compressed: &Descriptor) {}
 }
 
 /// A directory of blobs laid out as `blobs/sha256/<hex>` (an OCI layout's blob directory):

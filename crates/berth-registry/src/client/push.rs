@@ -145,12 +145,39 @@ pub fn mount(
     Ok(false)
 }
 
+/// Counts bytes read and reports them as progress.
+struct Counted<'a, R> {
+    inner: R,
+    digest: Digest,
+    done: u64,
+    total: u64,
+    last: u64,
+    progress: ProgressFn<'a>,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if self.done - self.last >= 512 * 1024 || (n == 0 && self.done != self.last) {
+            self.last = self.done;
+            (self.progress)(Progress::Transferring {
+                digest: self.digest.clone(),
+                done: self.done,
+                total: self.total,
+            });
+        }
+        Ok(n)
+    }
+}
+
 /// Uploads a blob whose digest and size are known: POST, then one PUT with the bytes.
 pub fn upload_known(
     s: &Session,
     repo: &RepoName,
     desc: &Descriptor,
     source: &dyn BlobSource,
+    progress: ProgressFn<'_>,
 ) -> Result<(), ClientError> {
     let scope = format!("repository:{repo}:pull,push");
     let start = s.request(
@@ -174,7 +201,17 @@ pub fn upload_known(
         &scope,
         &[("Content-Type", "application/octet-stream".to_owned())],
         &mut || match opened.take() {
-            Some(r) => RequestBody::Reader(Box::new(r.take(size)), Some(size)),
+            Some(r) => RequestBody::Reader(
+                Box::new(Counted {
+                    inner: r.take(size),
+                    digest: desc.digest.clone(),
+                    done: 0,
+                    total: size,
+                    last: 0,
+                    progress,
+                }),
+                Some(size),
+            ),
             None => RequestBody::Empty,
         },
     )?;
@@ -183,10 +220,10 @@ pub fn upload_known(
 
 /// Uploads a stream of unknown digest: POST, PATCH with the stream, PUT with the digest
 /// computed on the way. Returns (digest, size).
-pub fn upload_stream(
+pub fn upload_stream<'a>(
     s: &Session,
     repo: &RepoName,
-    reader: Box<dyn Read + Send>,
+    reader: Box<dyn Read + Send + 'a>,
 ) -> Result<(Digest, u64), ClientError> {
     let scope = format!("repository:{repo}:pull,push");
     let start = s.request(
@@ -219,7 +256,7 @@ pub fn upload_stream(
             Ok(n)
         }
     }
-    let mut body: Option<Box<dyn Read + Send>> = Some(Box::new(Tee {
+    let mut body: Option<Box<dyn Read + Send + 'a>> = Some(Box::new(Tee {
         inner: Some(DigestReader::new(reader)),
         out,
     }));
@@ -265,6 +302,12 @@ fn push_blob(
     progress: ProgressFn<'_>,
 ) -> Result<Descriptor, ClientError> {
     if opts.compress && is_layer && is_uncompressed_layer(&desc.media_type) {
+        if let Some(known) = source.compressed_form(&desc.digest) {
+            if blob_exists(s, repo, &known.digest)? {
+                progress(Progress::LayerExists(desc.digest.clone()));
+                return Ok(known);
+            }
+        }
         let r = source
             .open_blob(&desc.digest)
             .map_err(|source| ClientError::Source {
@@ -272,12 +315,22 @@ fn push_blob(
                 source,
             })?;
         let gz = ParallelGzip::new(r, opts.gzip_workers, opts.gzip_level);
-        let (digest, size) = upload_stream(s, repo, Box::new(gz))?;
+        // The compressed size is unknown until the end: progress counts compressed bytes.
+        let counted = Counted {
+            inner: gz,
+            digest: desc.digest.clone(),
+            done: 0,
+            total: 0,
+            last: 0,
+            progress,
+        };
+        let (digest, size) = upload_stream(s, repo, Box::new(counted))?;
         progress(Progress::Pushed(desc.digest.clone()));
         let mut out = desc.clone();
         out.media_type = gzip_type_for(&desc.media_type, manifest_type).to_owned();
         out.digest = digest;
         out.size = size;
+        source.remember_compressed(&desc.digest, &out);
         return Ok(out);
     }
     if blob_exists(s, repo, &desc.digest)? {
@@ -296,7 +349,7 @@ fn push_blob(
             return Ok(desc.clone());
         }
     }
-    upload_known(s, repo, desc, source)?;
+    upload_known(s, repo, desc, source, progress)?;
     progress(Progress::Pushed(desc.digest.clone()));
     Ok(desc.clone())
 }
