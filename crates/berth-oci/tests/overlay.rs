@@ -133,3 +133,23 @@ fn overlay_diff_apply_stacks_to_the_changed_view() {
     assert_eq!(fs::read(m.join("d/new")).unwrap(), b"new");
     assert_eq!(fs::read(m.join("keep")).unwrap(), b"v2");
 }
+
+#[test]
+fn diff_refuses_redirected_dirs() {
+    if !require_root() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let upper = tmp.path();
+    fs::create_dir(upper.join("moved")).unwrap();
+    rustix::fs::setxattr(
+        upper.join("moved"),
+        "trusted.overlay.redirect",
+        b"/orig",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    let e = diff_upper(upper, &mut Vec::new(), &DiffOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("redirect_dir"), "{e}");
+    assert!(e.to_string().contains("moved"), "{e}");
+}

@@ -129,6 +129,15 @@ pub enum LayerError {
         /// The OS error.
         source: io::Error,
     },
+    /// The upper dir uses an overlayfs feature whose changes a diff cannot see (the data or
+    /// the renamed directory's content is in a lower layer).
+    #[error("cannot diff {path}: overlayfs {feature} is in use; mount the overlay with redirect_dir=off,metacopy=off")]
+    UnsupportedOverlay {
+        /// The file, relative to the upper dir.
+        path: String,
+        /// `redirect_dir` or `metacopy`.
+        feature: &'static str,
+    },
     /// Writing the tar stream failed.
     #[error("cannot write layer tar: {source}")]
     Write {
@@ -151,7 +160,8 @@ impl LayerError {
             LayerError::Decompress { .. }
             | LayerError::Tar { .. }
             | LayerError::Escape { .. }
-            | LayerError::InvalidEntry { .. } => LayerErrorKind::InvalidArgument,
+            | LayerError::InvalidEntry { .. }
+            | LayerError::UnsupportedOverlay { .. } => LayerErrorKind::InvalidArgument,
             LayerError::DeviceRefused { .. } => LayerErrorKind::PermissionDenied,
             LayerError::Entry { source, .. }
                 if source.kind() == io::ErrorKind::PermissionDenied =>

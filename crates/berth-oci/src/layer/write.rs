@@ -269,6 +269,17 @@ impl<W: Write> TreeWriter<'_, W> {
         let mut opaque = false;
         for n in names {
             if n.starts_with(b"trusted.overlay.") || n.starts_with(b"user.overlay.") {
+                let feature = n.split(|&b| b == b'.').nth(2);
+                if self.whiteouts && matches!(feature, Some(b"redirect") | Some(b"metacopy")) {
+                    return Err(LayerError::UnsupportedOverlay {
+                        path: String::from_utf8_lossy(path).into_owned(),
+                        feature: if feature == Some(b"redirect") {
+                            "redirect_dir"
+                        } else {
+                            "metacopy"
+                        },
+                    });
+                }
                 if n == OPAQUE_XATTR.as_bytes() || n == OPAQUE_USER_XATTR.as_bytes() {
                     opaque |= fsops::get_xattr(fd, &n).map_err(read_err)?.as_deref() == Some(b"y");
                 }
