@@ -306,6 +306,20 @@ impl fmt::Debug for ImageRef {
     }
 }
 
+impl serde::Serialize for ImageRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ImageRef {
+    /// Reads the normalized form back as written (no default tag is added).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ImageRef::parse_no_default(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for ImageRef {
     type Err = ReferenceError;
 
@@ -481,6 +495,14 @@ mod tests {
         let t = r.with_tag("2").unwrap();
         assert_eq!(t.to_string(), "localhost:5000/a/b:2");
         assert!(r.with_tag("-x").is_err());
+    }
+
+    #[test]
+    fn serde_round_trip() {
+        let r = ImageRef::parse("localhost:5000/a/b:1").unwrap();
+        let j = serde_json::to_string(&r).unwrap();
+        assert_eq!(j, "\"localhost:5000/a/b:1\"");
+        assert_eq!(serde_json::from_str::<ImageRef>(&j).unwrap(), r);
     }
 
     #[test]
