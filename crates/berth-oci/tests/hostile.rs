@@ -484,3 +484,28 @@ fn entry_below_a_whiteout_of_the_same_layer_fails() {
     assert!(wh.file_type().is_char_device());
     s.assert_outside_untouched();
 }
+
+#[test]
+fn a_failed_snapshot_can_be_removed() {
+    let s = Sandbox::new();
+    let mut t = tar_of(&[
+        E::Dir("locked/"),
+        E::File("locked/f", b"1"),
+        E::Sym("out", "../outside"),
+        E::File("../escape", b"x"),
+    ]);
+    // Make "locked/" mode 000 and "locked/f" read-only.
+    let mut h = tar::Header::new_old();
+    h.as_mut_bytes().copy_from_slice(&t[..512]);
+    h.set_mode(0o000);
+    h.set_cksum();
+    t[..512].copy_from_slice(h.as_bytes());
+    assert_refused(s.apply(&t), "../escape", LayerErrorKind::InvalidArgument);
+    berth_oci::remove_snapshot(&s.snap()).unwrap();
+    assert!(!s.snap().exists());
+    fs::create_dir(s.snap()).unwrap();
+    s.assert_outside_untouched();
+    // Absent is fine.
+    fs::remove_dir(s.snap()).unwrap();
+    berth_oci::remove_snapshot(&s.snap()).unwrap();
+}

@@ -73,12 +73,29 @@ pub(crate) fn remove_at(dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
     match file_type_at(dir, name)? {
         None => Ok(()),
         Some(FileType::Directory) => {
-            let sub = open_subdir(dir, name)?;
+            let sub = open_dir_for_removal(dir, name)?;
             remove_children(sub.as_fd())?;
             rfs::unlinkat(dir, os(name), AtFlags::REMOVEDIR)
         }
         Some(_) => rfs::unlinkat(dir, os(name), AtFlags::empty()),
     }
+}
+
+/// Opens a directory about to be removed; one without permissions for its owner (mode 000,
+/// from a layer) is made accessible first, so that non-root callers can remove it too.
+fn open_dir_for_removal(dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
+    let fd = match open_subdir(dir, name) {
+        Err(Errno::ACCESS) => {
+            // `name` was just seen to be a directory (not a symlink), so nothing is followed.
+            rfs::chmodat(dir, os(name), Mode::from_raw_mode(0o700), AtFlags::empty())?;
+            open_subdir(dir, name)?
+        }
+        other => other?,
+    };
+    // Its entries are unlinked next, which needs write permission on it. Best effort: a
+    // directory of another owner stays as it is (and root needs no permission anyway).
+    let _ = rfs::fchmod(&fd, Mode::from_raw_mode(0o700));
+    Ok(fd)
 }
 
 fn remove_children(dir: BorrowedFd<'_>) -> Result<(), Errno> {
@@ -94,7 +111,7 @@ fn remove_children(dir: BorrowedFd<'_>) -> Result<(), Errno> {
     for (name, ty) in names {
         match ty {
             FileType::Directory => {
-                let sub = open_subdir(dir, &name)?;
+                let sub = open_dir_for_removal(dir, &name)?;
                 remove_children(sub.as_fd())?;
                 rfs::unlinkat(dir, os(&name), AtFlags::REMOVEDIR)?;
             }

@@ -25,7 +25,8 @@
 //! - `trusted.overlay.*` and `user.overlay.*` xattrs in the tar are dropped: only real
 //!   whiteout entries may produce overlay metadata.
 //! - Any failure fails the whole layer. The snapshot directory is then half-written: **the
-//!   caller must delete it** (for example with `std::fs::remove_dir_all`) and never use it.
+//!   caller must delete it** (with [`remove_snapshot`], which copes with what a layer may
+//!   leave, such as directories of mode 000) and never use it.
 //!   Apply into a fresh temporary directory and rename it into place on success.
 
 mod apply;
@@ -144,6 +145,33 @@ pub enum LayerError {
         /// The OS error.
         source: io::Error,
     },
+}
+
+/// Removes a snapshot directory and everything in it, also what a layer made hard to remove
+/// (directories of mode 000), without following any symlink in it. Absent is fine. Use it to
+/// clean up after a failed [`apply_layer`].
+pub fn remove_snapshot(dir: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let name = match dir.file_name() {
+        Some(n) => n.as_bytes().to_vec(),
+        None => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} names no directory to remove", dir.display()),
+            ))
+        }
+    };
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let pfd = rustix::fs::open(
+        parent,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(fsops::err)?;
+    fsops::remove_at(std::os::fd::AsFd::as_fd(&pfd), &name).map_err(fsops::err)
 }
 
 fn after_entry(after: &Option<String>) -> String {
