@@ -268,9 +268,37 @@ pub struct StoreSource {
     blobs: berth_store::BlobStore,
 }
 
+impl StoreSource {
+    fn memo_path(&self, uncompressed: &Digest) -> Option<PathBuf> {
+        let root = self.blobs.tmp_dir().parent()?;
+        Some(
+            root.join("push-cache")
+                .join(format!("{}.json", uncompressed.hex())),
+        )
+    }
+}
+
 impl BlobSource for StoreSource {
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send>, BoxError> {
         Ok(Box::new(self.blobs.open_blob(digest)?))
+    }
+
+    fn compressed_form(&self, uncompressed: &Digest) -> Option<Descriptor> {
+        let bytes = std::fs::read(self.memo_path(uncompressed)?).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn remember_compressed(&self, uncompressed: &Digest, compressed: &Descriptor) {
+        // A memo only: losing it costs a recompression, so failures are ignored.
+        let Some(path) = self.memo_path(uncompressed) else {
+            return;
+        };
+        if let (Some(dir), Ok(json)) = (path.parent(), serde_json::to_vec(compressed)) {
+            let tmp = dir.join(format!(".{}.{}", uncompressed.hex(), std::process::id()));
+            let _ = std::fs::create_dir_all(dir)
+                .and_then(|_| std::fs::write(&tmp, json))
+                .and_then(|_| std::fs::rename(&tmp, &path));
+        }
     }
 }
 

@@ -198,6 +198,10 @@ fn push_to_berth_registry_then_pull_into_a_fresh_root() {
     // A second push finds every layer there.
     let again = env.ok("r1", &["push", &reference]);
     assert!(again.contains("Layer already exists"), "{again}");
+    assert!(
+        !again.contains(": Pushed"),
+        "the gzip form was pushed again: {again}"
+    );
     assert_eq!(pushed_digest(&again), digest);
 
     let out = env.ok("r2", &["pull", &reference]);
@@ -214,7 +218,7 @@ fn push_to_berth_registry_then_pull_into_a_fresh_root() {
     let by_digest = format!("{addr}/test/busybox@{digest}");
     env.ok("r3", &["pull", &by_digest]);
 
-    // A run of the pulled image, once the container lifecycle can do it here.
+    // The pulled image runs.
     let run = env.run(
         "r2",
         &[
@@ -225,14 +229,12 @@ fn push_to_berth_registry_then_pull_into_a_fresh_root() {
             "hello from the registry",
         ],
     );
-    if run.status.success() {
-        assert!(String::from_utf8_lossy(&run.stdout).contains("hello from the registry"));
-    } else {
-        eprintln!(
-            "note: run after pull did not succeed here: {}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-    }
+    assert!(
+        run.status.success(),
+        "run after pull: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run.stdout).contains("hello from the registry"));
 
     // An unknown tag is a one-line daemon error with status 1.
     let missing = env.run("r2", &["pull", &format!("{addr}/test/busybox:nope")]);

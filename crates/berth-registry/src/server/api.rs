@@ -9,7 +9,7 @@ use berth_oci::{Digest, Hasher};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -161,7 +161,7 @@ impl RequestError {
         }
     }
 
-    fn into_response(self, reg: &Registry, headers: &HeaderMap) -> Response<Body> {
+    fn into_response(self, reg: &Registry, host: Option<&HeaderValue>) -> Response<Body> {
         let code = self.code();
         if code == ErrorCode::Internal {
             log::error!("registry: {self}");
@@ -178,7 +178,7 @@ impl RequestError {
         match &self {
             RequestError::Unauthorized(scope) => {
                 if let Some(auth) = &reg.auth {
-                    let realm = realm(reg, headers);
+                    let realm = realm(reg, host);
                     if let Ok(v) = HeaderValue::from_str(&auth.challenge(&realm, scope)) {
                         h.insert(header::WWW_AUTHENTICATE, v);
                     }
@@ -195,15 +195,20 @@ impl RequestError {
     }
 }
 
-fn realm(reg: &Registry, headers: &HeaderMap) -> String {
+fn realm(reg: &Registry, host: Option<&HeaderValue>) -> String {
     if let Some(auth) = &reg.auth {
         if let Some(r) = &auth.realm {
             return r.clone();
         }
     }
-    let host = headers
-        .get(header::HOST)
+    // The Host comes from the client: only a plain host[:port] goes into the challenge.
+    let host = host
         .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".:-[]".contains(&b))
+        })
         .unwrap_or("localhost");
     let scheme = if reg.tls { "https" } else { "http" };
     format!("{scheme}://{host}/token")
@@ -372,13 +377,14 @@ fn repo(name: &str) -> Result<RepoName> {
 
 /// Handles one request; never fails (errors become responses).
 pub async fn handle(reg: Arc<Registry>, req: Request<Incoming>) -> Response<Body> {
-    let headers = req.headers().clone();
+    // Only the Host is needed after the request is consumed (for a challenge's realm).
+    let host = req.headers().get(header::HOST).cloned();
     match route(&reg, req).await {
         Ok(mut resp) => {
             resp.headers_mut().insert(API_VERSION.clone(), REGISTRY_V2);
             resp
         }
-        Err(e) => e.into_response(&reg, &headers),
+        Err(e) => e.into_response(&reg, host.as_ref()),
     }
 }
 

@@ -124,6 +124,9 @@ pub(crate) struct TransferDisplay {
 }
 
 fn bar(done: u64, total: u64) -> String {
+    if total == 0 {
+        return human(done);
+    }
     let width = 50usize;
     let filled = if total == 0 {
         0
