@@ -45,6 +45,12 @@ pub fn base_key(base: &str) -> Digest {
 
 /// Digests what a COPY/ADD writes: every destination path, kind, mode, owner and content.
 pub fn content_digest(items: &[CopyItem]) -> io::Result<Digest> {
+    content_digest_memo(items, None)
+}
+
+/// [`content_digest`], reusing file digests from `memo` for files whose identity and
+/// timestamps did not change.
+pub fn content_digest_memo(items: &[CopyItem], memo: Option<&DigestMemo>) -> io::Result<Digest> {
     let mut h = Hasher::new();
     for item in items {
         h.update(item.dest.as_bytes());
@@ -71,7 +77,11 @@ pub fn content_digest(items: &[CopyItem]) -> io::Result<Digest> {
                 } else {
                     b"archive\x00".as_slice()
                 });
-                h.update(file_digest(p)?.hex().as_bytes());
+                let d = match memo {
+                    Some(m) => m.digest(p)?,
+                    None => file_digest(p)?,
+                };
+                h.update(d.hex().as_bytes());
             }
         }
         h.update(b"\n");
@@ -91,6 +101,108 @@ fn file_digest(path: &std::path::Path) -> io::Result<Digest> {
         h.update(&buf[..n]);
     }
     Ok(h.finish())
+}
+
+/// Remembers file digests by path, device, inode, size, mtime and ctime (any write changes
+/// the ctime), so an unchanged 20 MiB COPY source is not read again on every build. Loaded
+/// from and saved to one JSON file; a damaged file is ignored.
+#[derive(Debug, Default)]
+pub struct DigestMemo {
+    path: Option<std::path::PathBuf>,
+    entries: Mutex<HashMap<String, MemoEntry>>,
+    dirty: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct MemoEntry {
+    stat: [i64; 6],
+    digest: String,
+}
+
+/// Entries beyond this many are dropped at save time.
+const MEMO_MAX: usize = 50_000;
+
+fn stat_key(md: &fs::Metadata) -> [i64; 6] {
+    use std::os::unix::fs::MetadataExt;
+    [
+        md.dev() as i64,
+        md.ino() as i64,
+        md.size() as i64,
+        md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+        md.ctime() * 1_000_000_000 + md.ctime_nsec(),
+        md.mode() as i64,
+    ]
+}
+
+impl DigestMemo {
+    /// A memo backed by `path` (loaded now when it exists).
+    pub fn load(path: std::path::PathBuf) -> Self {
+        let entries = fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        DigestMemo {
+            path: Some(path),
+            entries: Mutex::new(entries),
+            dirty: Default::default(),
+        }
+    }
+
+    /// The digest of the file at `p`, from the memo when its stat is unchanged.
+    pub fn digest(&self, p: &std::path::Path) -> io::Result<Digest> {
+        let md = fs::metadata(p)?;
+        let key = p.to_string_lossy().into_owned();
+        let stat = stat_key(&md);
+        if let Ok(m) = self.entries.lock() {
+            if let Some(e) = m.get(&key) {
+                if e.stat == stat {
+                    if let Ok(d) = Digest::from_hex(&e.digest) {
+                        return Ok(d);
+                    }
+                }
+            }
+        }
+        let d = file_digest(p)?;
+        // A file changed while it was read is not remembered.
+        if fs::metadata(p)
+            .map(|m| stat_key(&m) == stat)
+            .unwrap_or(false)
+        {
+            if let Ok(mut m) = self.entries.lock() {
+                m.insert(
+                    key,
+                    MemoEntry {
+                        stat,
+                        digest: d.hex().to_owned(),
+                    },
+                );
+                self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Ok(d)
+    }
+
+    /// Writes the memo back (atomically) when it changed. Errors are ignored: the memo is
+    /// only an optimisation.
+    pub fn save(&self) {
+        let Some(path) = &self.path else { return };
+        if !self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let Ok(mut m) = self.entries.lock() else {
+            return;
+        };
+        if m.len() > MEMO_MAX {
+            m.clear();
+        }
+        let Ok(bytes) = serde_json::to_vec(&*m) else {
+            return;
+        };
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        if fs::write(&tmp, bytes).is_ok() && fs::rename(&tmp, path).is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+    }
 }
 
 /// An in-memory cache, for tests and `--no-cache` runs.
@@ -168,5 +280,21 @@ mod tests {
         assert_ne!(a, content_digest(&[item(1, 0o755)]).expect("digest"));
         fs::write(&p, "two").expect("write");
         assert_ne!(a, content_digest(&[item(1, 0o644)]).expect("digest"));
+    }
+
+    #[test]
+    fn memo_reuses_and_notices_changes() {
+        let d = tempfile::tempdir().expect("tmp");
+        let f = d.path().join("f");
+        let memo_path = d.path().join("memo.json");
+        fs::write(&f, "one").expect("write");
+        let m = DigestMemo::load(memo_path.clone());
+        assert_eq!(m.digest(&f).expect("digest"), Digest::of(b"one"));
+        m.save();
+        let m2 = DigestMemo::load(memo_path.clone());
+        assert_eq!(m2.entries.lock().expect("lock").len(), 1);
+        assert_eq!(m2.digest(&f).expect("digest"), Digest::of(b"one"));
+        fs::write(&f, "two").expect("write");
+        assert_eq!(m2.digest(&f).expect("digest"), Digest::of(b"two"));
     }
 }

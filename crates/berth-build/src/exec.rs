@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use berth_oci::Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{base_key, content_digest, step_key, CacheEntry};
+use crate::cache::{base_key, content_digest_memo, step_key, CacheEntry, DigestMemo};
 use crate::context::{BuildContext, ContextError, CopyItem, CopyOptions, ItemKind, SourceTree};
 use crate::dockerfile::{
     self, CommandForm, CopySpec, Dockerfile, Healthcheck, Instruction, InstructionKind, Mount,
@@ -121,6 +121,11 @@ pub trait BuildBackend: Send + Sync {
     fn has_layer(&self, parents: &[LayerRef], layer: &LayerRef) -> bool;
     /// A read-only view of the file system made by `layers`.
     fn rootfs(&self, layers: &[LayerRef]) -> Result<Box<dyn RootfsView>, BackendError>;
+    /// Where to keep the digests of build-context files between builds (an optimisation:
+    /// `None` hashes every COPY source each time).
+    fn digest_memo_path(&self) -> Option<PathBuf> {
+        None
+    }
     /// A persistent directory for `RUN --mount=type=cache,id=...`.
     fn cache_mount_dir(&self, id: &str) -> Result<PathBuf, BackendError>;
     /// The cached result of step `key`.
@@ -437,6 +442,7 @@ struct Shared<'a> {
     step_counter: Mutex<usize>,
     counts: Mutex<(usize, usize)>,
     first_error: Mutex<Option<BuildError>>,
+    memo: DigestMemo,
 }
 
 /// Runs the build.
@@ -511,6 +517,10 @@ pub fn build(
         step_counter: Mutex::new(0),
         counts: Mutex::new((0, 0)),
         first_error: Mutex::new(None),
+        memo: backend
+            .digest_memo_path()
+            .map(DigestMemo::load)
+            .unwrap_or_default(),
     };
     let finish = |shared: &Shared<'_>, i: usize, result: Result<StageState, BuildError>| {
         let (lock, cv) = &shared.slots[i];
@@ -545,6 +555,7 @@ pub fn build(
             }
         });
     }
+    shared.memo.save();
     if let Some(e) = shared.first_error.lock().ok().and_then(|mut e| e.take()) {
         return Err(e);
     }
@@ -1364,8 +1375,8 @@ impl StageRun<'_, '_> {
                             let items = tree
                                 .plan(&[source.clone()], "/m", &CopyOptions::default())
                                 .map_err(|e| self.ctx_err(instr, e))?;
-                            let digest =
-                                content_digest(&items).map_err(|source| BuildError::Io {
+                            let digest = content_digest_memo(&items, Some(&self.shared.memo))
+                                .map_err(|source| BuildError::Io {
                                     what: format!("reading {source:?} of the context"),
                                     source,
                                 })?;
@@ -1693,9 +1704,11 @@ impl StageRun<'_, '_> {
                 },
             });
         }
-        let digest = content_digest(&items).map_err(|source| BuildError::Io {
-            what: format!("reading the sources of {:?}", instr.text),
-            source,
+        let digest = content_digest_memo(&items, Some(&self.shared.memo)).map_err(|source| {
+            BuildError::Io {
+                what: format!("reading the sources of {:?}", instr.text),
+                source,
+            }
         })?;
         let keyword = if is_add { "ADD" } else { "COPY" };
         let from_part = c

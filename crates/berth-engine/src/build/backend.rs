@@ -206,6 +206,10 @@ impl BuildBackend for StoreBackend {
         Ok(Box::new(TmpView(dir)))
     }
 
+    fn digest_memo_path(&self) -> Option<PathBuf> {
+        Some(self.root.join("build-digests.json"))
+    }
+
     fn cache_mount_dir(&self, id: &str) -> Result<PathBuf, BackendError> {
         let dir = self
             .root
