@@ -436,7 +436,8 @@ struct Applier<'a> {
     opts: &'a ApplyOptions,
     /// The last parent directory resolved, kept because tar entries come grouped by directory.
     parent: Option<(Vec<u8>, OwnedFd)>,
-    dir_times: Vec<(Vec<u8>, Timestamps)>,
+    /// Directories' times (and modes that would lock us out) to set once all entries are in.
+    dir_times: Vec<(Vec<u8>, Timestamps, Option<u32>)>,
     buf: Vec<u8>,
     entries: u64,
     xattrs_skipped: u64,
@@ -494,8 +495,9 @@ impl<'a> Applier<'a> {
             if kind.is_dir() {
                 let fd = fsops::open_dir_beneath_nofollow(self.root, b"")
                     .map_err(|e| op_err(name, "open root", e))?;
-                self.set_meta(fd.as_fd(), &meta, name)?;
-                self.dir_times.push((Vec::new(), meta.times));
+                self.set_meta(fd.as_fd(), &meta, meta.mode | 0o700, name)?;
+                self.dir_times
+                    .push((Vec::new(), meta.times, locked_mode(meta.mode)));
                 return Ok(());
             }
             return Err(invalid("only a directory may name the snapshot root"));
@@ -567,7 +569,7 @@ impl<'a> Applier<'a> {
                 .map_err(|e| op_err(name, "create file", e))?;
                 let mut file = File::from(fd);
                 self.copy_data(entry, ext, &mut file, sparse, name, compression)?;
-                self.set_meta(file.as_fd(), &meta, name)?;
+                self.set_meta(file.as_fd(), &meta, meta.mode, name)?;
                 rfs::futimens(&file, &meta.times).map_err(|e| op_err(name, "set times", e))?;
             }
             T::Directory => {
@@ -587,8 +589,11 @@ impl<'a> Applier<'a> {
                     Err(e) => return Err(op_err(name, "mkdir", e)),
                 }
                 let fd = fsops::open_subdir(pfd, last).map_err(|e| op_err(name, "open dir", e))?;
-                self.set_meta(fd.as_fd(), &meta, name)?;
-                self.dir_times.push((full, meta.times));
+                // A directory stays open to us (u+rwx) until the end, so that its entries can
+                // be created even when running without root.
+                self.set_meta(fd.as_fd(), &meta, meta.mode | 0o700, name)?;
+                self.dir_times
+                    .push((full, meta.times, locked_mode(meta.mode)));
             }
             T::Symlink => {
                 let target = ext
@@ -785,12 +790,18 @@ impl<'a> Applier<'a> {
     }
 
     /// Owner, then mode (chown clears setuid bits), then xattrs, on an open file or directory.
-    fn set_meta(&mut self, fd: BorrowedFd<'_>, meta: &Meta, name: &str) -> Result<(), LayerError> {
+    fn set_meta(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        meta: &Meta,
+        mode: u32,
+        name: &str,
+    ) -> Result<(), LayerError> {
         if self.opts.same_owner {
             rfs::fchown(fd, Some(uid(meta.uid)), Some(gid(meta.gid)))
                 .map_err(|e| op_err(name, "chown", e))?;
         }
-        rfs::fchmod(fd, Mode::from_raw_mode(meta.mode & 0o7777))
+        rfs::fchmod(fd, Mode::from_raw_mode(mode & 0o7777))
             .map_err(|e| op_err(name, "chmod", e))?;
         for (k, v) in &meta.xattrs {
             match rfs::fsetxattr(fd, os(k), v, rfs::XattrFlags::empty()) {
@@ -932,23 +943,54 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    /// Directory times last, since creating their content changed them.
+    /// Directory times last, since creating their content changed them; and the modes that
+    /// lack u+rwx, deepest first, so no directory is locked before its children are done.
     fn set_dir_times(&mut self) -> Result<(), LayerError> {
         self.parent = None;
-        for (path, times) in std::mem::take(&mut self.dir_times) {
+        let mut dirs = std::mem::take(&mut self.dir_times);
+        // The last entry for a directory wins.
+        let mut seen = std::collections::HashSet::new();
+        dirs.reverse();
+        dirs.retain(|(p, _, _)| seen.insert(p.clone()));
+        dirs.sort_by_key(|(p, _, _)| {
+            std::cmp::Reverse(p.iter().filter(|&&b| b == b'/').count() + usize::from(!p.is_empty()))
+        });
+        for (path, times, mode) in dirs {
+            let err = |op, e| op_err(&display_name(&path), op, e);
+            let (parent, last): (&[u8], &[u8]) = match path.iter().rposition(|&b| b == b'/') {
+                Some(i) => (&path[..i], &path[i + 1..]),
+                None if path.is_empty() => (b"", b"."),
+                None => (b"", &path),
+            };
             // A later entry may have replaced or removed the directory: then there is nothing
             // to stamp.
-            let fd = match fsops::open_dir_beneath_nofollow(self.root, &path) {
+            let pfd = match fsops::open_dir_path_beneath(self.root, parent) {
                 Ok(fd) => fd,
                 Err(Errno::NOENT) | Err(Errno::NOTDIR) | Err(Errno::LOOP) | Err(Errno::XDEV) => {
                     continue
                 }
-                Err(e) => return Err(op_err(&display_name(&path), "open dir", e)),
+                Err(e) => return Err(err("open parent dir", e)),
             };
-            rfs::futimens(&fd, &times).map_err(|e| op_err(&display_name(&path), "set times", e))?;
+            if fsops::file_type_at(pfd.as_fd(), last).map_err(|e| err("stat", e))?
+                != Some(FileType::Directory)
+            {
+                continue;
+            }
+            if let Some(mode) = mode {
+                // `last` is a directory (checked just above), so chmodat follows nothing.
+                rfs::chmodat(&pfd, os(last), Mode::from_raw_mode(mode), AtFlags::empty())
+                    .map_err(|e| err("chmod", e))?;
+            }
+            rfs::utimensat(&pfd, os(last), &times, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| err("set times", e))?;
         }
         Ok(())
     }
+}
+
+/// The mode to set at the end for a directory whose mode lacks u+rwx (`None` if it has it).
+fn locked_mode(mode: u32) -> Option<u32> {
+    (mode & 0o700 != 0o700).then_some(mode & 0o7777)
 }
 
 /// Runs `make`; if the name exists, removes it (recursively) and runs `make` again.
