@@ -5,9 +5,17 @@
 //! It touches no file outside the paths it is handed, and knows nothing of databases or
 //! networks.
 //!
-//! Main types: [`ImageRef`] (a normalized image reference), [`Digest`] (sha256),
-//! [`manifest::Manifest`] (an image manifest or index, OCI or Docker schema 2), and the
-//! [`media`] type constants.
+//! Main types and functions:
+//! - [`ImageRef`]: an image reference parsed and normalized as Docker does
+//!   (`kuard-amd64:1` is `docker.io/library/kuard-amd64:1`);
+//! - [`Digest`]: a sha256 digest, with hashing readers and writers;
+//! - [`manifest`]: manifests, indexes and configs (OCI and Docker schema 2) on the `oci-spec`
+//!   models, platform selection, [`chain_id`];
+//! - [`media`]: media type constants and [`Compression`] detection by magic bytes;
+//! - [`layer`]: [`apply_layer`] (secure, streaming, one snapshot per layer, whiteouts to
+//!   overlayfs), [`diff_upper`] and [`write_dir_tar`] (deterministic layer tars),
+//!   [`remove_snapshot`];
+//! - [`archive`]: docker-archive and OCI-layout archives.
 //!
 //! ```
 //! use berth_oci::{Digest, ImageRef};
