@@ -54,7 +54,7 @@ pub use mounts::RootfsMount;
 pub use process::{Console, Stdio};
 pub use seccomp::{default_seccomp, default_seccomp_for};
 
-/// Re-export of the OCI runtime spec types the API takes.
-pub use oci_spec::runtime as oci;
 /// Signals, as [`Container::kill`] takes them.
 pub use nix::sys::signal::Signal;
+/// Re-export of the OCI runtime spec types the API takes.
+pub use oci_spec::runtime as oci;

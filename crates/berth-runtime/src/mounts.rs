@@ -570,6 +570,12 @@ impl MountPlan {
             }
         }
         let dev = self.rootfs.join("dev");
+        // Like runc: /dev/core only where the host has a /proc/kcore.
+        let kcore = sys
+            .lstat_kind(Path::new("/proc/kcore"))
+            .ok()
+            .flatten()
+            .is_some();
         for (link, target) in [
             ("fd", "/proc/self/fd"),
             ("stdin", "/proc/self/fd/0"),
@@ -578,6 +584,9 @@ impl MountPlan {
             ("ptmx", "pts/ptmx"),
             ("core", "/proc/kcore"),
         ] {
+            if link == "core" && !kcore {
+                continue;
+            }
             let path = dev.join(link);
             match sys.symlink(Path::new(target), &path) {
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
@@ -829,6 +838,9 @@ mod tests {
                 > 0
         );
         assert!(pos("symlink /rootfs/dev/ptmx -> pts/ptmx") < pos("pivot_root"));
+        assert!(!calls
+            .iter()
+            .any(|c| c.starts_with("symlink /rootfs/dev/core")));
         let tail: Vec<_> = calls[calls.len() - 5..].to_vec();
         assert_eq!(
             tail,

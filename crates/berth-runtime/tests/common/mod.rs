@@ -25,8 +25,13 @@ fn busybox_tar() -> &'static PathBuf {
         let dir = std::env::temp_dir().join(format!("berth-runtime-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let tar = dir.join("busybox.tar");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mk-busybox-rootfs.sh");
-        let st = Command::new("bash").arg(script).arg(&tar).status().expect("run mk-busybox-rootfs.sh");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mk-busybox-rootfs.sh");
+        let st = Command::new("bash")
+            .arg(script)
+            .arg(&tar)
+            .status()
+            .expect("run mk-busybox-rootfs.sh");
         assert!(st.success(), "mk-busybox-rootfs.sh failed");
         tar
     })
@@ -79,15 +84,28 @@ impl Bundle {
 
 /// A unique container id for a test.
 pub fn unique_id(name: &str) -> String {
-    format!("t{}-{}-{name}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos())
+    format!(
+        "t{}-{}-{name}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
 }
 
 /// Runs `script` in a container with `spec` adjusted by `tweak`, returns (exit code, stdout).
-pub fn run_capture(bundle: &Bundle, id: &str, script: &str, tweak: impl FnOnce(&mut Spec)) -> (i32, String) {
+pub fn run_capture(
+    bundle: &Bundle,
+    id: &str,
+    script: &str,
+    tweak: impl FnOnce(&mut Spec),
+) -> (i32, String) {
     let mut spec = bundle.spec(id, script);
     tweak(&mut spec);
-    let (r, w) = nix::unistd::pipe().unwrap();
-    let mut cfg = berth_runtime::ContainerConfig::new(id, bundle.state_dir(id), bundle.path(), spec);
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let mut cfg =
+        berth_runtime::ContainerConfig::new(id, bundle.state_dir(id), bundle.path(), spec);
     cfg.stdio.stdout = Some(w);
     let mut c = berth_runtime::run(cfg).unwrap_or_else(|e| panic!("run {id}: {e}"));
     let reader = std::thread::spawn(move || {

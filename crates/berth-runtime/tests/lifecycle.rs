@@ -1,0 +1,228 @@
+//! Root-only tests of the lifecycle: create/start/state/kill/delete, run, exec, pty, errors.
+
+mod common;
+
+use std::io::Read;
+use std::time::Duration;
+
+use berth_runtime::{create, run, Console, Container, ContainerConfig, ErrorKind, Signal, Status};
+use common::{require_root, unique_id, Bundle};
+
+fn cgroup_dirs_gone(c: &Container) -> Vec<std::path::PathBuf> {
+    c.cgroup().unwrap().dirs.clone()
+}
+
+#[test]
+fn create_start_kill_delete() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new();
+    let id = unique_id("life");
+    let cfg = ContainerConfig::new(
+        &id,
+        b.state_dir(&id),
+        b.path(),
+        b.spec(&id, "trap 'exit 7' TERM; while true; do sleep 0.05; done"),
+    );
+    let mut c = create(cfg).unwrap();
+    assert_eq!(c.status(), Status::Created);
+    let dirs = cgroup_dirs_gone(&c);
+    // A second container with the same ID is refused.
+    let dup = create(ContainerConfig::new(
+        &id,
+        b.state_dir(&id),
+        b.path(),
+        b.spec(&id, "true"),
+    ));
+    assert_eq!(dup.unwrap_err().kind(), ErrorKind::AlreadyExists);
+    // Another process's view: load from the state dir.
+    let mut other = Container::load(&b.state_dir(&id)).unwrap();
+    assert_eq!(other.state().status, Status::Created);
+    c.start().unwrap();
+    assert_eq!(c.status(), Status::Running);
+    assert_eq!(c.start().unwrap_err().kind(), ErrorKind::Conflict);
+    let again = Container::load(&b.state_dir(&id)).unwrap();
+    assert_eq!(again.delete(false).unwrap_err().kind(), ErrorKind::Conflict);
+    std::thread::sleep(Duration::from_millis(100));
+    c.kill(Signal::SIGTERM, false).unwrap();
+    let st = c.wait().unwrap().unwrap();
+    assert_eq!(st.code, 7);
+    assert_eq!(c.status(), Status::Stopped);
+    c.delete(false).unwrap();
+    assert!(!b.state_dir(&id).exists());
+    for d in dirs {
+        assert!(!d.exists(), "cgroup {} left behind", d.display());
+    }
+    assert_eq!(
+        Container::load(&b.state_dir(&id)).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn force_delete_kills_a_running_container() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new();
+    let id = unique_id("force");
+    let c = run(ContainerConfig::new(
+        &id,
+        b.state_dir(&id),
+        b.path(),
+        b.spec(&id, "sleep 60"),
+    ))
+    .unwrap();
+    let pid = c.pid();
+    let dirs = cgroup_dirs_gone(&c);
+    // Delete from another handle, as `berth runtime delete -f` would.
+    Container::load(&b.state_dir(&id))
+        .unwrap()
+        .delete(true)
+        .unwrap();
+    drop(c);
+    let _ = nix::sys::wait::waitpid(pid, None);
+    assert!(!b.state_dir(&id).exists());
+    for d in dirs {
+        assert!(!d.exists(), "cgroup {} left behind", d.display());
+    }
+}
+
+#[test]
+fn missing_and_non_executable_commands_leave_nothing() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new();
+    std::fs::write(b.rootfs().join("noexec"), "#!/bin/sh\n").unwrap();
+    for (args, kind) in [
+        (vec!["/nonexistent"], ErrorKind::CommandNotFound),
+        (vec!["nosuchcmd"], ErrorKind::CommandNotFound),
+        (vec!["/noexec"], ErrorKind::CommandNotExecutable),
+    ] {
+        let id = unique_id("bad");
+        let mut spec = b.spec(&id, "true");
+        let mut p = spec.process().clone().unwrap();
+        p.set_args(Some(args.iter().map(|s| s.to_string()).collect()));
+        spec.set_process(Some(p));
+        let err = run(ContainerConfig::new(&id, b.state_dir(&id), b.path(), spec)).unwrap_err();
+        assert_eq!(err.kind(), kind, "{args:?}: {err}");
+        assert!(!b.state_dir(&id).exists());
+        assert!(!std::path::Path::new("/sys/fs/cgroup/memory/berth")
+            .join(&id)
+            .exists());
+        assert!(!std::path::Path::new("/sys/fs/cgroup/berth")
+            .join(&id)
+            .exists());
+    }
+    // A bad spec is refused before anything is made.
+    let id = unique_id("badspec");
+    let mut spec = b.spec(&id, "true");
+    spec.set_root(None);
+    assert_eq!(
+        run(ContainerConfig::new(&id, b.state_dir(&id), b.path(), spec))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        run(ContainerConfig::new(
+            "../x",
+            b.state_dir("x"),
+            b.path(),
+            b.spec("x", "true")
+        ))
+        .unwrap_err()
+        .kind(),
+        ErrorKind::InvalidArgument
+    );
+}
+
+#[test]
+fn exec_joins_namespaces_and_cgroup() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new();
+    let id = unique_id("exec");
+    let mut c = run(ContainerConfig::new(
+        &id,
+        b.state_dir(&id),
+        b.path(),
+        b.spec(&id, "echo marker > /tmp/m; sleep 60"),
+    ))
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut p = b.spec(&id, "echo host=$(hostname) pid=$$ ns=$(cat /tmp/m); grep -E '^(CapEff|Seccomp):' /proc/self/status; cat /proc/self/cgroup | grep memory; ls /proc | grep -c '^[0-9]'").process().clone().unwrap();
+    p.set_env(Some(vec!["PATH=/bin:/usr/bin".into()]));
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let stdio = berth_runtime::Stdio {
+        stdout: Some(w),
+        ..Default::default()
+    };
+    let e = c.exec(&p, stdio, None).unwrap();
+    let mut out = String::new();
+    std::fs::File::from(r).read_to_string(&mut out).unwrap();
+    assert_eq!(e.wait().unwrap().code, 0);
+    assert!(out.contains(&format!("host={id}")), "{out}");
+    assert!(out.contains("ns=marker"), "{out}");
+    assert!(!out.contains("pid=1 "), "{out}");
+    assert!(
+        out.contains("CapEff:\t00000000a80425fb") && out.contains("Seccomp:\t2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("memory:/\n"),
+        "in the container's cgroup namespace root: {out}"
+    );
+    // exec of a missing command is an error, not a process.
+    let mut bad = p.clone();
+    bad.set_args(Some(vec!["nope".into()]));
+    assert_eq!(
+        c.exec(&bad, Default::default(), None).unwrap_err().kind(),
+        ErrorKind::CommandNotFound
+    );
+    c.kill(Signal::SIGKILL, false).unwrap();
+    assert_eq!(c.wait().unwrap().unwrap().code, 137);
+    c.delete(false).unwrap();
+}
+
+#[test]
+fn terminal_gets_a_pty_master() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new();
+    let id = unique_id("pty");
+    let mut spec = b.spec(&id, "tty; stty size");
+    let mut p = spec.process().clone().unwrap();
+    p.set_terminal(Some(true));
+    p.set_console_size(Some(
+        berth_runtime::oci::BoxBuilder::default()
+            .height(33u64)
+            .width(101u64)
+            .build()
+            .unwrap(),
+    ));
+    spec.set_process(Some(p));
+    let mut cfg = ContainerConfig::new(&id, b.state_dir(&id), b.path(), spec);
+    cfg.console = Some(Console::Return);
+    let mut c = run(cfg).unwrap();
+    let master = c.take_pty_master().expect("pty master");
+    let mut f = std::fs::File::from(master);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    // Read until the slave side closes (EIO).
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(c.wait().unwrap().unwrap().code, 0);
+    assert!(out.contains("/dev/pts/0"), "{out}");
+    assert!(out.contains("33 101"), "{out}");
+    c.delete(false).unwrap();
+}
