@@ -509,3 +509,27 @@ fn a_failed_snapshot_can_be_removed() {
     fs::remove_dir(s.snap()).unwrap();
     berth_oci::remove_snapshot(&s.snap()).unwrap();
 }
+
+#[test]
+fn huge_extended_headers_are_refused_without_reading_them() {
+    for kind in [tar::EntryType::XHeader, tar::EntryType::GNULongName] {
+        let s = Sandbox::new();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(1 << 33); // 8 GiB claimed, a few bytes given
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.as_old_mut().name[..8].copy_from_slice(b"pax-bomb");
+        h.set_cksum();
+        let mut t = h.as_bytes().to_vec();
+        t.extend_from_slice(&[b'9'; 1024]);
+        let start = std::time::Instant::now();
+        let e = s.apply(&t).unwrap_err();
+        assert!(start.elapsed().as_secs() < 5);
+        assert_eq!(e.kind(), LayerErrorKind::InvalidArgument, "{e}");
+        assert!(e.to_string().contains("extended header"), "{e}");
+        s.assert_outside_untouched();
+    }
+}
