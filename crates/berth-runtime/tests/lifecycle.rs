@@ -14,9 +14,9 @@ fn cgroup_dirs_gone(c: &Container) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn create_start_kill_delete() {
-    if !require_root() {
+    let Some(_serial) = require_root() else {
         return;
-    }
+    };
     let b = Bundle::new();
     let id = unique_id("life");
     let cfg = ContainerConfig::new(
@@ -62,9 +62,9 @@ fn create_start_kill_delete() {
 
 #[test]
 fn force_delete_kills_a_running_container() {
-    if !require_root() {
+    let Some(_serial) = require_root() else {
         return;
-    }
+    };
     let b = Bundle::new();
     let id = unique_id("force");
     let c = run(ContainerConfig::new(
@@ -91,9 +91,9 @@ fn force_delete_kills_a_running_container() {
 
 #[test]
 fn missing_and_non_executable_commands_leave_nothing() {
-    if !require_root() {
+    let Some(_serial) = require_root() else {
         return;
-    }
+    };
     let b = Bundle::new();
     std::fs::write(b.rootfs().join("noexec"), "#!/bin/sh\n").unwrap();
     for (args, kind) in [
@@ -141,9 +141,9 @@ fn missing_and_non_executable_commands_leave_nothing() {
 
 #[test]
 fn exec_joins_namespaces_and_cgroup() {
-    if !require_root() {
+    let Some(_serial) = require_root() else {
         return;
-    }
+    };
     let b = Bundle::new();
     let id = unique_id("exec");
     let mut c = run(ContainerConfig::new(
@@ -190,9 +190,9 @@ fn exec_joins_namespaces_and_cgroup() {
 
 #[test]
 fn terminal_gets_a_pty_master() {
-    if !require_root() {
+    let Some(_serial) = require_root() else {
         return;
-    }
+    };
     let b = Bundle::new();
     let id = unique_id("pty");
     let mut spec = b.spec(&id, "tty; stty size");

@@ -19,9 +19,9 @@ fn read(dir: &Path, file: &str) -> String {
 
 #[test]
 fn memory_limit_oom_kill_is_detected() {
-    if !require_root() {
+    let Some(_serial) = require_root() else {
         return;
-    }
+    };
     let b = Bundle::new();
     let id = unique_id("oom");
     let mut spec = b.spec(&id, "exec dd if=/dev/zero of=/dev/shm/fill bs=1M count=100");
@@ -68,9 +68,9 @@ fn memory_limit_oom_kill_is_detected() {
 
 #[test]
 fn pids_limit_stops_a_fork_bomb() {
-    if !require_root() {
+    let Some(_serial) = require_root() else {
         return;
-    }
+    };
     let b = Bundle::new();
     let id = unique_id("pids");
     // Try to start 60 sleepers; with pids.max 20 forks fail.
@@ -113,9 +113,9 @@ fn pids_limit_stops_a_fork_bomb() {
 
 #[test]
 fn cpu_and_memory_values_land_in_the_cgroup_files() {
-    if !require_root() {
+    let Some(_serial) = require_root() else {
         return;
-    }
+    };
     let b = Bundle::new();
     let id = unique_id("cpu");
     let mut spec = b.spec(&id, "sleep 5");

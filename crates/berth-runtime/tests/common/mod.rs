@@ -7,16 +7,24 @@ use std::sync::OnceLock;
 
 use berth_runtime::oci::Spec;
 
-/// Skips the test when not root, unless CI is set (then it fails).
-pub fn require_root() -> bool {
+/// Tests of one binary run one at a time: the runtime forks, and a fork while another test
+/// thread holds the allocator's lock would leave the child stuck (the runtime's callers are
+/// single-threaded; nextest runs each test in its own process anyway).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Skips the test when not root, unless CI is set (then it fails). Holds the test lock.
+pub fn require_root() -> Option<std::sync::MutexGuard<'static, ()>> {
     if nix::unistd::geteuid().is_root() {
-        return true;
+        return Some(serial());
     }
     if std::env::var_os("CI").is_some() {
         panic!("this test needs root (CI is set, so it fails instead of skipping)");
     }
     eprintln!("skipped: needs root (namespaces, mounts, cgroups)");
-    false
+    None
 }
 
 fn busybox_tar() -> &'static PathBuf {
@@ -108,6 +116,7 @@ pub fn run_capture(
         berth_runtime::ContainerConfig::new(id, bundle.state_dir(id), bundle.path(), spec);
     cfg.stdio.stdout = Some(w);
     let mut c = berth_runtime::run(cfg).unwrap_or_else(|e| panic!("run {id}: {e}"));
+    let _reap = Reap(bundle.state_dir(id));
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
         use std::io::Read;
@@ -118,4 +127,16 @@ pub fn run_capture(
     let out = reader.join().unwrap();
     c.delete(false).unwrap();
     (status.code, out)
+}
+
+/// Force-deletes the container whose state is in the directory when dropped (a failing test
+/// leaves no cgroup or process behind).
+pub struct Reap(pub PathBuf);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Ok(c) = berth_runtime::Container::load(&self.0) {
+            let _ = c.delete(true);
+        }
+    }
 }
