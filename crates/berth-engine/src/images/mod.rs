@@ -14,6 +14,8 @@ mod import;
 mod inspect;
 mod list;
 mod remove;
+#[cfg(test)]
+mod tests;
 
 pub use archive::{ArchiveFormat, LoadReport};
 pub use config::apply_changes;
