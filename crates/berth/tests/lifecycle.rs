@@ -352,3 +352,44 @@ fn ps_inspect_and_wait_show_docker_shapes() {
     env.ok(&["container", "prune", "-f"]);
     assert!(env.all_ids().is_empty());
 }
+
+#[test]
+fn init_reaps_zombies_and_forwards_signals() {
+    if !require_root("init_reaps_zombies_and_forwards_signals") {
+        return;
+    }
+    let env = Env::new();
+    // The command's PID 1 (`sleep`) never reaps: 100 orphans stay zombies without an init.
+    let script = "(sleep 0.2; for i in $(seq 1 100); do (/bin/busybox true &); done; sleep 1; \
+                  echo zombies=$(ps -o stat | grep -c Z)) & exec sleep 2";
+    let without = env.berth(&["run", "--rm", "busybox", "sh", "-c", script]);
+    assert!(
+        stdout(&without).contains("zombies=100"),
+        "{}",
+        stdout(&without)
+    );
+    let with = env.berth(&["run", "--rm", "--init", "busybox", "sh", "-c", script]);
+    assert_eq!(with.status.code(), Some(0), "{}", stderr(&with));
+    assert!(stdout(&with).contains("zombies=0"), "{}", stdout(&with));
+    // The init forwards the stop signal, so stop does not wait for the timeout.
+    env.ok(&[
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        "inited",
+        "busybox",
+        "sh",
+        "-c",
+        "echo up; while true; do sleep 0.1; done",
+    ]);
+    assert!(eventually(5, || env.ok(&["logs", "inited"]).contains("up")));
+    let t = Instant::now();
+    env.ok(&["stop", "-t", "5", "inited"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(env.inspect("inited", "{{.State.ExitCode}}"), "143");
+}

@@ -172,6 +172,11 @@ pub fn build_spec(
     let mut args = vec![cs.path.clone()];
     args.extend(cs.args.iter().cloned());
     let mut binds = Vec::new();
+    if cs.host_config.init {
+        let (init_binds, init_args) = super::init::init_mounts(&args)?;
+        binds.extend(init_binds);
+        args = init_args;
+    }
     for v in &cs.volumes {
         let src = match &v.source {
             Some(s) if s.starts_with('/') => PathBuf::from(s),

@@ -9,6 +9,7 @@
 pub mod command;
 pub mod create;
 pub mod exec;
+pub mod init;
 pub mod inspect;
 pub mod launch;
 pub mod layered;

@@ -1,5 +1,5 @@
-//! Forwarding the signals a foreground `run` receives to the container's process, as
-//! Docker's `--sig-proxy` does.
+//! Forwarding the signals a process receives to another one: the foreground `run` to its
+//! container (Docker's `--sig-proxy`) and berth's init to the container's command.
 
 use nix::sys::signal::{kill, pthread_sigmask, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
@@ -8,10 +8,8 @@ use nix::unistd::Pid;
 #[derive(Debug)]
 pub struct Forwarding;
 
-/// Blocks the usual termination signals in this thread and forwards them to `pid` from a
-/// helper thread. Call after the container's process was forked (it must not inherit the
-/// blocked mask).
-pub fn forward_to(pid: i32) -> Forwarding {
+/// The signals that are forwarded.
+fn forwarded() -> SigSet {
     let mut set = SigSet::empty();
     for s in [
         Signal::SIGINT,
@@ -24,17 +22,37 @@ pub fn forward_to(pid: i32) -> Forwarding {
     ] {
         set.add(s);
     }
+    set
+}
+
+/// Blocks the forwarded signals in the calling thread, so that they stay pending until
+/// [`forward_to`] picks them up (call before starting the target when no signal may be
+/// lost; a child started by `std::process::Command` gets an empty mask again).
+pub fn block() {
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&forwarded()), None);
+}
+
+/// Blocks the usual termination signals in this thread and forwards them to `pid` from a
+/// helper thread. Call after the container's process was forked (it must not inherit the
+/// blocked mask).
+pub fn forward_to(pid: i32) -> Forwarding {
+    let set = forwarded();
     if pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).is_err() {
         return Forwarding;
     }
     let _ = std::thread::Builder::new()
         .name("sig-proxy".into())
-        .spawn(move || loop {
-            match set.wait() {
-                Ok(sig) => {
-                    let _ = kill(Pid::from_raw(pid), sig);
+        .spawn(move || {
+            // A new thread may start with an empty mask: block here too, so the signals
+            // stay pending for `sigwait` instead of hitting their default action.
+            let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+            loop {
+                match set.wait() {
+                    Ok(sig) => {
+                        let _ = kill(Pid::from_raw(pid), sig);
+                    }
+                    Err(_) => return,
                 }
-                Err(_) => return,
             }
         });
     Forwarding

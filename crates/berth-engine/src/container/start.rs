@@ -78,9 +78,11 @@ impl Lifecycle {
             let stdin = if c.spec.config.open_stdin {
                 None
             } else {
-                Some(std::fs::File::open("/dev/null")
-                    .map_err(ContainerError::io("opening", "/dev/null"))?
-                    .into())
+                Some(
+                    std::fs::File::open("/dev/null")
+                        .map_err(ContainerError::io("opening", "/dev/null"))?
+                        .into(),
+                )
             };
             Stdio {
                 stdin,
@@ -117,7 +119,11 @@ impl Lifecycle {
                 pipes.clear();
                 raw = super::tty::RawMode::enter();
                 if c.spec.config.open_stdin {
-                    super::tty::copy_stdin_to(master.try_clone().map_err(ContainerError::io("duplicating", "pty"))?);
+                    super::tty::copy_stdin_to(
+                        master
+                            .try_clone()
+                            .map_err(ContainerError::io("duplicating", "pty"))?,
+                    );
                 }
                 pipes.push((master, "stdout"));
             }

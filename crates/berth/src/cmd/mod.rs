@@ -10,6 +10,7 @@ pub mod history;
 pub mod image;
 pub mod images;
 pub mod import;
+pub mod init;
 pub mod inspect;
 pub mod kill;
 pub mod load;
@@ -126,6 +127,9 @@ pub enum Command {
     /// Manage containers.
     #[command(subcommand)]
     Container(container::ContainerCommand),
+    /// berth's minimal init, PID 1 of `run --init` containers (internal).
+    #[command(name = "_init", hide = true)]
+    Init(init::InitArgs),
     /// The per-container monitor (internal).
     #[command(name = "_monitor", hide = true)]
     Monitor(monitor::MonitorArgs),
@@ -196,6 +200,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Stats(a) => stats::run(&g, a),
         Command::Container(c) => container::run(&g, c),
         Command::Monitor(a) => monitor::run(&g, a),
+        Command::Init(a) => init::run(&g, a),
         Command::Network(c) => network::run(&g, c),
         Command::Port(a) => port::run(&g, a),
         Command::Import(a) => import::run(&g, a),
