@@ -393,3 +393,202 @@ fn init_reaps_zombies_and_forwards_signals() {
     );
     assert_eq!(env.inspect("inited", "{{.State.ExitCode}}"), "143");
 }
+
+#[test]
+fn exec_runs_in_the_container_with_user_env_and_workdir() {
+    if !require_root("exec_runs_in_the_container_with_user_env_and_workdir") {
+        return;
+    }
+    let env = Env::new();
+    let id = env.ok(&["run", "-d", "--name", "target", "busybox", "sleep", "60"]);
+    let out = env.berth(&["exec", "target", "sh", "-c", "hostname; exit 4"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(stdout(&out).trim(), &id[..12]);
+    let who = env.ok(&[
+        "exec",
+        "-u",
+        "app",
+        "-w",
+        "/tmp",
+        "-e",
+        "X=1",
+        "target",
+        "sh",
+        "-c",
+        "echo $(id -u) $(pwd) $X",
+    ]);
+    assert_eq!(who, "1000 /tmp 1");
+    let out = env.berth(&["exec", "target", "nosuchcommand"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    let top = env.ok(&["top", "target"]);
+    assert!(top.contains("sleep 60"), "{top}");
+    env.ok(&["rm", "-f", "target"]);
+    let out = env.berth(&["exec", "target", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn restart_policy_on_failure_and_stop_wins_over_always() {
+    if !require_root("restart_policy_on_failure_and_stop_wins_over_always") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run; exit 1",
+    ]);
+    let settled = eventually(10, || {
+        env.inspect("flaky", "{{.State.Status}} {{.RestartCount}}") == "exited 2"
+    });
+    assert!(
+        settled,
+        "{}",
+        env.inspect(
+            "flaky",
+            "{{.State.Status}} {{.RestartCount}} {{.State.Error}}"
+        )
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(env.inspect("flaky", "{{.RestartCount}}"), "2");
+    assert_eq!(
+        env.ok(&["logs", "flaky"])
+            .lines()
+            .filter(|l| *l == "run")
+            .count(),
+        3
+    );
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "forever",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "echo tick; sleep 0.2",
+    ]);
+    assert!(eventually(10, || env
+        .inspect("forever", "{{.RestartCount}}")
+        .parse::<u32>()
+        .unwrap_or(0)
+        >= 1));
+    env.ok(&["stop", "-t", "1", "forever"]);
+    let count = env.inspect("forever", "{{.RestartCount}}");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(env.inspect("forever", "{{.State.Status}}"), "exited");
+    assert_eq!(
+        env.inspect("forever", "{{.RestartCount}}"),
+        count,
+        "restarted after stop"
+    );
+}
+
+#[test]
+fn a_killed_monitor_is_noticed_and_cleaned_up() {
+    if !require_root("a_killed_monitor_is_noticed_and_cleaned_up") {
+        return;
+    }
+    let env = Env::new();
+    let id = env.ok(&["run", "-d", "--name", "orphan", "busybox", "sleep", "60"]);
+    let pid: i32 = env.inspect("orphan", "{{.State.Pid}}").parse().unwrap();
+    // The monitor is the container process's parent.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid: i32 = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let cmdline = std::fs::read_to_string(format!("/proc/{ppid}/cmdline")).unwrap_or_default();
+    assert!(
+        cmdline.contains("_monitor"),
+        "parent of the container is not its monitor: {cmdline}"
+    );
+    std::process::Command::new("kill")
+        .args(["-9", &ppid.to_string()])
+        .status()
+        .unwrap();
+    assert!(eventually(5, || env.inspect("orphan", "{{.State.Status}}") == "exited"));
+    assert_eq!(env.ok(&["ps", "-q"]), "");
+    assert!(
+        eventually(5, || !std::path::Path::new(&format!("/proc/{pid}"))
+            .exists()),
+        "the container process outlived its monitor"
+    );
+    assert!(
+        !Env::cgroup_exists(&id),
+        "cgroup left after the monitor died"
+    );
+    env.ok(&["rm", "orphan"]);
+    assert!(env.mounts_here().is_empty());
+}
+
+#[test]
+fn external_runtime_runc_mounts_on_the_host_and_cleans_up() {
+    if !require_root("external_runtime_runc_mounts_on_the_host_and_cleans_up") {
+        return;
+    }
+    if std::process::Command::new("runc")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "runc missing (see scripts/install-test-deps.sh)"
+        );
+        eprintln!("skipping: runc is not installed");
+        return;
+    }
+    let env = Env::new();
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "runc",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $$; grep CapEff /proc/self/status",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1\nCapEff:\t00000000a80425fb"),
+        "{}",
+        stdout(&out)
+    );
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        "runc",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert!(
+        !env.mounts_here().is_empty(),
+        "runc needs the rootfs mounted on the host"
+    );
+    env.ok(&["stop", "-t", "0", &id]);
+    assert!(
+        env.mounts_here().is_empty(),
+        "rootfs still mounted after stop"
+    );
+    env.ok(&["rm", &id]);
+    assert!(env.all_ids().is_empty());
+}

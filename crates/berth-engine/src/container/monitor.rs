@@ -251,6 +251,7 @@ pub fn run_monitor(lc: &Lifecycle, id: &str) -> i32 {
     if let Ok(null) = OpenOptions::new().write(true).open("/dev/null") {
         let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
     }
+    let me = std::process::id() as i64;
     let mut delay = Duration::from_millis(100);
     loop {
         let code = pump(started.pid, std::mem::take(&mut outputs), &mut log, false);
@@ -270,6 +271,8 @@ pub fn run_monitor(lc: &Lifecycle, id: &str) -> i32 {
             &ContainerUpdate {
                 status: Some("restarting".into()),
                 restart_count: Some(now.restart_count + 1),
+                // Still watched: a `ps` during the back-off must not take us for dead.
+                monitor: Some((me, super::procfs::start_time(me).unwrap_or(0))),
                 only_if_status: vec!["exited".into()],
                 ..Default::default()
             },

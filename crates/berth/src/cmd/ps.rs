@@ -113,34 +113,50 @@ pub fn run(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<i32> {
             }
         }
         _ => {
-            println!(
-                "{}{}{}{}{}{}NAMES",
-                pad("CONTAINER ID", 15),
-                pad(
-                    "IMAGE",
-                    12.max(rows.iter().map(|r| r.image.len() + 3).max().unwrap_or(0))
-                ),
-                pad("COMMAND", 24),
-                pad("CREATED", 20),
-                pad("STATUS", 28),
-                pad(
-                    "PORTS",
-                    8.max(rows.iter().map(|r| r.ports.len() + 3).max().unwrap_or(0))
-                )
-            );
-            let iw = 12.max(rows.iter().map(|r| r.image.len() + 3).max().unwrap_or(0));
-            let pw = 8.max(rows.iter().map(|r| r.ports.len() + 3).max().unwrap_or(0));
-            for r in &rows {
-                println!(
-                    "{}{}{}{}{}{}{}",
-                    pad(&r.id, 15),
-                    pad(&r.image, iw),
-                    pad(&r.command, 24),
-                    pad(&r.running_for, 20),
-                    pad(&r.status, 28),
-                    pad(&r.ports, pw),
-                    r.names
-                );
+            let header = [
+                "CONTAINER ID",
+                "IMAGE",
+                "COMMAND",
+                "CREATED",
+                "STATUS",
+                "PORTS",
+                "NAMES",
+            ];
+            let cells: Vec<[String; 7]> = rows
+                .iter()
+                .map(|r| {
+                    [
+                        r.id.clone(),
+                        r.image.clone(),
+                        r.command.clone(),
+                        r.running_for.clone(),
+                        r.status.clone(),
+                        r.ports.clone(),
+                        r.names.clone(),
+                    ]
+                })
+                .collect();
+            let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+            for row in &cells {
+                for (i, c) in row.iter().enumerate() {
+                    widths[i] = widths[i].max(c.chars().count());
+                }
+            }
+            let line = |row: &[String]| {
+                let mut out = String::new();
+                for (i, c) in row.iter().enumerate() {
+                    if i + 1 == row.len() {
+                        out.push_str(c);
+                    } else {
+                        out.push_str(&pad(c, widths[i] + 3 + c.len() - c.chars().count()));
+                    }
+                }
+                out.trim_end().to_string()
+            };
+            let h: Vec<String> = header.iter().map(|s| s.to_string()).collect();
+            println!("{}", line(&h));
+            for row in &cells {
+                println!("{}", line(row));
             }
         }
     }
