@@ -166,6 +166,11 @@ impl BuildContext {
             if cleaned.starts_with("..") || cleaned == ".." {
                 return Err(ContextError::UnsafeEntry { entry: name });
             }
+            let kind = entry.header().entry_type();
+            if kind.is_block_special() || kind.is_character_special() || kind.is_fifo() {
+                // COPY never copies these; creating them would only widen what a tar can do.
+                continue;
+            }
             // unpack_in refuses entries that would escape the directory.
             let ok = entry.unpack_in(dir.path()).map_err(ContextError::BadTar)?;
             if !ok {

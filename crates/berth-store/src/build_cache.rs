@@ -42,7 +42,7 @@ fn now_secs() -> i64 {
 }
 
 impl Store {
-    /// The cached step `key`, if any (marking it used).
+    /// The cached step `key`, if any. A read only: a fully cached build writes nothing.
     pub fn build_cache_get(&self, key: &str) -> Result<Option<BuildCacheRecord>> {
         let row = self.with_conn(|c| {
             c.query_row(
@@ -62,15 +62,6 @@ impl Store {
             )
             .optional()
         })?;
-        if row.is_some() {
-            // Best effort: a failed timestamp update must not fail a cache hit.
-            let _ = self.with_conn(|c| {
-                c.execute(
-                    "UPDATE build_cache SET last_used = ?2 WHERE key = ?1",
-                    params![key, now_secs()],
-                )
-            });
-        }
         Ok(row)
     }
 

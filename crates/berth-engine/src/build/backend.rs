@@ -95,6 +95,18 @@ impl StoreBackend {
         created: &str,
         names: &[String],
     ) -> Result<Digest, crate::Error> {
+        let id = Digest::of(config);
+        // A rebuild that changed nothing: the image exists and every tag points at it
+        // already, so nothing is written (no blob, no transaction, no fsync).
+        let unchanged = self.with(|e| {
+            matches!(e.store().image(&id), Ok(Some(_)))
+                && names
+                    .iter()
+                    .all(|n| matches!(e.store().image_by_tag(n), Ok(Some(t)) if t == id))
+        });
+        if unchanged {
+            return Ok(id);
+        }
         let records = self
             .records(layers)
             .map_err(crate::build::BuildFailure::Backend)?;

@@ -15,6 +15,16 @@ use serde_json::{json, Value};
 
 use super::backend::chain_ids;
 
+/// Held while a step's container is forked, and by progress printers while they write:
+/// a child forked while another thread holds the stderr lock could deadlock on it.
+static FORK_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes the lock that keeps writes to stderr and the forking of step containers apart.
+/// Progress printers hold it while they write a line.
+pub fn output_lock() -> std::sync::MutexGuard<'static, ()> {
+    FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs RUN steps with `berth-runtime`.
 pub struct RuntimeStepRunner {
     root: PathBuf,
@@ -61,16 +71,15 @@ fn lookup_id(lowers: &[PathBuf], file: &str, name: &str) -> Option<(u32, u32)> {
         let Ok(text) = fs::read_to_string(l.join("etc").join(file)) else {
             continue;
         };
+        // passwd: name:x:uid:gid:...; group: name:x:gid:members.
         return text.lines().find_map(|line| {
             let f: Vec<&str> = line.split(':').collect();
-            if f.first() == Some(&name) && f.len() > 3 {
-                Some((f[2].parse().ok()?, f[3].parse().ok()?))
-            } else if f.first() == Some(&name) && f.len() > 2 {
-                let id = f[2].parse().ok()?;
-                Some((id, id))
-            } else {
-                None
+            if f.first() != Some(&name) || f.len() < 3 {
+                return None;
             }
+            let id: u32 = f[2].parse().ok()?;
+            let second = f.get(3).and_then(|g| g.parse().ok()).unwrap_or(id);
+            Some((id, second))
         });
     }
     None
@@ -247,7 +256,10 @@ impl StepRunner for RuntimeStepRunner {
             stdout: Some(wr),
             stderr: Some(wr2),
         };
-        let started = berth_runtime::run(cfg);
+        let started = {
+            let _guard = output_lock();
+            berth_runtime::run(cfg)
+        };
         let mut container = match started {
             Ok(c) => c,
             Err(e) => {
@@ -301,5 +313,61 @@ impl StepRunner for RuntimeStepRunner {
         berth_oci::diff_upper(&upper, layer, &opts)
             .map_err(|e| failed("writing the step's layer", e))?;
         Ok(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_resolve_from_the_top_layer() {
+        let t = tempfile::tempdir().expect("tmp");
+        let (top, base) = (t.path().join("top"), t.path().join("base"));
+        fs::create_dir_all(top.join("etc")).expect("mkdir");
+        fs::create_dir_all(base.join("etc")).expect("mkdir");
+        fs::write(
+            base.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:5:5::/:/bin/sh\n",
+        )
+        .expect("write");
+        fs::write(
+            top.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/:/bin/sh\n",
+        )
+        .expect("write");
+        fs::write(base.join("etc/group"), "staff:x:50:\n").expect("write");
+        let lowers = vec![top, base];
+        assert_eq!(resolve_user(&lowers, "").expect("root"), (0, 0));
+        assert_eq!(resolve_user(&lowers, "app").expect("app"), (1000, 1001));
+        assert_eq!(
+            resolve_user(&lowers, "app:staff").expect("group"),
+            (1000, 50)
+        );
+        assert_eq!(resolve_user(&lowers, "42:7").expect("numeric"), (42, 7));
+        assert!(resolve_user(&lowers, "ghost").is_err());
+    }
+
+    #[test]
+    fn mount_stubs_leave_the_upper_dir() {
+        let t = tempfile::tempdir().expect("tmp");
+        let (upper, lower) = (t.path().join("upper"), t.path().join("lower"));
+        fs::create_dir_all(upper.join("run/secrets")).expect("mkdir");
+        fs::write(upper.join("run/secrets/tok"), "").expect("stub");
+        fs::create_dir_all(lower.join("run")).expect("mkdir");
+        fs::create_dir_all(upper.join("data")).expect("mkdir");
+        fs::write(upper.join("data/real"), "kept").expect("write");
+        let lowers = vec![lower];
+        remove_stub(&upper, &lowers, "/run/secrets/tok");
+        remove_stub(&upper, &lowers, "/data/real");
+        assert!(
+            !upper.join("run/secrets").exists(),
+            "the stub and its new parent are gone"
+        );
+        assert!(
+            upper.join("run").exists(),
+            "a directory the image has stays"
+        );
+        assert!(upper.join("data/real").exists(), "content is never removed");
     }
 }

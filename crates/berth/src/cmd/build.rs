@@ -77,6 +77,7 @@ struct PlainProgress {
 
 impl PlainProgress {
     fn line(&self, s: &str) {
+        let _guard = berth_engine::build::output_lock();
         let mut e = io::stderr().lock();
         let _ = writeln!(e, "{s}");
     }
