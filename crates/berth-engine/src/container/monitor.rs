@@ -86,11 +86,25 @@ pub(crate) fn pump(
     log: &mut LogWriter,
     echo: bool,
 ) -> i32 {
+    let files = outputs
+        .into_iter()
+        .map(|(fd, s)| (File::from(fd), s))
+        .collect();
+    pump_files(pid, files, log, echo)
+}
+
+/// [`pump`] over open files.
+fn pump_files(
+    pid: i32,
+    outputs: Vec<(File, &'static str)>,
+    log: &mut LogWriter,
+    echo: bool,
+) -> i32 {
     let mut open: Vec<(File, LineBuffer)> = outputs
         .into_iter()
-        .map(|(fd, stream)| {
+        .map(|(file, stream)| {
             (
-                File::from(fd),
+                file,
                 LineBuffer {
                     stream,
                     buf: Vec::new(),
@@ -148,6 +162,8 @@ pub(crate) fn pump(
             }
             let (f, lb) = &mut open[i];
             match f.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Ok(0) | Err(_) => {
                     lb.flush(log);
                     closed.push(i);
@@ -215,82 +231,205 @@ fn launch_piped(
     Ok((started, outputs, keep))
 }
 
+/// The lean watcher's side of the hand-off: after the start, the monitor re-executes the
+/// small `berth-monitor` binary (no SQLite, no CLI parser: its resident set stays near
+/// 1 MB) which pumps the output into the log until the process exits, then executes the
+/// full monitor again (`_monitor ID --exited CODE`) to record the exit and apply the restart
+/// policy. The process stays the container's parent across both executions.
+///
+/// Arguments: `PID LOG-PATH out:FD err:FD -- EXE ARGS...`.
+pub fn run_lean(args: &[String]) -> i32 {
+    let Some(sep) = args.iter().position(|a| a == "--") else {
+        return 2;
+    };
+    let (head, cont) = (&args[..sep], &args[sep + 1..]);
+    let (Some(pid), Some(log_path)) = (
+        head.first().and_then(|p| p.parse::<i32>().ok()),
+        head.get(1),
+    ) else {
+        return 2;
+    };
+    let Ok(mut log) = LogWriter::open(std::path::Path::new(log_path)) else {
+        return 2;
+    };
+    let mut outputs = Vec::new();
+    for spec in &head[2..] {
+        let Some((stream, fd)) = spec.split_once(':') else {
+            continue;
+        };
+        let stream: &'static str = if stream == "err" { "stderr" } else { "stdout" };
+        // Re-open the inherited pipe by its /proc name: a File of our own, non-blocking so
+        // that opening never waits for a writer that is already gone.
+        use std::os::unix::fs::OpenOptionsExt;
+        if let Ok(f) = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(format!("/proc/self/fd/{fd}"))
+        {
+            outputs.push((f, stream));
+        }
+    }
+    let code = pump_files(pid, outputs, &mut log, false);
+    let Some(exe) = cont.first() else {
+        return code;
+    };
+    let mut argv: Vec<std::ffi::CString> = Vec::new();
+    for a in cont
+        .iter()
+        .chain(["--exited".to_string(), code.to_string()].iter())
+    {
+        if let Ok(c) = std::ffi::CString::new(a.as_str()) {
+            argv.push(c);
+        }
+    }
+    if let Ok(path) = std::ffi::CString::new(exe.as_str()) {
+        let _ = nix::unistd::execv(&path, &argv);
+    }
+    code
+}
+
+/// Hands the watching over to the lean binary `lean` (see [`run_lean`]); returns only when
+/// that is not possible (then the caller keeps watching itself).
+fn hand_off(
+    lc: &Lifecycle,
+    c: &super::Container,
+    lean: &std::path::Path,
+    pid: i32,
+    outputs: &[(OwnedFd, &'static str)],
+    keep: Option<&OwnedFd>,
+    delay: Duration,
+) {
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let inherit = |fd: i32| {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .is_ok()
+    };
+    let mut args: Vec<String> = vec![
+        lean.display().to_string(),
+        pid.to_string(),
+        lc.log_path(c.id()).display().to_string(),
+    ];
+    for (fd, stream) in outputs {
+        if !inherit(fd.as_raw_fd()) {
+            return;
+        }
+        args.push(format!(
+            "{}:{}",
+            if *stream == "stderr" { "err" } else { "out" },
+            fd.as_raw_fd()
+        ));
+    }
+    if let Some(k) = keep {
+        if !inherit(k.as_raw_fd()) {
+            return;
+        }
+    }
+    args.extend([
+        "--".to_string(),
+        exe.display().to_string(),
+        "--root".into(),
+        lc.root().display().to_string(),
+        "--runroot".into(),
+        lc.runroot().display().to_string(),
+        "_monitor".into(),
+        c.id().to_string(),
+        "--delay".into(),
+        delay.as_millis().to_string(),
+    ]);
+    let argv: Vec<std::ffi::CString> = args
+        .iter()
+        .filter_map(|a| std::ffi::CString::new(a.as_str()).ok())
+        .collect();
+    if let Ok(path) = std::ffi::CString::new(lean.display().to_string()) {
+        let _ = nix::unistd::execv(&path, &argv);
+    }
+}
+
+/// The lean watcher next to `berth`, when installed.
+pub fn lean_binary() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let lean = exe.parent()?.join("berth-monitor");
+    lean.is_file().then_some(lean)
+}
+
 /// The monitor's main: launches container `id`, reports `OK <pid>` or `ERR <code> <msg>`
-/// on stdout, then watches it to the end. Returns the process exit status of the monitor.
-pub fn run_monitor(lc: &Lifecycle, id: &str) -> i32 {
-    let _ = nix::unistd::setsid();
+/// on stdout, then watches it to the end (handing the quiet part to the lean binary when
+/// it can). With `exited`, it is called back by the lean binary: the process ended with
+/// that status, and `delay` is the next restart back-off.
+pub fn run_monitor(lc: &Lifecycle, id: &str, exited: Option<i32>, delay_ms: Option<u64>) -> i32 {
+    let first_start = exited.is_none();
+    if first_start {
+        let _ = nix::unistd::setsid();
+    }
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let c = match lc.find(id) {
         Ok(c) => c,
         Err(e) => {
-            report(&mut std::io::stdout(), &Err(e));
+            if first_start {
+                report(&mut std::io::stdout(), &Err(e));
+            }
             return 1;
         }
     };
     let mut log = match LogWriter::open(&lc.log_path(c.id())) {
         Ok(l) => l,
         Err(e) => {
-            report(&mut std::io::stdout(), &Err(e));
-            return 1;
-        }
-    };
-    let first = launch_piped(lc, &c);
-    let (mut started, mut outputs, mut keep_stdin) = match first {
-        Ok(x) => x,
-        Err(e) => {
-            // Nothing ran: the container stays as created, with its error recorded.
-            report(&mut std::io::stdout(), &Err(e));
-            if c.spec.host_config.auto_remove {
-                let _ = lc.remove_container(&c, true, true);
+            if first_start {
+                report(&mut std::io::stdout(), &Err(e));
             }
             return 1;
         }
     };
-    report(&mut std::io::stdout(), &Ok(started.pid));
-    // From here on nobody reads our stdout.
-    if let Ok(null) = OpenOptions::new().write(true).open("/dev/null") {
-        let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
-    }
+    let lean = lean_binary();
     let me = std::process::id() as i64;
-    let mut delay = Duration::from_millis(100);
+    let mut delay = Duration::from_millis(delay_ms.unwrap_or(100));
+    let mut pending = exited;
+    let mut reported = !first_start;
     loop {
-        let code = pump(started.pid, std::mem::take(&mut outputs), &mut log, false);
-        // The host ports must be free before a restart binds them again.
-        drop(started.network.forwarder.take());
-        drop(keep_stdin.take());
-        let _ = record_exit(lc, &c, code);
-        let Ok(now) = lc.store().container(c.id()) else {
-            return 0; // removed meanwhile
-        };
-        let policy = &c.spec.host_config.restart_policy;
-        if !policy.should_restart(code, now.restart_count, now.stopped_by_user) {
-            break;
-        }
-        let _ = lc.store().update_container(
-            c.id(),
-            &ContainerUpdate {
-                status: Some("restarting".into()),
-                restart_count: Some(now.restart_count + 1),
-                // Still watched: a `ps` during the back-off must not take us for dead.
-                monitor: Some((me, super::procfs::start_time(me).unwrap_or(0))),
-                only_if_status: vec!["exited".into()],
-                ..Default::default()
-            },
-        );
-        std::thread::sleep(delay);
-        delay = (delay * 2).min(Duration::from_secs(60));
-        // A `stop` or `rm` during the pause wins.
-        match lc.store().container(c.id()) {
-            Ok(r) if r.status == "restarting" && !r.stopped_by_user => {}
-            _ => break,
-        }
-        match launch_piped(lc, &c) {
-            Ok((s, o, k)) => {
-                started = s;
-                outputs = o;
-                keep_stdin = k;
+        if let Some(code) = pending.take() {
+            let _ = record_exit(lc, &c, code);
+            let Ok(now) = lc.store().container(c.id()) else {
+                return 0; // removed meanwhile
+            };
+            let policy = &c.spec.host_config.restart_policy;
+            if !policy.should_restart(code, now.restart_count, now.stopped_by_user) {
+                break;
             }
+            let _ = lc.store().update_container(
+                c.id(),
+                &ContainerUpdate {
+                    status: Some("restarting".into()),
+                    restart_count: Some(now.restart_count + 1),
+                    // Still watched: a `ps` during the back-off must not take us for dead.
+                    monitor: Some((me, super::procfs::start_time(me).unwrap_or(0))),
+                    only_if_status: vec!["exited".into()],
+                    ..Default::default()
+                },
+            );
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(60));
+            // A `stop` or `rm` during the pause wins.
+            match lc.store().container(c.id()) {
+                Ok(r) if r.status == "restarting" && !r.stopped_by_user => {}
+                _ => break,
+            }
+        }
+        let (mut started, outputs, keep_stdin) = match launch_piped(lc, &c) {
+            Ok(x) => x,
             Err(e) => {
+                if !reported {
+                    // Nothing ran: the container stays as created, with its error recorded.
+                    report(&mut std::io::stdout(), &Err(e));
+                    if c.spec.host_config.auto_remove {
+                        let _ = lc.remove_container(&c, true, true);
+                    }
+                    return 1;
+                }
                 log.write("stderr", format!("restart failed: {e}\n").as_bytes());
                 let _ = lc.store().update_container(
                     c.id(),
@@ -302,7 +441,35 @@ pub fn run_monitor(lc: &Lifecycle, id: &str) -> i32 {
                 );
                 break;
             }
+        };
+        if !reported {
+            report(&mut std::io::stdout(), &Ok(started.pid));
+            reported = true;
+            // From here on nobody reads our stdout.
+            if let Ok(null) = OpenOptions::new().write(true).open("/dev/null") {
+                let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
+            }
         }
+        // Published ports need the forwarder's threads here, and a pty master cannot be
+        // re-opened by name: only then does this process keep watching itself.
+        if let Some(lean) = &lean {
+            if started.network.forwarder.is_none() && started.pty_master.is_none() {
+                hand_off(
+                    lc,
+                    &c,
+                    lean,
+                    started.pid,
+                    &outputs,
+                    keep_stdin.as_ref(),
+                    delay,
+                );
+            }
+        }
+        let code = pump(started.pid, outputs, &mut log, false);
+        // The host ports must be free before a restart binds them again.
+        drop(started.network.forwarder.take());
+        drop(keep_stdin);
+        pending = Some(code);
     }
     if c.spec.host_config.auto_remove {
         if let Ok(fresh) = lc.find(c.id()) {

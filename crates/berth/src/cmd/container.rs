@@ -1,6 +1,8 @@
 //! `berth container ...`: the container verbs grouped as Docker groups them, plus helpers
 //! the container verbs share (opening the lifecycle, Docker-style daemon errors).
 
+use std::mem::ManuallyDrop;
+
 use clap::{Args, Subcommand};
 
 use berth_engine::container::{Container, ContainerError, Lifecycle};
@@ -86,8 +88,14 @@ pub fn run(g: &GlobalOpts, c: ContainerCommand) -> anyhow::Result<i32> {
 }
 
 /// Opens the container lifecycle on the global roots.
-pub fn lifecycle(g: &GlobalOpts) -> anyhow::Result<Lifecycle> {
-    Ok(Lifecycle::open(&g.root, &g.runroot).map_err(berth_engine::Error::from)?)
+///
+/// It is never closed: the process exits right after the verb, and closing the last
+/// database connection would checkpoint and delete the WAL (fsyncs that cost more than
+/// the rest of a `run --rm`). SQLite's WAL is crash-safe; the next process reuses it.
+pub fn lifecycle(g: &GlobalOpts) -> anyhow::Result<ManuallyDrop<Lifecycle>> {
+    Ok(ManuallyDrop::new(
+        Lifecycle::open(&g.root, &g.runroot).map_err(berth_engine::Error::from)?,
+    ))
 }
 
 /// Prints an error the way Docker's CLI prints a daemon error and returns exit status 1.

@@ -1,19 +1,28 @@
 //! `_monitor ID` (hidden): the per-container monitor process that `run -d` and `start`
-//! spawn. It reports the start on stdout, then watches the container to its end.
+//! spawn. It reports the start on stdout, then watches the container to its end (handing
+//! the quiet part to the lean `berth-monitor` binary, which calls it back with `--exited`).
 
 use clap::Args;
 
 use super::GlobalOpts;
 
-/// `_monitor CONTAINER-ID`
+/// `_monitor CONTAINER-ID [--exited CODE] [--delay MS]`
 #[derive(Debug, Args)]
 pub struct MonitorArgs {
     /// The container's full ID.
     pub id: String,
+    /// The container's process exited with this status (a call-back of `berth-monitor`).
+    #[arg(long, allow_negative_numbers = true)]
+    pub exited: Option<i32>,
+    /// The next restart back-off, in milliseconds.
+    #[arg(long)]
+    pub delay: Option<u64>,
 }
 
 /// Runs the monitor to the container's end.
 pub fn run(g: &GlobalOpts, a: MonitorArgs) -> anyhow::Result<i32> {
     let lc = super::container::lifecycle(g)?;
-    Ok(berth_engine::container::monitor::run_monitor(&lc, &a.id))
+    Ok(berth_engine::container::monitor::run_monitor(
+        &lc, &a.id, a.exited, a.delay,
+    ))
 }
