@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::container::model::ContainerSpec;
-use crate::container::options::{NetworkMode, ALL_CAPS};
+use crate::container::options::{host_caps, NetworkMode};
 
 /// A spec that cannot be built.
 #[derive(Debug, thiserror::Error)]
@@ -106,8 +106,9 @@ pub fn build(mut base: Value, input: &SpecInput<'_>) -> Result<Value, SpecError>
             user["additionalGids"] = json!(cs.additional_gids);
         }
         p.insert("user".into(), user);
+        let host = host_caps();
         let caps: Vec<&str> = if hc.privileged {
-            ALL_CAPS.to_vec()
+            host.iter().map(String::as_str).collect()
         } else {
             cs.capabilities.iter().map(String::as_str).collect()
         };

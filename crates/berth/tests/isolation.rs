@@ -105,3 +105,99 @@ fn user_workdir_env_readonly_and_tmpfs() {
     );
     assert!(text.contains("tmpfs-ok"), "{text}");
 }
+
+#[test]
+fn binds_capabilities_security_opts_and_terminals() {
+    if !require_root("binds_capabilities_security_opts_and_terminals") {
+        return;
+    }
+    let env = Env::new();
+    let host = env.dir.path().join("shared");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("f"), "hostfile\n").unwrap();
+    let bind = format!("{}:/data:ro", host.display());
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/f; echo x > /data/g 2>/dev/null || echo read-only",
+    ]);
+    assert_eq!(stdout(&out), "hostfile\nread-only\n", "{}", stderr(&out));
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--cap-drop",
+        "ALL",
+        "busybox",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    assert_eq!(stdout(&out).trim(), "CapEff:\t0000000000000000");
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--cap-drop",
+        "chown",
+        "--cap-add",
+        "NET_ADMIN",
+        "busybox",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    // a80425fb without CHOWN (bit 0), with NET_ADMIN (bit 12).
+    assert_eq!(stdout(&out).trim(), "CapEff:\t00000000a80435fa");
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "busybox",
+        "grep",
+        "Seccomp:",
+        "/proc/self/status",
+    ]);
+    assert_eq!(stdout(&out).trim(), "Seccomp:\t0", "{}", stderr(&out));
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "no-new-privileges",
+        "--hostname",
+        "myhost",
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status",
+    ]);
+    assert_eq!(
+        stdout(&out),
+        "myhost\nNoNewPrivs:\t1\nSeccomp:\t0\n",
+        "{}",
+        stderr(&out)
+    );
+    let out = env.berth(&["run", "--rm", "-t", "busybox", "tty"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("/dev/pts/0"), "{}", stdout(&out));
+    let mut child = env
+        .cmd(&["run", "--rm", "-i", "busybox", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&out), "through stdin\n");
+}

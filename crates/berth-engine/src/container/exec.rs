@@ -55,7 +55,7 @@ impl Lifecycle {
             None => (c.spec.uid, c.spec.gid, c.spec.additional_gids.clone()),
         };
         let caps: Vec<String> = if req.privileged {
-            options::ALL_CAPS.iter().map(|s| s.to_string()).collect()
+            options::host_caps()
         } else {
             c.spec.capabilities.clone()
         };

@@ -544,6 +544,25 @@ pub const ALL_CAPS: &[&str] = &[
     "CAP_CHECKPOINT_RESTORE",
 ];
 
+/// Every capability in this process's bounding set: what `--privileged` and `--cap-add
+/// ALL` give (as Docker, which cannot grant what the host does not have either).
+pub fn host_caps() -> Vec<String> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
 /// Docker's 14 default capabilities.
 pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_CHOWN",
@@ -565,7 +584,7 @@ pub const DEFAULT_CAPS: &[&str] = &[
 /// The set of capabilities after `--cap-add`/`--cap-drop` (add wins over drop, as Docker).
 pub fn effective_caps(add: &[String], drop: &[String], privileged: bool) -> Vec<String> {
     if privileged || add.iter().any(|c| c == "ALL") {
-        return ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        return host_caps();
     }
     let mut caps: Vec<String> = if drop.iter().any(|c| c == "ALL") {
         Vec::new()
