@@ -119,7 +119,12 @@ impl Lifecycle {
 
     /// Creates a container from `req`; nothing is left behind when it fails.
     pub fn create(&self, req: &CreateRequest) -> Result<Container> {
-        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Reading the CPU count costs cgroup file reads: only when a CPU flag needs it.
+        let online = if req.cpus.is_some() || req.cpuset_cpus.is_some() {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            usize::MAX / 2_000_000_000
+        };
         let flags = req.validate(&|k| std::env::var(k).ok(), online)?;
         let (image_id, image_ref) = self.resolve_image(&req.image)?;
         let doc: Value = {
