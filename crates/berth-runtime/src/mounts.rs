@@ -242,6 +242,10 @@ pub struct MountPlan {
     pub cgroup_layout: CgroupMountLayout,
     /// The container runs in a user namespace: keep locked flags on remounts.
     pub userns: bool,
+    /// Without a cgroup namespace, the container's own cgroup directories are bind-mounted
+    /// (as runc does) instead of fresh cgroup mounts: (directory name, host directory);
+    /// a single entry with an empty name on v2.
+    pub cgroup_binds: Vec<(String, PathBuf)>,
 }
 
 impl MountPlan {
@@ -351,6 +355,7 @@ impl MountPlan {
                 .unwrap_or(false),
             cgroup_layout,
             userns,
+            cgroup_binds: Vec::new(),
         })
     }
 
@@ -464,6 +469,9 @@ impl MountPlan {
         sys.mkdir_all(dest, 0o755)
             .map_err(fail(format!("mkdir {}", dest.display())))?;
         let base = flags - MsFlags::MS_RDONLY;
+        if !self.cgroup_binds.is_empty() {
+            return self.bind_cgroups(sys, dest, flags);
+        }
         match &self.cgroup_layout {
             CgroupMountLayout::Unified => sys
                 .mount(
@@ -533,6 +541,62 @@ impl MountPlan {
                 Ok(())
             }
         }
+    }
+
+    fn bind_cgroups(
+        &self,
+        sys: &dyn Syscalls,
+        dest: &Path,
+        flags: MsFlags,
+    ) -> Result<(), InitFailure> {
+        let fail = |step: String| move |e| InitFailure::new(step, e);
+        let base = flags - MsFlags::MS_RDONLY;
+        let v1 = matches!(self.cgroup_layout, CgroupMountLayout::V1 { .. });
+        if v1 {
+            sys.mount(
+                Some(Path::new("tmpfs")),
+                dest,
+                Some("tmpfs"),
+                base,
+                Some("mode=755"),
+            )
+            .map_err(fail(format!("mount tmpfs on {}", dest.display())))?;
+        }
+        for (name, host) in &self.cgroup_binds {
+            let dir = if name.is_empty() {
+                dest.to_path_buf()
+            } else {
+                dest.join(name)
+            };
+            sys.mkdir_all(&dir, 0o755)
+                .map_err(fail(format!("mkdir {}", dir.display())))?;
+            sys.mount(
+                Some(host),
+                &dir,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )
+            .map_err(fail(format!(
+                "bind cgroup {} on {}",
+                host.display(),
+                dir.display()
+            )))?;
+            self.remount(
+                sys,
+                &dir,
+                base | (flags & MsFlags::MS_RDONLY) | MsFlags::MS_REC,
+            )
+            .map_err(fail(format!("remount {}", dir.display())))?;
+            if name.contains(',') {
+                for part in name.split(',') {
+                    let link = dest.join(part);
+                    sys.symlink(Path::new(name), &link)
+                        .map_err(fail(format!("symlink {}", link.display())))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn create_devices(&self, sys: &dyn Syscalls) -> Result<(), InitFailure> {

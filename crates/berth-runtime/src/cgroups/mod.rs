@@ -196,7 +196,11 @@ impl CgroupLayout {
                         (name, h.controllers.join(","))
                     })
                     .collect(),
-                hybrid_unified: unified.is_some(),
+                // Like runc, a hybrid host's empty v2 hierarchy is not shown to containers.
+                hybrid_unified: {
+                    let _ = unified;
+                    false
+                },
             },
         }
     }
@@ -367,7 +371,7 @@ impl Cgroup {
         }
     }
 
-    /// Reopens a cgroup from its directories (as saved in the state file).
+    /// The directory of `controller` (`memory`, `cpu`, ...); on v2 the one directory.
     pub fn controller_dir(&self, controller: &str) -> Option<&Path> {
         if self.v2 {
             return self.dirs.first().map(PathBuf::as_path);
@@ -724,7 +728,7 @@ mod tests {
                     ("memory".into(), "memory".into()),
                     ("systemd".into(), "name=systemd".into())
                 ],
-                hybrid_unified: true
+                hybrid_unified: false
             }
         );
         let v2 = "25 1 0:22 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";

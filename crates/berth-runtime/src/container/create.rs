@@ -188,7 +188,7 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
         ));
     }
     let layout = CgroupLayout::detect()?;
-    let plan = MountPlan::from_spec(
+    let mut plan = MountPlan::from_spec(
         spec,
         &rootfs,
         &cfg.rootfs_mounts,
@@ -234,6 +234,24 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
     let rel = cgroup_relative_path(linux.and_then(|l| l.cgroups_path().as_deref()), &cfg.id);
     let cgroup = Cgroup::create(&layout, &rel)?;
     cleanup.cgroup = Some(cgroup.clone());
+    if !cgroupns {
+        plan.cgroup_binds = match &layout {
+            CgroupLayout::V2 { .. } => cgroup
+                .dirs
+                .iter()
+                .take(1)
+                .map(|d| (String::new(), d.clone()))
+                .collect(),
+            CgroupLayout::V1 { .. } => match layout.mount_layout() {
+                crate::mounts::CgroupMountLayout::V1 { hierarchies, .. } => hierarchies
+                    .into_iter()
+                    .map(|(name, _)| name)
+                    .zip(cgroup.dirs.iter().cloned())
+                    .collect(),
+                crate::mounts::CgroupMountLayout::Unified => Vec::new(),
+            },
+        };
+    }
     let warnings = match linux.and_then(|l| l.resources().as_ref()) {
         Some(res) => cgroup.apply(res)?,
         None => Vec::new(),

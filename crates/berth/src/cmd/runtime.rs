@@ -96,7 +96,11 @@ fn config(g: &GlobalOpts, opts: &BundleOpts) -> anyhow::Result<ContainerConfig> 
         .with_context(|| format!("bundle {}", opts.bundle.display()))?;
     let path = bundle.join("config.json");
     let spec = Spec::load(&path).with_context(|| format!("load {}", path.display()))?;
-    let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
     let mut cfg = ContainerConfig::new(&opts.id, state_dir(g, &opts.id)?, &bundle, spec);
     cfg.pid_file = opts.pid_file.clone();
     cfg.console = match (&opts.console_socket, terminal) {
@@ -117,7 +121,11 @@ fn parse_signal_inner(s: &str) -> Option<berth_runtime::Signal> {
         return berth_runtime::Signal::try_from(n).ok();
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
     berth_runtime::Signal::from_str(&name).ok()
 }
 
@@ -130,12 +138,15 @@ pub fn run(g: &GlobalOpts, args: RuntimeArgs) -> anyhow::Result<i32> {
             Ok(0)
         }
         RuntimeCommand::Start { id } => {
-            load(g, &id)?.start().with_context(|| format!("start container {id}"))?;
+            load(g, &id)?
+                .start()
+                .with_context(|| format!("start container {id}"))?;
             Ok(0)
         }
         RuntimeCommand::Run { opts, detach } => {
             let cfg = config(g, &opts)?;
-            let mut c = berth_runtime::run(cfg).with_context(|| format!("run container {}", opts.id))?;
+            let mut c =
+                berth_runtime::run(cfg).with_context(|| format!("run container {}", opts.id))?;
             if detach {
                 return Ok(0);
             }
@@ -144,7 +155,8 @@ pub fn run(g: &GlobalOpts, args: RuntimeArgs) -> anyhow::Result<i32> {
             if let Some(p) = proxy {
                 let _ = p.join();
             }
-            c.delete(true).with_context(|| format!("delete container {}", opts.id))?;
+            c.delete(true)
+                .with_context(|| format!("delete container {}", opts.id))?;
             Ok(status.map_or(0, |s| s.code))
         }
         RuntimeCommand::State { id } => {
@@ -165,11 +177,15 @@ pub fn run(g: &GlobalOpts, args: RuntimeArgs) -> anyhow::Result<i32> {
         }
         RuntimeCommand::Kill { all, id, signal } => {
             let sig = parse_signal(signal.as_deref().unwrap_or("TERM"))?;
-            load(g, &id)?.kill(sig, all).with_context(|| format!("kill container {id}"))?;
+            load(g, &id)?
+                .kill(sig, all)
+                .with_context(|| format!("kill container {id}"))?;
             Ok(0)
         }
         RuntimeCommand::Delete { force, id } => {
-            load(g, &id)?.delete(force).with_context(|| format!("delete container {id}"))?;
+            load(g, &id)?
+                .delete(force)
+                .with_context(|| format!("delete container {id}"))?;
             Ok(0)
         }
         RuntimeCommand::Spec { bundle } => {
