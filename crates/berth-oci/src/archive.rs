@@ -617,7 +617,7 @@ impl<R: Read + Seek> ArchiveReader<R> {
         })?;
         let path = format!("blobs/sha256/{}", digest.hex());
         let bytes = self.read_blob(&digest)?;
-        let parsed = manifest::parse_manifest(&bytes, Some(&d.media_type().to_string())).map_err(
+        let parsed = manifest::parse_manifest(&bytes, Some(d.media_type().as_ref())).map_err(
             |source| ArchiveError::Manifest {
                 path: path.clone(),
                 source,
@@ -728,6 +728,7 @@ fn digest_of_path(p: &str) -> Option<Digest> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -72,6 +72,7 @@ pub fn migrate(mut conn: Connection, migrations: &[Migration]) -> Result<Connect
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,4 +1,5 @@
 //! Store behaviour: images, tags, layers, resolution, gc.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 

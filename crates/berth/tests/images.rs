@@ -1,6 +1,7 @@
 //! The image verbs end to end through the `berth` binary, each test on its own temp root:
 //! import, images, save, load (with skopeo and umoci as real peers), tag, rmi, prune,
 //! history, system df, concurrency and bad input.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -156,6 +156,7 @@ fn reference_matches(pattern: &str, full: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,5 +1,6 @@
 //! Image use cases against a temp store (no root needed): users block deletion, archives
 //! round-trip, a layer whose content does not match its config is refused.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
