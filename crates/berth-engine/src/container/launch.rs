@@ -147,12 +147,32 @@ pub fn rootfs_mounts(lc: &Lifecycle, c: &Container) -> Result<Vec<RootfsMountSpe
     Ok(vec![RootfsMountSpec {
         typ: "overlay".into(),
         source: "overlay".into(),
-        options: vec![
-            format!("lowerdir={lower}"),
-            format!("upperdir={}", dir.join("upper").display()),
-            format!("workdir={}", dir.join("work").display()),
-        ],
+        options: {
+            let mut o = vec![
+                format!("lowerdir={lower}"),
+                format!("upperdir={}", dir.join("upper").display()),
+                format!("workdir={}", dir.join("work").display()),
+            ];
+            // A --rm container's rw layer is thrown away: skip the sync of the upper file
+            // system that unmounting the overlay would otherwise do (it can take longer
+            // than the whole run on a busy disk).
+            if c.spec.host_config.auto_remove && overlay_supports_volatile() {
+                o.push("volatile".into());
+            }
+            o
+        },
     }])
+}
+
+/// overlayfs takes `volatile` from Linux 5.10 on.
+fn overlay_supports_volatile() -> bool {
+    let Ok(u) = nix::sys::utsname::uname() else {
+        return false;
+    };
+    let release = u.release().to_string_lossy().to_string();
+    let mut it = release.split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    (major, minor) >= (5, 10)
 }
 
 /// Builds the runtime spec of `c` from its stored configuration.
