@@ -657,3 +657,51 @@ fn reimport_moves_tag_and_prune_removes_dangling() {
     env.ok(&["image", "prune", "-a", "-f"]);
     assert!(image_ids(&env).is_empty());
 }
+
+#[test]
+fn import_killed_midway_leaves_old_state_and_gc_cleans_up() {
+    use std::io::Write;
+    let env = Env::new();
+    let keep = env.small_tar("keep.tar", &[("k", b"keep")]);
+    let kept = env.ok(&["import", keep.to_str().unwrap(), "keep:1"]).trim().to_owned();
+    let big = vec![1u8; 4 << 20];
+    let tar = env.small_tar("big.tar", &[("big", &big)]);
+    let bytes = fs::read(&tar).unwrap();
+    let mut child = env
+        .cmd_in(&env.root(), &["import", "-", "half:1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&bytes[..bytes.len() / 2]).unwrap();
+    stdin.flush().unwrap();
+    // Wait until it is staging content, then kill it mid-stream.
+    let tmp = env.root().join("tmp");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count_entries(&tmp) < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    // The old state: the kept image only, still whole.
+    assert_eq!(image_ids(&env), vec![kept.clone()]);
+    assert_eq!(env.inspect_in(&env.root(), "keep:1")["Id"], kept);
+    let root = env.root();
+    assert!(count_entries(&root.join("tmp")) > 0, "the killed import staged something");
+    // The next collection removes the dead writer's leftovers.
+    env.ok(&["image", "prune", "-f"]);
+    assert_eq!(count_entries(&root.join("tmp")), 0);
+    assert_eq!(count_entries(&root.join("layers")), 1);
+    // Piped input works when whole.
+    let out = env
+        .cmd_in(&root, &["import", "-", "whole:1"])
+        .stdin(fs::File::open(&tar).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(image_ids(&env).len(), 2);
+}
