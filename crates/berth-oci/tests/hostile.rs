@@ -143,6 +143,7 @@ fn assert_refused(
         Err(e) => e,
     };
     let msg = e.to_string();
+    eprintln!("refused as expected: {msg}");
     assert!(msg.contains(entry), "error {msg:?} does not name {entry:?}");
     assert_eq!(e.kind(), kind, "{msg}");
     assert!(!msg.contains('\n'), "error is not one line: {msg:?}");
