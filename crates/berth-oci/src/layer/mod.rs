@@ -11,6 +11,22 @@
 //!   `.wh.` files, opaque dirs get `.wh..wh..opq`); [`write_dir_tar`] tars a whole directory.
 //!   Both are deterministic.
 //!
+//! ```
+//! use berth_oci::layer::{apply_layer, write_dir_tar, ApplyOptions, DiffOptions};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let src = tempfile::tempdir()?;
+//! std::fs::write(src.path().join("hello"), b"hi")?;
+//! let mut layer = Vec::new();
+//! let written = write_dir_tar(src.path(), &mut layer, &DiffOptions::default())?;
+//!
+//! let snapshot = tempfile::tempdir()?;
+//! let applied = apply_layer(&layer[..], snapshot.path(), &ApplyOptions::default())?;
+//! assert_eq!(applied.diff_id, written.diff_id);
+//! assert_eq!(std::fs::read(snapshot.path().join("hello"))?, b"hi");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Security rules of [`apply_layer`]
 //! - Absolute names count from the snapshot root (`/etc/x` is `etc/x`), as in Docker.
 //! - A name whose `..` would climb above the root is refused; `a/../b` is `b`.
