@@ -81,13 +81,11 @@ cfg='{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[
 cfg_d=sha256:$(printf '%s' "$cfg" | sha256sum | cut -d' ' -f1)
 manifest=$(printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[]}' "$cfg_d" "${#cfg}")
 for p in $bport $dport; do
-  printf '%s' "$cfg" | curl -fs -X POST --data-binary @- -H 'Content-Type: application/octet-stream' \
-    "http://127.0.0.1:$p/v2/bench/small/blobs/uploads/?digest=$cfg_d" -o /dev/null || {
-      # distribution wants POST then PUT
-      loc=$(curl -fsi -X POST "http://127.0.0.1:$p/v2/bench/small/blobs/uploads/" | awk -F': ' 'tolower($1)=="location"{print $2}' | tr -d '\r')
-      sep='?'; case $loc in *\?*) sep='&';; esac
-      printf '%s' "$cfg" | curl -fs -X PUT --data-binary @- "$loc${sep}digest=$cfg_d" -o /dev/null
-    }
+  # POST then PUT: the flow both registries speak.
+  loc=$(curl -fsi -X POST "http://127.0.0.1:$p/v2/bench/small/blobs/uploads/" | awk -F': ' 'tolower($1)=="location"{print $2}' | tr -d '\r')
+  case $loc in http*) ;; *) loc="http://127.0.0.1:$p$loc";; esac
+  sep='?'; case $loc in *\?*) sep='&';; esac
+  printf '%s' "$cfg" | curl -fs -X PUT --data-binary @- -H 'Content-Type: application/octet-stream' "$loc${sep}digest=$cfg_d" -o /dev/null
   printf '%s' "$manifest" | curl -fs -X PUT --data-binary @- \
     -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
     "http://127.0.0.1:$p/v2/bench/small/manifests/latest" -o /dev/null

@@ -365,16 +365,8 @@ impl Engine {
                 }
             }
             let parent = i.checked_sub(1).map(|p| &chains[p]);
-            let file = blobs.open_blob(&layer.digest)?;
             let what = format!("{}: layer {}", r.familiar_string(), layer.digest);
-            let (rec, _) = self.ingest_layer_checked(
-                std::io::BufReader::with_capacity(1 << 20, file),
-                parent,
-                &what,
-                Some(&layer.digest),
-                Some((i, &layer.digest.to_string(), &diff_ids[i])),
-            )?;
-            records.push(rec);
+            records.push(self.unpack_pulled_layer(layer, i, parent, &diff_ids[i], &what)?);
         }
         blobs.put_bytes_checked(&pulled.manifest, &pulled.manifest_digest)?;
         let created = config.created().clone().unwrap_or_default();
@@ -409,6 +401,58 @@ impl Engine {
             up_to_date: before.as_ref() == Some(&id),
             id,
         })
+    }
+
+    /// Unpacks a pulled (verified, stored) layer blob into its snapshot. Unlike an import
+    /// the blob is already in place, so it is only read, not copied again.
+    fn unpack_pulled_layer(
+        &self,
+        layer: &Descriptor,
+        index: usize,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        what: &str,
+    ) -> Result<berth_store::LayerRecord, Error> {
+        use crate::images::ImageError;
+        let file = self.store().blobs().open_blob(&layer.digest)?;
+        let staging = self.store().staging_dir()?;
+        let applied = berth_oci::apply_layer(
+            std::io::BufReader::with_capacity(1 << 20, file),
+            staging.path(),
+            &berth_oci::ApplyOptions::default(),
+        )
+        .map_err(|source| ImageError::Layer {
+            what: what.to_owned(),
+            source,
+        })?;
+        if applied.compressed_digest != layer.digest {
+            return Err(berth_store::Error::DigestMismatch {
+                expected: layer.digest.clone(),
+                actual: applied.compressed_digest,
+            }
+            .into());
+        }
+        if &applied.diff_id != diff_id {
+            return Err(ImageError::DiffIdMismatch {
+                index,
+                path: layer.digest.to_string(),
+                expected: diff_id.clone(),
+                actual: applied.diff_id,
+            }
+            .into());
+        }
+        Ok(self.store().commit_layer(
+            staging,
+            parent,
+            &berth_store::NewLayer {
+                diff_id: applied.diff_id,
+                blob_digest: layer.digest.clone(),
+                media_type: berth_oci::media::layer_media_type(applied.compression, false)
+                    .to_owned(),
+                blob_size: layer.size,
+                size: applied.size,
+            },
+        )?)
     }
 
     /// Pushes a locally tagged image to the registry its reference names.

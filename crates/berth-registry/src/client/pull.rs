@@ -215,9 +215,9 @@ pub fn pull(
             reason: "no config".into(),
         })?;
     let layers = view.layers.clone().unwrap_or_default();
-    let mut blobs = vec![config.clone()];
-    blobs.extend(layers.iter().cloned());
-    fetch_blobs(s, repo, &blobs, sink, progress)?;
+    // The config first and silently, as Docker shows only layers.
+    fetch_blobs(s, repo, std::slice::from_ref(&config), sink, &|_| {})?;
+    fetch_blobs(s, repo, &layers, sink, progress)?;
     Ok(PulledImage {
         repo_digest,
         manifest_digest: digest,

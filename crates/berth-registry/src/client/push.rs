@@ -384,7 +384,9 @@ pub fn push(
         .chain(layers.iter().cloned())
         .enumerate()
         .collect();
-    for (_, d) in &jobs {
+    // Docker shows layers only: the config's events are not passed on.
+    let silent = |_: Progress| {};
+    for (_, d) in jobs.iter().skip(1) {
         progress(Progress::Waiting(d.digest.clone()));
     }
     let queue = Mutex::new(jobs.into_iter().collect::<VecDeque<_>>());
@@ -403,9 +405,10 @@ pub fn push(
                 let mut attempt = 0;
                 let r = loop {
                     attempt += 1;
-                    match push_blob(s, repo, &desc, media_type, source, opts, i > 0, progress) {
+                    let p: ProgressFn<'_> = if i == 0 { &silent } else { progress };
+                    match push_blob(s, repo, &desc, media_type, source, opts, i > 0, p) {
                         Err(e) if e.is_retryable() && attempt < s.options().attempts.max(1) => {
-                            progress(Progress::Retrying {
+                            p(Progress::Retrying {
                                 digest: desc.digest.clone(),
                                 reason: e.to_string(),
                             });
