@@ -241,6 +241,27 @@ pub fn new_index(manifests: Vec<Descriptor>, docker: bool) -> ImageIndex {
     i
 }
 
+/// The manifest with its own, its config's and its layers' media types moved to the Docker
+/// schema 2 family (`docker`) or to OCI. Digests are unchanged: the config and layer blobs
+/// are the same bytes; only the manifest (and so its digest) changes.
+pub fn convert_manifest(m: &ImageManifest, docker: bool) -> ImageManifest {
+    let mut out = m.clone();
+    let conv = |d: &Descriptor| {
+        let mut d = d.clone();
+        let mt = media::convert(d.media_type().as_ref(), docker).to_owned();
+        d.set_media_type(MediaType::from(mt.as_str()));
+        d
+    };
+    out.set_config(conv(m.config()));
+    out.set_layers(m.layers().iter().map(conv).collect());
+    out.set_media_type(Some(MediaType::from(if docker {
+        media::DOCKER_MANIFEST
+    } else {
+        media::OCI_MANIFEST
+    })));
+    out
+}
+
 /// The diff IDs a config lists, in layer order.
 pub fn config_diff_ids(config: &ImageConfiguration) -> Result<Vec<Digest>, ManifestError> {
     config
@@ -424,6 +445,17 @@ mod tests {
             descriptor_digest(&back.layers()[1]).unwrap(),
             Digest::of(&[2])
         );
+    }
+
+    #[test]
+    fn converts_between_families() {
+        let config = descriptor(media::DOCKER_CONFIG, &Digest::of(b"c"), 3);
+        let m = new_manifest(config, vec![layer(1)], true);
+        let oci = convert_manifest(&m, false);
+        let json = String::from_utf8(to_json(&oci)).unwrap();
+        assert!(!json.contains("vnd.docker"), "{json}");
+        assert!(json.contains(media::OCI_LAYER_GZIP), "{json}");
+        assert_eq!(convert_manifest(&oci, true), m);
     }
 
     #[test]

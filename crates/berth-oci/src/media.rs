@@ -100,6 +100,35 @@ pub fn layer_media_type(compression: Compression, docker: bool) -> &'static str 
     }
 }
 
+/// The same kind of content in the other family: `docker == true` maps OCI media types to
+/// Docker's, `false` maps Docker's to OCI. Types without a counterpart (and types already in
+/// the wanted family) come back unchanged.
+pub fn convert(mt: &str, docker: bool) -> &str {
+    if docker {
+        match mt {
+            OCI_MANIFEST => DOCKER_MANIFEST,
+            OCI_INDEX => DOCKER_MANIFEST_LIST,
+            OCI_CONFIG => DOCKER_CONFIG,
+            OCI_LAYER_TAR => DOCKER_LAYER_TAR,
+            OCI_LAYER_GZIP => DOCKER_LAYER_GZIP,
+            OCI_LAYER_ZSTD => DOCKER_LAYER_ZSTD,
+            OCI_LAYER_NONDIST_GZIP => DOCKER_LAYER_FOREIGN_GZIP,
+            other => other,
+        }
+    } else {
+        match mt {
+            DOCKER_MANIFEST => OCI_MANIFEST,
+            DOCKER_MANIFEST_LIST => OCI_INDEX,
+            DOCKER_CONFIG => OCI_CONFIG,
+            DOCKER_LAYER_TAR => OCI_LAYER_TAR,
+            DOCKER_LAYER_GZIP => OCI_LAYER_GZIP,
+            DOCKER_LAYER_ZSTD => OCI_LAYER_ZSTD,
+            DOCKER_LAYER_FOREIGN_GZIP => OCI_LAYER_NONDIST_GZIP,
+            other => other,
+        }
+    }
+}
+
 /// Whether `mt` belongs to the Docker family (as opposed to OCI).
 pub fn is_docker(mt: &str) -> bool {
     mt.starts_with("application/vnd.docker.")
@@ -148,6 +177,10 @@ mod tests {
         assert_eq!(layer_compression(OCI_CONFIG), None);
         assert_eq!(layer_media_type(Compression::Gzip, true), DOCKER_LAYER_GZIP);
         assert!(is_docker(DOCKER_CONFIG) && !is_docker(OCI_CONFIG));
+        assert_eq!(convert(OCI_LAYER_GZIP, true), DOCKER_LAYER_GZIP);
+        assert_eq!(convert(DOCKER_MANIFEST_LIST, false), OCI_INDEX);
+        assert_eq!(convert(DOCKER_CONFIG, true), DOCKER_CONFIG);
+        assert_eq!(convert("text/plain", false), "text/plain");
     }
 
     #[test]
