@@ -15,21 +15,28 @@
 # Never run in CI: it installs daemons and takes minutes.
 set -euo pipefail
 
-BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$BENCH_DIR/.." && pwd)
-export REPO BENCH_DIR
+BENCH_HOME=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$BENCH_HOME/.." && pwd)
+export REPO BENCH_HOME
 # shellcheck source=lib/common.sh
-source "$BENCH_DIR/lib/common.sh"
+source "$BENCH_HOME/lib/common.sh"
 # shellcheck source=lib/peers.sh
-source "$BENCH_DIR/lib/peers.sh"
+source "$BENCH_HOME/lib/peers.sh"
 # shellcheck source=lib/suites.sh
-source "$BENCH_DIR/lib/suites.sh"
+source "$BENCH_HOME/lib/suites.sh"
 
 ALL_SUITES=(start publish build registry import memory)
+# Suites whose area script (bench/<suite>.sh) records side by side through $BENCH and so
+# replaces the built-in one; any other bench/<name>.sh runs when named (e.g. `run.sh images`).
+AREA_SUITES=(registry)
+uses_area_script() {
+  [ -f "$BENCH_HOME/$1.sh" ] || return 1
+  [[ " ${AREA_SUITES[*]} " == *" $1 "* ]] || ! declare -F "suite_$1" >/dev/null
+}
 suites=("$@")
 [ ${#suites[@]} -eq 0 ] && suites=("${ALL_SUITES[@]}")
 for s in "${suites[@]}"; do
-  [[ " ${ALL_SUITES[*]} " == *" $s "* ]] || [ -f "$BENCH_DIR/$s.sh" ] || die "unknown suite '$s' (known: ${ALL_SUITES[*]})"
+  [[ " ${ALL_SUITES[*]} " == *" $s "* ]] || [ -f "$BENCH_HOME/$s.sh" ] || die "unknown suite '$s' (known: ${ALL_SUITES[*]})"
 done
 [ -z "${CI:-}" ] || die "benchmarks do not run in CI (they install daemons and take minutes)"
 [ "$(id -u)" = 0 ] || die "run as root: containers need namespaces, mounts and cgroups"
@@ -102,11 +109,11 @@ if [ -z "${BERTH:-}" ]; then
   (cd "$REPO" && cargo build --release -q -p berth) || die "cargo build -p berth failed"
   BERTH=$REPO/target/release/berth
 fi
-(cd "$BENCH_DIR/report" && CARGO_TARGET_DIR=$REPO/target cargo build --release -q) || die "building bench/report failed"
+(cd "$BENCH_HOME/report" && CARGO_TARGET_DIR=$REPO/target cargo build --release -q) || die "building bench/report failed"
 BENCH=$REPO/target/release/berth-bench
 export BERTH BENCH
-mkdir -p "$BENCH_DIR/results"
-export BENCH_RESULTS=$BENCH_DIR/results/results.jsonl
+mkdir -p "$BENCH_HOME/results"
+export BENCH_RESULTS=$BENCH_HOME/results/results.jsonl
 
 export BERTH_ROOT=$BENCH_WORK/berth-root BERTH_RUNROOT=$BENCH_WORK/berth-run
 export BUSYBOX_TAR=$BENCH_WORK/busybox.tar
@@ -127,14 +134,14 @@ failed_suites=()
 for s in "${suites[@]}"; do
   log "suite: $s"
   mkdir -p "$BENCH_WORK/suite-$s"
-  if [ -f "$BENCH_DIR/$s.sh" ]; then
-    # An area's own script: same environment, its own scratch dir.
-    BENCH_WORK=$BENCH_WORK/suite-$s bash "$BENCH_DIR/$s.sh" || failed_suites+=("$s")
+  if uses_area_script "$s"; then
+    # An area's own script: same environment, its own scratch dir; it records through $BENCH.
+    BENCH_WORK=$BENCH_WORK/suite-$s bash "$BENCH_HOME/$s.sh" || failed_suites+=("$s")
   else
     ( "suite_$s" ) || failed_suites+=("$s")
   fi
 done
 
 log "writing bench/results"
-"$BENCH" report --out "$BENCH_DIR/results"
+"$BENCH" report --out "$BENCH_HOME/results"
 [ ${#failed_suites[@]} -eq 0 ] || die "suites that failed: ${failed_suites[*]}"
