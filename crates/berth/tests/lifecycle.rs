@@ -592,3 +592,50 @@ fn external_runtime_runc_mounts_on_the_host_and_cleans_up() {
     env.ok(&["rm", &id]);
     assert!(env.all_ids().is_empty());
 }
+
+#[test]
+fn create_start_attach_and_follow_logs() {
+    if !require_root("create_start_attach_and_follow_logs") {
+        return;
+    }
+    let env = Env::new();
+    let id = env.ok(&[
+        "create",
+        "--name",
+        "later",
+        "busybox",
+        "sh",
+        "-c",
+        "echo once; exit 2",
+    ]);
+    assert_eq!(id.len(), 64);
+    assert_eq!(env.inspect("later", "{{.State.Status}}"), "created");
+    let out = env.berth(&["start", "-a", "later"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stdout(&out), "once\n");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo f$i; sleep 0.2; done",
+    ]);
+    let t = Instant::now();
+    let followed = env.ok(&["logs", "-f", "talker"]);
+    assert_eq!(followed, "f1\nf2\nf3");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "logs -f did not end with the container"
+    );
+    assert_eq!(
+        env.ok(&["logs", "--since", "1h", "talker"]).lines().count(),
+        3
+    );
+    assert_eq!(
+        env.ok(&["logs", "--since", "2999-01-01T00:00:00Z", "talker"]),
+        ""
+    );
+}

@@ -170,7 +170,9 @@ fn overlay_supports_volatile() -> bool {
         return false;
     };
     let release = u.release().to_string_lossy().to_string();
-    let mut it = release.split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let mut it = release
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
     (major, minor) >= (5, 10)
 }

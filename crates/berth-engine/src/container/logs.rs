@@ -47,7 +47,7 @@ pub fn parse_since(s: &str, now_nanos: i64) -> Option<String> {
     }
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .ok()
-        .map(|t| super::rfc3339(t.unix_timestamp_nanos() as i64))
+        .map(|t| super::rfc3339(t.unix_timestamp_nanos().clamp(1, i64::MAX as i128) as i64))
 }
 
 impl Lifecycle {
