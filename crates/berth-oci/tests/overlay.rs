@@ -153,3 +153,38 @@ fn diff_refuses_redirected_dirs() {
     assert!(e.to_string().contains("redirect_dir"), "{e}");
     assert!(e.to_string().contains("moved"), "{e}");
 }
+
+#[test]
+fn opaque_upper_root_round_trips() {
+    if !require_root() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (upper, snap) = (tmp.path().join("u"), tmp.path().join("s"));
+    fs::create_dir(&upper).unwrap();
+    fs::create_dir(&snap).unwrap();
+    fs::write(upper.join("f"), b"f").unwrap();
+    rustix::fs::setxattr(
+        &upper,
+        "trusted.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    let mut layer = Vec::new();
+    diff_upper(&upper, &mut layer, &DiffOptions::default()).unwrap();
+    let first = tar::Archive::new(&layer[..])
+        .entries()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path_bytes()
+        .into_owned();
+    assert_eq!(first, b".wh..wh..opq");
+    apply_layer(&layer[..], &snap, &ApplyOptions::default()).unwrap();
+    let mut v = [0u8; 4];
+    let n = rustix::fs::getxattr(&snap, "trusted.overlay.opaque", &mut v[..]).unwrap();
+    assert_eq!(&v[..n], b"y");
+    assert_eq!(fs::read(snap.join("f")).unwrap(), b"f");
+}

@@ -76,6 +76,21 @@ fn write_tree<W: Write>(
         links: HashMap::new(),
         entries: 0,
     };
+    if whiteouts {
+        // An opaque upper root hides everything below it.
+        let (_, opaque) = w.xattrs(root.as_fd(), b".")?;
+        if opaque {
+            let st = rfs::fstat(&root).map_err(|e| LayerError::Read {
+                path: ".".into(),
+                source: err(e),
+            })?;
+            let mtime = match opts.mtime_clamp {
+                Some(c) => st.st_mtime.min(c),
+                None => st.st_mtime,
+            };
+            w.append_whiteout(WHITEOUT_OPAQUE.as_bytes(), mtime)?;
+        }
+    }
     w.walk(root.as_fd(), &mut Vec::new())?;
     let out = w
         .builder
