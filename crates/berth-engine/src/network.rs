@@ -12,6 +12,9 @@
 //!    (interfaces, namespace and port rows go; the address stays the container's);
 //!    on rm: [`Engine::network_teardown`]`(id, true)` (its addresses are freed too).
 
+/// berth's network crate, for callers (tests, tools) that need its helpers directly.
+pub use berth_net;
+
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
