@@ -19,6 +19,8 @@
 //! assert!(RepoName::new("../etc").is_err());
 //! ```
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod client;
 pub mod name;
 pub mod protocol;

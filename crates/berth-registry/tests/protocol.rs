@@ -1,5 +1,7 @@
 //! The client against the server over loopback, and the server's answers to raw requests.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 use std::io::Read;
 use std::path::Path;
 
@@ -165,7 +167,7 @@ fn gzip_push_compresses_uncompressed_layers() {
     let srv = start(&dir.path().join("storage"), AuthConfig::default());
     let src = DirBlobs::new(dir.path().join("src")).unwrap();
     let layer: Vec<u8> = (0..9_000_000u32).map(|i| (i % 7) as u8).collect();
-    let manifest = make_image(&src, &[layer.clone()], protocol::OCI_LAYER_TAR);
+    let manifest = make_image(&src, std::slice::from_ref(&layer), protocol::OCI_LAYER_TAR);
     let s = session(&srv, None);
     let pushed = client::push(
         &s,
@@ -722,7 +724,7 @@ fn interrupted_pull_resumes_its_partial_blob() {
     let srv = start(&dir.path().join("storage"), AuthConfig::default());
     let src = DirBlobs::new(dir.path().join("src")).unwrap();
     let layer = random_bytes(1_000_000);
-    let manifest = make_image(&src, &[layer.clone()], protocol::OCI_LAYER_GZIP);
+    let manifest = make_image(&src, std::slice::from_ref(&layer), protocol::OCI_LAYER_GZIP);
     let s = session(&srv, None);
     client::push(
         &s,
@@ -900,7 +902,7 @@ fn faults_are_retried_and_cut_downloads_resume() {
     let srv = start(&dir.path().join("storage"), AuthConfig::default());
     let src = DirBlobs::new(dir.path().join("src")).unwrap();
     let layer = random_bytes(3_000_000);
-    let manifest = make_image(&src, &[layer.clone()], protocol::OCI_LAYER_GZIP);
+    let manifest = make_image(&src, std::slice::from_ref(&layer), protocol::OCI_LAYER_GZIP);
     // Through a proxy answering 503 at first: the push retries with backoff.
     let proxy = flaky_proxy(srv.addr, 3, None);
     let s = Session::new(

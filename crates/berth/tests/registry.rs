@@ -2,6 +2,8 @@
 //! against berth's own registry and Debian's distribution registry (`docker-registry`), with
 //! skopeo as a third peer. Every test has its own roots, storage, ports and DOCKER_CONFIG.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
