@@ -224,10 +224,96 @@ pub fn insecure_registries(root: &Path) -> Result<Vec<String>, RegistryError> {
     Ok(out)
 }
 
-/// The local store as the client's sink: verified downloads are renamed into place.
-#[derive(Debug, Clone)]
+/// A layer being unpacked while its blob downloads.
+#[derive(Debug)]
+struct Unpacking {
+    staging: tempfile::TempDir,
+    handle: std::thread::JoinHandle<Result<berth_oci::AppliedLayer, berth_oci::LayerError>>,
+}
+
+/// The local store as the client's sink: verified downloads are renamed into place, and
+/// layers are unpacked into staging directories while they arrive.
+#[derive(Debug)]
 pub struct StoreSink {
     blobs: berth_store::BlobStore,
+    unpacking: std::sync::Mutex<std::collections::HashMap<Digest, Unpacking>>,
+}
+
+/// Feeds a byte stream from a download thread to an unpacking thread.
+struct ChannelWriter(std::sync::mpsc::SyncSender<Vec<u8>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .send(buf.to_vec())
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "unpacker stopped"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.chunk.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.chunk = c;
+                    self.pos = 0;
+                }
+                // The sender is gone: the end of the stream (whole or cut; the digest the
+                // unpacker computes tells which).
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.pos);
+        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Drop for StoreSink {
+    fn drop(&mut self) {
+        // Unpackers nobody took (layers the store had already): wait for them, so their
+        // staging directories are removed after they stop writing.
+        if let Ok(map) = self.unpacking.get_mut() {
+            for (_, u) in map.drain() {
+                let _ = u.handle.join();
+                drop(u.staging);
+            }
+        }
+    }
+}
+
+impl StoreSink {
+    /// A sink over the store's blob directory.
+    pub fn new(blobs: berth_store::BlobStore) -> StoreSink {
+        StoreSink {
+            blobs,
+            unpacking: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The unpacking started for a layer blob, if any (waits for it to finish).
+    fn take_unpacked(
+        &self,
+        digest: &Digest,
+    ) -> Option<(
+        tempfile::TempDir,
+        Result<berth_oci::AppliedLayer, berth_oci::LayerError>,
+    )> {
+        let u = self.unpacking.lock().ok()?.remove(digest)?;
+        let result = u.handle.join().ok()?;
+        Some((u.staging, result))
+    }
 }
 
 impl BlobSink for StoreSink {
@@ -240,6 +326,33 @@ impl BlobSink for StoreSink {
         self.blobs
             .tmp_dir()
             .join(format!("pull-{}.partial", digest.hex()))
+    }
+
+    fn tee(&self, desc: &Descriptor) -> Option<Box<dyn std::io::Write + Send>> {
+        if !berth_oci::media::is_layer(&desc.media_type) {
+            return None;
+        }
+        // Same naming as the store's staging directories, so its gc knows them.
+        let staging = tempfile::Builder::new()
+            .prefix(&format!("layer-{}-", std::process::id()))
+            .tempdir_in(self.blobs.tmp_dir())
+            .ok()?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+        let target = staging.path().to_owned();
+        let handle = std::thread::spawn(move || {
+            let reader = ChannelReader {
+                rx,
+                chunk: Vec::new(),
+                pos: 0,
+            };
+            berth_oci::apply_layer(reader, &target, &berth_oci::ApplyOptions::default())
+        });
+        let mut map = self.unpacking.lock().ok()?;
+        if let Some(old) = map.insert(desc.digest.clone(), Unpacking { staging, handle }) {
+            // An earlier attempt's unpacker ends on its own (its stream was cut).
+            drop(old);
+        }
+        Some(Box::new(ChannelWriter(tx)))
     }
 
     fn ingest_file(&self, desc: &Descriptor, path: &Path) -> Result<(), BoxError> {
@@ -333,9 +446,7 @@ impl Engine {
         };
         let session = self.session(registry_host(r.domain()), req.tls_verify)?;
         let _lease = self.store().content_lease()?;
-        let sink = StoreSink {
-            blobs: self.store().blobs().clone(),
-        };
+        let sink = StoreSink::new(self.store().blobs().clone());
         let opts = PullOptions {
             platform: req.platform.clone(),
         };
@@ -365,6 +476,31 @@ impl Engine {
                 }
             }
             let parent = i.checked_sub(1).map(|p| &chains[p]);
+            // Unpacked while it downloaded: keep it when the unpacker saw exactly the blob.
+            if let Some((staging, Ok(applied))) = sink.take_unpacked(&layer.digest) {
+                if applied.compressed_digest == layer.digest && applied.diff_id == diff_ids[i] {
+                    log::info!("layer {} unpacked while it downloaded", layer.digest);
+                    records.push(
+                        self.store().commit_layer(
+                            staging,
+                            parent,
+                            &berth_store::NewLayer {
+                                diff_id: applied.diff_id,
+                                blob_digest: layer.digest.clone(),
+                                media_type: berth_oci::media::layer_media_type(
+                                    applied.compression,
+                                    false,
+                                )
+                                .to_owned(),
+                                blob_size: layer.size,
+                                size: applied.size,
+                            },
+                        )?,
+                    );
+                    continue;
+                }
+            }
+            log::info!("layer {}: unpacking from the stored blob", layer.digest);
             let what = format!("{}: layer {}", r.familiar_string(), layer.digest);
             records.push(self.unpack_pulled_layer(layer, i, parent, &diff_ids[i], &what)?);
         }

@@ -213,6 +213,13 @@ pub trait BlobSink: Sync {
     fn partial_path(&self, digest: &Digest) -> PathBuf;
     /// Takes a verified file into the store (the file may be moved away).
     fn ingest_file(&self, desc: &Descriptor, path: &Path) -> Result<(), BoxError>;
+    /// A writer that gets a copy of a blob's bytes as a fresh download receives them (to
+    /// unpack a layer while it arrives). The copy is unverified: the sink must only trust
+    /// what it derives from it once the download ends verified (and [`BlobSink::ingest_file`]
+    /// is called); a cut or failed download drops the writer early.
+    fn tee(&self, _desc: &Descriptor) -> Option<Box<dyn std::io::Write + Send>> {
+        None
+    }
 }
 
 /// Where pushed blobs come from.

@@ -381,6 +381,9 @@ fn download(
             hasher = Hasher::new();
         }
         file.seek(SeekFrom::Start(have)).map_err(io)?;
+        // A copy of a whole fresh download for the sink (to unpack while it arrives); any
+        // failure below drops it, which the sink sees as a cut stream.
+        let mut tee = if have == 0 { sink.tee(desc) } else { None };
         let url = reply.url.clone();
         let mut body = reply.into_reader();
         let mut buf = vec![0u8; 256 * 1024];
@@ -406,6 +409,12 @@ fn download(
             }
             hasher.update(&buf[..n]);
             file.write_all(&buf[..n]).map_err(io)?;
+            if let Some(t) = tee.as_mut() {
+                if t.write_all(&buf[..n]).is_err() {
+                    // The consumer gave up; the download goes on without it.
+                    tee = None;
+                }
+            }
             if have - last_report >= 512 * 1024 || have == desc.size {
                 last_report = have;
                 progress(Progress::Transferring {

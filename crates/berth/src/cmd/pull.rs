@@ -72,12 +72,21 @@ fn split_tag(image: &str) -> (String, String) {
             _ => (image.to_owned(), "latest".to_owned()),
         },
     };
-    let name = if name.contains('/') {
-        name
-    } else {
-        format!("library/{name}")
+    // The path on the registry, as Docker shows it: no domain, `library/` for official images.
+    let path = match name.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            rest.to_owned()
+        }
+        _ => name,
     };
-    (name, tag)
+    let path = if path.contains('/') {
+        path
+    } else {
+        format!("library/{path}")
+    };
+    (path, tag)
 }
 
 /// Prints a registry failure as Docker does and returns status 1.
