@@ -121,6 +121,14 @@ pub trait BuildBackend: Send + Sync {
     fn has_layer(&self, parents: &[LayerRef], layer: &LayerRef) -> bool;
     /// A read-only view of the file system made by `layers`.
     fn rootfs(&self, layers: &[LayerRef]) -> Result<Box<dyn RootfsView>, BackendError>;
+    /// Whether `path` (absolute) exists in the file system made by `layers`. The default
+    /// looks through a [`BuildBackend::rootfs`] view.
+    fn path_exists(&self, layers: &[LayerRef], path: &str) -> bool {
+        match self.rootfs(layers) {
+            Ok(v) => fs::symlink_metadata(v.path().join(path.trim_start_matches('/'))).is_ok(),
+            Err(_) => false,
+        }
+    }
     /// Where to keep the digests of build-context files between builds (an optimisation:
     /// `None` hashes every COPY source each time).
     fn digest_memo_path(&self) -> Option<PathBuf> {
@@ -1104,15 +1112,47 @@ impl StageRun<'_, '_> {
                 } else {
                     format!("{}/{}", if cur.is_empty() { "" } else { cur.as_str() }, w)
                 };
-                let cleaned = format!("/{}", crate::ignore::clean(&joined).trim_start_matches('.'));
-                let cleaned = if cleaned == "//" {
+                let c = crate::ignore::clean(&joined);
+                let cleaned = if c == "." {
                     "/".to_owned()
                 } else {
-                    cleaned.replace("//", "/")
+                    format!("/{c}")
                 };
                 self.state.config.config.working_dir = cleaned.clone();
-                self.meta_step(instr, cleaned.as_bytes());
-                Ok(())
+                if cleaned == "/"
+                    || self
+                        .shared
+                        .backend
+                        .path_exists(&self.state.layers, &cleaned)
+                {
+                    self.meta_step(instr, cleaned.as_bytes());
+                    return Ok(());
+                }
+                // The directory is missing: WORKDIR creates it, in a layer of its own.
+                let created_by = format!("WORKDIR {cleaned} # buildkit");
+                let cfg = serde_json::to_vec(&self.state.config.config).unwrap_or_default();
+                let key = step_key(&self.state.key, &[b"WORKDIR", cleaned.as_bytes(), &cfg]);
+                if self.try_cache(instr, &key, id, &created_by)? {
+                    return Ok(());
+                }
+                let tmp = self.tmp_file()?;
+                let write = || -> io::Result<()> {
+                    let meta = EntryMeta {
+                        mode: 0o755,
+                        uid: 0,
+                        gid: 0,
+                        mtime: self.shared.req.source_date_epoch.unwrap_or(0),
+                    };
+                    let mut w = LayerWriter::new(io::BufWriter::new(tmp.as_file()), None);
+                    w.parents(&cleaned, meta)?;
+                    w.dir(&cleaned, meta)?;
+                    w.finish()?.flush()
+                };
+                write().map_err(|source| BuildError::Io {
+                    what: format!("writing the layer of {:?}", instr.text),
+                    source,
+                })?;
+                self.commit_layer(instr, &key, tmp.path(), &created_by)
             }
             InstructionKind::Stopsignal(s) => {
                 let s = self.word(instr, s)?;
@@ -1373,7 +1413,7 @@ impl StageRun<'_, '_> {
                         None => {
                             let tree = req.context.source();
                             let items = tree
-                                .plan(&[source.clone()], "/m", &CopyOptions::default())
+                                .plan(std::slice::from_ref(source), "/m", &CopyOptions::default())
                                 .map_err(|e| self.ctx_err(instr, e))?;
                             let digest = content_digest_memo(&items, Some(&self.shared.memo))
                                 .map_err(|source| BuildError::Io {

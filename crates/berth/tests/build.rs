@@ -570,3 +570,15 @@ fn bad_input_is_one_clear_error_and_leaves_nothing() {
         env.leftover_mounts()
     );
 }
+
+#[test]
+fn user_workdir_env_take_effect_in_run() {
+    if !require_root("user_workdir_env_take_effect_in_run") {
+        return;
+    }
+    let env = Env::new();
+    let df = "FROM busybox\nENV GREETING=hi\nWORKDIR /work/dir\nUSER app\nCMD [\"sh\", \"-c\", \"echo $GREETING $(pwd) $(id -u)\"]\n";
+    let ctx = env.context("ctx", &[("Dockerfile", df.as_bytes())]);
+    env.build_ok(&ctx, &["-t", "effects"]);
+    assert_eq!(env.ok(&["run", "--rm", "effects"]), "hi /work/dir 1000\n");
+}

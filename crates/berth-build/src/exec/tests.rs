@@ -580,7 +580,8 @@ fn metadata_instructions() {
     );
     assert_eq!(
         out.config.history.iter().filter(|h| !h.empty_layer).count(),
-        1
+        3,
+        "two WORKDIRs made directories, COPY a layer"
     );
     // A child of the image runs its ONBUILD trigger.
     let mut child_backend_img = out.clone();
@@ -680,4 +681,22 @@ fn run_bind_mounts_from_context_and_stage_are_read_only() {
         .build("FROM busybox\nRUN --mount=type=bind,source=../etc,target=/x echo\n")
         .expect_err("outside");
     assert!(e.to_string().contains("outside the build context"), "{e}");
+}
+
+#[test]
+fn workdir_creates_a_missing_directory_once() {
+    let s = Setup::new(&[]);
+    let out = s
+        .build("FROM busybox\nWORKDIR /etc\nWORKDIR /srv/app\nWORKDIR .hidden\nCMD pwd\n")
+        .expect("build");
+    assert_eq!(out.config.config.working_dir, "/srv/app/.hidden");
+    // /etc exists: metadata only; the two new directories each get a layer.
+    assert_eq!(out.built_steps, 2);
+    let view = s.backend.rootfs(&out.layers).expect("view");
+    assert!(view.path().join("srv/app/.hidden").is_dir());
+    let again = s
+        .build("FROM busybox\nWORKDIR /etc\nWORKDIR /srv/app\nWORKDIR .hidden\nCMD pwd\n")
+        .expect("build");
+    assert_eq!((again.built_steps, again.cached_steps), (0, 2));
+    assert_eq!(again.id, out.id);
 }

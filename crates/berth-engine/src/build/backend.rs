@@ -218,6 +218,25 @@ impl BuildBackend for StoreBackend {
         Ok(Box::new(TmpView(dir)))
     }
 
+    fn path_exists(&self, layers: &[LayerRef], path: &str) -> bool {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let rel = path.trim_start_matches('/');
+        let dirs: Vec<PathBuf> = self.with(|e| {
+            chain_ids(layers)
+                .iter()
+                .rev()
+                .map(|c| e.store().layer_dir(c))
+                .collect()
+        });
+        for d in dirs {
+            if let Ok(md) = fs::symlink_metadata(d.join(rel)) {
+                // A 0/0 character device is a whiteout: deleted above the lower layers.
+                return !(md.file_type().is_char_device() && md.rdev() == 0);
+            }
+        }
+        false
+    }
+
     fn digest_memo_path(&self) -> Option<PathBuf> {
         Some(self.root.join("build-digests.json"))
     }
