@@ -11,6 +11,10 @@
 //! [`Engine::tag`], [`Engine::remove_image`], [`Engine::inspect_image`],
 //! [`Engine::history`], [`Engine::prune_images`], [`Engine::disk_usage`],
 //! [`Engine::resolve_image`].
+//! Container use cases live in [`container`]: [`container::Lifecycle`] (create, start,
+//! stop, kill, rm, ps, inspect, logs, wait, exec, top, stats, prune) and the per-container
+//! monitor ([`container::monitor`]); [`spec`] turns an image configuration and validated
+//! flags into the OCI runtime spec.
 //!
 //! ```no_run
 //! use berth_engine::{Engine, EngineConfig};

@@ -478,3 +478,35 @@ pub fn run_monitor(lc: &Lifecycle, id: &str, exited: Option<i32>, delay_ms: Opti
     }
     0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_are_json_with_stream_and_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let mut log = LogWriter::open(&path).unwrap();
+        let mut lb = LineBuffer {
+            stream: "stdout",
+            buf: Vec::new(),
+        };
+        lb.push(b"one\ntw", &mut log);
+        lb.push(b"o\n", &mut log);
+        lb.push(&vec![b'x'; MAX_LINE + 10], &mut log);
+        lb.flush(&mut log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0]["log"], "one\n");
+        assert_eq!(lines[1]["log"], "two\n");
+        assert_eq!(lines[2]["log"].as_str().unwrap().len(), MAX_LINE);
+        assert_eq!(lines[3]["log"].as_str().unwrap().len(), 10);
+        assert_eq!(lines[0]["stream"], "stdout");
+        assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
+    }
+}

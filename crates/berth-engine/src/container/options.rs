@@ -27,6 +27,11 @@ pub enum OptionError {
 }
 
 impl OptionError {
+    /// The kind of failure: always bad input.
+    pub fn kind(&self) -> super::ErrorKind {
+        super::ErrorKind::InvalidArgument
+    }
+
     fn bad(flag: &'static str, value: &str, reason: impl Into<String>) -> Self {
         OptionError::BadValue {
             flag,

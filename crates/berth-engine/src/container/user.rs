@@ -29,6 +29,13 @@ pub enum UserError {
     Invalid(String),
 }
 
+impl UserError {
+    /// The kind of failure: always bad input.
+    pub fn kind(&self) -> super::ErrorKind {
+        super::ErrorKind::InvalidArgument
+    }
+}
+
 struct PasswdEntry {
     name: String,
     uid: u32,
