@@ -1328,7 +1328,30 @@ impl StageRun<'_, '_> {
         id: usize,
     ) -> Result<(), BuildError> {
         let req = self.shared.req;
-        let argv = self.argv(&r.command);
+        let mut argv = self.argv(&r.command);
+        // `RUN <<EOF` whose body starts with `#!`: the body is a script run by its own
+        // interpreter, mounted read only at /dev/pipes/<name> for this step only.
+        let mut script: Option<(String, tempfile::TempPath)> = None;
+        if let ([h], CommandForm::Shell(body)) = (r.heredocs.as_slice(), &r.command) {
+            if body == &h.content && h.content.starts_with("#!") {
+                let target = format!("/dev/pipes/{}", h.name);
+                let mut f = self.tmp_file()?;
+                let written = f
+                    .write_all(h.content.as_bytes())
+                    .and_then(|_| f.flush())
+                    .and_then(|_| {
+                        use std::os::unix::fs::PermissionsExt;
+                        fs::set_permissions(f.path(), fs::Permissions::from_mode(0o755))
+                    });
+                written.map_err(|source| BuildError::Io {
+                    what: "writing the heredoc script".into(),
+                    source,
+                })?;
+                argv = vec![target.clone()];
+                // Closed before the step runs: exec refuses a file open for writing.
+                script = Some((target, f.into_temp_path()));
+            }
+        }
         let args = self.run_args();
         let mut env = self.state.config.config.env.clone();
         if self.state.config.config.env_get("PATH").is_none() {
@@ -1348,6 +1371,14 @@ impl StageRun<'_, '_> {
         let mut mount_canon = Vec::new();
         // Views of other stages bound into this step, kept until it ends.
         let mut views: Vec<Box<dyn RootfsView>> = Vec::new();
+        if let Some((target, f)) = &script {
+            mount_canon.push(format!("script:{target}"));
+            mounts.push(RunMount {
+                target: target.clone(),
+                source: Some(f.to_path_buf()),
+                readonly: true,
+            });
+        }
         for m in &r.mounts {
             match m {
                 Mount::Secret {
@@ -1541,6 +1572,7 @@ impl StageRun<'_, '_> {
             });
         }
         drop(views);
+        drop(script);
         self.commit_layer(instr, &key, tmp.path(), &created_by)
     }
 

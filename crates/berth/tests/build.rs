@@ -577,8 +577,13 @@ fn user_workdir_env_take_effect_in_run() {
         return;
     }
     let env = Env::new();
-    let df = "FROM busybox\nENV GREETING=hi\nWORKDIR /work/dir\nUSER app\nCMD [\"sh\", \"-c\", \"echo $GREETING $(pwd) $(id -u)\"]\n";
+    let df = "FROM busybox\nENV GREETING=hi\nRUN <<EOF\n#!/bin/sh\necho \"script $0\" > /ran\nEOF\nWORKDIR /work/dir\nUSER app\nCMD [\"sh\", \"-c\", \"echo $GREETING $(pwd) $(id -u)\"]\n";
     let ctx = env.context("ctx", &[("Dockerfile", df.as_bytes())]);
     env.build_ok(&ctx, &["-t", "effects"]);
     assert_eq!(env.ok(&["run", "--rm", "effects"]), "hi /work/dir 1000\n");
+    // A heredoc with a shebang ran as a script of its own.
+    assert_eq!(
+        env.ok(&["run", "--rm", "effects", "cat", "/ran"]),
+        "script /dev/pipes/EOF\n"
+    );
 }

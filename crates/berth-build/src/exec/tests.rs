@@ -700,3 +700,22 @@ fn workdir_creates_a_missing_directory_once() {
     assert_eq!((again.built_steps, again.cached_steps), (0, 2));
     assert_eq!(again.id, out.id);
 }
+
+#[test]
+fn shebang_heredoc_runs_as_its_own_script() {
+    let s = Setup::new(&[]);
+    s.build("FROM busybox\nRUN <<EOF\n#!/bin/sh\necho script\nEOF\n")
+        .expect("build");
+    let spec = s
+        .runner
+        .specs
+        .lock()
+        .expect("lock")
+        .last()
+        .cloned()
+        .expect("spec");
+    assert_eq!(spec.argv, vec!["/dev/pipes/EOF".to_owned()]);
+    assert_eq!(spec.mounts.len(), 1);
+    assert_eq!(spec.mounts[0].target, "/dev/pipes/EOF");
+    assert!(spec.mounts[0].readonly);
+}
