@@ -171,7 +171,7 @@ pub struct RunSpec {
     pub argv: Vec<String>,
     /// Environment, `K=V`.
     pub env: Vec<String>,
-    /// `USER` (name or uid[:gid]; empty for root).
+    /// `USER` (`name`, `uid` or `uid:gid`; empty for root).
     pub user: String,
     /// Working directory (created when missing).
     pub workdir: String,

@@ -2,7 +2,8 @@
 //!
 //! It owns Dockerfile parsing ([`dockerfile`]), word expansion ([`expand`]), `.dockerignore`
 //! rules ([`ignore`]), the build context ([`context`]), the step executor and its cache
-//! ([`exec`], [`cache`]) and image analysis ([`analyze`]). It knows nothing of HTTP servers,
+//! ([`exec`], [`cache`]), layer tars for COPY/ADD ([`layertar`]), read-only merged views of
+//! layer snapshots ([`view`]) and image analysis ([`analyze`]). It knows nothing of HTTP servers,
 //! CLI flags, the store's database or how containers are run: RUN steps go through the
 //! [`exec::StepRunner`] trait and image/layer storage through [`exec::BuildBackend`], which
 //! `berth-engine` implements; tests use fakes.
