@@ -26,6 +26,16 @@ fn remove_any(p: &Path) -> io::Result<()> {
     }
 }
 
+/// Whether overlayfs would treat `dir` as opaque (`trusted.` or `user.overlay.opaque` = `y`).
+fn is_opaque(dir: &Path) -> bool {
+    ["trusted.overlay.opaque", "user.overlay.opaque"]
+        .iter()
+        .any(|name| {
+            let mut buf = [0u8; 4];
+            matches!(rustix::fs::lgetxattr(dir, *name, &mut buf), Ok(1) if buf[0] == b'y')
+        })
+}
+
 fn merge_dir(src: &Path, dest: &Path) -> io::Result<()> {
     for entry in fs::read_dir(src)? {
         let entry = entry?;
@@ -37,6 +47,11 @@ fn merge_dir(src: &Path, dest: &Path) -> io::Result<()> {
             remove_any(&to)?;
         } else if ft.is_dir() {
             match fs::symlink_metadata(&to) {
+                // An opaque directory hides everything lower layers had in it.
+                Ok(m) if m.is_dir() && is_opaque(&from) => {
+                    fs::remove_dir_all(&to)?;
+                    fs::create_dir(&to)?;
+                }
                 Ok(m) if m.is_dir() => {}
                 Ok(_) => {
                     fs::remove_file(&to)?;
@@ -87,9 +102,34 @@ mod tests {
             "new"
         );
         assert_eq!(fs::read_to_string(out.join("link")).expect("read"), "k");
+        assert!(!is_opaque(&a));
         assert_eq!(
             fs::metadata(out.join("keep")).expect("md").ino(),
             fs::metadata(a.join("keep")).expect("md").ino()
         );
+    }
+
+    #[test]
+    fn opaque_directories_hide_lower_content() {
+        let t = tempfile::tempdir().expect("tmp");
+        let (a, b, out) = (t.path().join("a"), t.path().join("b"), t.path().join("out"));
+        for d in [a.join("d"), b.join("d"), out.clone()] {
+            fs::create_dir_all(d).expect("mkdir");
+        }
+        fs::write(a.join("d/old"), "o").expect("write");
+        fs::write(b.join("d/new"), "n").expect("write");
+        let set = ["trusted.overlay.opaque", "user.overlay.opaque"]
+            .iter()
+            .any(|n| {
+                rustix::fs::lsetxattr(b.join("d"), *n, b"y", rustix::fs::XattrFlags::empty())
+                    .is_ok()
+            });
+        if !set {
+            eprintln!("skipping: this file system takes no overlay xattrs");
+            return;
+        }
+        merge_layers(&[&a, &b], &out).expect("merge");
+        assert!(out.join("d/new").exists());
+        assert!(!out.join("d/old").exists());
     }
 }
