@@ -1408,6 +1408,9 @@ impl StageRun<'_, '_> {
                     target,
                     id: cid,
                     readonly,
+                    mode,
+                    uid,
+                    gid,
                     ..
                 } => {
                     mount_canon.push(format!("cache:{cid}:{target}:{readonly}"));
@@ -1416,6 +1419,15 @@ impl StageRun<'_, '_> {
                         .backend
                         .cache_mount_dir(cid)
                         .map_err(|e| self.backend_err(instr, e))?;
+                    // A new (empty) cache directory gets the mode and owner asked for.
+                    let empty = fs::read_dir(&dir)
+                        .map(|mut d| d.next().is_none())
+                        .unwrap_or(false);
+                    if empty {
+                        use std::os::unix::fs::PermissionsExt;
+                        let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(*mode));
+                        let _ = std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid));
+                    }
                     mounts.push(RunMount {
                         target: target.clone(),
                         source: Some(dir),
