@@ -178,7 +178,9 @@ impl SplicePipe {
     /// Copies everything from `from` to `to` through the pipe, without user-space copies.
     /// Returns the number of bytes moved when `from` reaches end of stream.
     pub fn copy(&self, from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<u64> {
-        let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE;
+        // No SPLICE_F_MORE: on a TCP socket it means MSG_MORE, which holds a short answer
+        // back for up to 200 ms waiting for more.
+        let flags = SpliceFFlags::SPLICE_F_MOVE;
         let mut total = 0u64;
         loop {
             let n = match nix::fcntl::splice(from, None, &self.w, None, 1 << 20, flags) {
