@@ -407,3 +407,47 @@ pub fn serve(config: &ServerConfig, on_ready: impl FnOnce(SocketAddr)) -> Result
     rt.shutdown_timeout(Duration::from_millis(200));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_file_in_berth_toml_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("berth.toml");
+        std::fs::write(
+            &p,
+            r#"
+[network]
+ignored = true
+
+[registry]
+addr = "127.0.0.1:5000"
+storage = "/srv/registry"
+max_manifest_size = 1048576
+
+[registry.auth]
+htpasswd = "/etc/berth/htpasswd"
+public = ["library/*"]
+token_secret = "shared-by-replicas"
+
+[[registry.auth.rule]]
+repository = "team/*"
+users = ["alice"]
+actions = ["pull", "push"]
+"#,
+        )
+        .unwrap();
+        let c = ServerConfigFile::load(&p).unwrap();
+        assert_eq!(c.addr.as_deref(), Some("127.0.0.1:5000"));
+        assert_eq!(c.max_manifest_size, Some(1 << 20));
+        let auth = c.auth.unwrap();
+        assert_eq!(auth.public, vec!["library/*".to_owned()]);
+        assert_eq!(auth.rules[0].users, vec!["alice".to_owned()]);
+        // Unknown keys are refused with the file named.
+        std::fs::write(&p, "[registry]\nadress = \"x\"\n").unwrap();
+        let err = ServerConfigFile::load(&p).unwrap_err();
+        assert!(err.to_string().contains("berth.toml"), "{err}");
+    }
+}
