@@ -17,5 +17,7 @@ if ! file "$bin" | grep -qE 'statically linked|static-pie linked'; then
   echo "error: $bin is not statically linked" >&2
   exit 1
 fi
-install -m 0755 "$bin" "$here/kuard"
+# Copy then rename: a build reading demo/kuard/kuard at the same time sees a whole binary.
+install -m 0755 "$bin" "$here/.kuard.tmp.$$"
+mv -f "$here/.kuard.tmp.$$" "$here/kuard"
 echo "built $here/kuard (version $version, $(stat -c %s "$here/kuard") bytes, static)"

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
+pub mod berth;
 pub mod browser;
 
 use std::io::{BufRead, BufReader, Read, Write};
