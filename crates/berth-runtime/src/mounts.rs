@@ -361,6 +361,18 @@ impl MountPlan {
 
     /// Builds the rootfs inside the new mount namespace and pivots into it. Call in the child.
     pub fn setup_rootfs(&self, sys: &dyn Syscalls) -> Result<(), InitFailure> {
+        self.setup_rootfs_with(sys, || Ok(()))
+    }
+
+    /// Like [`MountPlan::setup_rootfs`], calling `before_cgroup_mounts` after every mount but
+    /// the `cgroup` ones: the init waits there for the parent to move it into its cgroup
+    /// (which costs an RCU grace period on v1) while it mounted everything else, and then
+    /// creates its cgroup namespace, which the cgroup mounts show.
+    pub fn setup_rootfs_with(
+        &self,
+        sys: &dyn Syscalls,
+        before_cgroup_mounts: impl FnOnce() -> Result<(), InitFailure>,
+    ) -> Result<(), InitFailure> {
         let root = &self.rootfs;
         let propagation = MsFlags::from_bits_truncate(self.propagation);
         sys.mount(None, Path::new("/"), None, propagation, None)
@@ -387,7 +399,11 @@ impl MountPlan {
             None,
         )
         .map_err(|e| InitFailure::new(format!("bind rootfs {}", root.display()), e))?;
-        for m in &self.mounts {
+        for m in self.mounts.iter().filter(|m| m.typ != "cgroup") {
+            self.mount_one(sys, m)?;
+        }
+        before_cgroup_mounts()?;
+        for m in self.mounts.iter().filter(|m| m.typ == "cgroup") {
             self.mount_one(sys, m)?;
         }
         self.create_devices(sys)?;

@@ -280,11 +280,7 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
     };
     let (sync_r, sync_w) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
-    let userns_pipe = if userns {
-        Some(nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?)
-    } else {
-        None
-    };
+    let (go_r, go_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
     let (console_child, console_parent) = match (&cfg.console, proc_plan.terminal) {
         (Some(Console::Socket(path)), true) => (
             Some(
@@ -315,8 +311,8 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
         domainname: spec.domainname().as_deref().filter(|h| !h.is_empty()),
         join: &join,
         cgroupns,
-        cgroup: if userns { None } else { Some(&cgroup) },
-        userns_wait: userns_pipe.as_ref().map(|(r, _)| r.as_fd()),
+        userns,
+        go: Some(go_r.as_fd()),
         sync: sync_w.as_fd(),
         fifo: fifo.as_ref().map(|f| f.as_fd()),
         console: console_child.as_ref().map(|c| c.as_fd()),
@@ -333,14 +329,16 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
     let ContainerConfig { stdio, .. } = cfg;
     drop(stdio);
 
-    if let Some((r, w)) = userns_pipe {
-        drop(r);
+    drop(go_r);
+    // Moving a process into a v1 cgroup waits for an RCU grace period (milliseconds): the
+    // init mounts its filesystem meanwhile and waits for the byte below only then.
+    if userns {
         write_id_maps(pid, spec)?;
-        cgroup.add_pid(pid.as_raw())?;
-        fs::File::from(w)
-            .write_all(b"1")
-            .map_err(|e| Error::sys("signal init", e))?;
     }
+    cgroup.add_pid(pid.as_raw())?;
+    fs::File::from(go_w)
+        .write_all(b"1")
+        .map_err(|e| Error::sys("signal init", e))?;
     let ready = read_sync(&sync_r)?;
     if ready != wait_for_start {
         return Err(Error::Init {

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
 
-use crate::cgroups::Cgroup;
 use crate::error::Error;
 use crate::mounts::{InitFailure, MountPlan};
 use crate::process::{ProcessPlan, Stdio};
@@ -23,9 +22,10 @@ pub(crate) struct InitContext<'a> {
     pub domainname: Option<&'a str>,
     pub join: &'a [(OwnedFd, CloneFlags)],
     pub cgroupns: bool,
-    /// Join this cgroup from inside (when no user namespace: the parent does it otherwise).
-    pub cgroup: Option<&'a Cgroup>,
-    pub userns_wait: Option<BorrowedFd<'a>>,
+    pub userns: bool,
+    /// The parent writes one byte here once it has written the id mappings (user namespace)
+    /// and moved the init into its cgroup.
+    pub go: Option<BorrowedFd<'a>>,
     pub sync: BorrowedFd<'a>,
     pub fifo: Option<BorrowedFd<'a>>,
     pub console: Option<BorrowedFd<'a>>,
@@ -94,31 +94,29 @@ pub(crate) fn decode_failure(rest: &[u8]) -> Error {
 
 fn init_steps(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitFailure> {
     let sys = LinuxSyscalls;
-    if let Some(fd) = ctx.userns_wait {
-        let mut b = [0u8; 1];
-        let mut f = std::fs::File::from(
-            fd.try_clone_to_owned()
-                .map_err(|e| InitFailure::new("dup", e))?,
-        );
-        f.read_exact(&mut b)
-            .map_err(|e| InitFailure::new("wait for id mappings", e))?;
+    let wait_go = || -> Result<(), InitFailure> {
+        if let Some(fd) = ctx.go {
+            let mut b = [0u8; 1];
+            let mut f = std::fs::File::from(
+                fd.try_clone_to_owned()
+                    .map_err(|e| InitFailure::new("dup", e))?,
+            );
+            f.read_exact(&mut b)
+                .map_err(|e| InitFailure::new("wait for the parent to set up the cgroup", e))?;
+        }
+        Ok(())
+    };
+    if ctx.userns {
+        // Nothing privileged works in the new user namespace before the mappings exist.
+        wait_go()?;
         nix::unistd::setresgid(0.into(), 0.into(), 0.into())
             .map_err(|e| InitFailure::new("become root in user namespace", e.into()))?;
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
             .map_err(|e| InitFailure::new("become root in user namespace", e.into()))?;
     }
-    if let Some(cg) = ctx.cgroup {
-        cg.add_pid(0).map_err(|e| {
-            InitFailure::new(e.to_string(), std::io::Error::from_raw_os_error(libc::EIO))
-        })?;
-    }
     for (fd, flag) in ctx.join {
         nix::sched::setns(fd, *flag)
             .map_err(|e| InitFailure::new(format!("join namespace {flag:?}"), e.into()))?;
-    }
-    if ctx.cgroupns {
-        sys.unshare(CloneFlags::CLONE_NEWCGROUP)
-            .map_err(|e| InitFailure::new("unshare cgroup namespace", e))?;
     }
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     if let Some(h) = ctx.hostname {
@@ -129,7 +127,18 @@ fn init_steps(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitFai
         sys.setdomainname(d)
             .map_err(|e| InitFailure::new(format!("setdomainname {d}"), e))?;
     }
-    ctx.plan.setup_rootfs(&sys)?;
+    // The parent moves us into the cgroup while we mount; the cgroup namespace and the
+    // cgroup mounts come after that.
+    ctx.plan.setup_rootfs_with(&sys, || {
+        if !ctx.userns {
+            wait_go()?;
+        }
+        if ctx.cgroupns {
+            sys.unshare(CloneFlags::CLONE_NEWCGROUP)
+                .map_err(|e| InitFailure::new("unshare cgroup namespace", e))?;
+        }
+        Ok(())
+    })?;
     ctx.plan.finish_rootfs(&sys)?;
     for (path, value) in ctx.sysctl {
         sys.write_file(path, value)
