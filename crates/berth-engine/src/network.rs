@@ -965,6 +965,93 @@ impl<'a> Networks<'a> {
         Ok(out)
     }
 
+    /// Docker's `NetworkSettings` of a container for `inspect`: its published ports (while
+    /// running), and per network its address, prefix length, gateway and aliases.
+    pub fn network_settings(
+        &self,
+        container_id: &str,
+        mode: &str,
+        running: bool,
+    ) -> serde_json::Value {
+        let mut ports = serde_json::Map::new();
+        if running {
+            for p in self.container_ports_by_id(container_id).unwrap_or_default() {
+                let key = format!("{}/{}", p.container_port, p.proto);
+                let entry = ports
+                    .entry(key)
+                    .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+                if let serde_json::Value::Array(a) = entry {
+                    a.push(serde_json::json!({
+                        "HostIp": p.host_ip.to_string(),
+                        "HostPort": p.host_port.to_string(),
+                    }));
+                }
+            }
+        }
+        let mut networks = serde_json::Map::new();
+        let mut primary: Option<(String, u8, String)> = None;
+        for ep in self
+            .store
+            .container_endpoints(container_id)
+            .unwrap_or_default()
+        {
+            let Ok(n) = self.store.resolve_network(&ep.network_id) else {
+                continue;
+            };
+            let Ok(net) = Net::from_record(n) else {
+                continue;
+            };
+            let prefix = net.subnet.prefix_len();
+            let aliases: Vec<String> = serde_json::from_str(&ep.aliases).unwrap_or_default();
+            if primary.is_none() || net.rec.name == mode {
+                primary = Some((ep.address.clone(), prefix, net.gateway.to_string()));
+            }
+            networks.insert(
+                net.rec.name.clone(),
+                serde_json::json!({
+                    "IPAMConfig": null,
+                    "Links": null,
+                    "Aliases": if net.resolves_names() { serde_json::json!(aliases) } else { serde_json::Value::Null },
+                    "NetworkID": net.rec.id,
+                    "EndpointID": if running { ep.host_ifname.clone() } else { String::new() },
+                    "Gateway": if running { net.gateway.to_string() } else { String::new() },
+                    "IPAddress": if running { ep.address.clone() } else { String::new() },
+                    "IPPrefixLen": if running { prefix } else { 0 },
+                    "MacAddress": "",
+                }),
+            );
+        }
+        if networks.is_empty() && !mode.is_empty() {
+            let id = self
+                .store
+                .resolve_network(mode)
+                .map(|n| n.id)
+                .unwrap_or_default();
+            networks.insert(
+                mode.to_string(),
+                serde_json::json!({"IPAMConfig": null, "Links": null, "Aliases": null,
+                    "NetworkID": id, "EndpointID": "", "Gateway": "", "IPAddress": "",
+                    "IPPrefixLen": 0, "MacAddress": ""}),
+            );
+        }
+        let (ip, prefix, gw) = match (running, primary) {
+            (true, Some(p)) => p,
+            _ => (String::new(), 0, String::new()),
+        };
+        let ns = self.netns_path(container_id);
+        serde_json::json!({
+            "Bridge": "",
+            "SandboxID": "",
+            "SandboxKey": if running && ns.exists() { ns.display().to_string() } else { String::new() },
+            "Ports": ports,
+            "Gateway": gw,
+            "IPAddress": ip,
+            "IPPrefixLen": prefix,
+            "MacAddress": "",
+            "Networks": networks,
+        })
+    }
+
     /// The container's addresses per network (for `inspect`): `name -> (address, prefix,
     /// gateway)`.
     pub fn container_addresses(

@@ -90,20 +90,8 @@ impl Lifecycle {
             },
             "Mounts": mounts,
             "Config": c.spec.config,
-            "NetworkSettings": {
-                "Bridge": "",
-                "SandboxID": "",
-                "Ports": {},
-                "SandboxKey": "",
-                "Networks": {
-                    c.spec.host_config.network_mode.clone(): {
-                        "IPAddress": "",
-                        "Gateway": "",
-                        "MacAddress": "",
-                        "NetworkID": "",
-                    }
-                },
-            },
+            "NetworkSettings": crate::network::Networks::new(self.store(), self.root(), self.runroot())
+                .network_settings(c.id(), &c.spec.host_config.network_mode, c.status.is_active()),
             "CgroupPath": cgroups_path(c.id()),
         })
     }
