@@ -317,6 +317,8 @@ pub fn start_process(lc: &Lifecycle, c: &Container, stdio: Stdio) -> Result<Star
             exit_code: Some(0),
             oom_killed: Some(false),
             error: Some(String::new()),
+            // A (re)start clears an earlier `stop`: the restart policy applies again.
+            stopped_by_user: Some(false),
             ..Default::default()
         },
     )?;

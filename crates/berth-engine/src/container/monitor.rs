@@ -416,6 +416,18 @@ pub fn run_monitor(lc: &Lifecycle, id: &str, exited: Option<i32>, delay_ms: Opti
             // A `stop` or `rm` during the pause wins.
             match lc.store().container(c.id()) {
                 Ok(r) if r.status == "restarting" && !r.stopped_by_user => {}
+                Ok(r) if r.status == "restarting" => {
+                    let _ = lc.store().update_container(
+                        c.id(),
+                        &ContainerUpdate {
+                            status: Some("exited".into()),
+                            monitor: Some((0, 0)),
+                            only_if_status: vec!["restarting".into()],
+                            ..Default::default()
+                        },
+                    );
+                    break;
+                }
                 _ => break,
             }
         }

@@ -29,6 +29,14 @@ impl Lifecycle {
         if c.status.is_active() {
             return Ok(());
         }
+        // A start by the user begins a new count of policy restarts, as Docker's.
+        self.store().update_container(
+            c.id(),
+            &berth_store::containers::ContainerUpdate {
+                restart_count: Some(0),
+                ..Default::default()
+            },
+        )?;
         let mut child = Command::new(exe)
             .arg("--root")
             .arg(self.root())

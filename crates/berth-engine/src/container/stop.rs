@@ -75,6 +75,20 @@ impl Lifecycle {
             },
         )?;
         let c = self.find(c.id())?;
+        if c.status == super::ContainerStatus::Restarting
+            && !procfs::is_alive(c.record.pid, c.record.pid_start)
+        {
+            // Between two runs of its restart policy: it just stays stopped.
+            self.store().update_container(
+                c.id(),
+                &ContainerUpdate {
+                    status: Some("exited".into()),
+                    only_if_status: vec!["restarting".into()],
+                    ..Default::default()
+                },
+            )?;
+            return Ok(());
+        }
         if !c.status.is_active() {
             if c.status == super::ContainerStatus::Restarting {
                 self.store().update_container(
