@@ -587,3 +587,28 @@ fn user_workdir_env_take_effect_in_run() {
         "script /dev/pipes/EOF\n"
     );
 }
+
+#[test]
+fn cache_mounts_persist_across_builds_and_stay_out_of_layers() {
+    if !require_root("cache_mounts_persist_across_builds_and_stay_out_of_layers") {
+        return;
+    }
+    let env = Env::new();
+    let df = "FROM busybox\nRUN --mount=type=cache,target=/var/cache/app sh -c 'echo run >> /var/cache/app/log && wc -l < /var/cache/app/log > /count'\nCMD [\"sh\", \"-c\", \"cat /count; ls /var/cache/app 2>/dev/null | wc -l\"]\n";
+    let ctx = env.context("ctx", &[("Dockerfile", df.as_bytes())]);
+    env.build_ok(&ctx, &["-t", "cm"]);
+    env.build_ok(&ctx, &["-t", "cm", "--no-cache"]);
+    let out = env.ok(&["run", "--rm", "cm"]);
+    let lines: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(
+        lines,
+        vec!["2", "0"],
+        "the cache kept the first run's log; the image has none of it"
+    );
+    env.ok(&["builder", "prune", "-f"]);
+    env.build_ok(&ctx, &["-t", "cm"]);
+    assert_eq!(
+        env.ok(&["run", "--rm", "cm"]).split_whitespace().next(),
+        Some("1")
+    );
+}
