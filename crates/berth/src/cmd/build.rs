@@ -73,6 +73,7 @@ struct PlainProgress {
     multi_stage: bool,
     started: Mutex<HashMap<usize, Instant>>,
     partial: Mutex<HashMap<usize, Vec<u8>>>,
+    last_id: std::sync::atomic::AtomicUsize,
 }
 
 impl PlainProgress {
@@ -93,6 +94,8 @@ impl Progress for PlainProgress {
                 total,
                 text,
             } => {
+                self.last_id
+                    .fetch_max(id, std::sync::atomic::Ordering::Relaxed);
                 if let Ok(mut m) = self.started.lock() {
                     m.insert(id, Instant::now());
                 }
@@ -105,7 +108,8 @@ impl Progress for PlainProgress {
             }
             Event::Cached { id } => self.line(&format!("#{id} CACHED")),
             Event::Output { id, bytes } => {
-                let since = self.start.elapsed().as_secs_f64();
+                // Seconds since the step started, as BuildKit shows them.
+                let since = self.since_step(id);
                 let mut partial = self.partial.lock().unwrap_or_else(|e| e.into_inner());
                 let buf = partial.entry(id).or_default();
                 buf.extend_from_slice(bytes);
@@ -134,6 +138,14 @@ impl Progress for PlainProgress {
 }
 
 impl PlainProgress {
+    fn since_step(&self, id: usize) -> f64 {
+        self.started
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&id).map(|t| t.elapsed().as_secs_f64()))
+            .unwrap_or_else(|| self.start.elapsed().as_secs_f64())
+    }
+
     fn flush_partial(&self, id: usize) {
         let rest = self
             .partial
@@ -142,7 +154,7 @@ impl PlainProgress {
             .and_then(|mut m| m.remove(&id))
             .unwrap_or_default();
         if !rest.is_empty() {
-            let since = self.start.elapsed().as_secs_f64();
+            let since = self.since_step(id);
             self.line(&format!(
                 "#{id} {since:.3} {}",
                 String::from_utf8_lossy(&rest)
@@ -227,6 +239,7 @@ pub fn run(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
             multi_stage,
             started: Mutex::new(HashMap::new()),
             partial: Mutex::new(HashMap::new()),
+            last_id: Default::default(),
         };
         let runner = RuntimeStepRunner::new(&g.root, &g.runroot);
         let opts = BuildOptions {
@@ -255,13 +268,14 @@ pub fn run(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
         if quiet {
             println!("{}", result.id);
         } else {
-            progress.line("#0 exporting to image");
-            progress.line(&format!("#0 writing image {} done", result.id));
+            let n = progress.last_id.load(std::sync::atomic::Ordering::Relaxed) + 1;
+            progress.line(&format!("#{n} exporting to image"));
+            progress.line(&format!("#{n} writing image {} done", result.id));
             for t in &result.tags {
-                progress.line(&format!("#0 naming to {t} done"));
+                progress.line(&format!("#{n} naming to {t} done"));
             }
             progress.line(&format!(
-                "#0 DONE {:.1}s ({} built, {} cached)",
+                "#{n} DONE {:.1}s ({} built, {} cached)",
                 started.elapsed().as_secs_f64(),
                 result.built_steps,
                 result.cached_steps
