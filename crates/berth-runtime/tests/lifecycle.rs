@@ -226,3 +226,49 @@ fn terminal_gets_a_pty_master() {
     assert!(out.contains("33 101"), "{out}");
     c.delete(false).unwrap();
 }
+
+#[test]
+fn concurrent_runs_from_a_multithreaded_caller() {
+    let Some(_serial) = require_root() else {
+        return;
+    };
+    let b = std::sync::Arc::new(Bundle::new());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // A thread that keeps the allocator busy, as a builder's other stages would.
+    let churn = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut v: Vec<Vec<u8>> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                v.push(vec![1u8; 4096]);
+                if v.len() > 256 {
+                    v.clear();
+                }
+            }
+        })
+    };
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                for i in 0..5 {
+                    let id = unique_id(&format!("mt{t}-{i}"));
+                    let cfg = ContainerConfig::new(
+                        &id,
+                        b.state_dir(&id),
+                        b.path(),
+                        b.spec(&id, "exit 3"),
+                    );
+                    let mut c = run(cfg).unwrap_or_else(|e| panic!("{id}: {e}"));
+                    assert_eq!(c.wait().unwrap().unwrap().code, 3);
+                    c.delete(false).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
+}

@@ -318,9 +318,9 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
         console: console_child.as_ref().map(|c| c.as_fd()),
         sysctl: &sysctl,
     };
-    let pid = match crate::sys::clone_fork(clone_flags).map_err(|e| Error::sys("clone", e))? {
-        None => super::init::init_child(&ctx),
-        Some(pid) => pid,
+    let pid = match crate::sys::fork_into(clone_flags).map_err(|e| Error::sys("clone", e))? {
+        crate::sys::Forked::Child(unshare) => super::init::init_child(&ctx, unshare),
+        crate::sys::Forked::Parent(pid) => pid,
     };
     cleanup.child = Some(pid);
     drop(sync_w);
@@ -342,8 +342,8 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
     let ready = read_sync(&sync_r)?;
     if ready != wait_for_start {
         return Err(Error::Init {
-            step: "container init ended without a report".into(),
-            source: std::io::Error::from_raw_os_error(libc::EPIPE),
+            step: "unexpected report from the container init".into(),
+            source: std::io::Error::from_raw_os_error(libc::EPROTO),
         });
     }
     let pty_master = match console_parent {

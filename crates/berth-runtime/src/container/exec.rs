@@ -119,14 +119,15 @@ impl Container {
         } else {
             None
         };
-        let forked = crate::sys::clone_fork(CloneFlags::empty());
-        if let Ok(None) = forked {
+        let forked = crate::sys::fork_into(CloneFlags::empty());
+        if let Ok(crate::sys::Forked::Child(_)) = forked {
             let failure = exec_child(
                 self,
                 &join,
                 &plan,
                 &stdio,
                 console_child.as_ref().map(|c| c.as_fd()),
+                sync_w.as_fd(),
             );
             report_failure(sync_w.as_fd(), &failure);
             crate::sys::exit_now(1);
@@ -135,9 +136,10 @@ impl Container {
             nix::sched::setns(&own, CloneFlags::CLONE_NEWPID)
                 .map_err(|e| Error::sys("leave pid namespace", e))?;
         }
-        let child = forked
-            .map_err(|e| Error::sys("clone", e))?
-            .unwrap_or(Pid::from_raw(0));
+        let child = match forked.map_err(|e| Error::sys("clone", e))? {
+            crate::sys::Forked::Parent(pid) => pid,
+            crate::sys::Forked::Child(_) => Pid::from_raw(0),
+        };
         drop(sync_w);
         drop(console_child);
         drop(stdio);
@@ -166,6 +168,7 @@ fn exec_child(
     plan: &ProcessPlan,
     stdio: &Stdio,
     console: Option<std::os::fd::BorrowedFd<'_>>,
+    sync: std::os::fd::BorrowedFd<'_>,
 ) -> InitFailure {
     if let Some(cg) = &c.state.cgroup {
         if let Err(e) = cg.add_pid(0) {
@@ -180,5 +183,8 @@ fn exec_child(
     if let Err(f) = plan.setup_io(stdio, console) {
         return f;
     }
-    plan.apply_and_exec(|| Ok(()))
+    plan.apply_and_exec(|| {
+        super::init::write_all(sync, b"X");
+        Ok(())
+    })
 }

@@ -32,7 +32,7 @@ pub(crate) struct InitContext<'a> {
     pub sysctl: &'a [(PathBuf, String)],
 }
 
-fn write_all(fd: BorrowedFd<'_>, data: &[u8]) {
+pub(crate) fn write_all(fd: BorrowedFd<'_>, data: &[u8]) {
     let mut off = 0;
     while off < data.len() {
         match nix::unistd::write(fd, &data[off..]) {
@@ -44,8 +44,8 @@ fn write_all(fd: BorrowedFd<'_>, data: &[u8]) {
 }
 
 /// Runs in the child after clone; never returns.
-pub(crate) fn init_child(ctx: &InitContext<'_>) -> ! {
-    let failure = match init_steps(ctx) {
+pub(crate) fn init_child(ctx: &InitContext<'_>, unshare: CloneFlags) -> ! {
+    let failure = match init_steps(ctx, unshare) {
         Ok(never) => match never {},
         Err(f) => f,
     };
@@ -92,8 +92,15 @@ pub(crate) fn decode_failure(rest: &[u8]) -> Error {
     }
 }
 
-fn init_steps(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitFailure> {
+fn init_steps(
+    ctx: &InitContext<'_>,
+    unshare: CloneFlags,
+) -> Result<std::convert::Infallible, InitFailure> {
     let sys = LinuxSyscalls;
+    if !unshare.is_empty() {
+        sys.unshare(unshare)
+            .map_err(|e| InitFailure::new("unshare namespaces", e))?;
+    }
     let wait_go = || -> Result<(), InitFailure> {
         if let Some(fd) = ctx.go {
             let mut b = [0u8; 1];
@@ -148,6 +155,15 @@ fn init_steps(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitFai
     let sync = ctx.sync;
     let fifo = ctx.fifo;
     Err(ctx.process.apply_and_exec(move || {
+        let r = wait_start(sync, fifo);
+        // "About to exec": end of file after this means the exec happened.
+        write_all(sync, b"X");
+        r
+    }))
+}
+
+fn wait_start(sync: BorrowedFd<'_>, fifo: Option<BorrowedFd<'_>>) -> Result<(), InitFailure> {
+    {
         if let Some(fifo) = fifo {
             write_all(sync, b"R");
             let mut b = [0u8; 1];
@@ -166,5 +182,5 @@ fn init_steps(ctx: &InitContext<'_>) -> Result<std::convert::Infallible, InitFai
             }
         }
         Ok(())
-    }))
+    }
 }

@@ -356,23 +356,31 @@ impl Container {
     }
 }
 
-/// Reads the init's report from the sync pipe: `Ok(true)` for "ready" (`R`), `Ok(false)` for
-/// end of file (exec happened), an error for a failure record.
+/// Reads the init's report from the sync pipe: `Ok(true)` for "ready" (`R`, waiting for
+/// start), `Ok(false)` for "about to exec" (`X`) followed by end of file (the exec happened),
+/// an error for a failure record (`E`) or an init that died without a word.
 pub(crate) fn read_sync(fd: &OwnedFd) -> Result<bool> {
     let mut file = fs::File::from(fd.try_clone().map_err(|e| Error::sys("dup sync pipe", e))?);
-    let mut first = [0u8; 1];
+    let mut about_to_exec = false;
     loop {
-        match file.read(&mut first) {
-            Ok(0) => return Ok(false),
-            Ok(_) => break,
+        let mut b = [0u8; 1];
+        match file.read(&mut b) {
+            Ok(0) if about_to_exec => return Ok(false),
+            Ok(0) => {
+                return Err(Error::Init {
+                    step: "container init died before exec".into(),
+                    source: std::io::Error::from_raw_os_error(libc::EPIPE),
+                })
+            }
+            Ok(_) if b[0] == b'R' => return Ok(true),
+            Ok(_) if b[0] == b'X' => about_to_exec = true,
+            Ok(_) => {
+                let mut rest = Vec::new();
+                let _ = file.read_to_end(&mut rest);
+                return Err(init::decode_failure(&rest));
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Error::sys("read sync pipe", e)),
         }
     }
-    if first[0] == b'R' {
-        return Ok(true);
-    }
-    let mut rest = Vec::new();
-    let _ = file.read_to_end(&mut rest);
-    Err(init::decode_failure(&rest))
 }

@@ -8,11 +8,77 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
+/// Number of threads of this process (from /proc/self/stat).
+pub fn thread_count() -> usize {
+    let text = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    text.rfind(')')
+        .and_then(|i| text[i + 2..].split(' ').nth(17))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Forks into new namespaces (`flags`). Returns `None` in the child and the child's pid in
+/// the parent.
+///
+/// A single-threaded caller gets one raw `clone(2)` (the fast path). A multi-threaded
+/// caller gets the C library's `fork()`, whose handlers leave the allocator usable in the
+/// child even if another thread held its lock: the calling thread enters a new pid
+/// namespace for its children first (and leaves it after), the child unshares the rest
+/// (returned in [`Forked::Child`]).
+/// User namespaces need a single-threaded caller.
+pub fn fork_into(flags: CloneFlags) -> io::Result<Forked> {
+    if thread_count() <= 1 {
+        return Ok(match clone_fork(flags)? {
+            None => Forked::Child(CloneFlags::empty()),
+            Some(pid) => Forked::Parent(pid),
+        });
+    }
+    if flags.contains(CloneFlags::CLONE_NEWUSER) {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a user namespace can only be created from a single-threaded process",
+        ));
+    }
+    let newpid = flags.contains(CloneFlags::CLONE_NEWPID);
+    let own = if newpid {
+        let own = std::fs::File::open("/proc/thread-self/ns/pid_for_children")?;
+        nix::sched::unshare(CloneFlags::CLONE_NEWPID)?;
+        Some(own)
+    } else {
+        None
+    };
+    // SAFETY: fork() is called as documented; the child only runs the container setup and
+    // then execs or _exits, and glibc's fork handlers reset the allocator's locks in it.
+    let ret = unsafe { libc::fork() };
+    let err = io::Error::last_os_error();
+    if ret != 0 {
+        if let Some(own) = own {
+            // Back to our own pid namespace for later children of this thread.
+            nix::sched::setns(&own, CloneFlags::CLONE_NEWPID)?;
+        }
+    }
+    match ret {
+        -1 => Err(err),
+        0 => Ok(Forked::Child(flags - CloneFlags::CLONE_NEWPID)),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid))),
+    }
+}
+
+/// Which side of [`fork_into`] we are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    /// The child; it still has to `unshare` these namespaces itself.
+    Child(CloneFlags),
+    /// The parent, with the child's pid.
+    Parent(Pid),
+}
+
 /// Forks with `clone(2)` and the given namespace flags (no new stack: fork semantics).
 /// Returns `None` in the child and the child's pid in the parent.
 ///
-/// The caller must be single-threaded, as for `fork(2)`: the child has a copy of the whole
-/// address space but only the calling thread, so locks held by other threads stay held.
+/// The caller must be single-threaded, as for `fork(2)` without the C library's handlers:
+/// the child has a copy of the whole address space but only the calling thread, so locks
+/// held by other threads stay held. [`fork_into`] picks this only when that holds.
 pub fn clone_fork(flags: CloneFlags) -> io::Result<Option<Pid>> {
     let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: a clone without CLONE_VM and with a null stack behaves like fork: the child gets
