@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use berth_net::config::{self as netconfig, NetConfig};
 use berth_net::endpoint;
 use berth_net::etc::{self, FileLock, HostEntry};
+use berth_net::nft::{self, Firewall, NftFirewall};
 use berth_net::ops::{BridgeSpec, EndpointSpec, LinuxNetOps, NetOps};
 use berth_net::port::{self, BoundPort, PortRequest, Proto, PublishedPort};
 use berth_store::networks::{EndpointRecord, NetworkRecord, NetworkStoreError, PortRecord};
@@ -261,12 +262,14 @@ impl Net {
         })
     }
 
-    fn bridge_spec(&self) -> BridgeSpec {
+    /// The bridge; `forwarding` (routing beyond it) only with nftables, whose rules then
+    /// keep berth's networks apart.
+    fn bridge_spec(&self, forwarding: bool) -> BridgeSpec {
         BridgeSpec {
             name: self.rec.bridge.clone(),
             subnet: self.subnet,
             gateway: self.gateway,
-            forwarding: false,
+            forwarding,
         }
     }
 
@@ -524,6 +527,15 @@ impl<'a> Networks<'a> {
         let _lock = self.network_lock()?;
         self.store.delete_network(&n.id)?;
         if !n.bridge.is_empty() {
+            if self.net_config()?.nftables {
+                if let Ok(subnet) = n.subnet.parse::<Ipv4Net>() {
+                    let others = self.all_bridges();
+                    nft::apply_each(
+                        self.firewall(),
+                        &nft::remove_bridge(&n.bridge, &subnet, &others),
+                    );
+                }
+            }
             self.net_ops().remove_bridge(&n.bridge)?;
         }
         Ok(n.name)
@@ -662,13 +674,14 @@ impl<'a> Networks<'a> {
                 }
             }
         }
+        let nft = self.net_config()?.nftables;
         let mut links = Vec::new();
         for (i, n) in nets.iter().enumerate() {
             let ep = self.allocate(req, n, i)?;
             let address = parse_v4("address", &ep.address)?;
             addresses.insert(n.rec.name.clone(), address);
             links.push((
-                n.bridge_spec(),
+                n.bridge_spec(nft),
                 EndpointSpec {
                     host_ifname: ep.host_ifname.clone(),
                     container_ifname: ep.container_ifname.clone(),
@@ -722,7 +735,57 @@ impl<'a> Networks<'a> {
             })
             .collect();
         self.store.set_ports(id, &rows)?;
+        if nft {
+            self.nft_attach(&nets, &addresses, ports)?;
+        }
         Ok(addresses)
+    }
+
+    fn firewall(&self) -> &'static NftFirewall {
+        static FW: NftFirewall = NftFirewall;
+        &FW
+    }
+
+    /// Every bridge interface berth knows (for the isolation pairs).
+    fn all_bridges(&self) -> Vec<String> {
+        self.store
+            .list_networks()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| !n.bridge.is_empty())
+            .map(|n| n.bridge)
+            .collect()
+    }
+
+    /// With nftables on: the table, the networks' elements, forwarding, and DNAT for the
+    /// ports published on every address (IPv4) to the first network's address.
+    fn nft_attach(
+        &self,
+        nets: &[Net],
+        addresses: &BTreeMap<String, Ipv4Addr>,
+        ports: &[BoundPort],
+    ) -> Result<()> {
+        let fw = self.firewall();
+        nft::ensure_table(fw)?;
+        let others = self.all_bridges();
+        let mut script = String::new();
+        for n in nets {
+            script.push_str(&nft::add_bridge(
+                &n.rec.bridge,
+                &n.subnet,
+                n.rec.internal,
+                &others,
+            ));
+        }
+        if let Some(addr) = nets.first().and_then(|n| addresses.get(&n.rec.name)) {
+            script.push_str(&nft::add_dnat(&dnat_entries(
+                ports.iter().map(|p| p.port),
+                *addr,
+            )));
+        }
+        fw.apply(&script)?;
+        nft::enable_ip_forward()?;
+        Ok(())
     }
 
     fn allocate(&self, req: &NetworkRequest, n: &Net, index: usize) -> Result<EndpointRecord> {
@@ -823,6 +886,17 @@ impl<'a> Networks<'a> {
         // it with its veth peers, and a veth pair goes as a whole. Deleting the host ends
         // here instead would cost ~25 ms each (the kernel waits for an RCU grace period).
         let net_result = endpoint::teardown(self.net_ops(), Some(&ns), &[]);
+        if self.net_config().map(|c| c.nftables).unwrap_or(false) {
+            let first = eps
+                .iter()
+                .find(|e| e.container_ifname == "eth0")
+                .or(eps.first());
+            if let Some(addr) = first.and_then(|e| e.address.parse::<Ipv4Addr>().ok()) {
+                let ports = self.container_ports_by_id(container_id).unwrap_or_default();
+                let entries = dnat_entries(ports.into_iter(), addr);
+                nft::apply_each(self.firewall(), &nft::remove_dnat(&entries));
+            }
+        }
         let ports_result = self.store.set_ports(container_id, &[]);
         if release {
             let _lock = self.network_lock()?;
@@ -880,7 +954,8 @@ impl<'a> Networks<'a> {
                 prefix_len: net.subnet.prefix_len(),
                 default_gateway: None,
             };
-            if let Err(e) = endpoint::connect(self.net_ops(), &ns, &net.bridge_spec(), &spec) {
+            let nft = self.net_config()?.nftables;
+            if let Err(e) = endpoint::connect(self.net_ops(), &ns, &net.bridge_spec(nft), &spec) {
                 let _ = self.store.release_endpoints(&c.id, Some(&net.rec.id));
                 return Err(e.into());
             }
@@ -1073,6 +1148,22 @@ impl<'a> Networks<'a> {
     }
 }
 
+/// DNAT elements for ports published on every IPv4 address.
+fn dnat_entries(
+    ports: impl Iterator<Item = PublishedPort>,
+    address: Ipv4Addr,
+) -> Vec<nft::DnatEntry> {
+    ports
+        .filter(|p| p.host_ip == IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        .map(|p| nft::DnatEntry {
+            proto: p.proto,
+            host_port: p.host_port,
+            address,
+            container_port: p.container_port,
+        })
+        .collect()
+}
+
 /// The `-p` and `-P` values of a request as port requests.
 fn port_requests(req: &NetworkRequest) -> Result<Vec<PortRequest>> {
     let mut out = Vec::new();
@@ -1181,6 +1272,10 @@ mod tests {
     }
 
     fn env(n: u8) -> Env {
+        env_with(n, "")
+    }
+
+    fn env_with(n: u8, extra: &str) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let pid = std::process::id();
         let third = ((pid % 40) as u8) * 6 + n;
@@ -1188,7 +1283,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("root")).unwrap();
         std::fs::write(
             dir.path().join("root/berth.toml"),
-            format!("[network]\nsubnet = \"10.212.{third}.0/24\"\nbridge = \"{bridge}\"\n"),
+            format!("[network]\nsubnet = \"10.212.{third}.0/24\"\nbridge = \"{bridge}\"\n{extra}"),
         )
         .unwrap();
         let engine = Engine::open(crate::EngineConfig {
@@ -1423,5 +1518,77 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    fn nft_list(what: &str) -> String {
+        let out = std::process::Command::new("nft")
+            .args([
+                "list",
+                what,
+                "ip",
+                "berth",
+                match what {
+                    "map" => "dnat_tcp",
+                    _ => "subnets",
+                },
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    #[test]
+    fn nftables_rules_are_installed_and_removed() {
+        if !root_or_skip("nftables") {
+            return;
+        }
+        if std::process::Command::new("nft")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "nft missing (scripts/install-test-deps.sh)"
+            );
+            eprintln!("skipping nftables: nft missing");
+            return;
+        }
+        let forward_before = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+        let table_before = NftFirewall.table_exists().unwrap();
+        let env = env_with(5, "nftables = true\n");
+        let e = &env.engine.networks();
+        let free = TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = free.local_addr().unwrap().port();
+        drop(free);
+        let c = id(200);
+        let net = e
+            .network_setup(&NetworkRequest {
+                container_id: c.clone(),
+                hostname: "n".into(),
+                publish: vec![format!("{port}:80")],
+                ..Default::default()
+            })
+            .unwrap();
+        let addr = net.addresses["bridge"];
+        let map = nft_list("map");
+        assert!(map.contains(&format!("{port} : {addr} . 80")), "{map}");
+        let subnet = format!("10.212.{}.0/24", env.third);
+        assert!(nft_list("set").contains(&subnet));
+        drop(net);
+        e.network_teardown(&c, true).unwrap();
+        assert!(
+            !nft_list("map").contains(&format!("{port} :")),
+            "DNAT element left"
+        );
+        // Leave the host as found: the test bridge's elements, the table, ip_forward.
+        nft::apply_each(
+            &NftFirewall,
+            &nft::remove_bridge(&env.bridge, &subnet.parse().unwrap(), &[]),
+        );
+        if !table_before {
+            let _ = NftFirewall.apply("delete table ip berth\n");
+        }
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", forward_before.trim()).unwrap();
     }
 }

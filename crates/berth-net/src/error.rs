@@ -108,6 +108,12 @@ pub enum Error {
         /// The OS error.
         source: io::Error,
     },
+    /// `nft` refused a script.
+    #[error("nftables: {detail}")]
+    Nft {
+        /// nft's first error line.
+        detail: String,
+    },
     /// Several failures during a teardown that kept going.
     #[error("{} errors during network teardown; first: {}", .0.len(), .0[0])]
     Teardown(Vec<Error>),
@@ -128,7 +134,8 @@ impl Error {
             | Error::Netlink { .. }
             | Error::Netns { .. }
             | Error::File { .. }
-            | Error::Os { .. } => ErrorKind::System,
+            | Error::Os { .. }
+            | Error::Nft { .. } => ErrorKind::System,
         }
     }
 

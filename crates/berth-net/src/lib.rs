@@ -14,7 +14,8 @@
 //!   values, the host sockets bound before the container starts, and the userland
 //!   forwarder that the container's monitor runs;
 //! - [`etc`]: hosts and resolv.conf rendering; [`ipam`]: free addresses and subnets;
-//!   [`config::NetConfig`]: `[network]` of `berth.toml`.
+//!   [`config::NetConfig`]: `[network]` of `berth.toml`; [`nft`]: the optional nftables
+//!   rules (masquerade, DNAT, isolation) in berth's own table.
 //!
 //! ```
 //! use berth_net::port::{parse_publish, Proto};
@@ -29,6 +30,7 @@ pub mod error;
 pub mod etc;
 pub mod forward;
 pub mod ipam;
+pub mod nft;
 pub mod ops;
 pub mod port;
 mod sys;
