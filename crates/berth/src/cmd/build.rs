@@ -190,6 +190,14 @@ pub fn run(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
                 );
             }
         }
+        let c = &a.context;
+        if c.starts_with("http://")
+            || c.starts_with("https://")
+            || c.starts_with("git@")
+            || c.starts_with("git://")
+        {
+            anyhow::bail!("unable to prepare context: {c}: remote build contexts need network access, and berth builds offline here; clone or download it and build the directory");
+        }
         let engine = g.engine()?;
         let stdin_used_by_context = a.context == "-";
         let context = if stdin_used_by_context {
