@@ -299,7 +299,7 @@ mod tests {
     }
 
     fn w(s: &str) -> String {
-        Expander::new('\\', &env).word(s).unwrap()
+        Expander::new('\\', &env).word(s).expect("expands")
     }
 
     #[test]
@@ -342,17 +342,17 @@ mod tests {
         assert_eq!(w("\"a\\nb\""), "a\\nb");
         assert_eq!(w("a\\ b"), "a b");
         let bt = Expander::new('`', &env);
-        assert_eq!(bt.word("`$a").unwrap(), "$a");
-        assert_eq!(bt.word("c:\\x").unwrap(), "c:\\x");
+        assert_eq!(bt.word("`$a").expect("expands"), "$a");
+        assert_eq!(bt.word("c:\\x").expect("expands"), "c:\\x");
     }
 
     #[test]
     fn words_split() {
         let e = Expander::new('\\', &env);
-        assert_eq!(e.words("80 $a \"x y\"").unwrap(), vec!["80", "A", "x y"]);
-        assert_eq!(e.words("$sp").unwrap(), vec!["x", "y"]);
-        assert_eq!(e.words("\"$sp\"").unwrap(), vec!["x y"]);
-        assert_eq!(e.words("  ").unwrap(), Vec::<String>::new());
+        assert_eq!(e.words("80 $a \"x y\"").expect("expands"), vec!["80", "A", "x y"]);
+        assert_eq!(e.words("$sp").expect("expands"), vec!["x", "y"]);
+        assert_eq!(e.words("\"$sp\"").expect("expands"), vec!["x y"]);
+        assert_eq!(e.words("  ").expect("expands"), Vec::<String>::new());
     }
 
     #[test]
