@@ -1148,6 +1148,18 @@ impl<'a> Networks<'a> {
     }
 }
 
+/// Checks that every `-p` value parses and its host port is free right now, binding and
+/// releasing the sockets: `run` calls it before creating the container, so a port in use
+/// leaves no container behind. (The monitor binds for real when it starts the container.)
+pub fn check_publish(publish: &[String]) -> Result<()> {
+    let mut reqs = Vec::new();
+    for p in publish {
+        reqs.extend(port::parse_publish(p)?);
+    }
+    drop(port::bind_ports(&reqs)?);
+    Ok(())
+}
+
 /// DNAT elements for ports published on every IPv4 address.
 fn dnat_entries(
     ports: impl Iterator<Item = PublishedPort>,

@@ -20,6 +20,8 @@ pub struct RunArgs {
 
 /// Runs the container; a foreground run exits with the container's status.
 pub fn run(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
+    // A published port in use fails here, before any container exists.
+    berth_engine::network::check_publish(&a.flags.publish).map_err(berth_engine::Error::from)?;
     let lc = super::container::lifecycle(g)?;
     let c = lc
         .create(&a.flags.request(a.detach))
