@@ -1024,13 +1024,19 @@ impl StageRun<'_, '_> {
                 Ok(())
             }
             InstructionKind::Env(pairs) => {
-                let mut canon = Vec::new();
+                // Every value sees the environment from before the instruction, as in
+                // Docker: `ENV a=new b=$a` gives b the old a.
+                let mut set = Vec::new();
                 for (k, v) in pairs {
                     let k = self.word(instr, k)?;
                     let v = self.word(instr, v)?;
                     if k.is_empty() {
                         return Err(self.invalid(instr, "ENV names can not be blank"));
                     }
+                    set.push((k, v));
+                }
+                let mut canon = Vec::new();
+                for (k, v) in set {
                     canon.push(format!("{k}={v}"));
                     self.state.config.config.env_set(&k, &v);
                 }

@@ -349,7 +349,10 @@ mod tests {
     #[test]
     fn words_split() {
         let e = Expander::new('\\', &env);
-        assert_eq!(e.words("80 $a \"x y\"").expect("expands"), vec!["80", "A", "x y"]);
+        assert_eq!(
+            e.words("80 $a \"x y\"").expect("expands"),
+            vec!["80", "A", "x y"]
+        );
         assert_eq!(e.words("$sp").expect("expands"), vec!["x", "y"]);
         assert_eq!(e.words("\"$sp\"").expect("expands"), vec!["x y"]);
         assert_eq!(e.words("  ").expect("expands"), Vec::<String>::new());

@@ -719,3 +719,15 @@ fn shebang_heredoc_runs_as_its_own_script() {
     assert_eq!(spec.mounts[0].target, "/dev/pipes/EOF");
     assert!(spec.mounts[0].readonly);
 }
+
+#[test]
+fn env_values_see_the_environment_before_the_instruction() {
+    let s = Setup::new(&[]);
+    let out = s
+        .build("FROM busybox\nENV abc=hello\nENV abc=bye def=$abc\nENV ghi=$abc PATH=$PATH:/x\n")
+        .expect("build");
+    let c = &out.config.config;
+    assert_eq!(c.env_get("def"), Some("hello"));
+    assert_eq!(c.env_get("ghi"), Some("bye"));
+    assert_eq!(c.env_get("PATH"), Some("/bin:/x"));
+}
