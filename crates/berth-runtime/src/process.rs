@@ -236,8 +236,10 @@ impl ProcessPlan {
         &self,
         stdio: &Stdio,
         console: Option<BorrowedFd<'_>>,
+        write_oom_score_adj: bool,
     ) -> Result<(), InitFailure> {
-        if let Some(adj) = self.oom_score_adj {
+        // The init's is written by the parent (a user namespace may not write its own).
+        if let Some(adj) = self.oom_score_adj.filter(|_| write_oom_score_adj) {
             std::fs::write("/proc/self/oom_score_adj", adj.to_string())
                 .map_err(|e| InitFailure::new("write oom_score_adj", e))?;
         }

@@ -199,3 +199,62 @@ fn bind_mounts_readonly_root_user_env_cwd_rlimits() {
     let want = hard.min(1_048_576);
     assert!(out.contains(&format!("nofile={want}:{want}")), "{out}");
 }
+
+#[test]
+fn user_namespace_maps_root_to_an_unprivileged_range() {
+    let Some(_serial) = require_root() else {
+        return;
+    };
+    let b = Bundle::new();
+    let id = unique_id("userns");
+    let (code, out) = run_capture(
+        &b,
+        &id,
+        "cat /proc/self/uid_map; id -u; ls -l /dev/null",
+        |spec| {
+            use berth_runtime::oci::{
+                LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
+            };
+            let mut linux = spec.linux().clone().unwrap();
+            let mut ns: Vec<_> = linux
+                .namespaces()
+                .clone()
+                .unwrap()
+                .into_iter()
+                .filter(|n| n.typ() != LinuxNamespaceType::Cgroup)
+                .collect();
+            ns.push(
+                LinuxNamespaceBuilder::default()
+                    .typ(LinuxNamespaceType::User)
+                    .build()
+                    .unwrap(),
+            );
+            linux.set_namespaces(Some(ns));
+            let map = vec![LinuxIdMappingBuilder::default()
+                .container_id(0u32)
+                .host_id(100_000u32)
+                .size(65_536u32)
+                .build()
+                .unwrap()];
+            linux.set_uid_mappings(Some(map.clone()));
+            linux.set_gid_mappings(Some(map));
+            spec.set_linux(Some(linux));
+            // cgroup v1 cannot be mounted from a user namespace: drop that mount.
+            let mounts = spec
+                .mounts()
+                .clone()
+                .unwrap()
+                .into_iter()
+                .filter(|m| m.typ().as_deref() != Some("cgroup"))
+                .collect();
+            spec.set_mounts(Some(mounts));
+        },
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.split_whitespace()
+            .collect::<Vec<_>>()
+            .starts_with(&["0", "100000", "65536", "0"]),
+        "{out}"
+    );
+}

@@ -26,19 +26,35 @@ fn root_or_skip() -> bool {
 }
 
 fn busybox_tar() -> &'static PathBuf {
+    // Shared by every test process (nextest runs each test alone): made once per busybox
+    // binary, atomically (temp file + rename).
     static TAR: OnceLock<PathBuf> = OnceLock::new();
     TAR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("berth-rt-cli-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let tar = dir.join("busybox.tar");
+        let meta = std::fs::metadata("/bin/busybox").expect("/bin/busybox (busybox-static)");
+        let stamp = format!(
+            "{}-{}",
+            meta.len(),
+            meta.modified()
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        );
+        let tar = std::env::temp_dir().join(format!("berth-busybox-{stamp}.tar"));
+        if tar.exists() {
+            return tar;
+        }
+        let tmp =
+            std::env::temp_dir().join(format!("berth-busybox-{stamp}.{}.tmp", std::process::id()));
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mk-busybox-rootfs.sh");
-        assert!(Command::new("bash")
+        let st = Command::new("bash")
             .arg(script)
-            .arg(&tar)
+            .arg(&tmp)
             .status()
-            .unwrap()
-            .success());
+            .expect("run mk-busybox-rootfs.sh");
+        assert!(st.success(), "mk-busybox-rootfs.sh failed");
+        std::fs::rename(&tmp, &tar).unwrap();
         tar
     })
 }

@@ -333,9 +333,14 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
     // Moving a process into a v1 cgroup waits for an RCU grace period (milliseconds): the
     // init mounts its filesystem meanwhile and waits for the byte below only then.
     if userns {
+        super::expect_userns(&sync_r)?;
         write_id_maps(pid, spec)?;
     }
     cgroup.add_pid(pid.as_raw())?;
+    if let Some(adj) = proc_plan.oom_score_adj {
+        let path = PathBuf::from(format!("/proc/{}/oom_score_adj", pid.as_raw()));
+        fs::write(&path, adj.to_string()).map_err(|e| Error::io("write", &path, e))?;
+    }
     fs::File::from(go_w)
         .write_all(b"1")
         .map_err(|e| Error::sys("signal init", e))?;

@@ -180,7 +180,7 @@ fn exec_child(
             return InitFailure::new(format!("join namespace {flag:?}"), e.into());
         }
     }
-    if let Err(f) = plan.setup_io(stdio, console) {
+    if let Err(f) = plan.setup_io(stdio, console, true) {
         return f;
     }
     plan.apply_and_exec(|| {

@@ -101,6 +101,10 @@ fn init_steps(
         sys.unshare(unshare)
             .map_err(|e| InitFailure::new("unshare namespaces", e))?;
     }
+    if ctx.userns {
+        // The parent writes our id mappings once it reads this.
+        write_all(ctx.sync, b"U");
+    }
     let wait_go = || -> Result<(), InitFailure> {
         if let Some(fd) = ctx.go {
             let mut b = [0u8; 1];
@@ -151,7 +155,7 @@ fn init_steps(
         sys.write_file(path, value)
             .map_err(|e| InitFailure::new(format!("write {}", path.display()), e))?;
     }
-    ctx.process.setup_io(ctx.stdio, ctx.console)?;
+    ctx.process.setup_io(ctx.stdio, ctx.console, false)?;
     let sync = ctx.sync;
     let fifo = ctx.fifo;
     Err(ctx.process.apply_and_exec(move || {

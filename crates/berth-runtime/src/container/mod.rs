@@ -356,6 +356,25 @@ impl Container {
     }
 }
 
+/// Waits for the init to report its user namespace (`U`).
+pub(crate) fn expect_userns(fd: &OwnedFd) -> Result<()> {
+    let mut file = fs::File::from(fd.try_clone().map_err(|e| Error::sys("dup sync pipe", e))?);
+    let mut b = [0u8; 1];
+    match file.read(&mut b) {
+        Ok(1) if b[0] == b'U' => Ok(()),
+        Ok(1) => {
+            let mut rest = Vec::new();
+            let _ = file.read_to_end(&mut rest);
+            Err(init::decode_failure(&rest))
+        }
+        Ok(_) => Err(Error::Init {
+            step: "container init died before its user namespace was set up".into(),
+            source: std::io::Error::from_raw_os_error(libc::EPIPE),
+        }),
+        Err(e) => Err(Error::sys("read sync pipe", e)),
+    }
+}
+
 /// Reads the init's report from the sync pipe: `Ok(true)` for "ready" (`R`, waiting for
 /// start), `Ok(false)` for "about to exec" (`X`) followed by end of file (the exec happened),
 /// an error for a failure record (`E`) or an init that died without a word.

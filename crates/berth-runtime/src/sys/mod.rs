@@ -24,20 +24,16 @@ pub fn thread_count() -> usize {
 /// caller gets the C library's `fork()`, whose handlers leave the allocator usable in the
 /// child even if another thread held its lock: the calling thread enters a new pid
 /// namespace for its children first (and leaves it after), the child unshares the rest
-/// (returned in [`Forked::Child`]).
-/// User namespaces need a single-threaded caller.
+/// (returned in [`Forked::Child`]). With a user namespace the raw clone is used in any case
+/// (the pid namespace must belong to it), so such callers should be single-threaded.
 pub fn fork_into(flags: CloneFlags) -> io::Result<Forked> {
-    if thread_count() <= 1 {
+    // A pid namespace made before the user namespace would not belong to it (no /proc
+    // mount inside): with a user namespace, one clone makes them all, in the right order.
+    if thread_count() <= 1 || flags.contains(CloneFlags::CLONE_NEWUSER) {
         return Ok(match clone_fork(flags)? {
             None => Forked::Child(CloneFlags::empty()),
             Some(pid) => Forked::Parent(pid),
         });
-    }
-    if flags.contains(CloneFlags::CLONE_NEWUSER) {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "a user namespace can only be created from a single-threaded process",
-        ));
     }
     let newpid = flags.contains(CloneFlags::CLONE_NEWPID);
     let own = if newpid {
