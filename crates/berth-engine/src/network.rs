@@ -312,7 +312,7 @@ impl<'a> Networks<'a> {
     }
 
     fn net_config(&self) -> Result<NetConfig> {
-        Ok(NetConfig::load(&self.root)?)
+        Ok(NetConfig::load(self.root)?)
     }
 
     /// Makes sure `bridge`, `host` and `none` exist in the store.
@@ -352,7 +352,7 @@ impl<'a> Networks<'a> {
     }
 
     fn netns_path(&self, container_id: &str) -> PathBuf {
-        endpoint::netns_path(&self.runroot, container_id)
+        endpoint::netns_path(self.runroot, container_id)
     }
 
     fn net_container_dir(&self, container_id: &str) -> PathBuf {
@@ -1239,6 +1239,7 @@ fn rfc3339(nanos: i64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     //! Against the real kernel (root only): setup, published ports, name resolution files,
     //! conflicts and teardown, with per-test subnets and bridge names.

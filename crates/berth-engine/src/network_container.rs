@@ -128,6 +128,7 @@ pub fn port_bindings(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

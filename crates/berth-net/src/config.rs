@@ -129,6 +129,7 @@ pub fn validate_ifname(s: &str) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -70,6 +70,7 @@ pub fn teardown(ops: &dyn NetOps, netns: Option<&Path>, host_ifnames: &[String])
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::ops::{NetCall, RecordingNetOps};

@@ -52,6 +52,7 @@ pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

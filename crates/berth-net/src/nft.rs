@@ -265,6 +265,7 @@ pub fn enable_ip_forward() -> Result<bool> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

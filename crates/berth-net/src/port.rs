@@ -445,6 +445,7 @@ pub fn bind_ports(reqs: &[PortRequest]) -> Result<Vec<BoundPort>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,7 @@
 //! berth-net against the real kernel: namespaces, a bridge, veth endpoints and the port
 //! forwarder, with servers running inside namespaces these tests create. Root only; traffic
 //! stays on loopback and inside the test's own namespaces and bridges.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -152,7 +153,7 @@ fn veth_on_a_bridge_reaches_a_server_in_the_namespace_and_teardown_leaves_nothin
         "{route}"
     );
 
-    endpoint::teardown(&guard.ops, Some(&ns), &[ep.host_ifname.clone()]).unwrap();
+    endpoint::teardown(&guard.ops, Some(&ns), std::slice::from_ref(&ep.host_ifname)).unwrap();
     assert!(!guard.ops.link_exists(&ep.host_ifname).unwrap());
     assert!(!ns.exists());
     guard.ops.remove_bridge(&b.name).unwrap();
