@@ -265,9 +265,28 @@ pub fn run(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
         };
         let started = Instant::now();
         let result = if quiet {
-            engine.build(opts, &runner, &berth_engine::build::NoProgress)?
+            engine.build(opts, &runner, &berth_engine::build::NoProgress)
         } else {
-            engine.build(opts, &runner, &progress)?
+            engine.build(opts, &runner, &progress)
+        };
+        let result = match result {
+            Ok(r) => r,
+            Err(e @ berth_engine::Error::Build(_)) => {
+                // Build errors keep their lines: the offending Dockerfile line under a
+                // parse error, the last output lines under a failed RUN.
+                let text: String = format!("Error: {e}")
+                    .chars()
+                    .map(|c| match c {
+                        '\n' => '\n',
+                        '\r' | '\t' => ' ',
+                        c if c.is_control() => '?',
+                        c => c,
+                    })
+                    .collect();
+                eprintln!("{text}");
+                return Err(crate::exit::ExitStatus(1).into());
+            }
+            Err(e) => return Err(e.into()),
         };
         if let Some(path) = &a.iidfile {
             std::fs::write(path, result.id.to_string())
