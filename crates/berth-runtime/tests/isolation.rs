@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::{require_root, run_capture, unique_id, Bundle};
 
 #[test]
@@ -58,20 +60,42 @@ fn privileged_operations_fail_inside() {
 }
 
 #[test]
-fn keyctl_is_refused_by_seccomp() {
+fn keyctl_and_module_loading_are_refused() {
     let Some(_serial) = require_root() else {
         return;
     };
-    // busybox has no keyctl applet: call the syscall through a tiny static helper is not
-    // possible here, so check that the filter is installed with the profile that refuses it
-    // (unit-tested in seccomp) and that a seccomp-refused syscall (unshare via clone flags)
-    // fails with EPERM rather than a capability error.
+    // busybox has no keyctl: borrow the host's perl (its /usr, read-only) to make the raw
+    // syscalls: keyctl(KEYCTL_GET_KEYRING_ID) = 250, init_module = 175, unshare = 272.
+    if !Path::new("/usr/bin/perl").exists() {
+        panic!("/usr/bin/perl is needed to make raw syscalls in the container");
+    }
     let b = Bundle::new();
+    for link in ["lib", "lib64"] {
+        if Path::new("/").join(link).exists() {
+            let _ = std::fs::remove_dir_all(b.rootfs().join(link));
+            std::os::unix::fs::symlink(format!("usr/{link}"), b.rootfs().join(link)).unwrap();
+        }
+    }
     let id = unique_id("keyctl");
-    let (code, out) = run_capture(&b, &id, "unshare -U true 2>&1; echo rc=$?", |_| {});
+    let script = "/usr/bin/perl -e 'for my $c ([\"keyctl\", 250, 0, -1, 0], [\"init_module\", 175, 0, 0, 0], [\"unshare\", 272, 0x10000000, 0, 0]) { my ($n, @a) = @$c; my $r = syscall($a[0], @a[1..$#a]); print \"$n=\", ($r == -1 ? $!+0 : \"ok\"), \"\\n\" }'";
+    let (code, out) = run_capture(&b, &id, script, |spec| {
+        use berth_runtime::oci::MountBuilder;
+        let mut mounts = spec.mounts().clone().unwrap();
+        mounts.push(
+            MountBuilder::default()
+                .destination("/usr")
+                .typ("bind")
+                .source("/usr")
+                .options(vec!["rbind".to_string(), "ro".to_string()])
+                .build()
+                .unwrap(),
+        );
+        spec.set_mounts(Some(mounts));
+    });
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("Operation not permitted"), "{out}");
-    assert!(!out.contains("rc=0"), "{out}");
+    for want in ["keyctl=1\n", "init_module=1\n", "unshare=1\n"] {
+        assert!(out.contains(want), "{want} (EPERM) not in {out}");
+    }
 }
 
 #[test]
