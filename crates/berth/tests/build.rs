@@ -543,6 +543,12 @@ fn bad_input_is_one_clear_error_and_leaves_nothing() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{df}: {err}");
         assert!(err.contains(want), "{df}: expected {want:?} in {err}");
+        if want.contains("RUNN") {
+            assert!(
+                err.contains("    2 | RUNN echo\n"),
+                "the offending line is shown: {err}"
+            );
+        }
         if want.contains("status 7") {
             assert!(
                 err.contains("oops-output"),
