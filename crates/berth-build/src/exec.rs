@@ -293,6 +293,8 @@ pub struct BuildOutput {
     pub built_steps: usize,
     /// Steps served from the cache.
     pub cached_steps: usize,
+    /// `--build-arg`s that no ARG of the built stages declared (Docker warns about them).
+    pub unused_build_args: Vec<String>,
 }
 
 /// Why a build failed.
@@ -583,7 +585,33 @@ pub fn build(
         layers: state.layers.clone(),
         built_steps,
         cached_steps,
+        unused_build_args: unused_build_args(req, &needed),
     })
+}
+
+/// The `--build-arg` names no ARG declares in the global scope or a built stage.
+fn unused_build_args(req: &BuildRequest<'_>, built: &BTreeSet<usize>) -> Vec<String> {
+    let df = &req.dockerfile;
+    let declared: BTreeSet<&str> = df
+        .global_args
+        .iter()
+        .chain(
+            df.stages
+                .iter()
+                .filter(|s| built.contains(&s.index))
+                .flat_map(|s| s.instructions.iter()),
+        )
+        .filter_map(|i| match &i.kind {
+            InstructionKind::Arg(args) => Some(args.iter().map(|(n, _)| n.as_str())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    req.build_args
+        .keys()
+        .filter(|k| !declared.contains(k.as_str()) && !PROXY_ARGS.contains(&k.as_str()))
+        .cloned()
+        .collect()
 }
 
 fn platform_args() -> Vec<(String, String)> {

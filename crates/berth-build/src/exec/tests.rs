@@ -731,3 +731,16 @@ fn env_values_see_the_environment_before_the_instruction() {
     assert_eq!(c.env_get("ghi"), Some("bye"));
     assert_eq!(c.env_get("PATH"), Some("/bin:/x"));
 }
+
+#[test]
+fn unconsumed_build_args_are_reported() {
+    let s = Setup::new(&[]);
+    let out = s
+        .build_with("ARG G\nFROM busybox\nARG S\n", |r| {
+            for k in ["G", "S", "NOPE", "HTTP_PROXY"] {
+                r.build_args.insert(k.into(), "1".into());
+            }
+        })
+        .expect("build");
+    assert_eq!(out.unused_build_args, vec!["NOPE".to_owned()]);
+}

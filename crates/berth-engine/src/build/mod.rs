@@ -163,6 +163,8 @@ pub struct BuildResult {
     pub built_steps: usize,
     /// Steps from the cache.
     pub cached_steps: usize,
+    /// `--build-arg`s no ARG declared.
+    pub unused_build_args: Vec<String>,
 }
 
 fn read_stream(mut r: impl Read, what: &str) -> Result<Vec<u8>, BuildFailure> {
@@ -314,6 +316,7 @@ impl Engine {
             tags: names,
             built_steps: out.built_steps,
             cached_steps: out.cached_steps,
+            unused_build_args: out.unused_build_args,
         })
     }
 

@@ -288,6 +288,12 @@ pub fn run(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
             }
             Err(e) => return Err(e.into()),
         };
+        if !result.unused_build_args.is_empty() && !quiet {
+            progress.line(&format!(
+                "[Warning] One or more build-args [{}] were not consumed",
+                result.unused_build_args.join(" ")
+            ));
+        }
         if let Some(path) = &a.iidfile {
             std::fs::write(path, result.id.to_string())
                 .map_err(|e| anyhow::anyhow!("writing the image ID to {}: {e}", path.display()))?;
