@@ -257,7 +257,15 @@ pub struct Started {
 
 /// Starts the container's process with `stdio` and records it running, watched by the
 /// calling process. The caller must wait for it ([`wait_and_record`]).
-pub fn start_process(lc: &Lifecycle, c: &Container, stdio: Stdio) -> Result<Started> {
+///
+/// The start is recorded only while the container is still in one of `from` (a `stop` or
+/// `rm` racing with a restart wins: the new process is killed again).
+pub fn start_process(
+    lc: &Lifecycle,
+    c: &Container,
+    stdio: Stdio,
+    from: &[&str],
+) -> Result<Started> {
     let rt = runtime::for_name(&c.spec.host_config.runtime);
     let mounts = rootfs_mounts(lc, c)?;
     let net = crate::network_container::attach(lc, c)?;
@@ -303,7 +311,7 @@ pub fn start_process(lc: &Lifecycle, c: &Container, stdio: Stdio) -> Result<Star
         }
     };
     let me = std::process::id() as i64;
-    lc.store().update_container(
+    let recorded = lc.store().update_container(
         c.id(),
         &ContainerUpdate {
             status: Some("running".into()),
@@ -319,9 +327,24 @@ pub fn start_process(lc: &Lifecycle, c: &Container, stdio: Stdio) -> Result<Star
             error: Some(String::new()),
             // A (re)start clears an earlier `stop`: the restart policy applies again.
             stopped_by_user: Some(false),
+            only_if_status: from.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
         },
     )?;
+    if !recorded {
+        let _ = nix::sys::signal::kill(
+            Pid::from_raw(launched.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = wait_exit(launched.pid);
+        drop(net);
+        let _ = cleanup_after_exit(lc, c.id(), Some(&c.spec.host_config.runtime));
+        let _ = crate::network_container::detach(lc, c.id(), false);
+        return Err(ContainerError::BadStatus(format!(
+            "container {} was stopped or removed while it was starting",
+            c.id()
+        )));
+    }
     Ok(Started {
         pid: launched.pid,
         pty_master: launched.pty_master,

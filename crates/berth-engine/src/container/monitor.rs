@@ -202,6 +202,7 @@ pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 fn launch_piped(
     lc: &Lifecycle,
     c: &super::Container,
+    from: &[&str],
 ) -> Result<(Started, Vec<(OwnedFd, &'static str)>, Option<OwnedFd>)> {
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -220,6 +221,7 @@ fn launch_piped(
             stdout: Some(out_w),
             stderr: Some(err_w),
         },
+        from,
     )?;
     let mut outputs = Vec::new();
     if let Some(m) = started.pty_master.as_ref().and_then(|m| m.try_clone().ok()) {
@@ -431,7 +433,15 @@ pub fn run_monitor(lc: &Lifecycle, id: &str, exited: Option<i32>, delay_ms: Opti
                 _ => break,
             }
         }
-        let (mut started, outputs, keep_stdin) = match launch_piped(lc, &c) {
+        let (mut started, outputs, keep_stdin) = match launch_piped(
+            lc,
+            &c,
+            if reported {
+                &["restarting"]
+            } else {
+                &["created", "exited"]
+            },
+        ) {
             Ok(x) => x,
             Err(e) => {
                 if !reported {

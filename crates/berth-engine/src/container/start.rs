@@ -110,7 +110,7 @@ impl Lifecycle {
                 stderr: None,
             }
         };
-        let started = match start_process(self, c, stdio) {
+        let started = match start_process(self, c, stdio, &["created", "exited"]) {
             Ok(s) => s,
             Err(e) => {
                 if c.spec.host_config.auto_remove {
