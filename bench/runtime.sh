@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Benchmarks berth's own OCI runtime against runc on the same bundle (a `runc spec` bundle
 # with a busybox rootfs running `true`, no terminal): `berth runtime run` vs `runc run`.
-#   bench/runtime.sh [RUNS]        (root; needs hyperfine and runc; builds berth --release)
+#   bench/runtime.sh [RUNS]        (root; needs hyperfine and runc; builds berth --release
+#                                   unless BERTH_BIN names a berth binary)
 # Prints hyperfine's table and writes bench/results/runtime.json (median, min, max per tool).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-100}
 [ "$(id -u)" = 0 ] || { echo "error: run as root" >&2; exit 1; }
 for t in hyperfine runc; do command -v $t >/dev/null || { echo "error: $t missing (apt-get install $t)" >&2; exit 1; }; done
-cargo build --release -q -p berth
-berth=$PWD/target/release/berth
+if [ -n "${BERTH_BIN:-}" ]; then berth=$BERTH_BIN; else
+  cargo build --release -q -p berth
+  berth=$PWD/target/release/berth
+fi
 work=$(mktemp -d)
 cleanup() {
   runc --root "$work/runc" delete -f bench-runc >/dev/null 2>&1 || true

@@ -15,8 +15,27 @@
 //! Setup syscalls go through [`syscalls::Syscalls`], so mount planning is unit-tested on
 //! [`syscalls::RecordingSyscalls`]; all `unsafe` lives in [`sys`].
 //!
-//! The caller must be single-threaded when it calls [`create`], [`run`] or
-//! [`Container::exec`] (they fork), as the `berth` CLI and the monitor are.
+//! Forking: a single-threaded caller (the `berth` CLI, the monitor) gets one raw `clone(2)`
+//! into all namespaces; a multi-threaded caller (the builder's concurrent stages) gets the C
+//! library's `fork()` so the child's allocator stays usable (see [`sys::fork_into`]).
+//! Descriptors given in [`Stdio`] should be close-on-exec in the caller (they are dup'ed onto
+//! 0, 1, 2 in the container), so that concurrent containers do not inherit each other's.
+//!
+//! The lifecycle at a glance (runc's semantics; state in the directory the caller gives):
+//!
+//! | call | does |
+//! |---|---|
+//! | [`create`]`(ContainerConfig) -> Result<Container>` | namespaces, cgroup, filesystem, security; the process waits on `exec.fifo` |
+//! | [`Container::start`]`(&mut self)` | lets it exec (with the exec error when this process created it) |
+//! | [`run`]`(ContainerConfig) -> Result<Container>` | create + start, no fifo (the fast path) |
+//! | [`Container::load`]`(&Path)`, [`Container::state`], [`Container::status`] | look again (stale pids detected by start time) |
+//! | [`Container::kill`]`(Signal, all)`, [`Container::wait`] | signal; wait (exit status when we are the parent) |
+//! | [`Container::exec`]`(&Process, Stdio, Option<Console>) -> ExecProcess` | another process inside (namespaces + cgroup joined) |
+//! | [`Container::oom_killed`], [`Container::stats`] | OOM kill seen by the cgroup; memory/CPU/pids usage |
+//! | [`Container::delete`]`(force)` | kill (if forced), remove cgroup and state |
+//!
+//! Errors carry an [`ErrorKind`]: `CommandNotFound` (Docker's 127) and
+//! `CommandNotExecutable` (126) for the container's command, `Conflict` for a wrong status.
 //!
 //! ```no_run
 //! use berth_runtime::{run, spec::default_spec, ContainerConfig};

@@ -827,6 +827,7 @@ fn components(p: &Path) -> VecDeque<OsString> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::syscalls::RecordingSyscalls;

@@ -1,6 +1,6 @@
 //! The container process's own settings (user, capabilities, rlimits, seccomp, terminal,
 //! env, cwd), prepared in the parent ([`ProcessPlan::from_spec`]) and applied in the child
-//! right before `execve` ([`ProcessPlan::apply_and_exec`]).
+//! right before `execve`.
 
 use std::ffi::CString;
 use std::io;
@@ -403,6 +403,7 @@ fn dup_stdio(stdio: &Stdio) -> io::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -138,6 +138,7 @@ pub fn runc_spec() -> serde_json::Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

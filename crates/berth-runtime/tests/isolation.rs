@@ -1,5 +1,7 @@
 //! Root-only tests: the container is isolated the way Docker's defaults say.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

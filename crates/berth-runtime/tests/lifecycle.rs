@@ -1,5 +1,7 @@
 //! Root-only tests of the lifecycle: create/start/state/kill/delete, run, exec, pty, errors.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::Read;

@@ -1,5 +1,7 @@
 //! Root-only tests of cgroup limits: memory (OOM kill detected), pids, CPU values.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! Root-only tests: an overlay rootfs mounted inside the container's mount namespace (no
 //! host mount outlives it), and a network namespace joined by path.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::Read;

@@ -705,6 +705,7 @@ fn init_cpuset(mount: &Path, rel: &Path) -> Result<(), CgroupError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

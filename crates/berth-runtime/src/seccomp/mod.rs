@@ -402,6 +402,7 @@ pub(crate) fn simulate(prog: &[libc::sock_filter], arch: u32, nr: u32, args: [u6
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use oci_spec::runtime::{LinuxSeccompArgBuilder, LinuxSeccompBuilder, LinuxSyscallBuilder};

@@ -1,5 +1,6 @@
 //! Shared helpers of the runtime's root-only tests: a busybox rootfs and a spec for it.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
