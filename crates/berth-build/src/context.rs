@@ -727,4 +727,19 @@ mod tests {
         drop(ctx);
         assert!(!root.exists(), "the temporary context is removed");
     }
+
+    #[test]
+    fn dockerfile_specific_ignore_file_wins() {
+        let d = tree();
+        fs::write(d.path().join("Dockerfile.dockerignore"), "top.txt\n").expect("write");
+        let ctx =
+            BuildContext::from_dir(d.path(), Some(&d.path().join("Dockerfile"))).expect("ctx");
+        assert!(ctx.ignore().is_excluded("top.txt"));
+        assert!(
+            !ctx.ignore().is_excluded("secret.env"),
+            ".dockerignore is not read then"
+        );
+        let plain = BuildContext::from_dir(d.path(), None).expect("ctx");
+        assert!(plain.ignore().is_excluded("secret.env"));
+    }
 }

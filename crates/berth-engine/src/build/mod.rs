@@ -334,9 +334,11 @@ impl Engine {
         };
         let (ctx, default_text): (BuildContext, Option<Vec<u8>>) = match context {
             ContextSource::Dir(dir) => {
+                // `<Dockerfile>.dockerignore` next to the Dockerfile wins over .dockerignore.
                 let df_path = match &dockerfile {
                     DockerfileSource::Path(p) => Some(p.clone()),
-                    _ => None,
+                    DockerfileSource::Default => Some(dir.join("Dockerfile")),
+                    DockerfileSource::Stream(_) => None,
                 };
                 (BuildContext::from_dir(&dir, df_path.as_deref())?, None)
             }
