@@ -355,3 +355,27 @@ mod tests {
         assert!(c.entrypoint.is_empty());
     }
 }
+
+/// Whether the kernel accounts swap per cgroup (v1 `memory.memsw.*`, v2 `memory.swap.max`);
+/// without it `--memory-swap` cannot be enforced.
+pub fn swap_accounting_available() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
+        || std::path::Path::new("/sys/fs/cgroup/memory.stat").exists()
+            && std::fs::read_to_string("/sys/fs/cgroup/cgroup.subtree_control")
+                .is_ok_and(|c| c.contains("memory"))
+}
+
+impl Container {
+    /// Warnings Docker prints at create for this configuration.
+    pub fn warnings(&self) -> Vec<String> {
+        let hc = &self.spec.host_config;
+        let mut out = Vec::new();
+        if hc.memory_swap != 0 && hc.memory > 0 && !swap_accounting_available() {
+            out.push(
+                "Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap."
+                    .to_string(),
+            );
+        }
+        out
+    }
+}

@@ -207,6 +207,9 @@ pub fn run(g: &GlobalOpts, a: CreateArgs) -> anyhow::Result<i32> {
     let c = lc
         .create(&a.flags.request(true))
         .map_err(berth_engine::Error::from)?;
+    for w in c.warnings() {
+        eprintln!("WARNING: {w}");
+    }
     println!("{}", c.id());
     Ok(0)
 }

@@ -26,6 +26,9 @@ pub fn run(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
     let c = lc
         .create(&a.flags.request(a.detach))
         .map_err(berth_engine::Error::from)?;
+    for w in c.warnings() {
+        eprintln!("WARNING: {w}");
+    }
     if a.detach {
         let exe = std::env::current_exe()?;
         if let Err(e) = lc.start_detached(&c, &exe) {
