@@ -274,3 +274,49 @@ fn concurrent_runs_from_a_multithreaded_caller() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     churn.join().unwrap();
 }
+
+#[test]
+fn console_socket_receives_the_pty_master() {
+    let Some(_serial) = require_root() else {
+        return;
+    };
+    let b = Bundle::new();
+    let id = unique_id("consock");
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock_path = sock_dir.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let receiver = std::thread::spawn(move || {
+        use std::os::fd::AsFd;
+        let (conn, _) = listener.accept().unwrap();
+        let (master, name) = berth_runtime::pty::recv_fd(conn.as_fd()).unwrap();
+        let mut f = std::fs::File::from(master);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(n) = f.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        (
+            String::from_utf8_lossy(&name).into_owned(),
+            String::from_utf8_lossy(&out).into_owned(),
+        )
+    });
+    let mut spec = b.spec(&id, "echo on-a-tty; tty");
+    let mut p = spec.process().clone().unwrap();
+    p.set_terminal(Some(true));
+    spec.set_process(Some(p));
+    let mut cfg = ContainerConfig::new(&id, b.state_dir(&id), b.path(), spec);
+    cfg.console = Some(Console::Socket(sock_path));
+    let mut c = create(cfg).unwrap();
+    c.start().unwrap();
+    assert_eq!(c.wait().unwrap().unwrap().code, 0);
+    let (name, out) = receiver.join().unwrap();
+    assert_eq!(name, "/dev/pts/0");
+    assert!(
+        out.contains("on-a-tty") && out.contains("/dev/pts/0"),
+        "{out}"
+    );
+    c.delete(false).unwrap();
+}

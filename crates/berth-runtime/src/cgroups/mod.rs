@@ -310,15 +310,17 @@ impl Cgroup {
                 let mut cur = root.clone();
                 for comp in rel.components() {
                     let available = read_trim(&cur.join("cgroup.controllers")).unwrap_or_default();
-                    let enable: Vec<String> = available
+                    // One controller at a time: one that cannot be enabled (busy, or not
+                    // delegated) must not keep the others off. A limit that needs a missing
+                    // controller fails loudly when it is written.
+                    let enabled =
+                        read_trim(&cur.join("cgroup.subtree_control")).unwrap_or_default();
+                    let enabled: Vec<&str> = enabled.split_whitespace().collect();
+                    for c in available
                         .split_whitespace()
-                        .filter(|c| wanted.contains(c))
-                        .map(|c| format!("+{c}"))
-                        .collect();
-                    if !enable.is_empty() {
-                        // Best effort: a controller busy elsewhere is not fatal here; a limit
-                        // that needs it fails loudly when written.
-                        let _ = write(&cur.join("cgroup.subtree_control"), &enable.join(" "));
+                        .filter(|c| wanted.contains(c) && !enabled.contains(c))
+                    {
+                        let _ = write(&cur.join("cgroup.subtree_control"), &format!("+{c}"));
                     }
                     cur.push(comp);
                     match fs::create_dir(&cur) {
