@@ -316,6 +316,16 @@ pub fn analyze<'a>(
     waste.truncate(MAX_OFFENDERS);
     out.wasted = waste;
     for (index, path, what) in secret_files {
+        let shown = format!("/{path}");
+        // One finding per file: a name and a content match are reported together.
+        if let Some(f) = out
+            .secrets
+            .iter_mut()
+            .find(|f| f.index == Some(index) && f.path == shown)
+        {
+            f.what = format!("{}, {what}", f.what);
+            continue;
+        }
         let still = visible.get(&path).is_some_and(|(l, _)| *l == index);
         out.secrets.push(SecretFinding {
             place: "layer".into(),
