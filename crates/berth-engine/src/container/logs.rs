@@ -152,15 +152,12 @@ impl Lifecycle {
     pub fn wait_exit_code(&self, c: &Container) -> Result<i64> {
         loop {
             let now = self.find(c.id())?;
-            if !now.status.is_active()
-                && !(now.status == super::ContainerStatus::Created
-                    && now.record.started_at == 0
-                    && false)
-            {
-                if now.status == super::ContainerStatus::Created {
-                    std::thread::sleep(Duration::from_millis(100));
-                    continue;
-                }
+            if now.status == super::ContainerStatus::Created {
+                // As Docker: waiting on a created container waits for it to run and stop.
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            if !now.status.is_active() {
                 return Ok(now.record.exit_code);
             }
             if now.record.pid > 0 && !super::procfs::is_alive(now.record.pid, now.record.pid_start)

@@ -204,13 +204,15 @@ impl CreateRequest {
         if cpu_quota != 0 && cpu_quota < 1000 && cpu_quota != -1 {
             return Err(c("CPU cfs quota can not be less than 1ms (i.e. 1000)"));
         }
-        if let Some(cpus) = cpuset_cpus.split(',').find_map(|p| {
-            let hi: usize = p.rsplit('-').next()?.parse().ok()?;
-            (hi >= online_cpus).then_some(hi)
+        if cpuset_cpus.split(',').any(|p| {
+            p.rsplit('-')
+                .next()
+                .and_then(|hi| hi.parse::<usize>().ok())
+                .is_some_and(|hi| hi >= online_cpus)
         }) {
             return Err(OptionError::Conflict(format!(
                 "Requested CPUs are not available - requested {cpuset_cpus}, available: 0-{}",
-                online_cpus.saturating_sub(1).max(cpus.min(0))
+                online_cpus.saturating_sub(1)
             )));
         }
         let restart_policy = match &self.restart {

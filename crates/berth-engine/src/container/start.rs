@@ -119,7 +119,7 @@ impl Lifecycle {
                 return Err(e);
             }
         };
-        let forward = super::signals::forward_to(started.pid);
+        let _forward = super::signals::forward_to(started.pid);
         let code = if tee {
             let mut log = super::monitor::LogWriter::open(&self.log_path(c.id()))?;
             let mut raw = None;
@@ -141,7 +141,6 @@ impl Lifecycle {
         } else {
             wait_exit(started.pid)
         };
-        drop(forward);
         let recorded = record_exit(self, c, code);
         if c.spec.host_config.auto_remove {
             let fresh = self.find(c.id()).unwrap_or_else(|_| c.clone());
