@@ -759,4 +759,128 @@ mod tests {
             Path::new("x/y")
         );
     }
+
+    fn touch_all(dir: &Path, files: &[&str]) {
+        for f in files {
+            std::fs::write(dir.join(f), "").unwrap();
+        }
+    }
+
+    fn resources() -> LinuxResources {
+        use oci_spec::runtime::{
+            LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder,
+        };
+        LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(64i64 << 20)
+                    .swap(1i64 << 30)
+                    .reservation(32i64 << 20)
+                    .build()
+                    .unwrap(),
+            )
+            .cpu(
+                LinuxCpuBuilder::default()
+                    .shares(1024u64)
+                    .quota(150_000i64)
+                    .period(100_000u64)
+                    .cpus("0-1")
+                    .build()
+                    .unwrap(),
+            )
+            .pids(LinuxPidsBuilder::default().limit(20i64).build().unwrap())
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn v2_values_follow_runc_conversions() {
+        let root = tempfile::tempdir().unwrap();
+        let layout = CgroupLayout::V2 {
+            root: root.path().to_path_buf(),
+        };
+        let leaf = root.path().join("berth/c1");
+        std::fs::create_dir_all(&leaf).unwrap();
+        touch_all(
+            &leaf,
+            &[
+                "memory.max",
+                "memory.swap.max",
+                "memory.low",
+                "cpu.weight",
+                "cpu.max",
+                "cpuset.cpus",
+                "pids.max",
+            ],
+        );
+        let cg = Cgroup::create(&layout, Path::new("berth/c1")).unwrap();
+        assert_eq!(cg.dirs, vec![leaf.clone()]);
+        let warnings = cg.apply(&resources()).unwrap();
+        assert!(warnings.is_empty());
+        let read = |f: &str| std::fs::read_to_string(leaf.join(f)).unwrap();
+        assert_eq!(read("memory.max"), "67108864");
+        assert_eq!(
+            read("memory.swap.max"),
+            ((1u64 << 30) - (64 << 20)).to_string()
+        );
+        assert_eq!(read("memory.low"), "33554432");
+        assert_eq!(read("cpu.weight"), "39");
+        assert_eq!(read("cpu.max"), "150000 100000");
+        assert_eq!(read("cpuset.cpus"), "0-1");
+        assert_eq!(read("pids.max"), "20");
+        // Without swap accounting: a warning, not a failure.
+        std::fs::remove_file(leaf.join("memory.swap.max")).unwrap();
+        assert_eq!(cg.apply(&resources()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn v1_values_go_to_each_controller() {
+        let root = tempfile::tempdir().unwrap();
+        let mk = |name: &str, controllers: &[&str]| V1Hierarchy {
+            mount_point: root.path().join(name),
+            controllers: controllers.iter().map(|c| c.to_string()).collect(),
+        };
+        let layout = CgroupLayout::V1 {
+            hierarchies: vec![
+                mk("memory", &["memory"]),
+                mk("cpu,cpuacct", &["cpu", "cpuacct"]),
+                mk("pids", &["pids"]),
+            ],
+            unified: None,
+        };
+        for (h, files) in [
+            (
+                "memory",
+                &[
+                    "memory.limit_in_bytes",
+                    "memory.memsw.limit_in_bytes",
+                    "memory.soft_limit_in_bytes",
+                ][..],
+            ),
+            (
+                "cpu,cpuacct",
+                &["cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us"][..],
+            ),
+            ("pids", &["pids.max"][..]),
+        ] {
+            let d = root.path().join(h).join("berth/c1");
+            std::fs::create_dir_all(&d).unwrap();
+            touch_all(&d, files);
+        }
+        let cg = Cgroup::create(&layout, Path::new("berth/c1")).unwrap();
+        assert_eq!(
+            cg.controller_dir("cpuacct"),
+            Some(root.path().join("cpu,cpuacct/berth/c1").as_path())
+        );
+        assert!(cg.apply(&resources()).unwrap().is_empty());
+        let read = |h: &str, f: &str| {
+            std::fs::read_to_string(root.path().join(h).join("berth/c1").join(f)).unwrap()
+        };
+        assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
+        assert_eq!(read("memory", "memory.memsw.limit_in_bytes"), "1073741824");
+        assert_eq!(read("memory", "memory.soft_limit_in_bytes"), "33554432");
+        assert_eq!(read("cpu,cpuacct", "cpu.shares"), "1024");
+        assert_eq!(read("cpu,cpuacct", "cpu.cfs_quota_us"), "150000");
+        assert_eq!(read("pids", "pids.max"), "20");
+    }
 }
