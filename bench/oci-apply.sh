@@ -3,13 +3,15 @@
 # file into the same disk (target: within 1.5x), and gzip / zstd apply throughput (one pass:
 # decompression streams into extraction).
 #   bench/oci-apply.sh            (BENCH_DIR=... to choose the scratch dir, RUNS=5)
-# Needs: hyperfine, tar, gzip, zstd. Run as root to compare like with like (owners kept).
+#   bench/run.sh oci-apply        (records through $BENCH into bench/results, like every suite)
+# Needs: hyperfine (alone) or $BENCH (under run.sh), tar, gzip, zstd. Run as root to compare
+# like with like (owners kept).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-5}
-work=${BENCH_DIR:-$(mktemp -d /var/tmp/berth-oci-bench.XXXXXX)}
+work=${BENCH_DIR:-${BENCH_WORK:-$(mktemp -d /var/tmp/berth-oci-bench.XXXXXX)}}
 mkdir -p "$work"
-cleanup() { rm -rf "$work/x"; [ -n "${BENCH_DIR:-}" ] || rm -rf "$work"; }
+cleanup() { rm -rf "$work/x"; [ -n "${BENCH_DIR:-}${BENCH_WORK:-}" ] || rm -rf "$work"; }
 trap cleanup EXIT
 
 cargo build --release -q -p berth-oci --example oci-apply
@@ -31,6 +33,24 @@ mb=$(( $(stat -c %s "$tarball") / 1000000 ))
 echo "rootfs tar: ${mb} MB, $(tar -tf "$tarball" | wc -l) entries; gzip $(( $(stat -c %s "$tarball.gz") / 1000000 )) MB, zstd $(( $(stat -c %s "$tarball.zst") / 1000000 )) MB"
 
 prep="rm -rf $work/x && mkdir $work/x"
+if [ -n "${BENCH:-}" ]; then
+  # Under bench/run.sh: the shared tool alternates the tools run by run and records.
+  for kind in tar gz zst; do
+    f=$tarball; taropt="-xpf"
+    [ "$kind" = gz ] && f=$tarball.gz && taropt="-xzpf"
+    [ "$kind" = zst ] && f=$tarball.zst && taropt="--zstd -xpf"
+    "$BENCH" time --suite oci-apply --metric "apply ${mb} MB rootfs layer (.$kind)" --runs "$runs" \
+      --target "0.67x tar" \
+      --prepare "berth=$prep" --prepare "tar=$prep" \
+      --cmd "berth=$bin apply $f $work/x" \
+      --cmd "tar=tar $taropt $f --numeric-owner -C $work/x"
+  done
+  rm -rf "$work/x" && mkdir "$work/x"
+  mbs=$("$bin" apply "$tarball.gz" "$work/x" | sed -n 's/.* (\([0-9.]*\) MB\/s of tar.*/\1/p')
+  "$BENCH" record --suite oci-apply --metric "gzip layer apply (uncompressed MB/s)" --tool berth \
+    --unit MB/s --higher-is-better --value "$mbs"
+  exit 0
+fi
 hyperfine --style basic --warmup 1 --runs "$runs" --prepare "$prep" \
   --export-markdown "$work/results.md" \
   -n "berth-oci apply (tar)" "$bin apply $tarball $work/x" \
@@ -40,6 +60,13 @@ hyperfine --style basic --warmup 1 --runs "$runs" --prepare "$prep" \
   -n "berth-oci apply (zstd)" "$bin apply $tarball.zst $work/x" \
   -n "tar --zstd -x (zstd)" "tar --zstd -xpf $tarball.zst --numeric-owner -C $work/x"
 cat "$work/results.md"
+echo
+# The reverse direction: a deterministic layer tar of the applied tree vs `tar -c`.
+rm -rf "$work/x" && mkdir "$work/x" && "$bin" apply "$tarball" "$work/x" >/dev/null
+hyperfine --style basic --warmup 1 --runs "$runs" --export-markdown "$work/results-write.md" \
+  -n "berth-oci write_dir_tar" "$bin tar $work/x $work/out.tar" \
+  -n "tar -c" "tar -cf $work/out.tar --numeric-owner -C $work/x ."
+cat "$work/results-write.md"
 echo
 echo "one more run of each berth-oci apply, with its own MB/s figures:"
 for f in "$tarball" "$tarball.gz" "$tarball.zst"; do
