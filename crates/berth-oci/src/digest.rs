@@ -252,6 +252,7 @@ impl<R: io::Read> io::Read for DigestReader<R> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
