@@ -959,3 +959,41 @@ fn faults_are_retried_and_cut_downloads_resume() {
         "{events:?}"
     );
 }
+
+#[test]
+fn chunked_upload_survives_a_restart_between_chunks() {
+    // Another replica (or a restarted process) has no hash state: the commit re-reads.
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("storage");
+    let data = random_bytes(200_000);
+    let digest = Digest::of(&data);
+    let srv = start(&storage, AuthConfig::default());
+    let base = format!("http://{}", srv.addr);
+    let r = ureq::post(&format!("{base}/v2/re/blobs/uploads/"))
+        .call()
+        .unwrap();
+    let path = r.header("location").unwrap().to_owned();
+    ureq::patch(&format!("{base}{path}"))
+        .send_bytes(&data[..120_000])
+        .unwrap();
+    srv.stop();
+    let srv = start(&storage, AuthConfig::default());
+    let base = format!("http://{}", srv.addr);
+    let r = ureq::patch(&format!("{base}{path}"))
+        .set("Content-Range", "120000-199999")
+        .send_bytes(&data[120_000..])
+        .unwrap();
+    assert_eq!(r.header("range"), Some("0-199999"));
+    let r = ureq::put(&format!("{base}{path}?digest={digest}"))
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let mut got = Vec::new();
+    ureq::get(&format!("{base}/v2/re/blobs/{digest}"))
+        .call()
+        .unwrap()
+        .into_reader()
+        .read_to_end(&mut got)
+        .unwrap();
+    assert_eq!(got, data);
+}
