@@ -60,6 +60,7 @@ pub mod mounts;
 pub mod process;
 pub mod pty;
 pub mod seccomp;
+pub mod signals;
 pub mod spec;
 pub mod sys;
 pub mod syscalls;

@@ -279,6 +279,13 @@ fn observe(out: &str) -> Vec<String> {
             // mountinfo: mount point, per-mount options, fs type, super options.
             let f: Vec<&str> = left.split(' ').collect();
             let r: Vec<&str> = right.split(' ').collect();
+            // runc also shows v1 hierarchies mounted outside /sys/fs/cgroup on the host (a
+            // benchmark may mount one in /tmp); berth only uses those under /sys/fs/cgroup.
+            if let Some(name) = f.get(4).and_then(|m| m.strip_prefix("/sys/fs/cgroup/")) {
+                if !Path::new("/sys/fs/cgroup").join(name).exists() {
+                    continue;
+                }
+            }
             if f.len() >= 6 && r.len() >= 3 {
                 lines.push(format!("mount {} {} {} {}", f[4], f[5], r[0], r[2]));
             }
@@ -345,4 +352,46 @@ fn same_bundle_same_container_as_runc() {
         "{o:#?}"
     );
     assert_eq!(o, t, "berth (left) and runc (right) differ");
+}
+
+#[test]
+fn foreground_run_forwards_signals_to_the_container() {
+    if !root_or_skip() {
+        return;
+    }
+    let b = Bundle::new();
+    b.configure(
+        "trap 'echo got TERM; exit 5' TERM; echo ready; while true; do sleep 0.05; done",
+        |_| {},
+    );
+    let id = id("sig");
+    let mut child = Command::new(berth())
+        .arg("--runroot")
+        .arg(b.runroot.path())
+        .args(["runtime", "run", &id])
+        .current_dir(b.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 64];
+    while !String::from_utf8_lossy(&seen).contains("ready") {
+        use std::io::Read;
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "container ended early");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    use std::io::Read;
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(status.code(), Some(5), "{rest}");
+    assert!(rest.contains("got TERM"), "{rest}");
+    assert!(!b.runroot.path().join("runtime").join(&id).exists());
 }

@@ -145,10 +145,20 @@ pub fn run(g: &GlobalOpts, args: RuntimeArgs) -> anyhow::Result<i32> {
         }
         RuntimeCommand::Run { opts, detach } => {
             let cfg = config(g, &opts)?;
+            // In the foreground, signals for us go to the container (blocked from here on,
+            // so none is lost or kills us while it starts).
+            let forwarded = if detach {
+                None
+            } else {
+                Some(berth_runtime::signals::block_forwarded()?)
+            };
             let mut c =
                 berth_runtime::run(cfg).with_context(|| format!("run container {}", opts.id))?;
             if detach {
                 return Ok(0);
+            }
+            if let Some(set) = forwarded {
+                berth_runtime::signals::forward_to(set, c.pid());
             }
             let proxy = c.take_pty_master().map(berth_runtime::pty::proxy_stdio);
             let status = c.wait()?;
