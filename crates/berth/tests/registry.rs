@@ -258,7 +258,7 @@ fn push_to_berth_registry_then_pull_into_a_fresh_root() {
         .unwrap();
     assert!(out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("0 blobs would delete"),
+        String::from_utf8_lossy(&out.stdout).contains("0 blobs would be deleted"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );

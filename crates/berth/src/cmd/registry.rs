@@ -26,7 +26,7 @@ pub struct ServeArgs {
     /// Address to listen on (`127.0.0.1:0` picks a free port, printed at start).
     #[arg(long)]
     pub addr: Option<String>,
-    /// Storage directory.
+    /// Storage directory (default: ROOT/registry).
     #[arg(long)]
     pub storage: Option<PathBuf>,
     /// Configuration file (berth.toml style: a `[registry]` table).
@@ -49,7 +49,7 @@ pub struct ServeArgs {
 /// `registry gc`
 #[derive(Debug, Args)]
 pub struct GcArgs {
-    /// Storage directory.
+    /// Storage directory (default: ROOT/registry).
     #[arg(long)]
     pub storage: Option<PathBuf>,
     /// Configuration file (for its storage setting).
@@ -70,14 +70,14 @@ fn load(config: &Option<PathBuf>) -> anyhow::Result<ServerConfigFile> {
 }
 
 /// Runs `registry ...`.
-pub fn run(_g: &GlobalOpts, c: RegistryCommand) -> anyhow::Result<i32> {
+pub fn run(g: &GlobalOpts, c: RegistryCommand) -> anyhow::Result<i32> {
     match c {
-        RegistryCommand::Serve(a) => serve(a),
-        RegistryCommand::Gc(a) => crate::exit::status_1(|| gc(a)),
+        RegistryCommand::Serve(a) => serve(g, a),
+        RegistryCommand::Gc(a) => crate::exit::status_1(|| gc(g, a)),
     }
 }
 
-fn serve(a: ServeArgs) -> anyhow::Result<i32> {
+fn serve(g: &GlobalOpts, a: ServeArgs) -> anyhow::Result<i32> {
     let file = load(&a.config)?;
     let defaults = ServerConfig::default();
     let mut auth: AuthConfig = file.auth.clone().unwrap_or_default();
@@ -100,7 +100,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
         storage: a
             .storage
             .or(file.storage.clone())
-            .unwrap_or(defaults.storage),
+            .unwrap_or_else(|| g.root.join("registry")),
         tls,
         auth,
         max_manifest_size: file.max_manifest_size.unwrap_or(defaults.max_manifest_size),
@@ -118,12 +118,12 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn gc(a: GcArgs) -> anyhow::Result<i32> {
+fn gc(g: &GlobalOpts, a: GcArgs) -> anyhow::Result<i32> {
     let file = load(&a.config)?;
     let storage = a
         .storage
         .or(file.storage)
-        .unwrap_or_else(|| ServerConfig::default().storage);
+        .unwrap_or_else(|| g.root.join("registry"));
     let report = gc_registry(
         &storage,
         &GcOptions {
@@ -131,17 +131,20 @@ fn gc(a: GcArgs) -> anyhow::Result<i32> {
             ..Default::default()
         },
     )?;
-    let verb = if a.dry_run { "would delete" } else { "deleted" };
+    let verb = if a.dry_run {
+        "would be deleted"
+    } else {
+        "deleted"
+    };
     for d in &report.swept {
-        println!("{verb} blob {d}");
+        println!("blob {d} {verb}");
     }
     println!(
-        "{} blobs marked, {} blobs {verb} ({} bytes), {} stale uploads {}",
+        "{} blobs marked, {} blobs {verb} ({} bytes), {} stale uploads {verb}",
         report.marked,
         report.swept.len(),
         report.bytes_freed,
         report.uploads_removed,
-        if a.dry_run { "found" } else { "removed" }
     );
     Ok(0)
 }
