@@ -722,6 +722,171 @@ impl PutChecked for berth_store::BlobStore {
 mod tests {
     use super::*;
 
+    /// A proxy in front of `target` that cuts the first answer longer than `cut` bytes.
+    fn cutting_proxy(target: std::net::SocketAddr, cut: usize) -> std::net::SocketAddr {
+        use std::io::Write;
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(client) = conn else { return };
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                    let _ = s_write.shutdown(Shutdown::Write);
+                });
+                let done = done.clone();
+                let (mut s_read, mut c_write) = (server, client);
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut sent = 0usize;
+                    loop {
+                        let k = match s_read.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(k) => k,
+                        };
+                        if sent + k > cut && !done.swap(true, Ordering::SeqCst) {
+                            let _ = c_write.write_all(&buf[..cut - sent]);
+                            let _ = c_write.shutdown(Shutdown::Both);
+                            let _ = s_read.shutdown(Shutdown::Both);
+                            return;
+                        }
+                        if c_write.write_all(&buf[..k]).is_err() {
+                            break;
+                        }
+                        sent += k;
+                    }
+                    let _ = c_write.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn pull_with_a_cut_download_unpacks_the_verified_blob() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        // A one-layer image: a 2 MB file, gzip.
+        let content = dir.path().join("content");
+        std::fs::create_dir_all(&content).unwrap();
+        let data: Vec<u8> = (0..2_000_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        std::fs::write(content.join("hello.bin"), &data).unwrap();
+        let mut tar = Vec::new();
+        let stats =
+            berth_oci::write_dir_tar(&content, &mut tar, &berth_oci::DiffOptions::default())
+                .unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let src = client::DirBlobs::new(dir.path().join("src")).unwrap();
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [stats.diff_id.to_string()]}
+        }))
+        .unwrap();
+        let cd = src.put(&config).unwrap();
+        let ld = src.put(&gz).unwrap();
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": berth_registry::protocol::OCI_MANIFEST,
+            "config": {"mediaType": berth_registry::protocol::OCI_CONFIG, "digest": cd.to_string(), "size": config.len()},
+            "layers": [{"mediaType": berth_registry::protocol::OCI_LAYER_GZIP, "digest": ld.to_string(), "size": gz.len()}]
+        }))
+        .unwrap();
+        let srv = berth_registry::server::spawn(&ServerConfig {
+            addr: "127.0.0.1:0".into(),
+            storage: dir.path().join("storage"),
+            ..Default::default()
+        })
+        .unwrap();
+        let s = Session::new(
+            &srv.addr.to_string(),
+            None,
+            EndpointOptions {
+                insecure: true,
+                ..Default::default()
+            },
+        );
+        let repo = RepoName::new("t/app").unwrap();
+        client::push(
+            &s,
+            &repo,
+            Some("1"),
+            &manifest,
+            berth_registry::protocol::OCI_MANIFEST,
+            &src,
+            &PushOptions::default(),
+            &|_| {},
+        )
+        .unwrap();
+
+        // Pull through a proxy that cuts the layer download half way: the unpacker fed
+        // while it downloaded sees a cut stream and is dropped, the download resumes, and
+        // the layer is unpacked from the verified blob.
+        let proxy = cutting_proxy(srv.addr, gz.len() / 2);
+        let engine = Engine::open(crate::EngineConfig {
+            root: dir.path().join("root"),
+            runroot: dir.path().join("run"),
+        })
+        .unwrap();
+        let reference = format!("{proxy}/t/app:1");
+        let report = engine
+            .pull(
+                &PullRequest {
+                    reference: reference.clone(),
+                    ..Default::default()
+                },
+                &|_| {},
+            )
+            .unwrap();
+        assert_eq!(report.id, cd);
+        assert_eq!(report.digest, Digest::of(&manifest));
+        let full = ImageRef::parse(&reference).unwrap().to_string();
+        assert_eq!(
+            engine.store().image_by_tag(&full).unwrap(),
+            Some(cd.clone())
+        );
+        let unpacked = engine.store().layer_dir(&stats.diff_id).join("hello.bin");
+        assert_eq!(std::fs::read(unpacked).unwrap(), data);
+        // Nothing left in the staging area.
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("root/tmp"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+
+        // A second pull, straight: unpacked while downloading, same result.
+        let engine2 = Engine::open(crate::EngineConfig {
+            root: dir.path().join("root2"),
+            runroot: dir.path().join("run2"),
+        })
+        .unwrap();
+        let direct = format!("{}/t/app:1", srv.addr);
+        engine2
+            .pull(
+                &PullRequest {
+                    reference: direct,
+                    ..Default::default()
+                },
+                &|_| {},
+            )
+            .unwrap();
+        let unpacked = engine2.store().layer_dir(&stats.diff_id).join("hello.bin");
+        assert_eq!(std::fs::read(unpacked).unwrap(), data);
+    }
+
     #[test]
     fn insecure_list_from_berth_toml() {
         let dir = tempfile::tempdir().unwrap();
