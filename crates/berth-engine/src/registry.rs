@@ -719,6 +719,7 @@ impl PutChecked for berth_store::BlobStore {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 
