@@ -542,6 +542,16 @@ fn chunked_uploads_ranges_tags_catalog_referrers() {
 
     // gc sweeps what no manifest references any more (the blob, not the artifact's config).
     let storage = server::FsStorage::open(dir.path().join("storage")).unwrap();
+    // Young blobs are spared when asked (pushes upload blobs before their manifest).
+    let spared = server::gc(
+        &storage,
+        &server::GcOptions {
+            blob_min_age: std::time::Duration::from_secs(3600),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(spared.swept.is_empty());
     let report = server::gc(&storage, &server::GcOptions::default()).unwrap();
     assert!(report.swept.contains(&digest));
     assert!(!report.swept.contains(&ad));

@@ -17,6 +17,9 @@ pub struct GcOptions {
     pub dry_run: bool,
     /// Uploads untouched for this long are removed.
     pub upload_max_age: Duration,
+    /// Unreferenced blobs younger than this are kept: a push uploads blobs before the
+    /// manifest that references them.
+    pub blob_min_age: Duration,
 }
 
 impl Default for GcOptions {
@@ -24,6 +27,7 @@ impl Default for GcOptions {
         GcOptions {
             dry_run: false,
             upload_max_age: Duration::from_secs(24 * 3600),
+            blob_min_age: Duration::ZERO,
         }
     }
 }
@@ -66,9 +70,23 @@ pub fn gc(storage: &dyn Storage, opts: &GcOptions) -> Result<GcReport, StorageEr
         marked: marked.len(),
         ..Default::default()
     };
+    let now = SystemTime::now();
     for blob in storage.list_blobs()? {
         if marked.contains(&blob) {
             continue;
+        }
+        if !opts.blob_min_age.is_zero() {
+            let age = storage
+                .blob_modified(&blob)
+                .and_then(|m| now.duration_since(m).ok());
+            // Unknown age counts as young: keeping is the safe side.
+            let young = match age {
+                Some(age) => age < opts.blob_min_age,
+                None => true,
+            };
+            if young {
+                continue;
+            }
         }
         report.bytes_freed += storage.blob_size(&blob)?.unwrap_or(0);
         if !opts.dry_run {
@@ -90,7 +108,6 @@ pub fn gc(storage: &dyn Storage, opts: &GcOptions) -> Result<GcReport, StorageEr
             }
         }
     }
-    let now = SystemTime::now();
     for (id, modified) in storage.list_uploads()? {
         let age = now.duration_since(modified).unwrap_or_default();
         if age >= opts.upload_max_age {

@@ -120,6 +120,10 @@ pub trait Storage: Send + Sync + 'static {
     fn delete_blob(&self, digest: &Digest) -> Result<bool, StorageError>;
     /// Every blob stored.
     fn list_blobs(&self) -> Result<Vec<Digest>, StorageError>;
+    /// When a blob was stored, if the backend knows.
+    fn blob_modified(&self, _digest: &Digest) -> Option<SystemTime> {
+        None
+    }
 
     /// Creates an empty upload.
     fn start_upload(&self, id: &str) -> Result<(), StorageError>;
@@ -397,6 +401,10 @@ impl Storage for FsStorage {
             }
         }
         Ok(out)
+    }
+
+    fn blob_modified(&self, digest: &Digest) -> Option<SystemTime> {
+        fs::metadata(self.blob_path(digest)).ok()?.modified().ok()
     }
 
     fn start_upload(&self, id: &str) -> Result<(), StorageError> {

@@ -58,6 +58,10 @@ pub struct GcArgs {
     /// Report what would be deleted, delete nothing.
     #[arg(long = "dry-run")]
     pub dry_run: bool,
+    /// Keep unreferenced blobs younger than this many seconds (pushes in flight upload
+    /// blobs before their manifest).
+    #[arg(long = "min-age", default_value_t = 0)]
+    pub min_age: u64,
 }
 
 fn load(config: &Option<PathBuf>) -> anyhow::Result<ServerConfigFile> {
@@ -128,6 +132,7 @@ fn gc(g: &GlobalOpts, a: GcArgs) -> anyhow::Result<i32> {
         &storage,
         &GcOptions {
             dry_run: a.dry_run,
+            blob_min_age: Duration::from_secs(a.min_age),
             ..Default::default()
         },
     )?;
