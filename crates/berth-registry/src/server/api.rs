@@ -379,13 +379,20 @@ fn repo(name: &str) -> Result<RepoName> {
 pub async fn handle(reg: Arc<Registry>, req: Request<Incoming>) -> Response<Body> {
     // Only the Host is needed after the request is consumed (for a challenge's realm).
     let host = req.headers().get(header::HOST).cloned();
-    match route(&reg, req).await {
+    // Request lines only when asked for (`--log-level debug`): the hot path stays lean.
+    let logged = log::log_enabled!(log::Level::Debug)
+        .then(|| (req.method().clone(), req.uri().path().to_owned()));
+    let resp = match route(&reg, req).await {
         Ok(mut resp) => {
             resp.headers_mut().insert(API_VERSION.clone(), REGISTRY_V2);
             resp
         }
         Err(e) => e.into_response(&reg, host.as_ref()),
+    };
+    if let Some((method, path)) = logged {
+        log::debug!("{method} {path} {}", resp.status().as_u16());
     }
+    resp
 }
 
 fn authorize(reg: &Registry, req: &Request<Incoming>, scope: Scope) -> Result<()> {
