@@ -565,6 +565,13 @@ impl<'a> Networks<'a> {
     /// Sets up a container's networking before it starts (see the module docs). On failure
     /// nothing is left: no namespace, interface, address or listener.
     pub fn network_setup(&self, req: &NetworkRequest) -> Result<ContainerNetwork> {
+        let t0 = std::time::Instant::now();
+        let r = self.network_setup_timed(req);
+        log::debug!("network setup of {}: {:?}", req.container_id, t0.elapsed());
+        r
+    }
+
+    fn network_setup_timed(&self, req: &NetworkRequest) -> Result<ContainerNetwork> {
         self.ensure_predefined()?;
         let mode = if req.mode.is_empty() || req.mode == "default" {
             "bridge"
@@ -880,6 +887,13 @@ impl<'a> Networks<'a> {
     /// files updated. Keeps going past failures; safe to call again or on a container that
     /// never had a network.
     pub fn network_teardown(&self, container_id: &str, release: bool) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let r = self.network_teardown_timed(container_id, release);
+        log::debug!("network teardown of {container_id}: {:?}", t0.elapsed());
+        r
+    }
+
+    fn network_teardown_timed(&self, container_id: &str, release: bool) -> Result<()> {
         let eps = self.store.container_endpoints(container_id)?;
         let ns = self.netns_path(container_id);
         // Unpinning the namespace is enough: when its last user is gone the kernel destroys
