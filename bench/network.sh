@@ -51,13 +51,9 @@ for i in $(seq "$RUNS"); do
   port=$(free_port)
   t0=$(now_ns)
   id=$(b run -d -p "$port:80" -v "$work/www:/www:ro" busybox httpd -f -p 80 -h /www)
-  # bash's /dev/tcp: no process per attempt, so the polling costs little.
-  until exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null &&
-        printf 'GET / HTTP/1.0\r\n\r\n' >&3 && IFS= read -r -t 1 line <&3 &&
-        [[ $line == *" 200 "* ]]; do
-    exec 3>&- 2>/dev/null || true
-  done
-  exec 3>&-
+  # bash's /dev/tcp in a subshell (a failed `exec` redirection may end the shell itself).
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET / HTTP/1.0\r\n\r\n' >&3 &&
+         IFS= read -r -t 1 line <&3 && [[ $line == *" 200 "* ]]) 2>/dev/null; do :; done
   t1=$(now_ns)
   times+=($(( (t1 - t0) / 1000 )))
   b rm -f "$id" >/dev/null
@@ -68,9 +64,16 @@ max=$(printf '%s\n' "${times[@]}" | sort -n | tail -1)
 echo "run -d -p -> first 200: median $((med / 1000)).$(( (med % 1000) / 100 )) ms (min $((min / 1000)) ms, max $((max / 1000)) ms; target <= 30 ms)"
 
 echo "== 2. run --rm busybox true: default bridge vs --network none"
-hyperfine --style basic --warmup 2 --runs "$RUNS" -N \
+hyperfine --style basic --warmup 2 --runs "$RUNS" -N --export-json "$work/start.json" \
   -n bridge "$BERTH --root $work/root --runroot $work/run run --rm busybox true" \
   -n none "$BERTH --root $work/root --runroot $work/run run --rm --network none busybox true"
+python3 - "$work/start.json" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    target = " (target <= 20 ms)" if r["command"] == "bridge" else ""
+    print(f"run --rm true, {r['command']}: median {1000 * r['median']:.1f} ms "
+          f"(min {1000 * r['min']:.1f}, max {1000 * r['max']:.1f}){target}")
+PY
 
 echo "== 3. 1 GiB download: through the published port vs straight to the container"
 port=$(free_port)
