@@ -159,6 +159,8 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
                 }
                 let fd = fs::File::open(p).map_err(|e| Error::io("open namespace", p, e))?;
                 join.push((OwnedFd::from(fd), flag));
+                // Joined namespaces are the container's too: `exec` must enter them.
+                ns_names.push(name.to_string());
             }
             _ => {
                 ns_names.push(name.to_string());
