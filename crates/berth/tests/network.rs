@@ -535,3 +535,43 @@ fn twenty_containers_rm_f_leave_no_veth_address_or_listener() {
         0
     );
 }
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    if !require_root("connect_disconnect") {
+        return;
+    }
+    let env = Env::new(6);
+    let subnet = env.subnet(0);
+    let prefix = subnet.rsplit_once('.').expect("subnet").0.to_string();
+    env.ok(&["network", "create", "--subnet", &subnet, "side"]);
+    let id = env.ok(&["run", "-d", "--name", "c6", "busybox", "sleep", "60"]);
+    // exec runs in the container's network namespace: lo and eth0 only.
+    let addrs = env.ok(&["exec", "c6", "ip", "-o", "-4", "addr"]);
+    assert_eq!(addrs.lines().count(), 2, "{addrs}");
+    env.ok(&["network", "connect", "--alias", "extra", "side", "c6"]);
+    let addrs = env.ok(&["exec", "c6", "ip", "-o", "-4", "addr"]);
+    assert!(
+        addrs
+            .lines()
+            .any(|l| l.contains("eth1") && l.contains(&format!("{prefix}."))),
+        "{addrs}"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", "side"])).expect("json");
+    assert_eq!(inspect[0]["Containers"][&id]["Name"], "c6");
+    let again = env.berth(&["network", "connect", "side", "c6"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    env.ok(&["network", "disconnect", "side", "c6"]);
+    let addrs = env.ok(&["exec", "c6", "ip", "-o", "-4", "addr"]);
+    assert!(!addrs.contains("eth1"), "{addrs}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", "side"])).expect("json");
+    assert_eq!(
+        inspect[0]["Containers"].as_object().map(|m| m.len()),
+        Some(0)
+    );
+    env.ok(&["rm", "-f", "c6"]);
+    assert_eq!(env.ok(&["network", "rm", "side"]), "side");
+}
