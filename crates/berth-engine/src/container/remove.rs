@@ -50,6 +50,18 @@ impl Lifecycle {
                 ..Default::default()
             },
         );
+        self.teardown(&c, volumes)
+    }
+
+    /// Removes a container whose process ended and was reaped by the caller (the
+    /// foreground `run --rm`): no status dance, one pass of teardown.
+    pub(crate) fn remove_exited(&self, c: &Container) -> Result<()> {
+        self.teardown(c, true)
+    }
+
+    /// Releases everything a stopped container holds and deletes it; collects errors and
+    /// keeps going.
+    fn teardown(&self, c: &Container, volumes: bool) -> Result<()> {
         let mut errors = Vec::new();
         if let Err(e) =
             super::launch::cleanup_after_exit(self, c.id(), Some(&c.spec.host_config.runtime))

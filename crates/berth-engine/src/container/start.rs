@@ -141,12 +141,13 @@ impl Lifecycle {
         } else {
             wait_exit(started.pid)
         };
-        let recorded = record_exit(self, c, code);
         if c.spec.host_config.auto_remove {
-            let fresh = self.find(c.id()).unwrap_or_else(|_| c.clone());
-            self.remove_container(&fresh, true, true)?;
+            // Nobody will read the exit record of a --rm container: tear down directly.
+            drop(started.network);
+            self.remove_exited(c)?;
+            return Ok(code);
         }
-        recorded?;
+        record_exit(self, c, code)?;
         Ok(code)
     }
 }
