@@ -1264,6 +1264,32 @@ mod tests {
     use std::net::{SocketAddr, TcpListener, TcpStream};
     use std::time::Duration;
 
+    #[test]
+    fn publish_all_adds_exposed_ports_not_already_published() {
+        let req = NetworkRequest {
+            publish: vec!["8080:80".into()],
+            publish_all: true,
+            exposed: vec!["80/tcp".into(), "53/udp".into(), "9000".into()],
+            ..Default::default()
+        };
+        let reqs = port_requests(&req).unwrap();
+        let got: Vec<(u16, u16, Proto)> = reqs
+            .iter()
+            .map(|r| (r.host_port, r.container_port, r.proto))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(8080, 80, Proto::Tcp), (0, 53, Proto::Udp), (0, 9000, Proto::Tcp)]
+        );
+        let bad = NetworkRequest {
+            publish_all: true,
+            exposed: vec!["80/sctp".into()],
+            ..Default::default()
+        };
+        assert_eq!(port_requests(&bad).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert!(check_publish(&["nope".into()]).is_err());
+    }
+
     fn root_or_skip(test: &str) -> bool {
         if nix_is_root() {
             return true;
