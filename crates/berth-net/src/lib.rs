@@ -17,6 +17,14 @@
 //!   [`config::NetConfig`]: `[network]` of `berth.toml`; [`nft`]: the optional nftables
 //!   rules (masquerade, DNAT, isolation) in berth's own table.
 //!
+//! How a container uses it (`berth-engine`'s `network` and `network_container` modules do
+//! this): before start, bind the published ports ([`port::bind_ports`]; a port in use fails
+//! here), create the pinned namespace and endpoints ([`endpoint::setup`]), write the /etc
+//! files ([`etc`]), give the runtime the namespace path; the monitor then runs
+//! [`forward::PortForwarder::start`]`(ports, &netns_path)` until the container ends;
+//! teardown unpins the namespace ([`endpoint::teardown`]), the kernel then removes the
+//! veth pair with it.
+//!
 //! ```
 //! use berth_net::port::{parse_publish, Proto};
 //! let reqs = parse_publish("8080:80").unwrap();
