@@ -39,7 +39,7 @@ impl fmt::Display for Proto {
 /// One `-p` request for one container port: which host address and port (range) to use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortRequest {
-    /// Host address to listen on; `None` means every address (0.0.0.0 and [::]).
+    /// Host address to listen on; `None` means every address (`0.0.0.0` and `[::]`).
     pub host_ip: Option<IpAddr>,
     /// First acceptable host port; 0 means any free port.
     pub host_port: u16,
