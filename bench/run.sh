@@ -54,6 +54,7 @@ finish() {
   "${BERTH:-true}" rm -f bench-pub bench-mon >/dev/null 2>&1
   peers_teardown
   restore_nft_tables "$BENCH_WORK/host-before.txt"
+  restore_cgroups "$BENCH_WORK/host-before.txt"
   # berth's own leftovers: its default bridge, if this run created it.
   if ! grep -qx 'berth0' <(sed -n '/^## bridges/,/^## /p' "$BENCH_WORK/host-before.txt") \
      && ip link show berth0 >/dev/null 2>&1; then
@@ -109,8 +110,9 @@ if [ -z "${BERTH:-}" ]; then
   (cd "$REPO" && cargo build --release -q -p berth) || die "cargo build -p berth failed"
   BERTH=$REPO/target/release/berth
 fi
-(cd "$BENCH_HOME/report" && CARGO_TARGET_DIR=$REPO/target cargo build --release -q) || die "building bench/report failed"
-BENCH=$REPO/target/release/berth-bench
+# Its own target dir: no waiting on the workspace's build lock.
+(cd "$BENCH_HOME/report" && CARGO_TARGET_DIR=$REPO/target/bench-report cargo build --release -q) || die "building bench/report failed"
+BENCH=$REPO/target/bench-report/release/berth-bench
 export BERTH BENCH
 mkdir -p "$BENCH_HOME/results"
 export BENCH_RESULTS=$BENCH_HOME/results/results.jsonl

@@ -75,6 +75,8 @@ snapshot_host() {
              /etc/cni/net.d/* /etc/containers/networks/* /usr/sbin/policy-rc.d; do
       [ -e "$f" ] && sha256sum "$f"
     done
+    echo "## cgroups"
+    find /sys/fs/cgroup -mindepth 2 -maxdepth 2 -type d 2>/dev/null | grep -E '/(docker|libpod_parent|machine\.slice|berth|bench[^/]*)$' | sort
     echo "## state dirs"
     for d in /var/lib/docker /var/lib/containers/storage /run/docker /run/containers /var/run/docker.sock; do
       [ -e "$d" ] && echo "exists: $d"

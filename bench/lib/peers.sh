@@ -55,24 +55,33 @@ setup_runc() {
 # crun refuses the hybrid cgroup layout while the cgroup v2 mount holds a controller. Binding
 # each such controller to a v1 hierarchy of our own (mounted under $BENCH_WORK, unmounted at
 # teardown, which hands the controller back to v2) empties it.
-setup_crun() {
-  command -v crun >/dev/null || { peer_fail crun "crun is not installed"; return 0; }
-  [ -d "${RUNC_BUNDLE:-}" ] || { export RUNC_BUNDLE=$BENCH_WORK/bundle; make_bundle "$RUNC_BUNDLE"; }
-  export CRUN_ROOT=$BENCH_WORK/crun-state
-  mkdir -p "$CRUN_ROOT"
+CGROUP_FIXED=0
+CGROUP_ERR=""
+empty_cgroup_v2() {
+  [ "$CGROUP_FIXED" = 1 ] && return 0
   local unified=/sys/fs/cgroup/unified c
   if [ -f "$unified/cgroup.controllers" ] && [ -n "$(cat "$unified/cgroup.controllers")" ]; then
     for c in $(cat "$unified/cgroup.controllers"); do
       mkdir -p "$BENCH_WORK/cgroup-v1-$c"
       if mount -t cgroup -o "$c" "bench-$c" "$BENCH_WORK/cgroup-v1-$c" 2>/dev/null; then
-        on_teardown "umount '$BENCH_WORK/cgroup-v1-$c'; rmdir '$BENCH_WORK/cgroup-v1-$c'"
-        log "crun: moved cgroup controller $c from the v2 mount to a v1 hierarchy (undone at the end)"
+        # Child cgroups the peers made are removed first, or the hierarchy outlives the umount.
+        on_teardown "find '$BENCH_WORK/cgroup-v1-$c' -mindepth 1 -depth -type d -exec rmdir {} \\; ; umount '$BENCH_WORK/cgroup-v1-$c'; rmdir '$BENCH_WORK/cgroup-v1-$c'"
+        log "moved cgroup controller $c from the v2 mount to a v1 hierarchy for crun (undone at the end)"
       else
-        peer_fail crun "the cgroup v2 mount holds controller $c and it cannot be moved to v1"
-        return 0
+        CGROUP_ERR="the cgroup v2 mount holds controller $c and it cannot be moved to v1 (crun refuses hybrid mode)"
+        return 1
       fi
     done
   fi
+  CGROUP_FIXED=1
+}
+
+setup_crun() {
+  command -v crun >/dev/null || { peer_fail crun "crun is not installed"; return 0; }
+  [ -d "${RUNC_BUNDLE:-}" ] || { export RUNC_BUNDLE=$BENCH_WORK/bundle; make_bundle "$RUNC_BUNDLE"; }
+  export CRUN_ROOT=$BENCH_WORK/crun-state
+  mkdir -p "$CRUN_ROOT"
+  empty_cgroup_v2 || { peer_fail crun "$CGROUP_ERR"; return 0; }
   if crun --root "$CRUN_ROOT" run -b "$RUNC_BUNDLE" bench-probe >/dev/null 2>"$BENCH_WORK/crun.err"; then
     peer_ok crun
   else
@@ -86,39 +95,51 @@ setup_podman() {
   command -v podman >/dev/null || { peer_fail podman "podman is not installed"; return 0; }
   local d=$BENCH_WORK/podman
   mkdir -p "$d"
-  local nofile nproc
-  nofile=$(ulimit -Hn); nproc=$(ulimit -Hu)
-  [ "$nproc" = unlimited ] && nproc=1048576
-  [ "$nofile" = unlimited ] && nofile=1048576
-  cat >"$d/containers.conf" <<EOF
-[containers]
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "$d/events.log"
-tmp_dir = "$d/tmp"
-volume_path = "$d/volumes"
-static_dir = "$d/libpod"
-[network]
-network_config_dir = "$d/networks"
-EOF
   cat >"$d/storage.conf" <<EOF
 [storage]
 driver = "overlay"
 graphroot = "$d/root"
 runroot = "$d/run"
 EOF
+  podman_conf "$d" 1024 1024
   export CONTAINERS_CONF=$d/containers.conf CONTAINERS_STORAGE_CONF=$d/storage.conf
+  # podman runs containers with crun, which refuses the hybrid layout (see empty_cgroup_v2).
+  empty_cgroup_v2 || { peer_fail podman "$CGROUP_ERR"; return 0; }
+  [ -e /run/containers ] || on_teardown "rm -rf /run/containers"
   on_teardown "podman rm -af -t 0; podman network prune -f; podman system reset -f; rm -rf '$d'"
   if ! podman import -q "$BUSYBOX_TAR" localhost/busybox-bench >/dev/null 2>"$d/import.err"; then
     peer_fail podman "import failed: $(tail -n1 "$d/import.err")"; return 0
   fi
-  if podman run --rm --network none localhost/busybox-bench true >/dev/null 2>"$d/run.err"; then
-    peer_ok podman
-  else
-    peer_fail podman "$(tail -n1 "$d/run.err")"
-  fi
+  # The limits podman's runtime may set without CAP_SYS_RESOURCE: this shell's hard limits are
+  # not always allowed (conmon runs under its own), so try from high to low.
+  local hn hu pair
+  hn=$(ulimit -Hn); hu=$(ulimit -Hu)
+  [ "$hn" = unlimited ] && hn=1048576
+  [ "$hu" = unlimited ] && hu=1048576
+  for pair in "$hn $hu" "16384 32768" "4096 4096" "1024 1024"; do
+    set -- $pair
+    podman_conf "$d" "$1" "$2"
+    if podman run --rm --network none localhost/busybox-bench true >/dev/null 2>"$d/run.err"; then
+      log "podman: default_ulimits nofile=$1 nproc=$2"
+      peer_ok podman
+      return 0
+    fi
+    grep -q 'setrlimit' "$d/run.err" || break
+  done
+  peer_fail podman "$(tail -n1 "$d/run.err")"
+}
+
+podman_conf() { # podman_conf DIR NOFILE NPROC
+  local d=$1
+  cat >"$d/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=$2:$2", "nproc=$3:$3"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+[network]
+network_config_dir = "$d/networks"
+EOF
 }
 
 # dockerd (Debian's docker.io) with its data, exec root and socket under $BENCH_WORK; it
@@ -130,8 +151,11 @@ setup_docker() {
   export DOCKER=/usr/bin/docker
   [ -x "$DOCKER" ] || DOCKER=$(command -v docker)
   export DOCKER_HOST=unix://$d/docker.sock
+  echo '{}' >"$d/daemon.json"
+  # dockerd makes /run/docker (plugins, netns) whatever its exec root: remove it if it is new.
+  [ -e /run/docker ] || on_teardown "awk '\$2 ~ \"^/run/docker/\" {print \$2}' /proc/self/mounts | sort -r | xargs -r umount -l; rm -rf /run/docker"
   dockerd --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/dockerd.pid" \
-    -H "$DOCKER_HOST" --config-file /dev/null >"$d/dockerd.log" 2>&1 &
+    -H "$DOCKER_HOST" --config-file "$d/daemon.json" >"$d/dockerd.log" 2>&1 &
   local pid=$!
   on_teardown "docker_stop $pid"
   local t0=$SECONDS
@@ -142,7 +166,7 @@ setup_docker() {
     sleep 0.2
   done
   log "dockerd up in $((SECONDS - t0)) s"
-  if ! "$DOCKER" import -q "$BUSYBOX_TAR" busybox-bench >/dev/null 2>"$d/import.err"; then
+  if ! "$DOCKER" import "$BUSYBOX_TAR" busybox-bench >/dev/null 2>"$d/import.err"; then
     peer_fail docker "import failed: $(tail -n1 "$d/import.err")"; return 0
   fi
   if "$DOCKER" run --rm --network none busybox-bench true >/dev/null 2>"$d/run.err"; then
@@ -181,6 +205,18 @@ docker_stop() {
   fi
   umount -R "$BENCH_WORK/docker/exec" 2>/dev/null || true
   umount -R "$BENCH_WORK/docker/data" 2>/dev/null || true
+}
+
+# Parent cgroups the engines create (docker, libpod_parent, berth) and leave behind: removed,
+# deepest first, when they did not exist before and are empty by now.
+restore_cgroups() { # restore_cgroups BEFORE_SNAPSHOT
+  local before=$1 d
+  for d in /sys/fs/cgroup/*/docker /sys/fs/cgroup/*/libpod_parent /sys/fs/cgroup/*/machine.slice /sys/fs/cgroup/*/berth; do
+    [ -d "$d" ] || continue
+    grep -qx "$d" "$before" && continue
+    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+  done
+  return 0
 }
 
 # The nft tables and iptables rules that did not exist before are removed at the very end

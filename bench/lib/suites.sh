@@ -167,7 +167,7 @@ suite_import() {
               --prepare "tar=rm -rf $out/tar && mkdir -p $out/tar")
   has_peer podman && cmds+=(--cmd "podman=podman import -q $tarfile localhost/bench-import"
                             --prepare "podman=podman rmi -f localhost/bench-import || true")
-  has_peer docker && cmds+=(--cmd "docker=$DOCKER import -q $tarfile bench-import"
+  has_peer docker && cmds+=(--cmd "docker=$DOCKER import $tarfile bench-import"
                             --prepare "docker=$DOCKER rmi -f bench-import || true")
   mkdir -p "$out"
   "$BENCH" time --suite import --metric "import a 200 MB rootfs tar" --runs 5 --warmup 1 --timeout 120 \

@@ -74,7 +74,8 @@ pub fn command(cmd: &str) -> Command {
 }
 
 fn err_file(tool: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("berth-bench-{}-{tool}.err", std::process::id()))
+    // Under bench/run.sh the scratch dir goes away at the end, whatever happens to us.
+    std::env::var_os("BENCH_WORK").map(PathBuf::from).unwrap_or_else(std::env::temp_dir).join(format!("berth-bench-{}-{tool}.err", std::process::id()))
 }
 
 fn tail(path: &PathBuf) -> String {
