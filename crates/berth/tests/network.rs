@@ -575,3 +575,35 @@ fn connect_and_disconnect_a_running_container() {
     env.ok(&["rm", "-f", "c6"]);
     assert_eq!(env.ok(&["network", "rm", "side"]), "side");
 }
+
+#[test]
+fn hostname_add_host_and_dns_reach_the_containers_files() {
+    if !require_root("etc_files") {
+        return;
+    }
+    let env = Env::new(7);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "myhost",
+        "--add-host",
+        "db:10.1.2.3",
+        "--dns",
+        "10.0.0.53",
+        "--dns-search",
+        "example.org",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---; cat /etc/hostname; hostname",
+    ]);
+    let parts: Vec<&str> = out.split("---").map(str::trim).collect();
+    assert!(parts[0].contains("10.1.2.3\tdb"), "{out}");
+    assert!(parts[0].lines().any(|l| l.ends_with("\tmyhost")), "{out}");
+    assert_eq!(parts[1], "nameserver 10.0.0.53\nsearch example.org");
+    assert_eq!(parts[2], "myhost\nmyhost");
+    let bad = env.berth(&["run", "--rm", "--add-host", "nocolon", "busybox", "true"]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert_eq!(String::from_utf8_lossy(&bad.stderr).lines().count(), 1);
+}
