@@ -1279,14 +1279,21 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            vec![(8080, 80, Proto::Tcp), (0, 53, Proto::Udp), (0, 9000, Proto::Tcp)]
+            vec![
+                (8080, 80, Proto::Tcp),
+                (0, 53, Proto::Udp),
+                (0, 9000, Proto::Tcp)
+            ]
         );
         let bad = NetworkRequest {
             publish_all: true,
             exposed: vec!["80/sctp".into()],
             ..Default::default()
         };
-        assert_eq!(port_requests(&bad).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert_eq!(
+            port_requests(&bad).unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
         assert!(check_publish(&["nope".into()]).is_err());
     }
 
@@ -1316,6 +1323,7 @@ mod tests {
         engine: Engine,
         bridge: String,
         third: u8,
+        _reservation: berth_net::test_support::Reservation,
     }
 
     impl Drop for Env {
@@ -1330,9 +1338,9 @@ mod tests {
 
     fn env_with(n: u8, extra: &str) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let pid = std::process::id();
-        let third = ((pid % 40) as u8) * 6 + n;
-        let bridge = format!("be{:x}{n}", pid % 0xfffff);
+        let reservation = berth_net::test_support::reserve("engine");
+        let third = reservation.n;
+        let bridge = format!("be{third}x{n}");
         std::fs::create_dir_all(dir.path().join("root")).unwrap();
         std::fs::write(
             dir.path().join("root/berth.toml"),
@@ -1349,6 +1357,7 @@ mod tests {
             engine,
             bridge,
             third,
+            _reservation: reservation,
         }
     }
 

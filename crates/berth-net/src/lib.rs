@@ -42,5 +42,7 @@ pub mod nft;
 pub mod ops;
 pub mod port;
 mod sys;
+#[doc(hidden)]
+pub mod test_support;
 
 pub use error::{Error, ErrorKind, Result};

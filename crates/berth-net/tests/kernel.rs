@@ -25,21 +25,18 @@ fn root_or_skip(test: &str) -> bool {
     false
 }
 
-/// A name and a /24 unique to this test process and test number.
-fn unique(n: u8) -> (String, u8) {
-    let pid = std::process::id();
-    (
-        format!("bt{:x}{n}", pid % 0xfffff),
-        ((pid % 50) as u8) * 5 + n,
-    )
-}
-
+/// A bridge name and a /27 of 10.211.R.0/24 unique to this test (R reserved per process).
 fn bridge(n: u8) -> BridgeSpec {
-    let (name, third) = unique(n);
+    static R: std::sync::OnceLock<berth_net::test_support::Reservation> =
+        std::sync::OnceLock::new();
+    let r = R
+        .get_or_init(|| berth_net::test_support::reserve("kernel"))
+        .n;
+    let base = n * 32;
     BridgeSpec {
-        name,
-        subnet: format!("10.211.{third}.0/24").parse().unwrap(),
-        gateway: Ipv4Addr::new(10, 211, third, 1),
+        name: format!("bt{r}x{n}"),
+        subnet: format!("10.211.{r}.{base}/27").parse().unwrap(),
+        gateway: Ipv4Addr::new(10, 211, r, base + 1),
         forwarding: false,
     }
 }
@@ -49,8 +46,8 @@ fn endpoint(b: &BridgeSpec, host: u8, name: &str) -> EndpointSpec {
     EndpointSpec {
         host_ifname: name.to_string(),
         container_ifname: "eth0".into(),
-        address: Ipv4Addr::new(o[0], o[1], o[2], host),
-        prefix_len: 24,
+        address: Ipv4Addr::new(o[0], o[1], o[2], o[3] - 1 + host),
+        prefix_len: 27,
         default_gateway: Some(b.gateway),
     }
 }

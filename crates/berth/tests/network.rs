@@ -65,7 +65,8 @@ fn free_port() -> u16 {
 struct Env {
     dir: tempfile::TempDir,
     bridge: String,
-    n: u8,
+    third: u8,
+    _reservation: berth_net::test_support::Reservation,
 }
 
 impl Env {
@@ -74,16 +75,21 @@ impl Env {
             .prefix("berth-net-")
             .tempdir()
             .expect("temp dir");
-        let pid = std::process::id();
-        let bridge = format!("bn{:x}{n}", pid % 0xfffff);
-        let third = ((pid % 40) as u8) * 6 + n;
+        let reservation = berth_net::test_support::reserve("cli");
+        let third = reservation.n;
+        let bridge = format!("bn{third}x{n}");
         std::fs::create_dir_all(dir.path().join("root")).expect("root");
         std::fs::write(
             dir.path().join("root/berth.toml"),
             format!("[network]\nsubnet = \"10.214.{third}.0/24\"\nbridge = \"{bridge}\"\n"),
         )
         .expect("berth.toml");
-        let env = Env { dir, bridge, n };
+        let env = Env {
+            dir,
+            bridge,
+            third,
+            _reservation: reservation,
+        };
         let out = env.berth(&[
             "import",
             busybox_tar().to_str().expect("utf-8"),
@@ -101,10 +107,9 @@ impl Env {
         self.dir.path().join("run")
     }
 
-    /// A user network's subnet unique to this test: 10.215.<k>.0/24.
+    /// A user network's subnet unique to this test: 10.215.<reserved>.<64 i>/26.
     fn subnet(&self, i: u8) -> String {
-        let pid = std::process::id();
-        format!("10.215.{}.0/24", ((pid % 40) as u8) * 6 + self.n + i * 2)
+        format!("10.215.{}.{}/26", self.third, i * 64)
     }
 
     fn berth(&self, args: &[&str]) -> Output {
