@@ -183,6 +183,8 @@ pub struct ContainerNetwork {
     pub ports: Vec<BoundPort>,
     /// The container's addresses, one per network (`network name -> address`).
     pub addresses: BTreeMap<String, Ipv4Addr>,
+    /// The address on the `--network` network (the forwarder's target), if any.
+    pub primary: Option<Ipv4Addr>,
 }
 
 /// One row of `network ls`.
@@ -607,12 +609,14 @@ impl<'a> Networks<'a> {
             port::bind_ports(&port_requests(req)?)?
         };
 
+        let primary_name = net.as_ref().map(|n| n.name.clone());
         let r = self.network_setup_inner(req, net, host_mode, &etc, &ports);
         match r {
             Ok(addresses) => Ok(ContainerNetwork {
                 netns: (!host_mode).then(|| self.netns_path(&req.container_id)),
                 etc,
                 ports,
+                primary: primary_name.and_then(|n| addresses.get(&n).copied()),
                 addresses,
             }),
             Err(e) => {

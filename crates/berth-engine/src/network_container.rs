@@ -80,8 +80,11 @@ pub fn attach(lc: &Lifecycle, c: &Container) -> Result<AttachedNetwork, NetworkE
         exposed: c.spec.config.exposed_ports.keys().cloned().collect(),
     };
     let net = networks(lc).network_setup(&req)?;
+    // Docker's proxy connects to the container's address; with no network (`none`) only
+    // its loopback exists.
+    let target = net.primary.unwrap_or(std::net::Ipv4Addr::LOCALHOST);
     let forwarder = match (&net.netns, net.ports.is_empty()) {
-        (Some(ns), false) => match PortForwarder::start(net.ports, ns) {
+        (Some(ns), false) => match PortForwarder::start_to(net.ports, ns, target) {
             Ok(f) => Some(f),
             Err(e) => {
                 let _ = networks(lc).network_teardown(c.id(), false);

@@ -38,12 +38,18 @@ impl PortForwarder {
     /// Starts forwarding every bound port to the same port on 127.0.0.1 inside the network
     /// namespace `netns` (a pinned namespace file or `/proc/PID/ns/net`).
     pub fn start(ports: Vec<BoundPort>, netns: &Path) -> Result<Self> {
-        let nsfd = sys::open_netns(netns)?;
-        Self::start_fd(ports, nsfd)
+        Self::start_to(ports, netns, Ipv4Addr::LOCALHOST)
     }
 
-    /// Like [`PortForwarder::start`], with an open namespace descriptor.
-    pub fn start_fd(ports: Vec<BoundPort>, netns: OwnedFd) -> Result<Self> {
+    /// Like [`PortForwarder::start`], connecting to `target` (the container's address, as
+    /// Docker's proxy does: a service bound to the container's loopback only stays private).
+    pub fn start_to(ports: Vec<BoundPort>, netns: &Path, target: Ipv4Addr) -> Result<Self> {
+        let nsfd = sys::open_netns(netns)?;
+        Self::start_fd(ports, nsfd, target)
+    }
+
+    /// Like [`PortForwarder::start_to`], with an open namespace descriptor.
+    pub fn start_fd(ports: Vec<BoundPort>, netns: OwnedFd, target_ip: Ipv4Addr) -> Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let netns = Arc::new(netns);
         let mut fw = PortForwarder {
@@ -54,10 +60,7 @@ impl PortForwarder {
         };
         for bp in ports {
             fw.raw_fds.push(bp.socket.as_raw_fd());
-            let target = SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::LOCALHOST,
-                bp.port.container_port,
-            ));
+            let target = SocketAddr::V4(SocketAddrV4::new(target_ip, bp.port.container_port));
             let stop = stop.clone();
             let netns = netns.clone();
             let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
@@ -256,7 +259,7 @@ fn new_udp_session(
     stop: &Arc<AtomicBool>,
 ) -> Option<SessionParts> {
     // Created on the listener thread, hence inside the container's namespace.
-    let inner = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).ok()?;
+    let inner = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
     inner.connect(target).ok()?;
     inner
         .set_read_timeout(Some(Duration::from_millis(500)))

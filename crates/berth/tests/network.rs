@@ -263,7 +263,7 @@ fn udp_published_port_echoes() {
     eprintln!("started {id}");
     // busybox has no UDP server: run the echo server inside the container's namespace.
     let ns = env.runroot().join("netns").join(&id);
-    let sock = berth_net::ops::in_netns(&ns, || UdpSocket::bind("127.0.0.1:53"))
+    let sock = berth_net::ops::in_netns(&ns, || UdpSocket::bind("0.0.0.0:53"))
         .expect("enter netns")
         .expect("bind 53 in the container");
     std::thread::spawn(move || {
