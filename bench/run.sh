@@ -60,6 +60,12 @@ finish() {
      && ip link show berth0 >/dev/null 2>&1; then
     ip link del berth0 && log "removed the berth0 bridge this run created"
   fi
+  # netavark (podman's bridge) turns /run/netns into a mount point of its own; undo it when it
+  # was not one before and nothing is mounted beneath it any more.
+  if ! grep -q '^/run/netns ' "$BENCH_WORK/host-before.txt" && awk '$2 == "/run/netns"' /proc/self/mounts | grep -q . \
+     && ! awk '$2 ~ "^/run/netns/"' /proc/self/mounts | grep -q .; then
+    umount /run/netns 2>/dev/null && log "unmounted /run/netns (made a mount point by a peer)"
+  fi
   awk -v w="$BENCH_WORK" '$2 ~ "^"w {print $2}' /proc/self/mounts | sort -r | while read -r m; do
     warn "still mounted: $m (unmounting)"; umount -l "$m"
   done

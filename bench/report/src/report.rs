@@ -76,11 +76,15 @@ pub fn markdown(records: &[Record]) -> String {
         .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
         .unwrap_or_default();
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
     let _ = writeln!(md, "# berth benchmarks: latest results\n");
     let _ = writeln!(
         md,
         "Measured by `bench/run.sh` on {cpus} CPU(s) ({host}). Each cell: median (min–max); tools alternate run by run. \
-         *ratio*: how many times better berth is than each peer (>1: berth better). Rerun: `sudo bench/run.sh [suite...]`.\n"
+         *ratio*: how many times better berth is than each peer (>1: berth better). Rerun: `sudo bench/run.sh [suite...]`. \
+         Load average when this report was written: {} (other work on the machine inflates every figure alike).\n",
+        load.join(" ")
     );
     let mut notes: Vec<String> = Vec::new();
     for s in suites(records) {
