@@ -639,3 +639,43 @@ fn create_start_attach_and_follow_logs() {
         ""
     );
 }
+
+#[test]
+fn kill_with_a_signal_and_restart() {
+    if !require_root("kill_with_a_signal_and_restart") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sig",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo got-usr1' USR1; echo ready; while true; do sleep 0.1; done",
+    ]);
+    assert!(eventually(5, || env.ok(&["logs", "sig"]).contains("ready")));
+    assert_eq!(env.ok(&["kill", "-s", "USR1", "sig"]), "sig");
+    assert!(eventually(5, || env
+        .ok(&["logs", "sig"])
+        .contains("got-usr1")));
+    let started = env.inspect("sig", "{{.State.StartedAt}}");
+    assert_eq!(env.ok(&["restart", "-t", "0", "sig"]), "sig");
+    assert_eq!(env.inspect("sig", "{{.State.Status}}"), "running");
+    assert_ne!(env.inspect("sig", "{{.State.StartedAt}}"), started);
+    let out = env.berth(&["kill", "-s", "NOPE", "sig"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("Invalid signal: NOPE"),
+        "{}",
+        stderr(&out)
+    );
+    env.ok(&["kill", "sig"]);
+    assert!(eventually(5, || env.inspect("sig", "{{.State.Status}}") == "exited"));
+    assert_eq!(env.inspect("sig", "{{.State.ExitCode}}"), "137");
+    let out = env.berth(&["kill", "sig"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is not running"), "{}", stderr(&out));
+}
