@@ -22,10 +22,6 @@ impl Lifecycle {
                 c.id()
             )));
         }
-        if sig == 9 {
-            // A kill is deliberate: do not restart (as `docker kill` with a policy `always`
-            // would, Docker restarts; berth follows `unless-stopped` semantics for KILL).
-        }
         kill(Pid::from_raw(c.record.pid as i32), signal_of(sig)?)
             .map_err(ContainerError::sys("sending the signal"))
     }
