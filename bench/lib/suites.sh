@@ -35,21 +35,26 @@ suite_start() {
 }
 
 suite_publish() {
-  local httpd="httpd -f -p 80 -h /var/www" p args=()
+  local httpd="httpd -f -p 80 -h /var/www" p args=() ip
   p=$(free_port)
-  args+=(--cmd "berth=$BERTH run -d --name bench-pub -p 127.0.0.1:$p:80 busybox-bench $httpd"
+  # podman (netavark) publishes with DNAT rules only, which loopback traffic does not pass
+  # through; so every tool publishes on all addresses and is fetched at this host's own
+  # address (the traffic stays on this machine).
+  ip=$(ip -4 -o addr show scope global 2>/dev/null | awk '{sub("/.*", "", $4); print $4; exit}')
+  ip=${ip:-127.0.0.1}
+  args+=(--cmd "berth=$BERTH run -d --name bench-pub -p $p:80 busybox-bench $httpd"
          --cleanup "berth=$BERTH rm -f bench-pub")
   # One URL for all tools: each tool publishes the same host port in its turn.
   if has_peer podman; then
-    args+=(--cmd "podman=podman run -d --name bench-pub -p 127.0.0.1:$p:80 localhost/busybox-bench $httpd"
+    args+=(--cmd "podman=podman run -d --name bench-pub -p $p:80 localhost/busybox-bench $httpd"
            --cleanup "podman=podman rm -f -t 0 bench-pub")
   fi
   if has_peer docker; then
-    args+=(--cmd "docker=$DOCKER run -d --name bench-pub -p 127.0.0.1:$p:80 busybox-bench $httpd"
+    args+=(--cmd "docker=$DOCKER run -d --name bench-pub -p $p:80 busybox-bench $httpd"
            --cleanup "docker=$DOCKER rm -f bench-pub")
   fi
   "$BENCH" time --suite publish --metric "run -d -p to first HTTP 200" --runs "$RUNS" --warmup 2 \
-    --http "http://127.0.0.1:$p/" --timeout 20 --target "<=30" "${args[@]}"
+    --http "http://$ip:$p/" --timeout 20 --target "<=30" "${args[@]}"
 }
 
 # RSS (MB) of a process tree rooted at PID, summed.
