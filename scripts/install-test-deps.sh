@@ -5,7 +5,7 @@ set -euo pipefail
 need=()
 for pair in busybox:busybox-static skopeo:skopeo umoci:umoci runc:runc \
             docker-registry:docker-registry htpasswd:apache2-utils ip:iproute2 nft:nftables \
-            chromium:chromium; do
+            chromium:chromium curl:curl; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
