@@ -527,6 +527,18 @@ impl<'a> Networks<'a> {
             });
         }
         let _lock = self.network_lock()?;
+        // As Docker: running containers keep a network; stopped ones hold no endpoint.
+        for ep in self.store.network_endpoints(&n.id)? {
+            if self.netns_path(&ep.container_id).exists() {
+                return Err(NetworkStoreError::InUse {
+                    name: n.name,
+                    id: n.id,
+                }
+                .into());
+            }
+            self.store
+                .release_endpoints(&ep.container_id, Some(&n.id))?;
+        }
         self.store.delete_network(&n.id)?;
         if !n.bridge.is_empty() {
             if self.net_config()?.nftables {
