@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,7 +29,9 @@ const COPY_STACK: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct PortForwarder {
     stop: Arc<AtomicBool>,
-    raw_fds: Vec<RawFd>,
+    /// Duplicates of the host sockets: shutting them wakes the listener threads, and owning
+    /// them means the descriptors cannot be reused by anything else meanwhile.
+    wake: Vec<OwnedFd>,
     threads: Vec<JoinHandle<()>>,
     ports: Vec<PublishedPort>,
 }
@@ -54,12 +56,20 @@ impl PortForwarder {
         let netns = Arc::new(netns);
         let mut fw = PortForwarder {
             stop: stop.clone(),
-            raw_fds: Vec::new(),
+            wake: Vec::new(),
             threads: Vec::new(),
             ports: ports.iter().map(|p| p.port).collect(),
         };
         for bp in ports {
-            fw.raw_fds.push(bp.socket.as_raw_fd());
+            let dup = match &bp.socket {
+                HostSocket::Tcp(l) => l.try_clone().map(OwnedFd::from),
+                HostSocket::Udp(u) => u.try_clone().map(OwnedFd::from),
+            }
+            .map_err(|source| Error::Os {
+                op: "duplicate a host socket",
+                source,
+            })?;
+            fw.wake.push(dup);
             let target = SocketAddr::V4(SocketAddrV4::new(target_ip, bp.port.container_port));
             let stop = stop.clone();
             let netns = netns.clone();
@@ -118,12 +128,13 @@ impl PortForwarder {
 
     fn shutdown(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        for fd in &self.raw_fds {
-            sys::shutdown_read(*fd);
+        for fd in &self.wake {
+            sys::shutdown_read(fd.as_raw_fd());
         }
         for h in self.threads.drain(..) {
             let _ = h.join();
         }
+        self.wake.clear();
     }
 }
 
