@@ -39,6 +39,19 @@ fn pad(s: &str, w: usize) -> String {
     format!("{s:<w$}")
 }
 
+/// Docker cuts the command itself (not its quotes) to 20 characters, the last one `…`.
+fn ellipsize_command(quoted: &str) -> String {
+    let raw = quoted
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(quoted);
+    if raw.chars().count() <= 20 {
+        return quoted.to_string();
+    }
+    let cut: String = raw.chars().take(19).collect();
+    format!("\"{cut}…\"")
+}
+
 /// Prints the containers.
 pub fn run(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<i32> {
     let mut filters = Vec::new();
@@ -66,10 +79,7 @@ pub fn run(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<i32> {
     if !a.no_trunc {
         for r in &mut rows {
             r.id = short(&r.id).to_string();
-            if r.command.chars().count() > 20 {
-                let cut: String = r.command.chars().take(19).collect();
-                r.command = format!("{cut}…\"");
-            }
+            r.command = ellipsize_command(&r.command);
         }
     }
     if a.quiet {
@@ -148,7 +158,7 @@ pub fn run(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<i32> {
                     if i + 1 == row.len() {
                         out.push_str(c);
                     } else {
-                        out.push_str(&pad(c, widths[i] + 3 + c.len() - c.chars().count()));
+                        out.push_str(&pad(c, widths[i] + 3));
                     }
                 }
                 out.trim_end().to_string()

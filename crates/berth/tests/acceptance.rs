@@ -1,0 +1,55 @@
+//! A Docker user's acceptance pass: one regression test per bug found while using berth
+//! as one would use `docker` (output shapes, exit codes, messages), each named after what
+//! it checks.
+
+#[path = "containers_support/mod.rs"]
+mod support;
+
+use support::{require_root, stderr, stdout, Env};
+
+/// `ps` cuts the command itself to 20 characters (19 and `…`) inside its quotes, and the
+/// columns after it stay aligned (padding counts characters, not bytes).
+#[test]
+fn ps_truncates_command_like_docker_and_keeps_columns_aligned() {
+    if !require_root("ps_truncates_command_like_docker_and_keeps_columns_aligned") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "longcmd",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $A; pwd; id",
+    ]);
+    env.ok(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "shortcmd",
+        "busybox",
+        "echo",
+        "hi",
+    ]);
+    let out = env.ok(&["ps", "-a"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(out.contains("\"sh -c echo $A; pwd;…\""), "{out}");
+    assert!(out.contains("\"echo hi\""), "{out}");
+    // The last column (NAMES) starts at the same character on every line.
+    let at = |l: &str, what: &str| l.find(what).map(|b| l[..b].chars().count());
+    let header = at(lines[0], "NAMES").expect("NAMES header");
+    for l in &lines[1..] {
+        let name = if l.contains("longcmd") {
+            "longcmd"
+        } else {
+            "shortcmd"
+        };
+        assert_eq!(at(l, name), Some(header), "misaligned row: {l:?}\n{out}");
+    }
+}
