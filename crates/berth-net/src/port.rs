@@ -270,7 +270,7 @@ pub struct BoundPort {
 
 impl BoundPort {
     /// Encodes the port and its descriptor number for a monitor started by exec
-    /// (`tcp:0.0.0.0:8080:80:FD`); the descriptor must be kept open across the exec.
+    /// (`tcp/0.0.0.0/8080/80/FD`); the descriptor must be kept open across the exec.
     pub fn to_fd_arg(&self) -> String {
         let p = &self.port;
         format!(
