@@ -520,6 +520,23 @@ mod tests {
     }
 
     #[test]
+    fn fd_arg_round_trip_hands_over_the_socket() {
+        use std::os::fd::IntoRawFd;
+        let mut b = bind_ports(&parse_publish("127.0.0.1::80/udp").unwrap()).unwrap();
+        let bp = b.remove(0);
+        bp.keep_across_exec().unwrap();
+        let arg = bp.to_fd_arg();
+        let port = bp.port;
+        // Give up ownership as a process does across exec.
+        let _raw = bp.socket.into_owned_fd().into_raw_fd();
+        let back = BoundPort::from_fd_arg(&arg).unwrap();
+        assert_eq!(back.port, port);
+        assert!(matches!(back.socket, HostSocket::Udp(_)));
+        assert!(BoundPort::from_fd_arg("tcp/1.2.3.4/1/2/-1").is_err());
+        assert!(BoundPort::from_fd_arg("nonsense").is_err());
+    }
+
+    #[test]
     fn binds_v4_and_v6_on_the_same_port() {
         let reqs = parse_publish("0:80").unwrap_or_else(|_| parse_publish("80").unwrap());
         let b = bind_ports(&reqs).unwrap();
