@@ -236,23 +236,16 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
     let rel = cgroup_relative_path(linux.and_then(|l| l.cgroups_path().as_deref()), &cfg.id);
     let cgroup = Cgroup::create(&layout, &rel)?;
     cleanup.cgroup = Some(cgroup.clone());
+    // Without a cgroup namespace, v1 shows the container its own cgroup directories (bind
+    // mounts, as runc); v2 gets a cgroup2 mount as runc does.
     if !cgroupns {
-        plan.cgroup_binds = match &layout {
-            CgroupLayout::V2 { .. } => cgroup
-                .dirs
-                .iter()
-                .take(1)
-                .map(|d| (String::new(), d.clone()))
-                .collect(),
-            CgroupLayout::V1 { .. } => match layout.mount_layout() {
-                crate::mounts::CgroupMountLayout::V1 { hierarchies, .. } => hierarchies
-                    .into_iter()
-                    .map(|(name, _)| name)
-                    .zip(cgroup.dirs.iter().cloned())
-                    .collect(),
-                crate::mounts::CgroupMountLayout::Unified => Vec::new(),
-            },
-        };
+        if let crate::mounts::CgroupMountLayout::V1 { hierarchies, .. } = layout.mount_layout() {
+            plan.cgroup_binds = hierarchies
+                .into_iter()
+                .map(|(name, _)| name)
+                .zip(cgroup.dirs.iter().cloned())
+                .collect();
+        }
     }
     let warnings = match linux.and_then(|l| l.resources().as_ref()) {
         Some(res) => cgroup.apply(res)?,
