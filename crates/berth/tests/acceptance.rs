@@ -53,3 +53,26 @@ fn ps_truncates_command_like_docker_and_keeps_columns_aligned() {
         assert_eq!(at(l, name), Some(header), "misaligned row: {l:?}\n{out}");
     }
 }
+
+/// `ps --format 'table …\t…'` aligns its columns as Docker's tabwriter does.
+#[test]
+fn ps_table_format_aligns_tab_separated_columns() {
+    if !require_root("ps_table_format_aligns_tab_separated_columns") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&["create", "--name", "a-rather-long-name", "busybox", "true"]);
+    env.ok(&["create", "--name", "x", "busybox", "true"]);
+    let out = env.ok(&["ps", "-a", "--format", "table {{.Names}}\\t{{.Status}}"]);
+    assert!(!out.contains('\t'), "tabs left in the table: {out:?}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let status_at = lines[0].find("STATUS").expect("STATUS header");
+    for l in &lines[1..] {
+        assert_eq!(
+            l.find("Created"),
+            Some(status_at),
+            "misaligned: {l:?}\n{out}"
+        );
+    }
+}

@@ -95,32 +95,29 @@ pub fn run(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<i32> {
             }
         }
         Some(t) if t != "table" && !t.is_empty() => {
-            let (table, tpl) = match t.strip_prefix("table ") {
-                Some(rest) => (true, rest),
-                None => (false, t),
-            };
-            if table {
-                let header = tpl
-                    .replace("{{.ID}}", "CONTAINER ID")
-                    .replace("{{.Names}}", "NAMES")
-                    .replace("{{.Image}}", "IMAGE")
-                    .replace("{{.Status}}", "STATUS")
-                    .replace("{{.State}}", "STATE")
-                    .replace("{{.Command}}", "COMMAND")
-                    .replace("{{.Ports}}", "PORTS")
-                    .replace("{{.RunningFor}}", "CREATED")
-                    .replace("{{.CreatedAt}}", "CREATED AT");
-                println!(
-                    "{}",
-                    super::images::render_template(&header, &serde_json::json!({}))
-                );
-            }
-            for r in &rows {
-                println!(
-                    "{}",
-                    super::images::render_template(tpl, &serde_json::to_value(r)?)
-                );
-            }
+            let values = rows
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<Vec<_>, _>>()?;
+            super::images::print_formatted(
+                t,
+                &values,
+                &[
+                    ("ID", "CONTAINER ID"),
+                    ("Names", "NAMES"),
+                    ("Image", "IMAGE"),
+                    ("Status", "STATUS"),
+                    ("State", "STATE"),
+                    ("Command", "COMMAND"),
+                    ("Ports", "PORTS"),
+                    ("RunningFor", "CREATED"),
+                    ("CreatedAt", "CREATED AT"),
+                    ("Size", "SIZE"),
+                    ("Labels", "LABELS"),
+                    ("Mounts", "MOUNTS"),
+                    ("Networks", "NETWORKS"),
+                ],
+            );
         }
         _ => {
             let header = [
