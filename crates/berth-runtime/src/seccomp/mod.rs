@@ -554,7 +554,8 @@ mod tests {
             simulate(&p.instructions, AUDIT_ARCH_X86_64, w, [0, arg, 0, 0, 0, 0]) == RET_ALLOW
         };
         let big = 0x1_0000_0005u64;
-        let cases: Vec<(LinuxSeccompOperator, fn(u64, u64) -> bool)> = vec![
+        type Check = fn(u64, u64) -> bool;
+        let cases: Vec<(LinuxSeccompOperator, Check)> = vec![
             (LinuxSeccompOperator::ScmpCmpEq, |a, b| a == b),
             (LinuxSeccompOperator::ScmpCmpNe, |a, b| a != b),
             (LinuxSeccompOperator::ScmpCmpGt, |a, b| a > b),
