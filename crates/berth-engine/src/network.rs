@@ -1632,8 +1632,23 @@ mod tests {
             eprintln!("skipping nftables: nft missing");
             return;
         }
-        let forward_before = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
-        let table_before = NftFirewall.table_exists().unwrap();
+        /// Puts the host back even when an assertion fails: ip_forward and the table.
+        struct Restore {
+            forward: String,
+            table_before: bool,
+        }
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                if !self.table_before {
+                    let _ = NftFirewall.apply("delete table ip berth\n");
+                }
+                let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", self.forward.trim());
+            }
+        }
+        let _restore = Restore {
+            forward: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+            table_before: NftFirewall.table_exists().unwrap(),
+        };
         let env = env_with(5, "nftables = true\n");
         let e = &env.engine.networks();
         let free = TcpListener::bind("0.0.0.0:0").unwrap();
@@ -1659,14 +1674,10 @@ mod tests {
             !nft_list("map").contains(&format!("{port} :")),
             "DNAT element left"
         );
-        // Leave the host as found: the test bridge's elements, the table, ip_forward.
+        // The test bridge's elements go; `_restore` puts back the table and ip_forward.
         nft::apply_each(
             &NftFirewall,
             &nft::remove_bridge(&env.bridge, &subnet.parse().unwrap(), &[]),
         );
-        if !table_before {
-            let _ = NftFirewall.apply("delete table ip berth\n");
-        }
-        std::fs::write("/proc/sys/net/ipv4/ip_forward", forward_before.trim()).unwrap();
     }
 }
