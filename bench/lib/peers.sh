@@ -139,6 +139,9 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 [network]
 network_config_dir = "$d/networks"
+# podman's default 10.88.0.0/16 is berth's default bridge subnet too: two bridges with one
+# subnet break routing to both.
+default_subnet = "10.89.0.0/16"
 EOF
 }
 
