@@ -62,7 +62,7 @@ fn ps_table_format_aligns_tab_separated_columns() {
     }
     let env = Env::new();
     env.ok(&["create", "--name", "a-rather-long-name", "busybox", "true"]);
-    env.ok(&["create", "--name", "x", "busybox", "true"]);
+    env.ok(&["create", "--name", "xy", "busybox", "true"]);
     let out = env.ok(&["ps", "-a", "--format", "table {{.Names}}\\t{{.Status}}"]);
     assert!(!out.contains('\t'), "tabs left in the table: {out:?}");
     let lines: Vec<&str> = out.lines().collect();
