@@ -1,16 +1,16 @@
 //! Networks: the `network` verbs and a container's networking for `run`/`start`/`stop`/`rm`.
 //!
 //! For the container lifecycle the calls are, in order:
-//! 1. before the container starts: [`Engine::network_setup`] with a [`NetworkRequest`]; it
+//! 1. before the container starts: [`Networks::network_setup`] with a [`NetworkRequest`]; it
 //!    returns a [`ContainerNetwork`]: the namespace path for the OCI spec (`None` means the
 //!    host's namespace), the hosts/hostname/resolv.conf files to bind-mount, and the bound
 //!    host sockets of published ports (a port in use fails here, before anything starts,
 //!    and nothing is left behind);
 //! 2. the monitor runs `berth_net::forward::PortForwarder::start(ports, &netns)` and keeps it
 //!    until the container ends;
-//! 3. on stop, or when a dead monitor is noticed: [`Engine::network_teardown`]`(id, false)`
+//! 3. on stop, or when a dead monitor is noticed: [`Networks::network_teardown`]`(id, false)`
 //!    (interfaces, namespace and port rows go; the address stays the container's);
-//!    on rm: [`Engine::network_teardown`]`(id, true)` (its addresses are freed too).
+//!    on rm: [`Networks::network_teardown`]`(id, true)` (its addresses are freed too).
 
 /// berth's network crate, for callers (tests, tools) that need its helpers directly.
 pub use berth_net;
