@@ -898,7 +898,7 @@ impl<'a> Networks<'a> {
         Ok(())
     }
 
-    /// Undoes [`Engine::network_setup`]: interfaces, namespace and published-port rows go;
+    /// Undoes [`Networks::network_setup`]: interfaces, namespace and published-port rows go;
     /// with `release` (container removal) its addresses are freed too and its peers' hosts
     /// files updated. Keeps going past failures; safe to call again or on a container that
     /// never had a network.
