@@ -18,7 +18,7 @@ fn pid1_hostname_caps_seccomp_and_no_host_processes() {
     let (code, out) = run_capture(
         &b,
         &id,
-        "echo pid=$$; echo host=$(hostname); grep -E '^(CapEff|Seccomp):' /proc/self/status; echo procs=$(ls -d /proc/[0-9]* | wc -l)",
+        "echo pid=$$; echo host=$(hostname); grep -E '^(CapEff|Seccomp):' /proc/self/status; echo procs=$(ls -d /proc/[0-9]* | wc -l); ip -o link show lo; ip -o addr show lo; echo links=$(ls /sys/class/net | wc -w)",
         |_| {},
     );
     assert_eq!(code, 0, "{out}");
@@ -26,8 +26,16 @@ fn pid1_hostname_caps_seccomp_and_no_host_processes() {
     assert!(out.contains(&format!("host={id}\n")), "{out}");
     assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
     assert!(out.contains("Seccomp:\t2"), "{out}");
+    // A network namespace of its own with only lo, up (Docker's --network none).
+    assert!(out.contains("<LOOPBACK,UP,LOWER_UP>"), "{out}");
+    assert!(out.contains("inet 127.0.0.1/8"), "{out}");
+    assert!(out.contains("links=1\n"), "{out}");
     // sh, ls (and the subshell): nothing of the host.
-    let procs: u32 = out.split("procs=").nth(1).unwrap().trim().parse().unwrap();
+    let procs: u32 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("procs="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
     assert!(procs <= 4, "{out}");
 }
 

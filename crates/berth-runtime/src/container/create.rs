@@ -307,6 +307,7 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
         join: &join,
         cgroupns,
         userns,
+        new_netns: clone_flags.contains(CloneFlags::CLONE_NEWNET),
         go: Some(go_r.as_fd()),
         sync: sync_w.as_fd(),
         fifo: fifo.as_ref().map(|f| f.as_fd()),

@@ -23,6 +23,8 @@ pub(crate) struct InitContext<'a> {
     pub join: &'a [(OwnedFd, CloneFlags)],
     pub cgroupns: bool,
     pub userns: bool,
+    /// The container has a network namespace of its own: bring its loopback up.
+    pub new_netns: bool,
     /// The parent writes one byte here once it has written the id mappings (user namespace)
     /// and moved the init into its cgroup.
     pub go: Option<BorrowedFd<'a>>,
@@ -128,6 +130,9 @@ fn init_steps(
     for (fd, flag) in ctx.join {
         nix::sched::setns(fd, *flag)
             .map_err(|e| InitFailure::new(format!("join namespace {flag:?}"), e.into()))?;
+    }
+    if ctx.new_netns {
+        crate::sys::loopback_up().map_err(|e| InitFailure::new("bring up lo", e))?;
     }
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     if let Some(h) = ctx.hostname {
