@@ -76,3 +76,58 @@ fn ps_table_format_aligns_tab_separated_columns() {
         );
     }
 }
+
+/// `stats --no-stream --format` honours Go templates and Docker's field names
+/// (`{{.Name}}`, `{{.MemUsage}}`, `{{.PIDs}}`), and `json` has Docker's keys.
+#[test]
+fn stats_format_uses_docker_fields_and_templates() {
+    if !require_root("stats_format_uses_docker_fields_and_templates") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "statme",
+        "-m",
+        "64m",
+        "busybox",
+        "sleep",
+        "30",
+    ]);
+    let out = env.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+        "statme",
+    ]);
+    let line = out.trim();
+    assert!(line.starts_with("statme "), "{out}");
+    assert!(line.contains(" / 64MiB "), "{out}");
+    assert!(line.ends_with(" 1"), "{out}");
+    let json = env.ok(&["stats", "--no-stream", "--format", "json", "statme"]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON object");
+    for key in [
+        "BlockIO",
+        "CPUPerc",
+        "Container",
+        "ID",
+        "MemPerc",
+        "MemUsage",
+        "Name",
+        "NetIO",
+        "PIDs",
+    ] {
+        assert!(v.get(key).is_some(), "no {key} in {json}");
+    }
+    let table = env.ok(&["stats", "--no-stream", "statme"]);
+    assert!(
+        table.starts_with("CONTAINER ID   NAME      CPU %     MEM USAGE / LIMIT   MEM %"),
+        "{table}"
+    );
+    env.ok(&["rm", "-f", "statme"]);
+}

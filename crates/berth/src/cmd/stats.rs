@@ -18,7 +18,7 @@ pub struct StatsArgs {
     /// Don't truncate output.
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
-    /// Format output: table, json.
+    /// Format output: table, json, or a Go template (`table {{.Name}}\t{{.MemUsage}}`).
     #[arg(long)]
     pub format: Option<String>,
     /// Containers (default: all running).
@@ -50,6 +50,10 @@ fn size(b: u64) -> String {
     format!("{s}{}", units[i])
 }
 
+/// Docker's default `stats` table.
+const DEFAULT_FORMAT: &str =
+    "table {{.ID}}\\t{{.Name}}\\t{{.CPUPerc}}\\t{{.MemUsage}}\\t{{.MemPerc}}\\t{{.NetIO}}\\t{{.BlockIO}}\\t{{.PIDs}}";
+
 /// Prints one table (streaming is not implemented: it prints once, as `--no-stream`).
 pub fn run(g: &GlobalOpts, a: StatsArgs) -> anyhow::Result<i32> {
     let lc = super::container::lifecycle(g)?;
@@ -70,38 +74,51 @@ pub fn run(g: &GlobalOpts, a: StatsArgs) -> anyhow::Result<i32> {
         v
     };
     let rows: Vec<_> = containers.iter().map(|c| lc.stats(c)).collect();
-    if a.format.as_deref() == Some("json") {
-        for r in &rows {
-            println!("{}", serde_json::to_string(r)?);
-        }
-        return Ok(0);
-    }
-    println!(
-        "{:<15}{:<20}{:<10}{:<24}{:<9}{:<12}{:<12}PIDS",
-        "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O"
+    // Docker's field names and strings, so `--format` templates written for Docker work.
+    let values: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let id = if a.no_trunc {
+                r.id.as_str()
+            } else {
+                short(&r.id)
+            };
+            let mem_pct = if r.mem_limit > 0 {
+                r.mem_usage as f64 / r.mem_limit as f64 * 100.0
+            } else {
+                0.0
+            };
+            serde_json::json!({
+                "BlockIO": "0B / 0B",
+                "CPUPerc": format!("{:.2}%", r.cpu_percent),
+                "Container": id,
+                "ID": id,
+                "MemPerc": format!("{mem_pct:.2}%"),
+                "MemUsage": format!("{} / {}", size(r.mem_usage), size(r.mem_limit)),
+                "Name": r.name,
+                "NetIO": "0B / 0B",
+                "PIDs": r.pids.to_string(),
+            })
+        })
+        .collect();
+    let format = match a.format.as_deref() {
+        None | Some("") | Some("table") => DEFAULT_FORMAT,
+        Some(f) => f,
+    };
+    super::images::print_formatted(
+        format,
+        &values,
+        &[
+            ("ID", "CONTAINER ID"),
+            ("Container", "CONTAINER"),
+            ("Name", "NAME"),
+            ("CPUPerc", "CPU %"),
+            ("MemUsage", "MEM USAGE / LIMIT"),
+            ("MemPerc", "MEM %"),
+            ("NetIO", "NET I/O"),
+            ("BlockIO", "BLOCK I/O"),
+            ("PIDs", "PIDS"),
+        ],
     );
-    for r in &rows {
-        let id = if a.no_trunc {
-            r.id.as_str()
-        } else {
-            short(&r.id)
-        };
-        let mem_pct = if r.mem_limit > 0 {
-            r.mem_usage as f64 / r.mem_limit as f64 * 100.0
-        } else {
-            0.0
-        };
-        println!(
-            "{:<15}{:<20}{:<10}{:<24}{:<9}{:<12}{:<12}{}",
-            id,
-            r.name,
-            format!("{:.2}%", r.cpu_percent),
-            format!("{} / {}", size(r.mem_usage), size(r.mem_limit)),
-            format!("{mem_pct:.2}%"),
-            "0B / 0B",
-            "0B / 0B",
-            r.pids
-        );
-    }
     Ok(0)
 }
