@@ -116,7 +116,8 @@ pub struct State {
     /// The container's cgroup.
     #[serde(default)]
     pub cgroup: Option<Cgroup>,
-    /// Namespaces the container created (`/proc/<pid>/ns` names: `pid`, `mnt`, `net`, ...).
+    /// Namespaces the container created or joined (`/proc/<pid>/ns` names: `pid`, `mnt`,
+    /// `net`, ...): the ones `exec` enters.
     #[serde(default)]
     pub namespaces: Vec<String>,
 }
