@@ -105,3 +105,23 @@ pub fn init_logging(global: &GlobalOpts) {
     b.format_timestamp(None).format_target(false);
     let _ = b.try_init();
 }
+
+/// Makes a closed stdout (`berth inspect X | head`) end the process quietly with 141, as
+/// a Go CLI killed by SIGPIPE does, instead of a panic and a backtrace. Rust ignores
+/// SIGPIPE, and restoring it process-wide would let a vanished peer kill the monitor or
+/// the registry server, so only `print!`'s broken-pipe panic is turned into the exit.
+pub fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}

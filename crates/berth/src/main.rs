@@ -9,6 +9,7 @@ mod exit;
 use clap::Parser;
 
 fn main() {
+    exit::quiet_broken_pipe();
     let cli = cmd::Cli::parse();
     exit::init_logging(&cli.global);
     let code = match cmd::dispatch(cli) {

@@ -131,3 +131,30 @@ fn stats_format_uses_docker_fields_and_templates() {
     );
     env.ok(&["rm", "-f", "statme"]);
 }
+
+/// `berth inspect IMAGE | head -1`: a reader that goes away ends berth quietly (status 141,
+/// as a Go CLI killed by SIGPIPE), not with a panic and a backtrace.
+#[test]
+fn closed_stdout_ends_quietly_without_a_panic() {
+    if !require_root("closed_stdout_ends_quietly_without_a_panic") {
+        return;
+    }
+    let env = Env::new();
+    let mut args = vec!["inspect"];
+    args.extend(std::iter::repeat_n("busybox", 50));
+    let mut child = env
+        .cmd(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn berth");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(141)),
+        "{:?} {err}",
+        out.status
+    );
+}
