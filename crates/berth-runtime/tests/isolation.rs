@@ -292,3 +292,34 @@ fn user_namespace_maps_root_to_an_unprivileged_range() {
         "{out}"
     );
 }
+
+#[test]
+fn only_stdio_descriptors_reach_the_container() {
+    let Some(_serial) = require_root() else {
+        return;
+    };
+    // A descriptor the caller left inheritable must not leak into the container.
+    let opened = nix::fcntl::open(
+        "/etc/hostname",
+        nix::fcntl::OFlag::O_RDONLY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
+    let leaked = 77;
+    nix::unistd::dup2(opened, leaked).unwrap();
+    let _ = nix::unistd::close(opened);
+    let b = Bundle::new();
+    let id = unique_id("fds");
+    let (code, out) = run_capture(&b, &id, "cd /proc/self/fd && echo fds=$(echo *)", |_| {});
+    let _ = nix::unistd::close(leaked);
+    assert_eq!(code, 0, "{out}");
+    let fds: Vec<i32> = out
+        .trim()
+        .strip_prefix("fds=")
+        .unwrap_or_default()
+        .split(' ')
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // 0, 1, 2 and the one the shell's glob opens on /proc/self/fd.
+    assert!(!fds.contains(&leaked) && fds.len() <= 4, "{out}");
+}

@@ -170,6 +170,19 @@ fn exec_child(
     console: Option<std::os::fd::BorrowedFd<'_>>,
     sync: std::os::fd::BorrowedFd<'_>,
 ) -> InitFailure {
+    use std::os::fd::AsRawFd;
+    let mut keep = vec![0, 1, 2, sync.as_raw_fd()];
+    keep.extend(console.map(|f| f.as_raw_fd()));
+    keep.extend(join.iter().map(|(f, _)| f.as_raw_fd()));
+    for fd in [&stdio.stdin, &stdio.stdout, &stdio.stderr]
+        .into_iter()
+        .flatten()
+    {
+        keep.push(fd.as_raw_fd());
+    }
+    if let Err(e) = crate::sys::close_fds_except(&keep) {
+        return InitFailure::new("close inherited descriptors", e);
+    }
     if let Some(cg) = &c.state.cgroup {
         if let Err(e) = cg.add_pid(0) {
             return InitFailure::new(e.to_string(), std::io::Error::from_raw_os_error(libc::EIO));
@@ -182,6 +195,9 @@ fn exec_child(
     }
     if let Err(f) = plan.setup_io(stdio, console, true) {
         return f;
+    }
+    if let Err(e) = crate::sys::close_fds_except(&[0, 1, 2, sync.as_raw_fd()]) {
+        return InitFailure::new("close inherited descriptors", e);
     }
     plan.apply_and_exec(|| {
         super::init::write_all(sync, b"X");

@@ -99,6 +99,21 @@ fn init_steps(
     unshare: CloneFlags,
 ) -> Result<std::convert::Infallible, InitFailure> {
     let sys = LinuxSyscalls;
+    // Only what the init needs: the caller's other descriptors (other containers' pipes,
+    // when the caller is multi-threaded) must not be held here.
+    let mut keep = vec![0, 1, 2, ctx.sync.as_raw_fd()];
+    keep.extend(ctx.go.map(|f| f.as_raw_fd()));
+    keep.extend(ctx.fifo.map(|f| f.as_raw_fd()));
+    keep.extend(ctx.console.map(|f| f.as_raw_fd()));
+    keep.extend(ctx.join.iter().map(|(f, _)| f.as_raw_fd()));
+    for fd in [&ctx.stdio.stdin, &ctx.stdio.stdout, &ctx.stdio.stderr]
+        .into_iter()
+        .flatten()
+    {
+        keep.push(fd.as_raw_fd());
+    }
+    crate::sys::close_fds_except(&keep)
+        .map_err(|e| InitFailure::new("close inherited descriptors", e))?;
     if !unshare.is_empty() {
         sys.unshare(unshare)
             .map_err(|e| InitFailure::new("unshare namespaces", e))?;
@@ -161,6 +176,11 @@ fn init_steps(
             .map_err(|e| InitFailure::new(format!("write {}", path.display()), e))?;
     }
     ctx.process.setup_io(ctx.stdio, ctx.console, false)?;
+    // From here on the container's process holds 0, 1 and 2 (and our two pipes, closed on exec).
+    let mut keep = vec![0, 1, 2, ctx.sync.as_raw_fd()];
+    keep.extend(ctx.fifo.map(|f| f.as_raw_fd()));
+    crate::sys::close_fds_except(&keep)
+        .map_err(|e| InitFailure::new("close inherited descriptors", e))?;
     let sync = ctx.sync;
     let fifo = ctx.fifo;
     Err(ctx.process.apply_and_exec(move || {

@@ -288,3 +288,33 @@ pub fn loopback_up() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Closes every descriptor of this process except those in `keep` (the container's init
+/// must not hold the caller's other descriptors: pipes of other containers would never see
+/// end of file while it waits).
+pub fn close_fds_except(keep: &[RawFd]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|fd| **fd >= 0)
+        .map(|fd| *fd as u32)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from: u32 = 0;
+    for k in keep.iter().copied().chain(std::iter::once(u32::MAX)) {
+        if k > from {
+            let to = if k == u32::MAX { u32::MAX } else { k - 1 };
+            // SAFETY: close_range takes three integers; closing descriptors we do not keep
+            // is the point (nothing in this process uses them after the fork).
+            let ret = unsafe { libc::syscall(libc::SYS_close_range, from, to, 0u32) };
+            if ret != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        if k == u32::MAX {
+            break;
+        }
+        from = k + 1;
+    }
+    Ok(())
+}
