@@ -125,3 +125,18 @@ pub fn quiet_broken_pipe() {
         default(info);
     }));
 }
+
+/// The exit status of a command line that did not parse, as Docker's CLI: help and version
+/// 0, a bad flag or flag value 125, a missing argument or an unknown verb 1.
+pub fn usage_status(kind: clap::error::ErrorKind) -> i32 {
+    use clap::error::ErrorKind as K;
+    match kind {
+        K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+        K::InvalidSubcommand
+        | K::MissingRequiredArgument
+        | K::MissingSubcommand
+        | K::TooFewValues
+        | K::WrongNumberOfValues => 1,
+        _ => 125,
+    }
+}

@@ -10,7 +10,21 @@ use clap::Parser;
 
 fn main() {
     exit::quiet_broken_pipe();
-    let cli = cmd::Cli::parse();
+    let cli = match cmd::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.kind() == clap::error::ErrorKind::MissingSubcommand => {
+            // `berth --root X` or `berth image`: the help of that level, as Docker prints it
+            // (clap's own message would list the hidden internal verbs).
+            let args = std::env::args_os().chain(std::iter::once("--help".into()));
+            let help = cmd::Cli::try_parse_from(args).err().unwrap_or(e);
+            let _ = help.print();
+            std::process::exit(exit::usage_status(help.kind()));
+        }
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(exit::usage_status(e.kind()));
+        }
+    };
     exit::init_logging(&cli.global);
     let code = match cmd::dispatch(cli) {
         Ok(code) => code,

@@ -158,3 +158,45 @@ fn closed_stdout_ends_quietly_without_a_panic() {
         out.status
     );
 }
+
+/// Command-line mistakes exit as Docker's CLI does: an unknown flag 125 (also before the
+/// image of `run`/`create`, where it must not be taken for an image name), a missing
+/// argument or an unknown verb 1, help 0.
+#[test]
+fn usage_errors_exit_with_dockers_statuses() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |args: &[&str]| {
+        std::process::Command::new(support::BIN)
+            .arg("--root")
+            .arg(dir.path().join("root"))
+            .arg("--runroot")
+            .arg(dir.path().join("run"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run berth")
+    };
+    let out = run(&["run", "--bogus", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("unknown flag: --bogus\n"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["create", "--bogus=1", "busybox"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown flag: --bogus"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(run(&["ps", "--bogus"]).status.code(), Some(125));
+    assert_eq!(run(&["run"]).status.code(), Some(1));
+    assert_eq!(run(&["nosuchverb"]).status.code(), Some(1));
+    assert_eq!(run(&["ps", "--help"]).status.code(), Some(0));
+    let bare = run(&[]);
+    assert_eq!(bare.status.code(), Some(0));
+    let help = format!("{}{}", stdout(&bare), stderr(&bare));
+    assert!(help.contains("Commands:"), "{help}");
+    assert!(!help.contains("_monitor"), "hidden verbs shown: {help}");
+}

@@ -139,6 +139,18 @@ pub struct ContainerFlags {
 }
 
 impl ContainerFlags {
+    /// An unknown `-x`/`--xyz` before the image lands in the image slot (the image takes
+    /// hyphen values for the command's sake): say so as Docker does, status 125.
+    pub fn reject_unknown_flag(&self, verb: &str) -> Option<i32> {
+        let first = self.image_and_args.first()?;
+        if first.starts_with('-') && first.len() > 1 {
+            let flag = first.split('=').next().unwrap_or(first);
+            eprintln!("unknown flag: {flag}\nSee 'berth {verb} --help'.");
+            return Some(125);
+        }
+        None
+    }
+
     /// The engine's request (values still as typed; the engine validates them).
     pub fn request(&self, detach: bool) -> CreateRequest {
         let mut it = self.image_and_args.iter().cloned();
@@ -203,6 +215,9 @@ pub struct CreateArgs {
 
 /// Creates the container and prints its ID.
 pub fn run(g: &GlobalOpts, a: CreateArgs) -> anyhow::Result<i32> {
+    if let Some(code) = a.flags.reject_unknown_flag("create") {
+        return Ok(code);
+    }
     let lc = super::container::lifecycle(g)?;
     let c = lc
         .create(&a.flags.request(true))

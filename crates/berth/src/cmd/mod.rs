@@ -50,6 +50,7 @@ pub struct GlobalOpts {
         long,
         global = true,
         env = "BERTH_ROOT",
+        hide_env_values = true,
         default_value = "/var/lib/berth"
     )]
     pub root: PathBuf,
@@ -58,11 +59,17 @@ pub struct GlobalOpts {
         long,
         global = true,
         env = "BERTH_RUNROOT",
+        hide_env_values = true,
         default_value = "/run/berth"
     )]
     pub runroot: PathBuf,
     /// Log level: error, warn, info, debug, trace.
-    #[arg(long = "log-level", global = true, env = "BERTH_LOG_LEVEL")]
+    #[arg(
+        long = "log-level",
+        global = true,
+        env = "BERTH_LOG_LEVEL",
+        hide_env_values = true
+    )]
     pub log_level: Option<String>,
 }
 
@@ -78,7 +85,13 @@ impl GlobalOpts {
 
 /// berth: build, ship and run containers; type `berth` where you typed `docker`.
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, about, disable_help_subcommand = true)]
+#[command(
+    name = "berth",
+    version,
+    about,
+    disable_help_subcommand = true,
+    arg_required_else_help = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOpts,

@@ -20,6 +20,9 @@ pub struct RunArgs {
 
 /// Runs the container; a foreground run exits with the container's status.
 pub fn run(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
+    if let Some(code) = a.flags.reject_unknown_flag("run") {
+        return Ok(code);
+    }
     // A published port in use fails here, before any container exists.
     berth_engine::network::check_publish(&a.flags.publish).map_err(berth_engine::Error::from)?;
     let lc = super::container::lifecycle(g)?;
