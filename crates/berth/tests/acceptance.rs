@@ -200,3 +200,33 @@ fn usage_errors_exit_with_dockers_statuses() {
     assert!(help.contains("Commands:"), "{help}");
     assert!(!help.contains("_monitor"), "hidden verbs shown: {help}");
 }
+
+/// `ps` shows the host port the kernel chose for `-p 127.0.0.1::80` (as `port` does), not
+/// the empty request, and no ports once the container stopped.
+#[test]
+fn ps_ports_show_the_bound_host_port() {
+    if !require_root("ps_ports_show_the_bound_host_port") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "portsweb",
+        "-p",
+        "127.0.0.1::80",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    let bound = env.ok(&["port", "portsweb", "80"]);
+    let ports = env.ok(&["ps", "--format", "{{.Ports}}"]);
+    assert_eq!(ports, format!("{bound}->80/tcp"), "port said {bound}");
+    assert!(!ports.contains(":->"), "{ports}");
+    env.ok(&["stop", "-t", "0", "portsweb"]);
+    assert_eq!(env.ok(&["ps", "-a", "--format", "{{.Ports}}"]), "");
+    env.ok(&["rm", "portsweb"]);
+}

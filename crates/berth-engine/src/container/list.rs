@@ -158,6 +158,8 @@ impl Lifecycle {
                 }
             }
         }
+        // The ports as bound (a requested host port 0 becomes the one the kernel chose).
+        let bound = self.store.ports(None).unwrap_or_default();
         let mut out = Vec::new();
         for c in containers {
             let has_status = filters.iter().any(|f| matches!(f, Filter::Status(_)));
@@ -195,10 +197,31 @@ impl Lifecycle {
             if !ok {
                 continue;
             }
-            out.push(summary(&c));
+            let mut row = summary(&c);
+            row.ports = if c.status.is_active() {
+                bound_ports(&bound, c.id())
+            } else {
+                String::new()
+            };
+            out.push(row);
         }
         Ok(out)
     }
+}
+
+/// Docker's PORTS text of a running container: `127.0.0.1:32768->80/tcp, :::8080->80/tcp`.
+fn bound_ports(bound: &[berth_store::networks::PortRecord], id: &str) -> String {
+    bound
+        .iter()
+        .filter(|p| p.container_id == id)
+        .map(|p| {
+            format!(
+                "{}:{}->{}/{}",
+                p.host_ip, p.host_port, p.container_port, p.proto
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The summary of one container.
