@@ -64,6 +64,21 @@ impl Store {
         let lock = self.gc_lock_file()?;
         lock.lock_exclusive()
             .map_err(Error::io("locking", self.root.join("locks/gc.lock")))?;
+        self.collect(lock)
+    }
+
+    /// [`Store::gc`] unless another process is adding content right now, in which case
+    /// nothing is collected (`None`) and the garbage waits for the next collection.
+    pub fn try_gc(&self) -> Result<Option<GcReport>> {
+        let lock = self.gc_lock_file()?;
+        match lock.try_lock_exclusive() {
+            Ok(()) => self.collect(lock).map(Some),
+            Err(e) if e.kind() == fs2::lock_contended_error().kind() => Ok(None),
+            Err(e) => Err(Error::io("locking", self.root.join("locks/gc.lock"))(e)),
+        }
+    }
+
+    fn collect(&self, lock: File) -> Result<GcReport> {
         let mut report = GcReport::default();
         // Unused layers, children before parents.
         loop {

@@ -148,3 +148,16 @@ fn gc_removes_unused_and_keeps_used() {
     assert!(!store.blobs().contains(&top.blob_digest));
     assert_eq!(store.gc().unwrap(), GcReport::default());
 }
+
+#[test]
+fn try_gc_skips_while_content_is_being_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let orphan = store.blobs().put_bytes(b"orphan").unwrap();
+    let lease = store.content_lease().unwrap();
+    assert_eq!(store.try_gc().unwrap(), None);
+    assert!(store.blobs().contains(&orphan.digest));
+    drop(lease);
+    let report = store.try_gc().unwrap().unwrap();
+    assert_eq!(report.blobs, vec![orphan.digest]);
+}

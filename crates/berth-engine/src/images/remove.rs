@@ -119,8 +119,11 @@ impl Engine {
         }
         self.store.delete_image(&id)?;
         actions.push(RemoveAction::Deleted(id));
-        let report = self.store.gc()?;
-        actions.extend(report.layers.into_iter().map(RemoveAction::Deleted));
+        // Layers go now unless another process is adding content (then at the next rmi or
+        // prune): rmi never waits for a pull or import to finish.
+        if let Some(report) = self.store.try_gc()? {
+            actions.extend(report.layers.into_iter().map(RemoveAction::Deleted));
+        }
         Ok(actions)
     }
 
