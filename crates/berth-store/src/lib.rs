@@ -28,7 +28,9 @@
 //! - Users of images: [`Store::add_image_user`] / [`Store::image_users`] (containers record
 //!   the image they use, so `rmi` refuses without force); [`Store::add_blob_ref`] keeps a
 //!   blob alive for a non-image holder (build cache).
-//! - [`Store::content_lease`] (hold while adding content) and [`Store::gc`].
+//! - [`Store::content_lease`] (hold while adding content: import, load, pull, build) and
+//!   [`Store::gc`] (waits for leases) / [`Store::try_gc`] (skips while one is held). Do not
+//!   call either while holding a lease in the same process: `flock` would deadlock.
 //! - Other tables: [`Store::with_conn`] / [`Store::with_tx`] give SQL access to the same
 //!   database for the containers, networks and build-cache code.
 //!
