@@ -230,3 +230,37 @@ fn ps_ports_show_the_bound_host_port() {
     assert_eq!(env.ok(&["ps", "-a", "--format", "{{.Ports}}"]), "");
     env.ok(&["rm", "portsweb"]);
 }
+
+/// `exec -t` shows the process's output (it writes to a pty whose master berth must copy
+/// out) and exits with its status; `run -it`/`exec -it` without a terminal on stdin are
+/// refused as Docker does.
+#[test]
+fn exec_with_tty_shows_output_and_it_needs_a_terminal() {
+    if !require_root("exec_with_tty_shows_output_and_it_needs_a_terminal") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "ttyexec",
+        "busybox",
+        "sleep",
+        "30",
+    ]);
+    let out = env.berth(&["exec", "-t", "ttyexec", "sh", "-c", "tty; echo out; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("/dev/pts/"), "{text:?}");
+    assert!(text.contains("out\r\n"), "{text:?}");
+    let out = env.berth(&["exec", "-it", "ttyexec", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "the input device is not a TTY\n");
+    let out = env.berth(&["run", "-it", "--rm", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "the input device is not a TTY\n");
+    env.ok(&["rm", "-f", "ttyexec"]);
+}

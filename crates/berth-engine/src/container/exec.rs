@@ -97,6 +97,52 @@ impl Lifecycle {
             return Ok(0);
         }
         let _fwd = super::signals::forward_to(launched.pid);
-        Ok(wait_exit(launched.pid))
+        let Some(master) = launched.pty_master else {
+            return Ok(wait_exit(launched.pid));
+        };
+        // `exec -t`: the process writes to the pty; copy it to our stdout (and, with -i,
+        // our stdin to it), else its output is lost.
+        let raw = if req.interactive {
+            super::tty::RawMode::enter()
+        } else {
+            None
+        };
+        if req.interactive {
+            if let Ok(m) = master.try_clone() {
+                super::tty::copy_stdin_to(m);
+            }
+        }
+        let drained = copy_pty_to_stdout(master);
+        let code = wait_exit(launched.pid);
+        // What the process wrote just before it exited is still in the pty: let it through.
+        let _ = drained.recv_timeout(std::time::Duration::from_millis(500));
+        drop(raw);
+        Ok(code)
     }
+}
+
+/// Copies the pty master to stdout from a helper thread until the pty closes (EOF or EIO
+/// once no process holds the slave); the receiver hears when that happened.
+fn copy_pty_to_stdout(master: std::os::fd::OwnedFd) -> std::sync::mpsc::Receiver<()> {
+    use std::io::{Read, Write};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _ = std::thread::Builder::new()
+        .name("pty-out".into())
+        .spawn(move || {
+            let mut m = std::fs::File::from(master);
+            let mut buf = [0u8; 8192];
+            let mut out = std::io::stdout();
+            loop {
+                match m.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(());
+        });
+    rx
 }

@@ -37,6 +37,10 @@ pub struct ExecArgs {
 
 /// Runs the command; exits with its status.
 pub fn run(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<i32> {
+    if !a.detach && a.interactive && a.tty && !super::run::stdin_is_terminal() {
+        eprintln!("the input device is not a TTY");
+        return Ok(1);
+    }
     let lc = super::container::lifecycle(g)?;
     let c = match lc.find(&a.target[0]) {
         Ok(c) => c,

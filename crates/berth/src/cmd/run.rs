@@ -23,6 +23,10 @@ pub fn run(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
     if let Some(code) = a.flags.reject_unknown_flag("run") {
         return Ok(code);
     }
+    if !a.detach && a.flags.interactive && a.flags.tty && !stdin_is_terminal() {
+        eprintln!("the input device is not a TTY");
+        return Ok(1);
+    }
     // A published port in use fails here, before any container exists.
     berth_engine::network::check_publish(&a.flags.publish).map_err(berth_engine::Error::from)?;
     let lc = super::container::lifecycle(g)?;
@@ -44,4 +48,10 @@ pub fn run(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     Ok(lc.run_attached(&c).map_err(berth_engine::Error::from)?)
+}
+
+/// `-it` needs a terminal on stdin (Docker refuses `docker run -it X </dev/null` likewise).
+pub(crate) fn stdin_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
 }
