@@ -617,12 +617,13 @@ impl<R: Read + Seek> ArchiveReader<R> {
         })?;
         let path = format!("blobs/sha256/{}", digest.hex());
         let bytes = self.read_blob(&digest)?;
-        let parsed = manifest::parse_manifest(&bytes, Some(d.media_type().as_ref())).map_err(
-            |source| ArchiveError::Manifest {
-                path: path.clone(),
-                source,
-            },
-        )?;
+        let parsed =
+            manifest::parse_manifest(&bytes, Some(d.media_type().as_ref())).map_err(|source| {
+                ArchiveError::Manifest {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
         match parsed {
             Manifest::Index(index) => {
                 if depth > 2 {

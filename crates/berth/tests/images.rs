@@ -663,7 +663,10 @@ fn import_killed_midway_leaves_old_state_and_gc_cleans_up() {
     use std::io::Write;
     let env = Env::new();
     let keep = env.small_tar("keep.tar", &[("k", b"keep")]);
-    let kept = env.ok(&["import", keep.to_str().unwrap(), "keep:1"]).trim().to_owned();
+    let kept = env
+        .ok(&["import", keep.to_str().unwrap(), "keep:1"])
+        .trim()
+        .to_owned();
     let big = vec![1u8; 4 << 20];
     let tar = env.small_tar("big.tar", &[("big", &big)]);
     let bytes = fs::read(&tar).unwrap();
@@ -691,7 +694,10 @@ fn import_killed_midway_leaves_old_state_and_gc_cleans_up() {
     assert_eq!(image_ids(&env), vec![kept.clone()]);
     assert_eq!(env.inspect_in(&env.root(), "keep:1")["Id"], kept);
     let root = env.root();
-    assert!(count_entries(&root.join("tmp")) > 0, "the killed import staged something");
+    assert!(
+        count_entries(&root.join("tmp")) > 0,
+        "the killed import staged something"
+    );
     // The next collection removes the dead writer's leftovers.
     env.ok(&["image", "prune", "-f"]);
     assert_eq!(count_entries(&root.join("tmp")), 0);
@@ -702,6 +708,10 @@ fn import_killed_midway_leaves_old_state_and_gc_cleans_up() {
         .stdin(fs::File::open(&tar).unwrap())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(image_ids(&env).len(), 2);
 }
