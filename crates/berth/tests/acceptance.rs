@@ -264,3 +264,24 @@ fn exec_with_tty_shows_output_and_it_needs_a_terminal() {
     assert_eq!(stderr(&out), "the input device is not a TTY\n");
     env.ok(&["rm", "-f", "ttyexec"]);
 }
+
+/// A verb's `--help` lists its own options first, as Docker's does; the global `--root`,
+/// `--runroot` and `--log-level` come after, under their own heading.
+#[test]
+fn verb_help_lists_its_options_before_the_global_ones() {
+    for verb in ["ps", "run", "logs", "images", "push"] {
+        let out = std::process::Command::new(support::BIN)
+            .args([verb, "--help"])
+            .output()
+            .expect("run berth");
+        assert_eq!(out.status.code(), Some(0));
+        let help = stdout(&out);
+        let options = help.find("\nOptions:\n").expect("Options section");
+        let global = help
+            .find("\nGlobal Options:\n")
+            .expect("Global Options section");
+        assert!(options < global, "{help}");
+        let root = help.find("--root <ROOT>").expect("--root listed");
+        assert!(root > global, "--root among {verb}'s own options:\n{help}");
+    }
+}

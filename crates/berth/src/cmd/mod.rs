@@ -50,6 +50,7 @@ pub struct GlobalOpts {
         long,
         global = true,
         env = "BERTH_ROOT",
+        help_heading = "Global Options",
         hide_env_values = true,
         default_value = "/var/lib/berth"
     )]
@@ -59,6 +60,7 @@ pub struct GlobalOpts {
         long,
         global = true,
         env = "BERTH_RUNROOT",
+        help_heading = "Global Options",
         hide_env_values = true,
         default_value = "/run/berth"
     )]
@@ -68,6 +70,7 @@ pub struct GlobalOpts {
         long = "log-level",
         global = true,
         env = "BERTH_LOG_LEVEL",
+        help_heading = "Global Options",
         hide_env_values = true
     )]
     pub log_level: Option<String>,
