@@ -586,12 +586,22 @@ impl<'a> Networks<'a> {
     }
 
     fn network_setup_timed(&self, req: &NetworkRequest) -> Result<ContainerNetwork> {
-        self.ensure_predefined()?;
         let mode = if req.mode.is_empty() || req.mode == "default" {
             "bridge"
         } else {
             req.mode.as_str()
         };
+        if mode == "none"
+            && req.publish.is_empty()
+            && !req.publish_all
+            && self
+                .store
+                .container_endpoints(&req.container_id)?
+                .is_empty()
+        {
+            return self.none_setup(req);
+        }
+        self.ensure_predefined()?;
         let net = if mode == "none" || mode == "host" {
             None
         } else {
@@ -637,6 +647,51 @@ impl<'a> Networks<'a> {
                 Err(e)
             }
         }
+    }
+
+    /// `--network none` with nothing to publish and no endpoint added by `network
+    /// connect`: only the /etc files. The runtime makes the fresh namespace (loopback up)
+    /// itself, so there is no namespace to pin, no lock to take and no netlink to speak;
+    /// nothing can join a `none` container's namespace later (`network connect` refuses
+    /// a running one, as Docker does).
+    fn none_setup(&self, req: &NetworkRequest) -> Result<ContainerNetwork> {
+        etc::validate_hostname(&req.hostname)?;
+        let mut dns: Vec<IpAddr> = Vec::new();
+        for d in &req.dns {
+            dns.push(d.parse().map_err(|_| berth_net::Error::InvalidValue {
+                what: "--dns",
+                value: d.clone(),
+                reason: "expected an IP address".into(),
+            })?);
+        }
+        let mut extra = Vec::new();
+        for h in &req.add_hosts {
+            extra.push(etc::parse_add_host(h, None)?);
+        }
+        let etc = self.etc_files(&req.container_id);
+        let dir = self.net_container_dir(&req.container_id);
+        std::fs::create_dir_all(&dir).map_err(|e| berth_net::Error::File {
+            op: "create",
+            path: dir.clone(),
+            source: e,
+        })?;
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        etc::write_in_place(
+            &etc.resolv_conf,
+            &etc::render_resolv(&dns, &req.dns_search, &host_resolv),
+        )?;
+        etc::write_in_place(&etc.hostname, &format!("{}\n", req.hostname))?;
+        etc::write_in_place(
+            &etc.hosts,
+            &etc::render_hosts(&req.hostname, &[], &extra, &[]),
+        )?;
+        Ok(ContainerNetwork {
+            netns: None,
+            etc,
+            ports: Vec::new(),
+            primary: None,
+            addresses: BTreeMap::new(),
+        })
     }
 
     fn network_setup_inner(
