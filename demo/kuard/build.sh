@@ -2,6 +2,8 @@
 # Builds kuard as one static binary (glibc, +crt-static) and puts it at demo/kuard/kuard,
 # where demo/kuard/Dockerfile's `COPY kuard /kuard` finds it.
 #   demo/kuard/build.sh [VERSION]     # VERSION (default 1) is shown on the page, in its colour
+# Then: berth build -t kuard-amd64:1 demo/kuard, or for another version kept alongside,
+#       berth build --build-arg KUARD=kuard-v2 -t kuard-amd64:2 demo/kuard
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -17,7 +19,10 @@ if ! file "$bin" | grep -qE 'statically linked|static-pie linked'; then
   echo "error: $bin is not statically linked" >&2
   exit 1
 fi
-# Copy then rename: a build reading demo/kuard/kuard at the same time sees a whole binary.
-install -m 0755 "$bin" "$here/.kuard.tmp.$$"
-mv -f "$here/.kuard.tmp.$$" "$here/kuard"
-echo "built $here/kuard (version $version, $(stat -c %s "$here/kuard") bytes, static)"
+# Copy then rename: a build reading the binary at the same time sees a whole one.
+# `kuard` is the latest build; `kuard-vN` keeps each version for `--build-arg KUARD=kuard-vN`.
+for name in kuard "kuard-v$version"; do
+  install -m 0755 "$bin" "$here/.kuard.tmp.$$"
+  mv -f "$here/.kuard.tmp.$$" "$here/$name"
+done
+echo "built $here/kuard and $here/kuard-v$version (version $version, $(stat -c %s "$here/kuard") bytes, static)"
