@@ -285,3 +285,42 @@ fn verb_help_lists_its_options_before_the_global_ones() {
         assert!(root > global, "--root among {verb}'s own options:\n{help}");
     }
 }
+
+/// `pull` from a registry on another host shows the path on that registry (`x`, not
+/// `library/x`), a bad reference is refused before any "Pulling from" line, and an
+/// unreachable registry is one Docker-worded line without ureq's text repeated.
+#[test]
+fn pull_names_the_registry_path_and_reports_one_clean_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |args: &[&str]| {
+        std::process::Command::new(support::BIN)
+            .arg("--root")
+            .arg(dir.path().join("root"))
+            .arg("--runroot")
+            .arg(dir.path().join("run"))
+            .args(args)
+            .env("HOME", dir.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run berth")
+    };
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let out = run(&["pull", &format!("127.0.0.1:{port}/x:2")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "2: Pulling from x\n");
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("connect: connection refused"), "{err}");
+    assert!(!err.contains("os error"), "{err}");
+    let out = run(&["pull", "Bad/Name"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out).contains("must be lowercase"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -32,14 +32,15 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The registry could not be reached or the connection broke.
-    #[error("{method} \"{url}\": {source}")]
+    #[error("{method} \"{url}\": {}", transport_text(cause))]
     Transport {
         /// Method.
         method: &'static str,
         /// URL.
         url: String,
-        /// Cause.
-        source: Box<ureq::Transport>,
+        /// Cause (worded into the message, so not chained as a `source`: the CLI would
+        /// print ureq's text, URL included, a second time).
+        cause: Box<ureq::Transport>,
     },
     /// A response body broke off or could not be read.
     #[error("reading \"{url}\": {source}")]
@@ -157,6 +158,33 @@ pub enum ClientError {
         /// What was wrong.
         reason: String,
     },
+}
+
+/// A transport failure the way Docker's (Go's) client words it, without repeating the URL:
+/// `dial tcp 127.0.0.1:1: connect: connection refused`.
+fn transport_text(t: &ureq::Transport) -> String {
+    let io = std::error::Error::source(t).and_then(|e| e.downcast_ref::<std::io::Error>());
+    let host = t
+        .url()
+        .map(|u| {
+            let port = u
+                .port_or_known_default()
+                .map(|p| format!(":{p}"))
+                .unwrap_or_default();
+            format!("{}{port}", u.host_str().unwrap_or(""))
+        })
+        .unwrap_or_default();
+    match (t.kind(), io) {
+        (ureq::ErrorKind::ConnectionFailed, Some(e)) => {
+            format!("dial tcp {host}: connect: {}", e.kind())
+        }
+        (ureq::ErrorKind::Dns, _) => format!("dial tcp: lookup {host}: no such host"),
+        (_, Some(e)) => format!("{}: {}", t.kind(), e.kind()),
+        (kind, None) => match t.message() {
+            Some(m) => format!("{kind}: {m}"),
+            None => kind.to_string(),
+        },
+    }
 }
 
 fn status_text(status: u16, code: Option<&str>, message: &str) -> String {
@@ -612,7 +640,7 @@ impl Session {
                     last = Some(ClientError::Transport {
                         method: "GET",
                         url,
-                        source: Box::new(t),
+                        cause: Box::new(t),
                     })
                 }
             }
@@ -795,7 +823,7 @@ impl Session {
                     return Err(ClientError::Transport {
                         method,
                         url,
-                        source: Box::new(t),
+                        cause: Box::new(t),
                     })
                 }
             }
@@ -868,7 +896,7 @@ impl Raw {
             Raw::Transport(t) => ClientError::Transport {
                 method,
                 url: url.to_owned(),
-                source: Box::new(t),
+                cause: Box::new(t),
             },
         }
     }

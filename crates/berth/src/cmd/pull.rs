@@ -31,11 +31,21 @@ pub struct PullArgs {
 /// Runs `pull`.
 pub fn run(g: &GlobalOpts, a: PullArgs) -> anyhow::Result<i32> {
     let engine = g.engine()?;
-    let shown = a.image.clone();
     let progress = TransferDisplay::new(a.quiet, Verb::Pull);
+    // A bad reference is refused before anything is printed about pulling it.
+    let parsed = match berth_oci::reference::ImageRef::parse(&a.image) {
+        Ok(r) => r,
+        Err(e) => return Ok(daemon_error(&anyhow::Error::from(e))),
+    };
     if !a.quiet {
-        let (name, tag) = split_tag(&shown);
-        println!("{tag}: Pulling from {name}");
+        // Docker's first line: the tag (or digest) and the path on the registry
+        // (`library/` only for Docker Hub's official images).
+        let tag = match (parsed.digest(), parsed.tag()) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.to_owned(),
+            (None, None) => "latest".to_owned(),
+        };
+        println!("{tag}: Pulling from {}", parsed.path());
     }
     let result = engine.pull(
         &PullRequest {
@@ -61,32 +71,6 @@ pub fn run(g: &GlobalOpts, a: PullArgs) -> anyhow::Result<i32> {
         }
         Err(e) => Ok(daemon_error(&anyhow::Error::from(e))),
     }
-}
-
-/// The repository and tag as Docker's first pull line shows them.
-fn split_tag(image: &str) -> (String, String) {
-    let (name, tag) = match image.rsplit_once('@') {
-        Some((n, d)) => (n.to_owned(), d.to_owned()),
-        None => match image.rsplit_once(':') {
-            Some((n, t)) if !t.contains('/') => (n.to_owned(), t.to_owned()),
-            _ => (image.to_owned(), "latest".to_owned()),
-        },
-    };
-    // The path on the registry, as Docker shows it: no domain, `library/` for official images.
-    let path = match name.split_once('/') {
-        Some((first, rest))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
-            rest.to_owned()
-        }
-        _ => name,
-    };
-    let path = if path.contains('/') {
-        path
-    } else {
-        format!("library/{path}")
-    };
-    (path, tag)
 }
 
 /// Prints a registry failure as Docker does and returns status 1.
