@@ -324,3 +324,90 @@ fn pull_names_the_registry_path_and_reports_one_clean_line() {
         stderr(&out)
     );
 }
+
+/// Refusals read as Docker's: a push or pull without credentials says `unauthorized:
+/// authentication required` (no `Get "…/blobs/uploads/"`: an upload is a POST); a wrong
+/// password at login names the `/v2/` check.
+#[test]
+fn registry_refusals_are_worded_as_docker() {
+    if !require_root("registry_refusals_are_worded_as_docker") {
+        return;
+    }
+    if std::process::Command::new("htpasswd")
+        .arg("-h")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "htpasswd missing under CI"
+        );
+        eprintln!("skipping: htpasswd (apache2-utils) missing");
+        return;
+    }
+    let env = Env::new();
+    let ht = env.dir.path().join("htpasswd");
+    let made = std::process::Command::new("htpasswd")
+        .args(["-Bbc", ht.to_str().expect("utf-8"), "alice", "s3cret"])
+        .output()
+        .expect("htpasswd");
+    assert!(made.status.success());
+    let storage = env.dir.path().join("storage");
+    let mut server = env
+        .cmd(&[
+            "registry",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--storage",
+            storage.to_str().expect("utf-8"),
+            "--htpasswd",
+            ht.to_str().expect("utf-8"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("registry serve");
+    let addr = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let stdout = server.stdout.take().expect("stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("first line");
+        line.trim()
+            .trim_start_matches("listening on http://")
+            .to_string()
+    };
+    let home = env.dir.path().join("home");
+    let berth = |args: &[&str]| env.cmd(args).env("HOME", &home).output().expect("berth");
+    let image = format!("{addr}/p/bb:1");
+    env.ok(&["tag", "busybox", &image]);
+    let push = berth(&["push", &image]);
+    let pull = berth(&["pull", &image]);
+    let login = berth(&["login", "-u", "alice", "-p", "wrong", &addr]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(push.status.code(), Some(1));
+    assert_eq!(
+        stderr(&push),
+        "Error response from daemon: unauthorized: authentication required\n"
+    );
+    assert_eq!(pull.status.code(), Some(1));
+    assert!(
+        stderr(&pull).ends_with("unauthorized: authentication required\n"),
+        "{}",
+        stderr(&pull)
+    );
+    assert_eq!(login.status.code(), Some(1));
+    assert!(
+        stderr(&login).ends_with(&format!(
+            "Error response from daemon: Get \"http://{addr}/v2/\": unauthorized: incorrect username or password\n"
+        )),
+        "{}",
+        stderr(&login)
+    );
+    assert!(
+        !home.join(".docker/config.json").exists(),
+        "a refused login stored credentials"
+    );
+}

@@ -65,7 +65,7 @@ pub enum ClientError {
         message: String,
     },
     /// The credentials were refused or are missing.
-    #[error("Get \"{url}\": unauthorized: {message}")]
+    #[error("{}unauthorized: {message}", unauthorized_prefix(url))]
     Unauthorized {
         /// The URL that refused.
         url: String,
@@ -158,6 +158,17 @@ pub enum ClientError {
         /// What was wrong.
         reason: String,
     },
+}
+
+/// Docker names the URL of a refusal only for the `/v2/` check that `login` makes
+/// (`Get "https://host/v2/": unauthorized: ...`); a refused push or pull says just
+/// `unauthorized: ...` (an upload is a POST, so `Get` would be wrong there anyway).
+fn unauthorized_prefix(url: &str) -> String {
+    if url.ends_with("/v2/") {
+        format!("Get \"{url}\": ")
+    } else {
+        String::new()
+    }
 }
 
 /// A transport failure the way Docker's (Go's) client words it, without repeating the URL:
