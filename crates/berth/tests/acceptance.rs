@@ -411,3 +411,27 @@ fn registry_refusals_are_worded_as_docker() {
         "a refused login stored credentials"
     );
 }
+
+/// `run -w /new/dir` makes the missing working directory as Docker does (root's, 0755),
+/// and a directory the image already has keeps its mode on the way (`/tmp` stays 1777).
+#[test]
+fn run_makes_a_missing_working_directory() {
+    if !require_root("run_makes_a_missing_working_directory") {
+        return;
+    }
+    let env = Env::new();
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-w",
+        "/tmp/new/dir",
+        "busybox",
+        "sh",
+        "-c",
+        "pwd; stat -c '%a %U' /tmp /tmp/new/dir",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "/tmp/new/dir\n1777 root\n755 root\n");
+}

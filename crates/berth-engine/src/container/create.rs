@@ -298,6 +298,10 @@ impl Lifecycle {
             let d = dir.join(sub);
             fs::create_dir_all(&d).map_err(ContainerError::io("creating", &d))?;
         }
+        // Docker makes a missing working directory (`-w /new/dir`), root's, mode 0755.
+        if !covered(cwd) && !tree.is_dir(cwd) {
+            make_workdir(&tree, &dir.join("upper"), cwd)?;
+        }
         let inserted = match &flags.name {
             Some(n) => {
                 record.name = n.clone();
@@ -378,4 +382,50 @@ impl Container {
         }
         out
     }
+}
+
+/// Creates the missing part of `cwd` in the container's rw layer `upper`. Directories that
+/// the image already has are recreated in `upper` with their mode and owner (an upper dir's
+/// metadata wins in the overlay: `/tmp` must stay 1777). Nothing is made when a component
+/// is a symlink or not a directory: the runtime's chdir then fails with a clear error.
+fn make_workdir(tree: &LayeredTree, upper: &std::path::Path, cwd: &str) -> Result<()> {
+    use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
+    let comps: Vec<&str> = cwd.split('/').filter(|c| !c.is_empty()).collect();
+    if comps.iter().any(|c| *c == "." || *c == "..") {
+        return Ok(());
+    }
+    let mut rel = std::path::PathBuf::new();
+    let mut plan = Vec::new();
+    let mut missing = false;
+    for c in comps {
+        rel.push(c);
+        let inside = format!("/{}", rel.display());
+        match (missing, tree.resolve(&inside)) {
+            (false, Some((host, md))) => {
+                // A symlink on the way (resolved elsewhere) or a file: leave it alone.
+                if !md.is_dir() || !host.ends_with(&rel) {
+                    return Ok(());
+                }
+                plan.push((upper.join(&rel), Some(md)));
+            }
+            _ => {
+                missing = true;
+                plan.push((upper.join(&rel), None));
+            }
+        }
+    }
+    for (path, like) in plan {
+        if path.exists() {
+            continue;
+        }
+        fs::create_dir(&path).map_err(ContainerError::io("creating", &path))?;
+        let (mode, uid, gid) = match &like {
+            Some(md) => (md.mode() & 0o7777, md.uid(), md.gid()),
+            None => (0o755, 0, 0),
+        };
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+            .map_err(ContainerError::io("creating", &path))?;
+        chown(&path, Some(uid), Some(gid)).map_err(ContainerError::io("creating", &path))?;
+    }
+    Ok(())
 }
