@@ -435,3 +435,67 @@ fn run_makes_a_missing_working_directory() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), "/tmp/new/dir\n1777 root\n755 root\n");
 }
+
+/// `run` of an image that is not here but names a registry pulls it first, as Docker does
+/// (the pull's lines on stderr, the container's output alone on stdout).
+#[test]
+fn run_pulls_a_missing_image_from_its_registry() {
+    if !require_root("run_pulls_a_missing_image_from_its_registry") {
+        return;
+    }
+    let env = Env::new();
+    let storage = env.dir.path().join("storage");
+    let mut server = env
+        .cmd(&[
+            "registry",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--storage",
+            storage.to_str().expect("utf-8"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("registry serve");
+    let addr = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let stdout = server.stdout.take().expect("stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("first line");
+        line.trim()
+            .trim_start_matches("listening on http://")
+            .to_string()
+    };
+    let home = env.dir.path().join("home");
+    let berth = |args: &[&str]| env.cmd(args).env("HOME", &home).output().expect("berth");
+    let image = format!("{addr}/auto/bb:1");
+    env.ok(&["tag", "busybox", &image]);
+    let push = berth(&["push", &image]);
+    assert!(push.status.success(), "{}", stderr(&push));
+    env.ok(&["rmi", &image]);
+    let run = berth(&["run", "--rm", "--network", "none", &image, "echo", "ran"]);
+    let missing = berth(&["run", "--rm", &format!("{addr}/auto/nope:1"), "true"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    assert_eq!(stdout(&run), "ran\n");
+    let err = stderr(&run);
+    assert!(
+        err.starts_with(&format!(
+            "Unable to find image '{image}' locally\n1: Pulling from auto/bb\n"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("Status: Downloaded newer image for {image}\n")),
+        "{err}"
+    );
+    assert_eq!(missing.status.code(), Some(125), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("not found"),
+        "{}",
+        stderr(&missing)
+    );
+}

@@ -219,12 +219,29 @@ pub fn run(g: &GlobalOpts, a: CreateArgs) -> anyhow::Result<i32> {
         return Ok(code);
     }
     let lc = super::container::lifecycle(g)?;
-    let c = lc
-        .create(&a.flags.request(true))
-        .map_err(berth_engine::Error::from)?;
+    let c = create_pulling(g, &lc, &a.flags.request(true))?;
     for w in c.warnings() {
         eprintln!("WARNING: {w}");
     }
     println!("{}", c.id());
     Ok(0)
+}
+
+/// Creates the container; a missing image from a named registry is pulled first and the
+/// create tried again, as Docker's `run`/`create` do.
+pub(crate) fn create_pulling(
+    g: &GlobalOpts,
+    lc: &berth_engine::container::Lifecycle,
+    req: &CreateRequest,
+) -> anyhow::Result<berth_engine::container::Container> {
+    match lc.create(req) {
+        Err(berth_engine::container::ContainerError::ImageNotFound(shown))
+            if super::pull::pullable(&req.image) =>
+        {
+            eprintln!("Unable to find image '{shown}' locally");
+            super::pull::pull_missing(g, &req.image)?;
+            Ok(lc.create(req).map_err(berth_engine::Error::from)?)
+        }
+        other => Ok(other.map_err(berth_engine::Error::from)?),
+    }
 }

@@ -73,6 +73,40 @@ pub fn run(g: &GlobalOpts, a: PullArgs) -> anyhow::Result<i32> {
     }
 }
 
+/// `run`/`create` of an image that is not here: pull it first, with Docker's lines on
+/// stderr (stdout belongs to the container). Callers ask [`pullable`] first: only a named
+/// registry is tried (Docker Hub cannot be reached from here, so a bare `busybox` stays
+/// "Unable to find image").
+pub(crate) fn pull_missing(g: &GlobalOpts, image: &str) -> anyhow::Result<()> {
+    let parsed = berth_oci::reference::ImageRef::parse(image)?;
+    let tag = match (parsed.digest(), parsed.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_owned(),
+        (None, None) => "latest".to_owned(),
+    };
+    eprintln!("{tag}: Pulling from {}", parsed.path());
+    let progress = TransferDisplay::new(true, Verb::Pull);
+    let report = g.engine()?.pull(
+        &PullRequest {
+            reference: image.to_owned(),
+            platform: None,
+            tls_verify: None,
+        },
+        &|p| progress.event(p),
+    );
+    progress.finish();
+    let r = report?;
+    eprintln!("Digest: {}", r.digest);
+    eprintln!("Status: Downloaded newer image for {}", r.familiar);
+    Ok(())
+}
+
+/// Whether `pull_missing` would try: a valid reference naming a registry other than
+/// Docker Hub.
+pub(crate) fn pullable(image: &str) -> bool {
+    berth_oci::reference::ImageRef::parse(image).is_ok_and(|r| r.domain() != "docker.io")
+}
+
 /// Prints a registry failure as Docker does and returns status 1.
 pub(crate) fn daemon_error(err: &anyhow::Error) -> i32 {
     let mut line = String::from("Error response from daemon: ");
