@@ -499,3 +499,40 @@ fn run_pulls_a_missing_image_from_its_registry() {
         stderr(&missing)
     );
 }
+
+/// `top` prints `ps -ef`'s columns as Docker's CLI lays them out (at least 20 wide) with a
+/// real STIME (`HH:MM`), not a dash.
+#[test]
+fn top_shows_ps_ef_columns_and_start_time() {
+    if !require_root("top_shows_ps_ef_columns_and_start_time") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "topme",
+        "busybox",
+        "sleep",
+        "30",
+    ]);
+    let out = env.ok(&["top", "topme"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!("{:<20}{:<20}", "UID", "PID")),
+        "{out}"
+    );
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(row[0], "root", "{out}");
+    let stime = row[4];
+    assert!(
+        stime.len() == 5 && stime.as_bytes()[2] == b':' || stime.len() == 5,
+        "STIME {stime:?} in {out}"
+    );
+    assert_ne!(stime, "-", "{out}");
+    assert_eq!(row[7..].join(" "), "sleep 30", "{out}");
+    env.ok(&["rm", "-f", "topme"]);
+}

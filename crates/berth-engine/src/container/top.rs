@@ -68,6 +68,8 @@ impl Lifecycle {
             pids = procfs::process_tree(c.record.pid);
         }
         let tck = 100;
+        let boot = boot_time();
+        let now = time::OffsetDateTime::now_utc();
         let mut rows = Vec::new();
         for pid in pids {
             let Some(st) = fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -100,7 +102,7 @@ impl Lifecycle {
                 pid.to_string(),
                 st.ppid.to_string(),
                 "0".into(),
-                "-".into(),
+                stime(st.start_time, boot, now),
                 "?".into(),
                 format!(
                     "{:02}:{:02}:{:02}",
@@ -165,5 +167,30 @@ impl Lifecycle {
                 0
             },
         }
+    }
+}
+
+/// The host's boot time (`btime` of /proc/stat), seconds since the epoch.
+fn boot_time() -> Option<i64> {
+    fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `ps -ef`'s STIME: `HH:MM` for a process started today, `MonDD` before (UTC).
+fn stime(start_ticks: i64, boot: Option<i64>, now: time::OffsetDateTime) -> String {
+    let Some(started) = boot
+        .map(|b| b + start_ticks / 100)
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+    else {
+        return "-".into();
+    };
+    if started.date() == now.date() {
+        format!("{:02}:{:02}", started.hour(), started.minute())
+    } else {
+        let month = format!("{:?}", started.month());
+        format!("{}{:02}", &month[..3.min(month.len())], started.day())
     }
 }

@@ -37,7 +37,8 @@ pub fn run(g: &GlobalOpts, a: TopArgs) -> anyhow::Result<i32> {
                 if i + 1 == cells.len() {
                     c.clone()
                 } else {
-                    format!("{c:<w$}", w = widths[i] + 4)
+                    // Docker's tabwriter for `top`: at least 20 wide, 3 spaces of padding.
+                    format!("{c:<w$}", w = (widths[i] + 3).max(20))
                 }
             })
             .collect::<String>()
