@@ -11,26 +11,14 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_berth");
+#[path = "containers_support/mod.rs"]
+mod support;
 
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
+use support::{berth_command, BIN};
 
+/// Whether a root-only test may run: skips (with a message) when not root, fails under CI.
 fn require_root(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{test} needs root (CI is set, so this is a failure, not a skip)");
-    }
-    eprintln!("skipping {test}: needs root (RUN steps run in containers)");
-    false
+    support::require_root_for(test, "RUN steps run in containers")
 }
 
 struct Env {
@@ -43,15 +31,7 @@ impl Env {
         let env = Env {
             dir: tempfile::tempdir().expect("temp dir"),
         };
-        let tar = env.path("busybox.tar");
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mk-busybox-rootfs.sh");
-        let st = Command::new("bash")
-            .arg(&script)
-            .arg(&tar)
-            .status()
-            .expect("run mk-busybox-rootfs.sh");
-        assert!(st.success(), "mk-busybox-rootfs.sh failed");
+        let tar = support::busybox_tar();
         env.ok(&["import", tar.to_str().expect("utf8"), "busybox"]);
         env
     }
@@ -65,16 +45,8 @@ impl Env {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--root")
-            .arg(self.root())
-            .arg("--runroot")
-            .arg(self.path("run"))
-            .args(args)
-            .env_remove("BERTH_ROOT")
-            .env_remove("BERTH_RUNROOT")
-            .env_remove("SOURCE_DATE_EPOCH")
-            .stdin(Stdio::null());
+        let mut c = berth_command(&self.root(), &self.path("run"));
+        c.args(args).env_remove("SOURCE_DATE_EPOCH");
         c
     }
 
@@ -159,13 +131,7 @@ impl Env {
 
     /// Mounts under this test's directory still present (must be none).
     fn leftover_mounts(&self) -> Vec<String> {
-        let me = self.dir.path().to_string_lossy().into_owned();
-        fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(&me))
-            .map(str::to_owned)
-            .collect()
+        support::mounts_under(self.dir.path())
     }
 }
 

@@ -9,44 +9,14 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_berth");
+#[path = "containers_support/mod.rs"]
+mod support;
 
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
+use support::{berth_command, require_tool};
 
 /// Whether a root-only test may run: skips (with a message) when not root, fails under CI.
 fn require_root(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{test} needs root (CI is set, so this is a failure, not a skip)");
-    }
-    eprintln!("skipping {test}: needs root (busybox rootfs with owners)");
-    false
-}
-
-/// Whether `tool` is installed; skips when not, fails under CI.
-fn require_tool(test: &str, tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!("{test} needs {tool} (see scripts/install-test-deps.sh)");
-        }
-        eprintln!("skipping {test}: {tool} is not installed");
-    }
-    found
+    support::require_root_for(test, "busybox rootfs with owners")
 }
 
 struct Env {
@@ -69,15 +39,8 @@ impl Env {
     }
 
     fn cmd_in(&self, root: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--root")
-            .arg(root)
-            .arg("--runroot")
-            .arg(self.dir.path().join("run"))
-            .args(args)
-            .env_remove("BERTH_ROOT")
-            .env_remove("BERTH_RUNROOT")
-            .stdin(Stdio::null());
+        let mut c = berth_command(root, &self.dir.path().join("run"));
+        c.args(args);
         c
     }
 
@@ -109,20 +72,6 @@ impl Env {
         let out = self.ok_in(root, &["image", "inspect", image]);
         let v: Value = serde_json::from_str(&out).expect("inspect JSON");
         v[0].clone()
-    }
-
-    /// The busybox rootfs tar of `scripts/mk-busybox-rootfs.sh`.
-    fn busybox_tar(&self) -> PathBuf {
-        let out = self.path("busybox.tar");
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mk-busybox-rootfs.sh");
-        let st = Command::new("bash")
-            .arg(script)
-            .arg(&out)
-            .status()
-            .expect("run mk-busybox-rootfs.sh");
-        assert!(st.success(), "mk-busybox-rootfs.sh failed");
-        out
     }
 
     /// A small rootfs tar with the given files.
@@ -172,7 +121,7 @@ fn import_images_save_load_keeps_ids_and_digests() {
         return;
     }
     let env = Env::new();
-    let tar = env.busybox_tar();
+    let tar = support::busybox_tar();
     let id = env.ok(&[
         "import",
         "-c",
@@ -268,7 +217,7 @@ fn skopeo_reads_and_writes_berth_archives() {
         return;
     }
     let env = Env::new();
-    let tar = env.busybox_tar();
+    let tar = support::busybox_tar();
     env.ok(&["import", tar.to_str().unwrap(), "test/bb:1"]);
     let diff_ids = env.inspect_in(&env.root(), "test/bb:1")["RootFS"]["Layers"].clone();
     let docker = env.path("d.tar");
@@ -390,7 +339,7 @@ fn umoci_unpack_of_berth_oci_layout_matches_snapshot() {
         return;
     }
     let env = Env::new();
-    let tar = env.busybox_tar();
+    let tar = support::busybox_tar();
     env.ok(&["import", tar.to_str().unwrap(), "test/bb:1"]);
     let oci = env.path("o.tar");
     env.ok(&[

@@ -4,48 +4,19 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use berth_engine::network::berth_net;
 
-const BIN: &str = env!("CARGO_BIN_EXE_berth");
+#[path = "containers_support/mod.rs"]
+mod support;
+
+use support::{berth_command, busybox_tar, BIN};
 
 fn require_root(test: &str) -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    if root {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{test} needs root (CI is set, so this is a failure, not a skip)");
-    }
-    eprintln!("skipping {test}: needs root (network namespaces, bridges, overlayfs)");
-    false
-}
-
-fn busybox_tar() -> &'static Path {
-    static TAR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, p) = TAR.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let tar = dir.path().join("busybox.tar");
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mk-busybox-rootfs.sh");
-        let st = Command::new("bash")
-            .arg(&script)
-            .arg(&tar)
-            .status()
-            .expect("run mk-busybox-rootfs.sh");
-        assert!(st.success(), "mk-busybox-rootfs.sh failed");
-        (dir, tar)
-    });
-    p
+    support::require_root_for(test, "network namespaces, bridges, overlayfs")
 }
 
 /// A free TCP and UDP port on the host (both families), for `-p`.
@@ -113,11 +84,7 @@ impl Env {
     }
 
     fn berth(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--root")
-            .arg(self.dir.path().join("root"))
-            .arg("--runroot")
-            .arg(self.runroot())
+        berth_command(&self.dir.path().join("root"), &self.runroot())
             .args(args)
             .output()
             .expect("run berth")

@@ -11,44 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_berth");
+#[path = "containers_support/mod.rs"]
+mod support;
 
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
+use support::{berth_command, require_tool, BIN};
 
 /// Whether a root-only test may run: skips (with a message) when not root, fails under CI.
 fn require_root(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{test} needs root (CI is set, so this is a failure, not a skip)");
-    }
-    eprintln!("skipping {test}: needs root (the busybox rootfs has owners)");
-    false
-}
-
-/// Whether `tool` is installed; skips when not, fails under CI.
-fn require_tool(test: &str, tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!("{test} needs {tool} (see scripts/install-test-deps.sh)");
-        }
-        eprintln!("skipping {test}: {tool} is not installed");
-    }
-    found
+    support::require_root_for(test, "the busybox rootfs has owners")
 }
 
 /// A child process killed (SIGKILL) and reaped when dropped.
@@ -77,16 +47,9 @@ impl Env {
     }
 
     fn berth(&self, root: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--root")
-            .arg(self.path(root))
-            .arg("--runroot")
-            .arg(self.path(&format!("{root}-run")))
-            .args(args)
-            .env_remove("BERTH_ROOT")
-            .env_remove("BERTH_RUNROOT")
-            .env("DOCKER_CONFIG", self.path("docker-config"))
-            .stdin(Stdio::null());
+        let mut c = berth_command(&self.path(root), &self.path(&format!("{root}-run")));
+        c.args(args)
+            .env("DOCKER_CONFIG", self.path("docker-config"));
         c
     }
 
@@ -108,17 +71,7 @@ impl Env {
 
     /// A busybox rootfs tar, imported into `root` as `reference`.
     fn import_busybox(&self, root: &str, reference: &str) {
-        let tar = self.path("busybox.tar");
-        if !tar.exists() {
-            let script =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mk-busybox-rootfs.sh");
-            let st = Command::new("bash")
-                .arg(script)
-                .arg(&tar)
-                .status()
-                .expect("mk-busybox-rootfs.sh");
-            assert!(st.success());
-        }
+        let tar = support::busybox_tar();
         self.ok(root, &["import", tar.to_str().unwrap(), reference]);
     }
 

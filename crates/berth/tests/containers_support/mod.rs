@@ -1,5 +1,7 @@
-//! Shared helpers of the container tests (lifecycle, limits, isolation): a temp root with
-//! the busybox image imported, a `berth` command runner, and the root-only guard.
+//! Shared helpers of the CLI tests (every `tests/*.rs` of this crate but runtime.rs): the
+//! root-only and tool guards, the busybox rootfs tar, the `berth` command with a root and
+//! runroot of its own, and for the container tests (lifecycle, limits, isolation,
+//! acceptance) a temp root with the busybox image imported.
 
 #![allow(dead_code)]
 
@@ -9,22 +11,73 @@ use std::sync::OnceLock;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
-/// Whether a root-only test may run: skips (with a message) when not root, fails under CI.
-pub fn require_root(test: &str) -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
+/// Whether this test process runs as root.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
         .map(|s| {
             s.lines()
                 .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
         })
-        .unwrap_or(false);
-    if root {
+        .unwrap_or(false)
+}
+
+/// Whether a root-only test may run: skips (with a message) when not root, fails under CI.
+pub fn require_root(test: &str) -> bool {
+    require_root_for(test, "namespaces, overlayfs, cgroups")
+}
+
+/// [`require_root`] with the reason root is needed (`why`) named in the skip message.
+pub fn require_root_for(test: &str, why: &str) -> bool {
+    if is_root() {
         return true;
     }
     if std::env::var_os("CI").is_some() {
         panic!("{test} needs root (CI is set, so this is a failure, not a skip)");
     }
-    eprintln!("skipping {test}: needs root (namespaces, overlayfs, cgroups)");
+    eprintln!("skipping {test}: needs root ({why})");
     false
+}
+
+/// Whether `tool` is installed; skips when not, fails under CI.
+pub fn require_tool(test: &str, tool: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!("{test} needs {tool} (see scripts/install-test-deps.sh)");
+        }
+        eprintln!("skipping {test}: {tool} is not installed");
+    }
+    found
+}
+
+/// `berth --root ROOT --runroot RUNROOT`, with no stdin and the environment's
+/// BERTH_ROOT/BERTH_RUNROOT removed, so the test's own directories are the only ones used.
+pub fn berth_command(root: &Path, runroot: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("--root")
+        .arg(root)
+        .arg("--runroot")
+        .arg(runroot)
+        .env_remove("BERTH_ROOT")
+        .env_remove("BERTH_RUNROOT")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Lines of /proc/self/mountinfo naming a path under `dir` (mounts a test left behind).
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let me = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&me))
+        .map(str::to_string)
+        .collect()
 }
 
 /// The busybox rootfs tar, made once per test process.
@@ -82,15 +135,8 @@ impl Env {
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--root")
-            .arg(self.root())
-            .arg("--runroot")
-            .arg(self.runroot())
-            .args(args)
-            .env_remove("BERTH_ROOT")
-            .env_remove("BERTH_RUNROOT")
-            .stdin(Stdio::null());
+        let mut c = berth_command(&self.root(), &self.runroot());
+        c.args(args);
         c
     }
 
@@ -127,13 +173,7 @@ impl Env {
 
     /// Host mounts under this test's directory.
     pub fn mounts_here(&self) -> Vec<String> {
-        let me = self.dir.path().display().to_string();
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(&me))
-            .map(str::to_string)
-            .collect()
+        mounts_under(self.dir.path())
     }
 
     /// Whether a cgroup of container `id` exists anywhere under /sys/fs/cgroup.
