@@ -536,3 +536,34 @@ fn top_shows_ps_ef_columns_and_start_time() {
     assert_eq!(row[7..].join(" "), "sleep 30", "{out}");
     env.ok(&["rm", "-f", "topme"]);
 }
+
+/// `stats` sees a busy container's CPU use (cgroup v1 `cpuacct.usage`, or v2 `cpu.stat`
+/// `usage_usec` on hosts without cpuacct, where it used to read 0.00%).
+#[test]
+fn stats_shows_cpu_use_of_a_busy_container() {
+    if !require_root("stats_shows_cpu_use_of_a_busy_container") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "busy",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let cpu = env.ok(&["stats", "--no-stream", "--format", "{{.CPUPerc}}", "busy"]);
+    let pct: f64 = cpu
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .expect("a percentage");
+    assert!(pct > 10.0, "a spinning shell at {cpu}");
+    env.ok(&["rm", "-f", "busy"]);
+}

@@ -143,8 +143,19 @@ impl Lifecycle {
             format!("/sys/fs/cgroup/{rel}/pids.current"),
         ])
         .unwrap_or(0);
-        let cpu_ns =
-            read_u64(&[format!("/sys/fs/cgroup/cpuacct/{rel}/cpuacct.usage")]).unwrap_or(0);
+        // v1 cpuacct in nanoseconds; v2 (pure or the hybrid's unified part) `usage_usec`.
+        let cpu_ns = read_u64(&[format!("/sys/fs/cgroup/cpuacct/{rel}/cpuacct.usage")])
+            .or_else(|| {
+                ["", "unified/"].iter().find_map(|base| {
+                    fs::read_to_string(format!("/sys/fs/cgroup/{base}{rel}/cpu.stat"))
+                        .ok()?
+                        .lines()
+                        .find_map(|l| l.strip_prefix("usage_usec "))
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(|us| us * 1000)
+                })
+            })
+            .unwrap_or(0);
         let running_ns = (super::now_nanos() - c.record.started_at).max(1) as f64;
         let cpu_percent = if c.status == ContainerStatus::Running {
             cpu_ns as f64 / running_ns * 100.0
