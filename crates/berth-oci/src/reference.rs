@@ -408,13 +408,43 @@ fn check_domain(domain: &str, reference: &str) -> Result<(), ReferenceError> {
 }
 
 fn is_path_component(c: &str) -> bool {
+    check_path_component(c).is_ok()
+}
+
+/// What is wrong with a repository path component (see [`check_path_component`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathComponentFault {
+    /// The component is empty (`a//b`, or a leading or trailing `/`).
+    Empty,
+    /// It starts or ends with something other than `[a-z0-9]`.
+    Edge,
+    /// It holds a character or separator run the grammar does not allow.
+    Separator,
+}
+
+impl PathComponentFault {
+    /// The fault in words, as error messages quote it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            PathComponentFault::Empty => "empty path component",
+            PathComponentFault::Edge => "each path component must start and end with [a-z0-9]",
+            PathComponentFault::Separator => {
+                "only lowercase letters, digits and single separators (. _ __ -) allowed"
+            }
+        }
+    }
+}
+
+/// Checks one `/`-separated component of a repository path against the distribution
+/// spec's grammar: `[a-z0-9]+` runs joined by `.`, `_`, `__` or one or more `-`.
+pub fn check_path_component(c: &str) -> Result<(), PathComponentFault> {
     let b = c.as_bytes();
     if b.is_empty() {
-        return false;
+        return Err(PathComponentFault::Empty);
     }
     let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
     if !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
+        return Err(PathComponentFault::Edge);
     }
     let mut i = 0;
     while i < b.len() {
@@ -428,12 +458,12 @@ fn is_path_component(c: &str) -> bool {
             i += 1;
         }
         let sep = &c[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
+        let ok = matches!(sep, "." | "_" | "__") || sep.bytes().all(|x| x == b'-');
         if !ok {
-            return false;
+            return Err(PathComponentFault::Separator);
         }
     }
-    true
+    Ok(())
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ impl RepoName {
             return Err(bad("longer than 255 characters"));
         }
         for component in name.split('/') {
-            check_component(component).map_err(bad)?;
+            berth_oci::reference::check_path_component(component).map_err(|f| bad(f.reason()))?;
         }
         Ok(RepoName(name.to_owned()))
     }
@@ -49,35 +49,6 @@ impl RepoName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-fn check_component(c: &str) -> Result<(), &'static str> {
-    if c.is_empty() {
-        return Err("empty path component");
-    }
-    let b = c.as_bytes();
-    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    if !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return Err("each path component must start and end with [a-z0-9]");
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        // A separator run: ".", "_", "__" or one or more "-".
-        let start = i;
-        while i < b.len() && !alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        let ok = matches!(sep, "." | "_" | "__") || sep.bytes().all(|x| x == b'-');
-        if !ok {
-            return Err("only lowercase letters, digits and single separators (. _ __ -) allowed");
-        }
-    }
-    Ok(())
 }
 
 impl fmt::Display for RepoName {
