@@ -41,20 +41,7 @@ pub fn report(err: &anyhow::Error) -> i32 {
 /// whose text is already on the line are skipped). Verbs that Docker answers with status 1
 /// (`rmi`, `tag`, `load`, ...) print with this and return `Ok(1)`.
 pub fn print_error(err: &anyhow::Error) {
-    let mut line = String::from("Error: ");
-    let mut first = true;
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if !first {
-            // Skip causes whose text is already part of the line.
-            if line.contains(&text) {
-                continue;
-            }
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-        first = false;
-    }
+    let line = cause_line("Error: ", err);
     // One line, always: causes may quote input bytes (a tar header, a file name).
     let line: String = line
         .chars()
@@ -65,6 +52,25 @@ pub fn print_error(err: &anyhow::Error) {
         })
         .collect();
     eprintln!("{line}");
+}
+
+/// `prefix` then `err` and its causes joined with `: `, skipping causes whose text is
+/// already on the line (wrappers often repeat their source's message).
+pub(crate) fn cause_line(prefix: &str, err: &anyhow::Error) -> String {
+    let mut line = String::from(prefix);
+    let mut first = true;
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !first {
+            if line.contains(&text) {
+                continue;
+            }
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+        first = false;
+    }
+    line
 }
 
 /// Docker's status for a failed verb other than the container-starting ones.

@@ -109,20 +109,10 @@ pub(crate) fn pullable(image: &str) -> bool {
 
 /// Prints a registry failure as Docker does and returns status 1.
 pub(crate) fn daemon_error(err: &anyhow::Error) -> i32 {
-    let mut line = String::from("Error response from daemon: ");
-    let mut first = true;
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if !first {
-            if line.contains(&text) {
-                continue;
-            }
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-        first = false;
-    }
-    eprintln!("{line}");
+    eprintln!(
+        "{}",
+        crate::exit::cause_line("Error response from daemon: ", err)
+    );
     1
 }
 
