@@ -49,6 +49,39 @@ pub struct ContainerRecord {
     pub config: String,
 }
 
+impl ContainerRecord {
+    /// A container just created: status `created`, never run, no processes, no error.
+    pub fn fresh(
+        id: String,
+        name: String,
+        image_id: String,
+        image_ref: String,
+        created: i64,
+        config: String,
+    ) -> ContainerRecord {
+        ContainerRecord {
+            id,
+            name,
+            image_id,
+            image_ref,
+            created,
+            status: "created".into(),
+            pid: 0,
+            pid_start: 0,
+            monitor_pid: 0,
+            monitor_start: 0,
+            exit_code: 0,
+            oom_killed: false,
+            started_at: 0,
+            finished_at: 0,
+            restart_count: 0,
+            stopped_by_user: false,
+            error: String::new(),
+            config,
+        }
+    }
+}
+
 /// A partial update: each `Some` field is written, the others are left alone.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerUpdate {
@@ -349,26 +382,14 @@ mod tests {
     use super::*;
 
     fn rec(id: &str, name: &str) -> ContainerRecord {
-        ContainerRecord {
-            id: id.to_string(),
-            name: name.to_string(),
-            image_id: "sha256:aa".into(),
-            image_ref: "busybox".into(),
-            created: 1,
-            status: "created".into(),
-            pid: 0,
-            pid_start: 0,
-            monitor_pid: 0,
-            monitor_start: 0,
-            exit_code: 0,
-            oom_killed: false,
-            started_at: 0,
-            finished_at: 0,
-            restart_count: 0,
-            stopped_by_user: false,
-            error: String::new(),
-            config: "{}".into(),
-        }
+        ContainerRecord::fresh(
+            id.to_string(),
+            name.to_string(),
+            "sha256:aa".into(),
+            "busybox".into(),
+            1,
+            "{}".into(),
+        )
     }
 
     #[test]

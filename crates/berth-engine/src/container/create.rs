@@ -273,26 +273,14 @@ impl Lifecycle {
             home: who.home,
         };
         let config_json = serde_json::to_string(&spec).expect("a container spec serializes");
-        let mut record = ContainerRecord {
-            id: id.clone(),
-            name: String::new(),
-            image_id: image_id.to_string(),
+        let mut record = ContainerRecord::fresh(
+            id.clone(),
+            String::new(),
+            image_id.to_string(),
             image_ref,
-            created: now_nanos(),
-            status: "created".into(),
-            pid: 0,
-            pid_start: 0,
-            monitor_pid: 0,
-            monitor_start: 0,
-            exit_code: 0,
-            oom_killed: false,
-            started_at: 0,
-            finished_at: 0,
-            restart_count: 0,
-            stopped_by_user: false,
-            error: String::new(),
-            config: config_json,
-        };
+            now_nanos(),
+            config_json,
+        );
         let dir = self.container_dir(&id);
         for sub in ["upper", "work", "rootfs"] {
             let d = dir.join(sub);
