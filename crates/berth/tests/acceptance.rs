@@ -567,3 +567,35 @@ fn stats_shows_cpu_use_of_a_busy_container() {
     assert!(pct > 10.0, "a spinning shell at {cpu}");
     env.ok(&["rm", "-f", "busy"]);
 }
+
+/// `logs --since` takes Docker's zone-less forms too (`2006-01-02`, `2006-01-02T15:04`,
+/// `2006-01-02T15:04:05`), not only RFC 3339, durations and unix seconds.
+#[test]
+fn logs_since_accepts_dockers_date_forms() {
+    if !require_root("logs_since_accepts_dockers_date_forms") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "dated",
+        "busybox",
+        "echo",
+        "hello",
+    ]);
+    for (since, want) in [
+        ("2000-01-01", "hello\n"),
+        ("2000-01-01T10:00", "hello\n"),
+        ("2000-01-01T10:00:00", "hello\n"),
+        ("2099-01-01", ""),
+        ("2099-01-01T10:00:00", ""),
+    ] {
+        let out = env.berth(&["logs", "--since", since, "dated"]);
+        assert_eq!(out.status.code(), Some(0), "{since}: {}", stderr(&out));
+        assert_eq!(stdout(&out), want, "--since {since}");
+    }
+    env.ok(&["rm", "dated"]);
+}

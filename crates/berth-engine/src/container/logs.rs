@@ -45,9 +45,26 @@ pub fn parse_since(s: &str, now_nanos: i64) -> Option<String> {
     if let Ok(d) = humantime::parse_duration(s) {
         return Some(super::rfc3339(now_nanos - d.as_nanos() as i64));
     }
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+    let nanos = |t: time::OffsetDateTime| {
+        super::rfc3339(t.unix_timestamp_nanos().clamp(1, i64::MAX as i128) as i64)
+    };
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Some(nanos(t));
+    }
+    // Docker's other accepted forms, without a zone (taken as UTC here).
+    use time::macros::format_description as fd;
+    let full: &[time::format_description::BorrowedFormatItem<'_>] =
+        fd!("[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]");
+    let minutes: &[time::format_description::BorrowedFormatItem<'_>] =
+        fd!("[year]-[month]-[day]T[hour]:[minute]");
+    for f in [full, minutes] {
+        if let Ok(t) = time::PrimitiveDateTime::parse(s, &f) {
+            return Some(nanos(t.assume_utc()));
+        }
+    }
+    time::Date::parse(s, fd!("[year]-[month]-[day]"))
         .ok()
-        .map(|t| super::rfc3339(t.unix_timestamp_nanos().clamp(1, i64::MAX as i128) as i64))
+        .map(|d| nanos(d.midnight().assume_utc()))
 }
 
 impl Lifecycle {
