@@ -168,15 +168,8 @@ impl StepRunner for RuntimeStepRunner {
             fs::create_dir_all(d).map_err(|e| failed(format!("creating {}", d.display()), e))?;
         }
         let lowers = self.lowerdirs(&spec.layers);
-        let lower_opt = if lowers.is_empty() {
-            empty.display().to_string()
-        } else {
-            lowers
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(":")
-        };
+        let lower_opt = crate::container::launch::lowerdir_option(&lowers)
+            .unwrap_or_else(|| empty.display().to_string());
         // The working directory is created in the layer when the image lacks it, as Docker does.
         let wd = spec.workdir.trim_matches('/');
         if !wd.is_empty() && !in_lowers(&lowers, wd) {

@@ -123,6 +123,21 @@ pub fn rootfs_dir(lc: &Lifecycle, id: &str) -> PathBuf {
     lc.container_dir(id).join("rootfs")
 }
 
+/// Overlayfs's `lowerdir=` value for `lowers` (top layer first): the paths joined with `:`,
+/// or `None` when there are none (overlayfs needs at least one; callers give an empty one).
+pub(crate) fn lowerdir_option(lowers: &[PathBuf]) -> Option<String> {
+    if lowers.is_empty() {
+        return None;
+    }
+    Some(
+        lowers
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
+}
+
 /// The overlay that makes up the rootfs: the image's layers under the container's rw layer.
 pub fn rootfs_mounts(lc: &Lifecycle, c: &Container) -> Result<Vec<RootfsMountSpec>> {
     let image: Digest = c
@@ -132,17 +147,14 @@ pub fn rootfs_mounts(lc: &Lifecycle, c: &Container) -> Result<Vec<RootfsMountSpe
         .map_err(|_| ContainerError::ImageNotFound(c.record.image_ref.clone()))?;
     let lowers = lc.store().image_lowerdirs(&image)?;
     let dir = lc.container_dir(c.id());
-    let lower = if lowers.is_empty() {
-        // An image without layers (scratch): an empty lower directory.
-        let empty = dir.join("empty");
-        fs::create_dir_all(&empty).map_err(ContainerError::io("creating", &empty))?;
-        empty.display().to_string()
-    } else {
-        lowers
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(":")
+    let lower = match lowerdir_option(&lowers) {
+        Some(lower) => lower,
+        None => {
+            // An image without layers (scratch): an empty lower directory.
+            let empty = dir.join("empty");
+            fs::create_dir_all(&empty).map_err(ContainerError::io("creating", &empty))?;
+            empty.display().to_string()
+        }
     };
     Ok(vec![RootfsMountSpec {
         typ: "overlay".into(),
