@@ -171,6 +171,18 @@ impl<R: Read> Read for Counted<'_, R> {
     }
 }
 
+/// Opens an upload session (an empty POST) and returns its location.
+fn start_upload(s: &Session, repo: &RepoName, scope: &str) -> Result<String, ClientError> {
+    let start = s.request(
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/"),
+        scope,
+        &[("Content-Length", "0".to_owned())],
+        &mut || RequestBody::Empty,
+    )?;
+    location(&start)
+}
+
 /// Uploads a blob whose digest and size are known: POST, then one PUT with the bytes.
 pub fn upload_known(
     s: &Session,
@@ -180,14 +192,7 @@ pub fn upload_known(
     progress: ProgressFn<'_>,
 ) -> Result<(), ClientError> {
     let scope = format!("repository:{repo}:pull,push");
-    let start = s.request(
-        "POST",
-        &format!("/v2/{repo}/blobs/uploads/"),
-        &scope,
-        &[("Content-Length", "0".to_owned())],
-        &mut || RequestBody::Empty,
-    )?;
-    let loc = location(&start)?;
+    let loc = start_upload(s, repo, &scope)?;
     let mut opened: Option<Box<dyn Read + Send>> = Some(source.open_blob(&desc.digest).map_err(
         |source| ClientError::Source {
             digest: desc.digest.clone(),
@@ -226,14 +231,7 @@ pub fn upload_stream<'a>(
     reader: Box<dyn Read + Send + 'a>,
 ) -> Result<(Digest, u64), ClientError> {
     let scope = format!("repository:{repo}:pull,push");
-    let start = s.request(
-        "POST",
-        &format!("/v2/{repo}/blobs/uploads/"),
-        &scope,
-        &[("Content-Length", "0".to_owned())],
-        &mut || RequestBody::Empty,
-    )?;
-    let loc = location(&start)?;
+    let loc = start_upload(s, repo, &scope)?;
     let hashed = std::sync::Arc::new(Mutex::new(None::<(Digest, u64)>));
     let out = hashed.clone();
     struct Tee<R: Read> {
