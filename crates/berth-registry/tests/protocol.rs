@@ -84,6 +84,43 @@ fn repo(s: &str) -> RepoName {
     RepoName::new(s).unwrap()
 }
 
+/// Pushes an OCI image manifest with `src`'s blobs, default options, no progress.
+fn push_oci(
+    s: &Session,
+    name: &str,
+    tag: Option<&str>,
+    manifest: &[u8],
+    src: &DirBlobs,
+) -> Result<client::PushedImage, client::ClientError> {
+    client::push(
+        s,
+        &repo(name),
+        tag,
+        manifest,
+        protocol::OCI_MANIFEST,
+        src,
+        &PushOptions::default(),
+        &quiet,
+    )
+}
+
+/// Pulls `reference` of `name` into `dst` with default options, no progress.
+fn pull_default(
+    s: &Session,
+    name: &str,
+    reference: &str,
+    dst: &DirBlobs,
+) -> Result<client::PulledImage, client::ClientError> {
+    client::pull(
+        s,
+        &repo(name),
+        reference,
+        &PullOptions::default(),
+        dst,
+        &quiet,
+    )
+}
+
 #[test]
 fn push_then_pull_gives_the_same_digests() {
     let dir = tempfile::tempdir().unwrap();
@@ -95,17 +132,7 @@ fn push_then_pull_gives_the_same_digests() {
         protocol::OCI_LAYER_GZIP,
     );
     let s = session(&srv, None);
-    let pushed = client::push(
-        &s,
-        &repo("team/app"),
-        Some("v1"),
-        &manifest,
-        protocol::OCI_MANIFEST,
-        &src,
-        &PushOptions::default(),
-        &quiet,
-    )
-    .unwrap();
+    let pushed = push_oci(&s, "team/app", Some("v1"), &manifest, &src).unwrap();
     assert_eq!(pushed.digest, Digest::of(&manifest));
 
     // A second push finds every blob there.
@@ -132,15 +159,7 @@ fn push_then_pull_gives_the_same_digests() {
 
     let dst = DirBlobs::new(dir.path().join("dst")).unwrap();
     let s2 = session(&srv, None);
-    let pulled = client::pull(
-        &s2,
-        &repo("team/app"),
-        "v1",
-        &PullOptions::default(),
-        &dst,
-        &quiet,
-    )
-    .unwrap();
+    let pulled = pull_default(&s2, "team/app", "v1", &dst).unwrap();
     assert_eq!(pulled.manifest_digest, pushed.digest);
     assert_eq!(pulled.manifest, manifest);
     for l in pulled.layers.iter().chain([&pulled.config]) {
@@ -149,15 +168,7 @@ fn push_then_pull_gives_the_same_digests() {
         assert_eq!(a, b);
     }
     // By digest too.
-    let again = client::pull(
-        &s2,
-        &repo("team/app"),
-        &pushed.digest.to_string(),
-        &PullOptions::default(),
-        &dst,
-        &quiet,
-    )
-    .unwrap();
+    let again = pull_default(&s2, "team/app", &pushed.digest.to_string(), &dst).unwrap();
     assert_eq!(again.manifest_digest, pushed.digest);
 }
 
@@ -169,29 +180,11 @@ fn gzip_push_compresses_uncompressed_layers() {
     let layer: Vec<u8> = (0..9_000_000u32).map(|i| (i % 7) as u8).collect();
     let manifest = make_image(&src, std::slice::from_ref(&layer), protocol::OCI_LAYER_TAR);
     let s = session(&srv, None);
-    let pushed = client::push(
-        &s,
-        &repo("gz"),
-        Some("latest"),
-        &manifest,
-        protocol::OCI_MANIFEST,
-        &src,
-        &PushOptions::default(),
-        &quiet,
-    )
-    .unwrap();
+    let pushed = push_oci(&s, "gz", Some("latest"), &manifest, &src).unwrap();
     assert_eq!(pushed.layers[0].media_type, protocol::OCI_LAYER_GZIP);
     assert!(pushed.layers[0].size < layer.len() as u64 / 10);
     let dst = DirBlobs::new(dir.path().join("dst")).unwrap();
-    let pulled = client::pull(
-        &s,
-        &repo("gz"),
-        "latest",
-        &PullOptions::default(),
-        &dst,
-        &quiet,
-    )
-    .unwrap();
+    let pulled = pull_default(&s, "gz", "latest", &dst).unwrap();
     let gz = std::fs::read(dst.path(&pulled.layers[0].digest)).unwrap();
     let mut back = Vec::new();
     flate2::read::MultiGzDecoder::new(&gz[..])
@@ -213,17 +206,7 @@ fn index_pull_picks_the_platform() {
             &[arch.as_bytes().repeat(1000)],
             protocol::OCI_LAYER_GZIP,
         );
-        let p = client::push(
-            &s,
-            &repo("multi"),
-            None,
-            &m,
-            protocol::OCI_MANIFEST,
-            &src,
-            &PushOptions::default(),
-            &quiet,
-        )
-        .unwrap();
+        let p = push_oci(&s, "multi", None, &m, &src).unwrap();
         entries.push(serde_json::json!({
             "mediaType": protocol::OCI_MANIFEST, "digest": p.digest.to_string(), "size": p.size,
             "platform": {"os": "linux", "architecture": arch}
@@ -640,53 +623,17 @@ fn auth_challenges_tokens_and_scopes() {
     let manifest = make_image(&src, &[random_bytes(1000)], protocol::OCI_LAYER_GZIP);
     let alice = session(&srv, Some(("alice", "secret")));
     for r in ["alice/app", "public/app"] {
-        client::push(
-            &alice,
-            &repo(r),
-            Some("latest"),
-            &manifest,
-            protocol::OCI_MANIFEST,
-            &src,
-            &PushOptions::default(),
-            &quiet,
-        )
-        .unwrap();
+        push_oci(&alice, r, Some("latest"), &manifest, &src).unwrap();
     }
     // Anonymous pull of a public repository works; of a private one it does not.
     let dst = DirBlobs::new(dir.path().join("dst")).unwrap();
     let anon = session(&srv, None);
-    client::pull(
-        &anon,
-        &repo("public/app"),
-        "latest",
-        &PullOptions::default(),
-        &dst,
-        &quiet,
-    )
-    .unwrap();
-    let err = client::pull(
-        &anon,
-        &repo("alice/app"),
-        "latest",
-        &PullOptions::default(),
-        &dst,
-        &quiet,
-    )
-    .unwrap_err();
+    pull_default(&anon, "public/app", "latest", &dst).unwrap();
+    let err = pull_default(&anon, "alice/app", "latest", &dst).unwrap_err();
     assert_eq!(err.kind(), berth_registry::ErrorKind::Unauthorized, "{err}");
     // Bob may not push to alice's repositories.
     let bob = session(&srv, Some(("bob", "secret")));
-    let err = client::push(
-        &bob,
-        &repo("alice/other"),
-        Some("x"),
-        &manifest,
-        protocol::OCI_MANIFEST,
-        &src,
-        &PushOptions::default(),
-        &quiet,
-    )
-    .unwrap_err();
+    let err = push_oci(&bob, "alice/other", Some("x"), &manifest, &src).unwrap_err();
     assert_eq!(err.kind(), berth_registry::ErrorKind::Unauthorized, "{err}");
 
     // A token scoped to repository A cannot push to repository B.
@@ -736,17 +683,7 @@ fn interrupted_pull_resumes_its_partial_blob() {
     let layer = random_bytes(1_000_000);
     let manifest = make_image(&src, std::slice::from_ref(&layer), protocol::OCI_LAYER_GZIP);
     let s = session(&srv, None);
-    client::push(
-        &s,
-        &repo("resume"),
-        Some("v"),
-        &manifest,
-        protocol::OCI_MANIFEST,
-        &src,
-        &PushOptions::default(),
-        &quiet,
-    )
-    .unwrap();
+    push_oci(&s, "resume", Some("v"), &manifest, &src).unwrap();
     let dst = DirBlobs::new(dir.path().join("dst")).unwrap();
     let ld = Digest::of(&layer);
     // Half the layer is already there from an earlier, interrupted pull.
@@ -803,27 +740,9 @@ fn self_signed_tls_with_verification_off() {
     let src = DirBlobs::new(dir.path().join("src")).unwrap();
     let manifest = make_image(&src, &[random_bytes(10_000)], protocol::OCI_LAYER_GZIP);
     let s = session(&srv, None);
-    client::push(
-        &s,
-        &repo("tls/app"),
-        Some("1"),
-        &manifest,
-        protocol::OCI_MANIFEST,
-        &src,
-        &PushOptions::default(),
-        &quiet,
-    )
-    .unwrap();
+    push_oci(&s, "tls/app", Some("1"), &manifest, &src).unwrap();
     let dst = DirBlobs::new(dir.path().join("dst")).unwrap();
-    let pulled = client::pull(
-        &s,
-        &repo("tls/app"),
-        "1",
-        &PullOptions::default(),
-        &dst,
-        &quiet,
-    )
-    .unwrap();
+    let pulled = pull_default(&s, "tls/app", "1", &dst).unwrap();
     assert_eq!(pulled.manifest, manifest);
     // Plain HTTP is not spoken on a TLS port, and a verifying client refuses the certificate.
     assert!(ureq::get(&format!("http://{}/v2/", srv.addr))
@@ -925,17 +844,7 @@ fn faults_are_retried_and_cut_downloads_resume() {
             parallel: 2,
         },
     );
-    client::push(
-        &s,
-        &repo("flaky"),
-        Some("1"),
-        &manifest,
-        protocol::OCI_MANIFEST,
-        &src,
-        &PushOptions::default(),
-        &quiet,
-    )
-    .unwrap();
+    push_oci(&s, "flaky", Some("1"), &manifest, &src).unwrap();
     // Through a proxy that cuts the blob download after 1 MB: the pull resumes it.
     let proxy = flaky_proxy(srv.addr, 0, Some(1_000_000));
     let s = Session::new(
