@@ -70,9 +70,15 @@ finish() {
     warn "still mounted: $m (unmounting)"; umount -l "$m"
   done
   snapshot_host "$BENCH_WORK/host-after.txt"
-  if ! diff -u "$BENCH_WORK/host-before.txt" "$BENCH_WORK/host-after.txt" >"$BENCH_WORK/host.diff"; then
-    warn "the host differs from before the run:"
-    grep -E '^[-+][^-+]' "$BENCH_WORK/host.diff" | sed 's/^/    /' >&2
+  diff -u "$BENCH_WORK/host-before.txt" "$BENCH_WORK/host-after.txt" >"$BENCH_WORK/host.diff"
+  # Something new is a leftover; something gone was ended by someone else (on a shared machine).
+  if grep -qE '^-[^-]' "$BENCH_WORK/host.diff"; then
+    log "gone since the start (not this run's doing):"
+    grep -E '^-[^-]' "$BENCH_WORK/host.diff" | sed 's/^-/    /' >&2
+  fi
+  if grep -qE '^\+[^+]' "$BENCH_WORK/host.diff"; then
+    warn "left behind on the host:"
+    grep -E '^\+[^+]' "$BENCH_WORK/host.diff" | sed 's/^+/    /' >&2
     status=1
   else
     log "host restored: no daemon, mount, bridge, veth, netns, nft table, iptables rule or config left behind"
