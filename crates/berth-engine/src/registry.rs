@@ -723,55 +723,6 @@ impl PutChecked for berth_store::BlobStore {
 mod tests {
     use super::*;
 
-    /// A proxy in front of `target` that cuts the first answer longer than `cut` bytes.
-    fn cutting_proxy(target: std::net::SocketAddr, cut: usize) -> std::net::SocketAddr {
-        use std::io::Write;
-        use std::net::{Shutdown, TcpListener, TcpStream};
-        use std::sync::atomic::{AtomicBool, Ordering};
-        use std::sync::Arc;
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let done = Arc::new(AtomicBool::new(false));
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(client) = conn else { return };
-                let Ok(server) = TcpStream::connect(target) else {
-                    continue;
-                };
-                let (mut c_read, mut s_write) =
-                    (client.try_clone().unwrap(), server.try_clone().unwrap());
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut c_read, &mut s_write);
-                    let _ = s_write.shutdown(Shutdown::Write);
-                });
-                let done = done.clone();
-                let (mut s_read, mut c_write) = (server, client);
-                std::thread::spawn(move || {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    let mut sent = 0usize;
-                    loop {
-                        let k = match s_read.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(k) => k,
-                        };
-                        if sent + k > cut && !done.swap(true, Ordering::SeqCst) {
-                            let _ = c_write.write_all(&buf[..cut - sent]);
-                            let _ = c_write.shutdown(Shutdown::Both);
-                            let _ = s_read.shutdown(Shutdown::Both);
-                            return;
-                        }
-                        if c_write.write_all(&buf[..k]).is_err() {
-                            break;
-                        }
-                        sent += k;
-                    }
-                    let _ = c_write.shutdown(Shutdown::Write);
-                });
-            }
-        });
-        addr
-    }
-
     #[test]
     fn pull_with_a_cut_download_unpacks_the_verified_blob() {
         use std::io::Write;
@@ -835,7 +786,8 @@ mod tests {
         // Pull through a proxy that cuts the layer download half way: the unpacker fed
         // while it downloaded sees a cut stream and is dropped, the download resumes, and
         // the layer is unpacked from the verified blob.
-        let proxy = cutting_proxy(srv.addr, gz.len() / 2);
+        let proxy =
+            berth_registry::test_support::flaky_proxy(srv.addr, 0, Some(gz.len() / 2)).unwrap();
         let engine = Engine::open(crate::EngineConfig {
             root: dir.path().join("root"),
             runroot: dir.path().join("run"),

@@ -25,6 +25,7 @@ pub mod client;
 pub mod name;
 pub mod protocol;
 pub mod server;
+pub mod test_support;
 
 /// The broad kind of any error of this crate, for callers that map errors to exit codes or
 /// responses.

@@ -760,71 +760,6 @@ fn self_signed_tls_with_verification_off() {
     assert!(strict.ping().is_err());
 }
 
-/// A TCP proxy in front of `target` that answers its first `fail_first` connections with a
-/// 503, and cuts the first server answer longer than `cut` bytes after `cut` bytes.
-fn flaky_proxy(
-    target: std::net::SocketAddr,
-    fail_first: usize,
-    cut: Option<usize>,
-) -> std::net::SocketAddr {
-    use std::io::Write;
-    use std::net::{Shutdown, TcpListener, TcpStream};
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Arc;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(AtomicUsize::new(0));
-    let cut_done = Arc::new(AtomicBool::new(cut.is_none()));
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut client) = conn else { return };
-            let n = seen.fetch_add(1, Ordering::SeqCst);
-            if n < fail_first {
-                let mut buf = [0u8; 4096];
-                let _ = client.read(&mut buf);
-                let _ = client.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-                let _ = client.shutdown(Shutdown::Both);
-                continue;
-            }
-            let Ok(server) = TcpStream::connect(target) else {
-                continue;
-            };
-            let (mut c_read, mut s_write) =
-                (client.try_clone().unwrap(), server.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut c_read, &mut s_write);
-                let _ = s_write.shutdown(Shutdown::Write);
-            });
-            let cut_done = cut_done.clone();
-            let (mut s_read, mut c_write) = (server, client);
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 64 * 1024];
-                let mut sent = 0usize;
-                loop {
-                    let k = match s_read.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(k) => k,
-                    };
-                    if let Some(limit) = cut {
-                        if sent + k > limit && !cut_done.swap(true, Ordering::SeqCst) {
-                            let _ = c_write.write_all(&buf[..limit - sent]);
-                            let _ = c_write.shutdown(Shutdown::Both);
-                            let _ = s_read.shutdown(Shutdown::Both);
-                            return;
-                        }
-                    }
-                    if c_write.write_all(&buf[..k]).is_err() {
-                        break;
-                    }
-                    sent += k;
-                }
-                let _ = c_write.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    addr
-}
-
 #[test]
 fn faults_are_retried_and_cut_downloads_resume() {
     let dir = tempfile::tempdir().unwrap();
@@ -833,7 +768,7 @@ fn faults_are_retried_and_cut_downloads_resume() {
     let layer = random_bytes(3_000_000);
     let manifest = make_image(&src, std::slice::from_ref(&layer), protocol::OCI_LAYER_GZIP);
     // Through a proxy answering 503 at first: the push retries with backoff.
-    let proxy = flaky_proxy(srv.addr, 3, None);
+    let proxy = berth_registry::test_support::flaky_proxy(srv.addr, 3, None).unwrap();
     let s = Session::new(
         &proxy.to_string(),
         None,
@@ -846,7 +781,7 @@ fn faults_are_retried_and_cut_downloads_resume() {
     );
     push_oci(&s, "flaky", Some("1"), &manifest, &src).unwrap();
     // Through a proxy that cuts the blob download after 1 MB: the pull resumes it.
-    let proxy = flaky_proxy(srv.addr, 0, Some(1_000_000));
+    let proxy = berth_registry::test_support::flaky_proxy(srv.addr, 0, Some(1_000_000)).unwrap();
     let s = Session::new(
         &proxy.to_string(),
         None,
