@@ -1,6 +1,7 @@
 //! `rm` and `container prune`: teardown that collects errors and keeps going.
 
 use std::fs;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use berth_store::containers::ContainerUpdate;
@@ -56,12 +57,22 @@ impl Lifecycle {
     /// Removes a container whose process ended and was reaped by the caller (the
     /// foreground `run --rm`): no status dance, one pass of teardown.
     pub(crate) fn remove_exited(&self, c: &Container) -> Result<()> {
-        self.teardown(c, true)
+        self.teardown_with(c, true, true)
     }
 
     /// Releases everything a stopped container holds and deletes it; collects errors and
     /// keeps going.
     fn teardown(&self, c: &Container, volumes: bool) -> Result<()> {
+        self.teardown_with(c, volumes, false)
+    }
+
+    /// [`Self::teardown`]; with `defer`, the container's directory is renamed into
+    /// `ROOT/trash/` and deleted by a later `run` in the background ([`Self::sweep_trash`]):
+    /// on a file system that discards freed blocks at once, deleting the rw layer's few
+    /// directories costs milliseconds of waiting each, after the container's work is done.
+    /// `containers/<id>` is gone either way when this returns; nothing in the trash is
+    /// mounted or referenced.
+    fn teardown_with(&self, c: &Container, volumes: bool, defer: bool) -> Result<()> {
         let mut errors = Vec::new();
         if let Err(e) =
             super::launch::cleanup_after_exit(self, c.id(), Some(&c.spec.host_config.runtime))
@@ -72,7 +83,13 @@ impl Lifecycle {
             errors.push(e.into());
         }
         let dir = self.container_dir(c.id());
-        if let Err(e) = fs::remove_dir_all(&dir) {
+        let deferred = defer && errors.is_empty() && self.move_to_trash(&dir, c.id());
+        let removed = if deferred {
+            Ok(())
+        } else {
+            fs::remove_dir_all(&dir)
+        };
+        if let Err(e) = removed {
             if e.kind() != std::io::ErrorKind::NotFound {
                 errors.push(ContainerError::Io {
                     op: "removing",
@@ -99,8 +116,55 @@ impl Lifecycle {
         }
     }
 
+    fn trash_dir(&self) -> PathBuf {
+        self.root().join("trash")
+    }
+
+    /// Renames a removed container's directory into the trash; false if it could not be
+    /// (then the caller deletes it in place).
+    fn move_to_trash(&self, dir: &Path, id: &str) -> bool {
+        let trash = self.trash_dir();
+        let to = trash.join(id);
+        match fs::rename(dir, &to) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !trash.exists() => {
+                fs::create_dir_all(&trash).is_ok() && fs::rename(dir, &to).is_ok()
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Deletes what earlier `--rm` runs left in the trash. With `background`, in a thread
+    /// that nobody waits for: a process that exits first leaves the rest to the next one
+    /// (several processes sweeping at once only skip each other's files).
+    pub fn sweep_trash(&self, background: bool) {
+        let trash = self.trash_dir();
+        let Ok(entries) = fs::read_dir(&trash) else {
+            return;
+        };
+        let dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        if dirs.is_empty() {
+            return;
+        }
+        let sweep = move || {
+            for d in dirs {
+                let _ = fs::remove_dir_all(d);
+            }
+        };
+        if !background {
+            sweep();
+        } else if std::thread::Builder::new()
+            .name("trash".into())
+            .spawn(sweep)
+            .is_err()
+        {
+            log::debug!("could not start the trash sweeper");
+        }
+    }
+
     /// Removes every stopped container; returns their IDs.
     pub fn prune(&self) -> Result<Vec<String>> {
+        self.sweep_trash(false);
         let mut removed = Vec::new();
         for c in self.all()? {
             if matches!(

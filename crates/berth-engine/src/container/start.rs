@@ -72,6 +72,8 @@ impl Lifecycle {
     /// removes the container when `--rm`. Returns the exit status.
     pub fn run_attached(&self, c: &Container) -> Result<i32> {
         self.check_startable(c)?;
+        // What earlier `--rm` runs left to delete goes while this one starts.
+        self.sweep_trash(true);
         // runc hands the process over to us when `runc create` exits.
         let _ = nix::sys::prctl::set_child_subreaper(true);
         // With --rm nobody will read the log: give the process our stdio as is (the fast
