@@ -608,14 +608,7 @@ impl<'a> Applier<'a> {
                 })
                 .map_err(|e| op_err(name, "create symlink", e))?;
                 if self.opts.same_owner {
-                    rfs::chownat(
-                        pfd,
-                        os(last),
-                        Some(uid(meta.uid)),
-                        Some(gid(meta.gid)),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(|e| op_err(name, "chown", e))?;
+                    chown_nofollow(pfd, last, &meta, name)?;
                 }
                 rfs::utimensat(pfd, os(last), &meta.times, AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|e| op_err(name, "set times", e))?;
@@ -680,14 +673,7 @@ impl<'a> Applier<'a> {
                     Err(e) => return Err(op_err(name, "mknod", e)),
                 }
                 if self.opts.same_owner {
-                    rfs::chownat(
-                        pfd,
-                        os(last),
-                        Some(uid(meta.uid)),
-                        Some(gid(meta.gid)),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(|e| op_err(name, "chown", e))?;
+                    chown_nofollow(pfd, last, &meta, name)?;
                 }
                 // The node was just created by us and is no symlink, so chmodat cannot follow
                 // anything; it is needed because mknod applies the umask.
@@ -1023,6 +1009,24 @@ fn io_err(name: &str, op: &'static str, source: io::Error) -> LayerError {
         op,
         source,
     }
+}
+
+/// Sets the owner of `last` in `pfd` without following it (a symlink or a device node,
+/// which are not opened).
+fn chown_nofollow(
+    pfd: BorrowedFd<'_>,
+    last: &[u8],
+    meta: &Meta,
+    name: &str,
+) -> Result<(), LayerError> {
+    rfs::chownat(
+        pfd,
+        os(last),
+        Some(uid(meta.uid)),
+        Some(gid(meta.gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| op_err(name, "chown", e))
 }
 
 /// The parent directory of an entry, created (0755) where missing, resolved beneath the
