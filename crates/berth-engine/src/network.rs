@@ -1080,26 +1080,9 @@ impl<'a> Networks<'a> {
             Some(f) => Some(port::parse_exposed(f)?),
             None => None,
         };
-        let mut out = Vec::new();
-        for r in self.store.ports(Some(&c.id))? {
-            let proto = if r.proto == "udp" {
-                Proto::Udp
-            } else {
-                Proto::Tcp
-            };
-            if let Some((p, pr)) = want {
-                if p != r.container_port || pr != proto {
-                    continue;
-                }
-            }
-            if let Ok(host_ip) = r.host_ip.parse() {
-                out.push(PublishedPort {
-                    host_ip,
-                    host_port: r.host_port,
-                    container_port: r.container_port,
-                    proto,
-                });
-            }
+        let mut out = self.container_ports_by_id(&c.id)?;
+        if let Some((p, proto)) = want {
+            out.retain(|pp| pp.container_port == p && pp.proto == proto);
         }
         Ok(out)
     }
