@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 #[path = "containers_support/mod.rs"]
 mod support;
 
-use support::{berth_command, BIN};
+use support::berth_command;
 
 /// Whether a root-only test may run: skips (with a message) when not root, fails under CI.
 fn require_root(test: &str) -> bool {
@@ -585,42 +585,13 @@ fn cache_mounts_persist_across_builds_and_stay_out_of_layers() {
     );
 }
 
-/// Kills the child (a registry server) when dropped.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_missing_base_from_an_explicit_registry_is_pulled() {
     if !require_root("a_missing_base_from_an_explicit_registry_is_pulled") {
         return;
     }
-    use std::io::BufRead;
     let env = Env::new();
-    let mut child = Command::new(BIN)
-        .args(["registry", "serve", "--addr", "127.0.0.1:0", "--storage"])
-        .arg(env.path("registry"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn registry");
-    let stdout = child.stdout.take().expect("stdout");
-    let server = Server(child);
-    let mut line = String::new();
-    std::io::BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("ready line");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let (server, addr) = support::serve_registry(&env.path("registry"), &[]);
     let reference = format!("{addr}/base/busybox:1");
     env.ok(&["tag", "busybox", &reference]);
     env.ok(&["push", &reference]);

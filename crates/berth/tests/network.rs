@@ -13,7 +13,7 @@ use berth_engine::network::berth_net;
 #[path = "containers_support/mod.rs"]
 mod support;
 
-use support::{berth_command, busybox_tar, BIN};
+use support::{berth_command, BIN};
 
 fn require_root(test: &str) -> bool {
     support::require_root_for(test, "network namespaces, bridges, overlayfs")
@@ -61,16 +61,7 @@ impl Env {
             third,
             _reservation: reservation,
         };
-        let out = env.berth(&[
-            "import",
-            busybox_tar().to_str().expect("utf-8"),
-            "busybox:latest",
-        ]);
-        assert!(
-            out.status.success(),
-            "import: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        support::import_busybox(&env.dir.path().join("root"), &env.runroot());
         env
     }
 

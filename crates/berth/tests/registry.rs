@@ -5,30 +5,20 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "containers_support/mod.rs"]
 mod support;
 
-use support::{berth_command, require_tool, BIN};
+use support::{berth_command, require_tool, Proc, BIN};
 
 /// Whether a root-only test may run: skips (with a message) when not root, fails under CI.
 fn require_root(test: &str) -> bool {
     support::require_root_for(test, "the busybox rootfs has owners")
-}
-
-/// A child process killed (SIGKILL) and reaped when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 struct Env {
@@ -77,25 +67,7 @@ impl Env {
 
     /// Starts `berth registry serve` and returns it with its address.
     fn serve(&self, storage: &str, extra: &[&str]) -> (Proc, String) {
-        let mut c = Command::new(BIN);
-        c.args(["registry", "serve", "--addr", "127.0.0.1:0", "--storage"])
-            .arg(self.path(storage))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = c.spawn().expect("spawn registry");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("ready line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        (Proc(child), addr)
+        support::serve_registry(&self.path(storage), extra)
     }
 
     fn image_id(&self, root: &str, reference: &str) -> String {

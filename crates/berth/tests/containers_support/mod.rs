@@ -5,8 +5,9 @@
 
 #![allow(dead_code)]
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
@@ -69,6 +70,59 @@ pub fn berth_command(root: &Path, runroot: &Path) -> Command {
     c
 }
 
+/// Imports the busybox rootfs as `busybox:latest` into `root`, asserting it worked.
+pub fn import_busybox(root: &Path, runroot: &Path) {
+    let out = berth_command(root, runroot)
+        .args([
+            "import",
+            busybox_tar().to_str().expect("utf-8"),
+            "busybox:latest",
+        ])
+        .output()
+        .expect("run berth");
+    assert!(
+        out.status.success(),
+        "import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `berth registry serve` on 127.0.0.1:0 with `storage` (and `extra` flags); returns
+/// it with its address, read from its first line.
+pub fn serve_registry(storage: &Path, extra: &[&str]) -> (Proc, String) {
+    let mut child = Command::new(BIN)
+        .args(["registry", "serve", "--addr", "127.0.0.1:0", "--storage"])
+        .arg(storage)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn registry");
+    let stdout = child.stdout.take().expect("stdout");
+    let server = Proc(child);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("ready line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (server, addr)
+}
+
 /// Lines of /proc/self/mountinfo naming a path under `dir` (mounts a test left behind).
 pub fn mounts_under(dir: &Path) -> Vec<String> {
     let me = dir.display().to_string();
@@ -113,16 +167,7 @@ impl Env {
                 .tempdir()
                 .expect("temp dir"),
         };
-        let out = env.berth(&[
-            "import",
-            busybox_tar().to_str().expect("utf-8"),
-            "busybox:latest",
-        ]);
-        assert!(
-            out.status.success(),
-            "import failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        import_busybox(&env.root(), &env.runroot());
         env
     }
 
