@@ -330,16 +330,16 @@ fn runtime() -> Result<tokio::runtime::Runtime, ServeError> {
         .map_err(ServeError::Runtime)
 }
 
-fn bind(addr: &str) -> Result<std::net::TcpListener, ServeError> {
-    let l = std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind {
+/// A non-blocking listener on `addr` and the address it got (the port of `:0` filled in).
+fn bind(addr: &str) -> Result<(std::net::TcpListener, SocketAddr), ServeError> {
+    let bind_err = |source| ServeError::Bind {
         addr: addr.to_owned(),
         source,
-    })?;
-    l.set_nonblocking(true).map_err(|source| ServeError::Bind {
-        addr: addr.to_owned(),
-        source,
-    })?;
-    Ok(l)
+    };
+    let l = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+    l.set_nonblocking(true).map_err(bind_err)?;
+    let bound = l.local_addr().map_err(bind_err)?;
+    Ok((l, bound))
 }
 
 fn prepare(config: &ServerConfig) -> Result<(Arc<Registry>, Option<tls::Acceptor>), ServeError> {
@@ -352,11 +352,7 @@ fn prepare(config: &ServerConfig) -> Result<(Arc<Registry>, Option<tls::Acceptor
 /// Starts a server on a background thread (for tests and embedding).
 pub fn spawn(config: &ServerConfig) -> Result<RunningServer, ServeError> {
     let (registry, acceptor) = prepare(config)?;
-    let listener = bind(&config.addr)?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
-        addr: config.addr.clone(),
-        source,
-    })?;
+    let (listener, addr) = bind(&config.addr)?;
     let rt = runtime()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
@@ -382,11 +378,7 @@ pub fn spawn(config: &ServerConfig) -> Result<RunningServer, ServeError> {
 /// bound before the first request is accepted.
 pub fn serve(config: &ServerConfig, on_ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
     let (registry, acceptor) = prepare(config)?;
-    let listener = bind(&config.addr)?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
-        addr: config.addr.clone(),
-        source,
-    })?;
+    let (listener, addr) = bind(&config.addr)?;
     let rt = runtime()?;
     rt.block_on(async move {
         let listener =
