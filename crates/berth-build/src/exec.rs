@@ -615,7 +615,7 @@ fn unused_build_args(req: &BuildRequest<'_>, built: &BTreeSet<usize>) -> Vec<Str
 }
 
 fn platform_args() -> Vec<(String, String)> {
-    let arch = crate::imageconfig::host_arch();
+    let arch = berth_oci::manifest::host_arch();
     let platform = format!("linux/{arch}");
     vec![
         ("TARGETPLATFORM".into(), platform.clone()),

@@ -188,7 +188,7 @@ impl ImageConfig {
     /// A config for `FROM scratch` on this machine's platform.
     pub fn scratch() -> Self {
         ImageConfig {
-            architecture: host_arch().into(),
+            architecture: berth_oci::manifest::host_arch().into(),
             os: "linux".into(),
             ..Default::default()
         }
@@ -202,20 +202,6 @@ impl ImageConfig {
     /// Parses a config blob.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(bytes)
-    }
-}
-
-/// The OCI name of this machine's architecture.
-pub fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "arm" => "arm",
-        "powerpc64" => "ppc64le",
-        "s390x" => "s390x",
-        "riscv64" => "riscv64",
-        other => other,
     }
 }
 

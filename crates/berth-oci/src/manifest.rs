@@ -304,6 +304,20 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     out
 }
 
+/// This machine's architecture as OCI (GOARCH) spells it: `amd64`, `arm64`, `386`, ...
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "arm" => "arm",
+        "powerpc64" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        other => other,
+    }
+}
+
 /// A platform to pick from an index: `os/arch[/variant]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlatformSpec {

@@ -94,17 +94,6 @@ fn blob_thread(mut blob: BlobWriter, rx: Receiver<Vec<u8>>) -> io::Result<BlobWr
     Ok(blob)
 }
 
-/// The platform's architecture as OCI names it.
-pub(crate) fn oci_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
-}
-
 impl Engine {
     /// Imports a rootfs tar as a new image; returns its ID. The reference and the changes
     /// are checked before anything is read; on any error nothing is left behind.
@@ -145,7 +134,7 @@ impl Engine {
             .clone()
             .unwrap_or_else(|| "Imported from -".to_owned());
         let config = json!({
-            "architecture": oci_arch(),
+            "architecture": berth_oci::manifest::host_arch(),
             "os": "linux",
             "created": created,
             "config": Value::Object(inner),

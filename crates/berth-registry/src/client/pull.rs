@@ -45,16 +45,7 @@ pub struct PulledImage {
 
 /// The host's platform in OCI terms.
 pub fn host_platform() -> String {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "arm" => "arm",
-        "powerpc64" => "ppc64le",
-        "s390x" => "s390x",
-        other => other,
-    };
-    format!("linux/{arch}")
+    format!("linux/{}", berth_oci::manifest::host_arch())
 }
 
 fn platform_matches(want: &str, p: &Platform) -> bool {

@@ -183,7 +183,7 @@ pub fn run(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
             );
         }
         if let Some(p) = &a.platform {
-            let host = format!("linux/{}", host_arch());
+            let host = format!("linux/{}", berth_oci::manifest::host_arch());
             if p != &host && p != "linux" {
                 anyhow::bail!(
                     "invalid --platform {p:?}: berth builds for this machine only ({host})"
@@ -316,12 +316,4 @@ pub fn run(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
         }
         Ok(0)
     })
-}
-
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
 }
