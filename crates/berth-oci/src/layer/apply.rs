@@ -83,20 +83,10 @@ pub fn apply_layer<R: Read>(
 
     let mut outer = HashingReader::new(reader, true);
     let mut head = [0u8; 4];
-    let mut n = 0;
-    while n < head.len() {
-        match outer.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(source) => {
-                return Err(LayerError::Tar {
-                    after: None,
-                    source,
-                })
-            }
-        }
-    }
+    let n = read_fill(&mut outer, &mut head).map_err(|source| LayerError::Tar {
+        after: None,
+        source,
+    })?;
     let compression = Compression::detect(&head[..n]);
     let chained = io::Cursor::new(head[..n].to_vec()).chain(&mut outer);
     let decode_failed = Rc::new(Cell::new(false));
