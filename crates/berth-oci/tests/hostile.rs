@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -149,20 +151,9 @@ fn assert_refused(
     assert!(!msg.contains('\n'), "error is not one line: {msg:?}");
 }
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 /// Root-only tests skip with a message, except under CI where they must run.
 fn require_root(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{test} needs root (CI is set, so it may not skip)");
-    }
-    eprintln!("skipping {test}: needs root");
-    false
+    common::require_root(test, "needs root")
 }
 
 #[test]

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
@@ -13,14 +15,7 @@ use std::process::Command;
 use berth_oci::layer::{apply_layer, write_dir_tar, ApplyOptions, DiffOptions};
 
 fn require_root() -> bool {
-    if rustix::process::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("GNU tar interop needs root (CI is set, so it may not skip)");
-    }
-    eprintln!("skipping GNU tar interop: needs root");
-    false
+    common::require_root("GNU tar interop", "needs root")
 }
 
 fn make_tree(root: &Path, xattrs: bool) {

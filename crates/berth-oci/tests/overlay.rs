@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -45,14 +47,7 @@ fn overlay(lowers: &[&Path], upper: Option<(&Path, &Path)>, at: &Path) -> Mounte
 }
 
 fn require_root() -> bool {
-    if rustix::process::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("overlay round trip needs root (CI is set, so it may not skip)");
-    }
-    eprintln!("skipping overlay round trip: needs root for overlay mounts");
-    false
+    common::require_root("overlay round trip", "needs root for overlay mounts")
 }
 
 fn base_layer() -> Vec<u8> {

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -195,19 +197,11 @@ fn build(root: &Path, specs: &[Spec]) {
     }
 }
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 fn require_root(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{test} needs root (CI is set, so it may not skip)");
-    }
-    eprintln!("skipping {test}: needs root (owners, setuid, trusted xattrs, whiteouts)");
-    false
+    common::require_root(
+        test,
+        "needs root (owners, setuid, trusted xattrs, whiteouts)",
+    )
 }
 
 fn check_round_trip(specs: &[Spec], upper: bool) {
