@@ -224,6 +224,16 @@ impl Setup {
         df: &str,
         f: impl FnOnce(&mut BuildRequest<'_>),
     ) -> Result<BuildOutput, BuildError> {
+        self.build_reporting(df, f, &NoProgress)
+    }
+
+    /// Builds `df` on this context, the request adjusted by `f`, events to `progress`.
+    fn build_reporting(
+        &self,
+        df: &str,
+        f: impl FnOnce(&mut BuildRequest<'_>),
+        progress: &dyn Progress,
+    ) -> Result<BuildOutput, BuildError> {
         let ctx = BuildContext::from_dir(self.ctx_dir.path(), None).expect("ctx");
         let mut req = BuildRequest {
             dockerfile: dockerfile::parse(df, "Dockerfile")?,
@@ -239,7 +249,7 @@ impl Setup {
             source_date_epoch: None,
         };
         f(&mut req);
-        build(&req, &self.backend, &self.runner, &NoProgress)
+        build(&req, &self.backend, &self.runner, progress)
     }
 
     fn build(&self, df: &str) -> Result<BuildOutput, BuildError> {
@@ -418,22 +428,8 @@ fn multi_stage_target_skips_and_copy_from() {
 fn independent_stages_and_progress() {
     let df = "FROM busybox AS a\nRUN echo a > /a\nFROM busybox AS b\nRUN echo b > /b\nFROM scratch\nCOPY --from=a /a /\nCOPY --from=b /b /\n";
     let s = Setup::new(&[]);
-    let ctx = BuildContext::from_dir(s.ctx_dir.path(), None).expect("ctx");
-    let req = BuildRequest {
-        dockerfile: dockerfile::parse(df, "Dockerfile").expect("parse"),
-        file_name: "Dockerfile".into(),
-        context: &ctx,
-        build_args: BTreeMap::new(),
-        target: None,
-        no_cache: false,
-        pull: false,
-        labels: BTreeMap::new(),
-        secrets: BTreeMap::new(),
-        network: None,
-        source_date_epoch: None,
-    };
     let rec = Recorder::default();
-    let out = build(&req, &s.backend, &s.runner, &rec).expect("build");
+    let out = s.build_reporting(df, |_| {}, &rec).expect("build");
     assert_eq!(s.files_of(&out).len(), 2);
     let lines = rec.0.lock().expect("lock").clone();
     assert!(
@@ -447,7 +443,7 @@ fn independent_stages_and_progress() {
         "{lines:?}"
     );
     let rec2 = Recorder::default();
-    build(&req, &s.backend, &s.runner, &rec2).expect("build");
+    s.build_reporting(df, |_| {}, &rec2).expect("build");
     assert_eq!(
         rec2.0
             .lock()
