@@ -3,7 +3,7 @@
 use clap::Args;
 use serde_json::json;
 
-use super::images::{human_since, human_size, print_formatted, print_table};
+use super::images::{human_since, human_size, print_columns, print_formatted};
 use super::GlobalOpts;
 
 /// `history [OPTIONS] IMAGE`
@@ -82,21 +82,16 @@ pub fn run(g: &GlobalOpts, a: HistoryArgs) -> anyhow::Result<i32> {
                     ("Comment", "COMMENT"),
                 ],
             ),
-            _ => {
-                let mut table = vec![["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>()];
-                for r in &rows {
-                    table.push(
-                        ["ID", "CreatedSince", "CreatedBy", "Size", "Comment"]
-                            .iter()
-                            .map(|k| r[*k].as_str().unwrap_or_default().to_owned())
-                            .collect(),
-                    );
-                }
-                print_table(&table);
-            }
+            _ => print_columns(
+                &rows,
+                &[
+                    ("ID", "IMAGE"),
+                    ("CreatedSince", "CREATED"),
+                    ("CreatedBy", "CREATED BY"),
+                    ("Size", "SIZE"),
+                    ("Comment", "COMMENT"),
+                ],
+            ),
         }
         Ok(0)
     })

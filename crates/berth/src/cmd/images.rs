@@ -312,6 +312,24 @@ pub(crate) fn print_table(rows: &[Vec<String>]) {
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
 }
 
+/// Prints JSON `rows` as a [`print_table`] of `columns` (field name, header); fields that
+/// are not strings print empty.
+pub(crate) fn print_columns(rows: &[Value], columns: &[(&str, &str)]) {
+    let mut table = vec![columns
+        .iter()
+        .map(|(_, h)| h.to_string())
+        .collect::<Vec<_>>()];
+    for r in rows {
+        table.push(
+            columns
+                .iter()
+                .map(|(k, _)| r[*k].as_str().unwrap_or_default().to_owned())
+                .collect(),
+        );
+    }
+    print_table(&table);
+}
+
 /// Sizes as Docker prints them: decimal units, 3 significant digits (`4.26MB`, `0B`).
 pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];

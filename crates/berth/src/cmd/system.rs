@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::images::{human_size, print_formatted, print_table};
+use super::images::{human_size, print_columns, print_formatted};
 use super::GlobalOpts;
 
 /// `system COMMAND`
@@ -62,21 +62,16 @@ fn df(g: &GlobalOpts, a: DfArgs) -> anyhow::Result<i32> {
                     ("Reclaimable", "RECLAIMABLE"),
                 ],
             ),
-            _ => {
-                let mut table = vec![["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>()];
-                for r in &rows {
-                    table.push(
-                        ["Type", "TotalCount", "Active", "Size", "Reclaimable"]
-                            .iter()
-                            .map(|k| r[*k].as_str().unwrap_or_default().to_owned())
-                            .collect(),
-                    );
-                }
-                print_table(&table);
-            }
+            _ => print_columns(
+                &rows,
+                &[
+                    ("Type", "TYPE"),
+                    ("TotalCount", "TOTAL"),
+                    ("Active", "ACTIVE"),
+                    ("Size", "SIZE"),
+                    ("Reclaimable", "RECLAIMABLE"),
+                ],
+            ),
         }
         Ok(0)
     })
