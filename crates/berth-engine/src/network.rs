@@ -361,6 +361,17 @@ impl<'a> Networks<'a> {
         self.root.join("containers").join(container_id)
     }
 
+    /// Makes the container's directory, where its /etc files go.
+    fn create_net_container_dir(&self, container_id: &str) -> Result<()> {
+        let dir = self.net_container_dir(container_id);
+        std::fs::create_dir_all(&dir).map_err(|e| berth_net::Error::File {
+            op: "create",
+            path: dir.clone(),
+            source: e,
+        })?;
+        Ok(())
+    }
+
     fn etc_files(&self, container_id: &str) -> EtcFiles {
         let d = self.net_container_dir(container_id);
         EtcFiles {
@@ -614,12 +625,7 @@ impl<'a> Networks<'a> {
         };
         let host_mode = mode == "host" || (net.is_none() && mode != "none");
         let etc = self.etc_files(&req.container_id);
-        let dir = self.net_container_dir(&req.container_id);
-        std::fs::create_dir_all(&dir).map_err(|e| berth_net::Error::File {
-            op: "create",
-            path: dir.clone(),
-            source: e,
-        })?;
+        self.create_net_container_dir(&req.container_id)?;
 
         // Published ports first: a port in use fails before anything else is made.
         let ports = if host_mode {
@@ -656,25 +662,13 @@ impl<'a> Networks<'a> {
     /// a running one, as Docker does).
     fn none_setup(&self, req: &NetworkRequest) -> Result<ContainerNetwork> {
         etc::validate_hostname(&req.hostname)?;
-        let mut dns: Vec<IpAddr> = Vec::new();
-        for d in &req.dns {
-            dns.push(d.parse().map_err(|_| berth_net::Error::InvalidValue {
-                what: "--dns",
-                value: d.clone(),
-                reason: "expected an IP address".into(),
-            })?);
-        }
+        let dns = parse_dns(&req.dns)?;
         let mut extra = Vec::new();
         for h in &req.add_hosts {
             extra.push(etc::parse_add_host(h, None)?);
         }
         let etc = self.etc_files(&req.container_id);
-        let dir = self.net_container_dir(&req.container_id);
-        std::fs::create_dir_all(&dir).map_err(|e| berth_net::Error::File {
-            op: "create",
-            path: dir.clone(),
-            source: e,
-        })?;
+        self.create_net_container_dir(&req.container_id)?;
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         etc::write_in_place(
             &etc.resolv_conf,
@@ -703,14 +697,7 @@ impl<'a> Networks<'a> {
         ports: &[BoundPort],
     ) -> Result<BTreeMap<String, Ipv4Addr>> {
         let id = &req.container_id;
-        let mut dns: Vec<IpAddr> = Vec::new();
-        for d in &req.dns {
-            dns.push(d.parse().map_err(|_| berth_net::Error::InvalidValue {
-                what: "--dns",
-                value: d.clone(),
-                reason: "expected an IP address".into(),
-            })?);
-        }
+        let dns = parse_dns(&req.dns)?;
         let hostname = if host_mode {
             nix_hostname()
         } else {
@@ -1288,6 +1275,19 @@ fn validate_network_name(name: &str) -> Result<()> {
             "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
         )))
     }
+}
+
+/// `--dns` values as addresses; the first that is not one is refused.
+fn parse_dns(values: &[String]) -> Result<Vec<IpAddr>> {
+    let mut dns = Vec::new();
+    for d in values {
+        dns.push(d.parse().map_err(|_| berth_net::Error::InvalidValue {
+            what: "--dns",
+            value: d.clone(),
+            reason: "expected an IP address".into(),
+        })?);
+    }
+    Ok(dns)
 }
 
 fn nix_hostname() -> String {
