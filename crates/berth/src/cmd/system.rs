@@ -39,6 +39,15 @@ fn reclaimable(part: u64, total: u64) -> String {
     format!("{} ({}%)", human_size(part), part * 100 / total)
 }
 
+/// `system df`'s columns: field, header.
+const DF_COLUMNS: &[(&str, &str)] = &[
+    ("Type", "TYPE"),
+    ("TotalCount", "TOTAL"),
+    ("Active", "ACTIVE"),
+    ("Size", "SIZE"),
+    ("Reclaimable", "RECLAIMABLE"),
+];
+
 fn df(g: &GlobalOpts, a: DfArgs) -> anyhow::Result<i32> {
     crate::exit::status_1(|| {
         let du = g.engine()?.disk_usage()?;
@@ -51,27 +60,8 @@ fn df(g: &GlobalOpts, a: DfArgs) -> anyhow::Result<i32> {
             json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
         ];
         match a.format.as_deref() {
-            Some(f) if f != "table" => print_formatted(
-                f,
-                &rows,
-                &[
-                    ("Type", "TYPE"),
-                    ("TotalCount", "TOTAL"),
-                    ("Active", "ACTIVE"),
-                    ("Size", "SIZE"),
-                    ("Reclaimable", "RECLAIMABLE"),
-                ],
-            ),
-            _ => print_columns(
-                &rows,
-                &[
-                    ("Type", "TYPE"),
-                    ("TotalCount", "TOTAL"),
-                    ("Active", "ACTIVE"),
-                    ("Size", "SIZE"),
-                    ("Reclaimable", "RECLAIMABLE"),
-                ],
-            ),
+            Some(f) if f != "table" => print_formatted(f, &rows, DF_COLUMNS),
+            _ => print_columns(&rows, DF_COLUMNS),
         }
         Ok(0)
     })
