@@ -256,6 +256,17 @@ impl Setup {
         self.build_with(df, |_| {})
     }
 
+    /// The spec of the last RUN step the fake runner ran.
+    fn last_spec(&self) -> RunSpec {
+        self.runner
+            .specs
+            .lock()
+            .expect("lock")
+            .last()
+            .cloned()
+            .expect("spec")
+    }
+
     fn files_of(&self, out: &BuildOutput) -> BTreeMap<String, String> {
         let view = self.backend.rootfs(&out.layers).expect("view");
         let mut m = BTreeMap::new();
@@ -366,14 +377,7 @@ fn env_and_arg_change_the_key() {
         other.built_steps, 1,
         "a different ARG value reaches RUN's environment"
     );
-    let spec = s
-        .runner
-        .specs
-        .lock()
-        .expect("lock")
-        .last()
-        .cloned()
-        .expect("spec");
+    let spec = s.last_spec();
     assert!(spec.env.contains(&"V=2".to_owned()));
     assert!(
         other.config.config.env.iter().all(|e| !e.starts_with("V=")),
@@ -702,14 +706,7 @@ fn shebang_heredoc_runs_as_its_own_script() {
     let s = Setup::new(&[]);
     s.build("FROM busybox\nRUN <<EOF\n#!/bin/sh\necho script\nEOF\n")
         .expect("build");
-    let spec = s
-        .runner
-        .specs
-        .lock()
-        .expect("lock")
-        .last()
-        .cloned()
-        .expect("spec");
+    let spec = s.last_spec();
     assert_eq!(spec.argv, vec!["/dev/pipes/EOF".to_owned()]);
     assert_eq!(spec.mounts.len(), 1);
     assert_eq!(spec.mounts[0].target, "/dev/pipes/EOF");
