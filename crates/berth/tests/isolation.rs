@@ -5,7 +5,7 @@
 #[path = "containers_support/mod.rs"]
 mod support;
 
-use support::{require_root, stderr, stdout, Env};
+use support::{stderr, stdout, Env};
 
 fn run_sh(env: &Env, script: &str) -> (i32, String) {
     let out = env.berth(&["run", "--rm", "busybox", "sh", "-c", script]);
@@ -17,10 +17,9 @@ fn run_sh(env: &Env, script: &str) -> (i32, String) {
 
 #[test]
 fn pid1_hostname_caps_seccomp() {
-    if !require_root("pid1_hostname_caps_seccomp") {
+    let Some(env) = Env::for_root_test("pid1_hostname_caps_seccomp") else {
         return;
-    }
-    let env = Env::new();
+    };
     let out = env.berth(&[
         "run",
         "--name",
@@ -45,10 +44,9 @@ fn pid1_hostname_caps_seccomp() {
 
 #[test]
 fn masked_and_readonly_paths_and_forbidden_operations() {
-    if !require_root("masked_and_readonly_paths_and_forbidden_operations") {
+    let Some(env) = Env::for_root_test("masked_and_readonly_paths_and_forbidden_operations") else {
         return;
-    }
-    let env = Env::new();
+    };
     // Masked files read empty (this kernel may lack /proc/kcore; check what the host has).
     for f in ["/proc/kcore", "/proc/keys", "/proc/timer_list"] {
         if !std::path::Path::new(f).exists() {
@@ -79,10 +77,9 @@ fn masked_and_readonly_paths_and_forbidden_operations() {
 
 #[test]
 fn user_workdir_env_readonly_and_tmpfs() {
-    if !require_root("user_workdir_env_readonly_and_tmpfs") {
+    let Some(env) = Env::for_root_test("user_workdir_env_readonly_and_tmpfs") else {
         return;
-    }
-    let env = Env::new();
+    };
     let out = env.berth(&[
         "run", "--rm", "-u", "app", "-w", "/tmp", "-e", "GREETING=hi", "--read-only", "--tmpfs", "/scratch",
         "busybox", "sh", "-c",
@@ -108,10 +105,9 @@ fn user_workdir_env_readonly_and_tmpfs() {
 
 #[test]
 fn binds_capabilities_security_opts_and_terminals() {
-    if !require_root("binds_capabilities_security_opts_and_terminals") {
+    let Some(env) = Env::for_root_test("binds_capabilities_security_opts_and_terminals") else {
         return;
-    }
-    let env = Env::new();
+    };
     let host = env.dir.path().join("shared");
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("f"), "hostfile\n").unwrap();

@@ -11,10 +11,11 @@ use support::{eventually, require_root, stderr, stdout, Env};
 
 #[test]
 fn foreground_run_exits_with_the_container_status_and_rm_leaves_nothing() {
-    if !require_root("foreground_run_exits_with_the_container_status_and_rm_leaves_nothing") {
+    let Some(env) =
+        Env::for_root_test("foreground_run_exits_with_the_container_status_and_rm_leaves_nothing")
+    else {
         return;
-    }
-    let env = Env::new();
+    };
     let out = env.berth(&[
         "run",
         "--rm",
@@ -41,10 +42,9 @@ fn foreground_run_exits_with_the_container_status_and_rm_leaves_nothing() {
 
 #[test]
 fn rm_leaves_no_cgroup_and_foreground_keeps_logs() {
-    if !require_root("rm_leaves_no_cgroup_and_foreground_keeps_logs") {
+    let Some(env) = Env::for_root_test("rm_leaves_no_cgroup_and_foreground_keeps_logs") else {
         return;
-    }
-    let env = Env::new();
+    };
     let out = env.berth(&[
         "run",
         "--name",
@@ -68,10 +68,9 @@ fn rm_leaves_no_cgroup_and_foreground_keeps_logs() {
 
 #[test]
 fn detached_logs_keep_flowing_after_the_cli_exits() {
-    if !require_root("detached_logs_keep_flowing_after_the_cli_exits") {
+    let Some(env) = Env::for_root_test("detached_logs_keep_flowing_after_the_cli_exits") else {
         return;
-    }
-    let env = Env::new();
+    };
     let id = env.ok(&[
         "run",
         "-d",
@@ -112,10 +111,11 @@ fn detached_logs_keep_flowing_after_the_cli_exits() {
 
 #[test]
 fn stop_of_a_term_ignoring_process_takes_the_timeout_then_kills() {
-    if !require_root("stop_of_a_term_ignoring_process_takes_the_timeout_then_kills") {
+    let Some(env) =
+        Env::for_root_test("stop_of_a_term_ignoring_process_takes_the_timeout_then_kills")
+    else {
         return;
-    }
-    let env = Env::new();
+    };
     env.ok(&[
         "run",
         "-d",
@@ -143,10 +143,9 @@ fn stop_of_a_term_ignoring_process_takes_the_timeout_then_kills() {
 
 #[test]
 fn start_after_stop_keeps_the_rw_layer() {
-    if !require_root("start_after_stop_keeps_the_rw_layer") {
+    let Some(env) = Env::for_root_test("start_after_stop_keeps_the_rw_layer") else {
         return;
-    }
-    let env = Env::new();
+    };
     env.ok(&[
         "run",
         "-d",
@@ -183,10 +182,9 @@ fn start_after_stop_keeps_the_rw_layer() {
 
 #[test]
 fn twenty_parallel_detached_runs() {
-    if !require_root("twenty_parallel_detached_runs") {
+    let Some(env) = Env::for_root_test("twenty_parallel_detached_runs") else {
         return;
-    }
-    let env = Env::new();
+    };
     let children: Vec<_> = (0..20)
         .map(|_| {
             env.cmd(&["run", "-d", "busybox", "sleep", "60"])
@@ -228,10 +226,9 @@ fn twenty_parallel_detached_runs() {
 
 #[test]
 fn bad_input_is_one_line_and_leaves_nothing() {
-    if !require_root("bad_input_is_one_line_and_leaves_nothing") {
+    let Some(env) = Env::for_root_test("bad_input_is_one_line_and_leaves_nothing") else {
         return;
-    }
-    let env = Env::new();
+    };
     let cases: &[(&[&str], i32, &str)] = &[
         (
             &["run", "--rm", "nosuchimage"],
@@ -292,10 +289,9 @@ fn bad_input_is_one_line_and_leaves_nothing() {
 
 #[test]
 fn ps_inspect_and_wait_show_docker_shapes() {
-    if !require_root("ps_inspect_and_wait_show_docker_shapes") {
+    let Some(env) = Env::for_root_test("ps_inspect_and_wait_show_docker_shapes") else {
         return;
-    }
-    let env = Env::new();
+    };
     env.ok(&[
         "run",
         "-d",
@@ -355,10 +351,9 @@ fn ps_inspect_and_wait_show_docker_shapes() {
 
 #[test]
 fn init_reaps_zombies_and_forwards_signals() {
-    if !require_root("init_reaps_zombies_and_forwards_signals") {
+    let Some(env) = Env::for_root_test("init_reaps_zombies_and_forwards_signals") else {
         return;
-    }
-    let env = Env::new();
+    };
     // The command's PID 1 (`sleep`) never reaps: 100 orphans stay zombies without an init.
     let script = "(sleep 0.2; for i in $(seq 1 100); do (/bin/busybox true &); done; sleep 1; \
                   echo zombies=$(ps -o stat | grep -c Z)) & exec sleep 2";
@@ -396,10 +391,10 @@ fn init_reaps_zombies_and_forwards_signals() {
 
 #[test]
 fn exec_runs_in_the_container_with_user_env_and_workdir() {
-    if !require_root("exec_runs_in_the_container_with_user_env_and_workdir") {
+    let Some(env) = Env::for_root_test("exec_runs_in_the_container_with_user_env_and_workdir")
+    else {
         return;
-    }
-    let env = Env::new();
+    };
     let id = env.ok(&["run", "-d", "--name", "target", "busybox", "sleep", "60"]);
     let out = env.berth(&["exec", "target", "sh", "-c", "hostname; exit 4"]);
     assert_eq!(out.status.code(), Some(4));
@@ -429,10 +424,10 @@ fn exec_runs_in_the_container_with_user_env_and_workdir() {
 
 #[test]
 fn restart_policy_on_failure_and_stop_wins_over_always() {
-    if !require_root("restart_policy_on_failure_and_stop_wins_over_always") {
+    let Some(env) = Env::for_root_test("restart_policy_on_failure_and_stop_wins_over_always")
+    else {
         return;
-    }
-    let env = Env::new();
+    };
     env.ok(&[
         "run",
         "-d",
@@ -495,10 +490,9 @@ fn restart_policy_on_failure_and_stop_wins_over_always() {
 
 #[test]
 fn a_killed_monitor_is_noticed_and_cleaned_up() {
-    if !require_root("a_killed_monitor_is_noticed_and_cleaned_up") {
+    let Some(env) = Env::for_root_test("a_killed_monitor_is_noticed_and_cleaned_up") else {
         return;
-    }
-    let env = Env::new();
+    };
     let id = env.ok(&["run", "-d", "--name", "orphan", "busybox", "sleep", "60"]);
     let pid: i32 = env.inspect("orphan", "{{.State.Pid}}").parse().unwrap();
     // The monitor is the container process's parent.
@@ -595,10 +589,9 @@ fn external_runtime_runc_mounts_on_the_host_and_cleans_up() {
 
 #[test]
 fn create_start_attach_and_follow_logs() {
-    if !require_root("create_start_attach_and_follow_logs") {
+    let Some(env) = Env::for_root_test("create_start_attach_and_follow_logs") else {
         return;
-    }
-    let env = Env::new();
+    };
     let id = env.ok(&[
         "create",
         "--name",
@@ -642,10 +635,9 @@ fn create_start_attach_and_follow_logs() {
 
 #[test]
 fn kill_with_a_signal_and_restart() {
-    if !require_root("kill_with_a_signal_and_restart") {
+    let Some(env) = Env::for_root_test("kill_with_a_signal_and_restart") else {
         return;
-    }
-    let env = Env::new();
+    };
     env.ok(&[
         "run",
         "-d",

@@ -6,7 +6,7 @@ mod support;
 
 use std::fs;
 
-use support::{require_root, stderr, stdout, Env};
+use support::{stderr, stdout, Env};
 
 /// The value of cgroup file `file` of container `id` under controller `ctrl` (v1) or the
 /// unified hierarchy (v2).
@@ -22,10 +22,9 @@ fn cgroup_file(ctrl: &str, id: &str, file: &str) -> Option<String> {
 
 #[test]
 fn memory_limit_oom_kills_with_137_and_oomkilled_true() {
-    if !require_root("memory_limit_oom_kills_with_137_and_oomkilled_true") {
+    let Some(env) = Env::for_root_test("memory_limit_oom_kills_with_137_and_oomkilled_true") else {
         return;
-    }
-    let env = Env::new();
+    };
     let out = env.berth(&[
         "run",
         "--name",
@@ -51,10 +50,9 @@ fn memory_limit_oom_kills_with_137_and_oomkilled_true() {
 
 #[test]
 fn cgroup_files_carry_the_values_asked() {
-    if !require_root("cgroup_files_carry_the_values_asked") {
+    let Some(env) = Env::for_root_test("cgroup_files_carry_the_values_asked") else {
         return;
-    }
-    let env = Env::new();
+    };
     let id = env.ok(&[
         "run",
         "-d",
@@ -123,10 +121,9 @@ fn cgroup_files_carry_the_values_asked() {
 
 #[test]
 fn pids_limit_stops_a_fork_bomb() {
-    if !require_root("pids_limit_stops_a_fork_bomb") {
+    let Some(env) = Env::for_root_test("pids_limit_stops_a_fork_bomb") else {
         return;
-    }
-    let env = Env::new();
+    };
     let out = env.berth(&[
         "run",
         "--rm",

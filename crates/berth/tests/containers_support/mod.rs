@@ -159,6 +159,12 @@ pub struct Env {
 }
 
 impl Env {
+    /// For a root-only test: a fresh [`Env`], or `None` when the test must skip (see
+    /// [`require_root`]).
+    pub fn for_root_test(test: &str) -> Option<Env> {
+        require_root(test).then(Env::new)
+    }
+
     /// A fresh root with busybox imported.
     pub fn new() -> Env {
         let env = Env {
