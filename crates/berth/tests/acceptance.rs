@@ -599,3 +599,26 @@ fn logs_since_accepts_dockers_date_forms() {
     }
     env.ok(&["rm", "dated"]);
 }
+
+/// `exec`'s usage reads `<CONTAINER> <COMMAND [ARG...]>` (it printed the pair twice), a
+/// missing command exits 1 and an unknown flag 125, as Docker's CLI.
+#[test]
+fn exec_usage_names_container_and_command() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(support::BIN)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run berth")
+    };
+    let help = stdout(&run(&["exec", "--help"]));
+    assert!(
+        help.contains("Usage: berth exec [OPTIONS] <CONTAINER> <COMMAND [ARG...]>..."),
+        "{help}"
+    );
+    assert_eq!(run(&["exec", "somebox"]).status.code(), Some(1));
+    assert_eq!(
+        run(&["exec", "--bogus", "somebox", "true"]).status.code(),
+        Some(125)
+    );
+}

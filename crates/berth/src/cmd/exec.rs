@@ -30,9 +30,17 @@ pub struct ExecArgs {
     /// Give extended privileges to the command.
     #[arg(long)]
     pub privileged: bool,
-    /// The container, then the command.
-    #[arg(required = true, num_args = 2.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONTAINER COMMAND [ARG...]")]
-    pub target: Vec<String>,
+    /// The container (name, ID or unique ID prefix).
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// The command and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND [ARG...]"
+    )]
+    pub command: Vec<String>,
 }
 
 /// Runs the command; exits with its status.
@@ -42,12 +50,12 @@ pub fn run(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<i32> {
         return Ok(1);
     }
     let lc = super::container::lifecycle(g)?;
-    let c = match lc.find(&a.target[0]) {
+    let c = match lc.find(&a.container) {
         Ok(c) => c,
         Err(e) => return Ok(super::container::daemon_error(&e)),
     };
     let req = ExecRequest {
-        cmd: a.target[1..].to_vec(),
+        cmd: a.command.clone(),
         env: a.env,
         user: a.user,
         workdir: a.workdir,
