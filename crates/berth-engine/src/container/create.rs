@@ -325,6 +325,52 @@ impl Lifecycle {
     }
 }
 
+/// Creates the missing part of `cwd` in the container's rw layer `upper`. Directories that
+/// the image already has are recreated in `upper` with their mode and owner (an upper dir's
+/// metadata wins in the overlay: `/tmp` must stay 1777). Nothing is made when a component
+/// is a symlink or not a directory: the runtime's chdir then fails with a clear error.
+fn make_workdir(tree: &LayeredTree, upper: &std::path::Path, cwd: &str) -> Result<()> {
+    use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
+    let comps: Vec<&str> = cwd.split('/').filter(|c| !c.is_empty()).collect();
+    if comps.iter().any(|c| *c == "." || *c == "..") {
+        return Ok(());
+    }
+    let mut rel = std::path::PathBuf::new();
+    let mut plan = Vec::new();
+    let mut missing = false;
+    for c in comps {
+        rel.push(c);
+        let inside = format!("/{}", rel.display());
+        match (missing, tree.resolve(&inside)) {
+            (false, Some((host, md))) => {
+                // A symlink on the way (resolved elsewhere) or a file: leave it alone.
+                if !md.is_dir() || !host.ends_with(&rel) {
+                    return Ok(());
+                }
+                plan.push((upper.join(&rel), Some(md)));
+            }
+            _ => {
+                missing = true;
+                plan.push((upper.join(&rel), None));
+            }
+        }
+    }
+    for (path, like) in plan {
+        if path.exists() {
+            continue;
+        }
+        fs::create_dir(&path).map_err(ContainerError::io("creating", &path))?;
+        let (mode, uid, gid) = match &like {
+            Some(md) => (md.mode() & 0o7777, md.uid(), md.gid()),
+            None => (0o755, 0, 0),
+        };
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+            .map_err(ContainerError::io("creating", &path))?;
+        chown(&path, Some(uid), Some(gid)).map_err(ContainerError::io("creating", &path))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,50 +416,4 @@ impl Container {
         }
         out
     }
-}
-
-/// Creates the missing part of `cwd` in the container's rw layer `upper`. Directories that
-/// the image already has are recreated in `upper` with their mode and owner (an upper dir's
-/// metadata wins in the overlay: `/tmp` must stay 1777). Nothing is made when a component
-/// is a symlink or not a directory: the runtime's chdir then fails with a clear error.
-fn make_workdir(tree: &LayeredTree, upper: &std::path::Path, cwd: &str) -> Result<()> {
-    use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
-    let comps: Vec<&str> = cwd.split('/').filter(|c| !c.is_empty()).collect();
-    if comps.iter().any(|c| *c == "." || *c == "..") {
-        return Ok(());
-    }
-    let mut rel = std::path::PathBuf::new();
-    let mut plan = Vec::new();
-    let mut missing = false;
-    for c in comps {
-        rel.push(c);
-        let inside = format!("/{}", rel.display());
-        match (missing, tree.resolve(&inside)) {
-            (false, Some((host, md))) => {
-                // A symlink on the way (resolved elsewhere) or a file: leave it alone.
-                if !md.is_dir() || !host.ends_with(&rel) {
-                    return Ok(());
-                }
-                plan.push((upper.join(&rel), Some(md)));
-            }
-            _ => {
-                missing = true;
-                plan.push((upper.join(&rel), None));
-            }
-        }
-    }
-    for (path, like) in plan {
-        if path.exists() {
-            continue;
-        }
-        fs::create_dir(&path).map_err(ContainerError::io("creating", &path))?;
-        let (mode, uid, gid) = match &like {
-            Some(md) => (md.mode() & 0o7777, md.uid(), md.gid()),
-            None => (0o755, 0, 0),
-        };
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode))
-            .map_err(ContainerError::io("creating", &path))?;
-        chown(&path, Some(uid), Some(gid)).map_err(ContainerError::io("creating", &path))?;
-    }
-    Ok(())
 }
