@@ -424,7 +424,7 @@ impl Store {
         let conn = self.conn.borrow();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT user FROM image_users WHERE image_id = ?1 UNION \
+                "SELECT user FROM image_users WHERE image_id = ?1 AND user NOT LIKE 'container:%' UNION \
                  SELECT CASE WHEN status IN ('running', 'restarting') THEN 'running' \
                  ELSE 'stopped' END || ' container ' || substr(id, 1, 12) \
                  FROM containers WHERE image_id = ?1 ORDER BY 1",

@@ -622,3 +622,41 @@ fn exec_usage_names_container_and_command() {
         Some(125)
     );
 }
+
+/// `images REPO` and `--filter reference=` show only the matching tags of an image, not
+/// every tag of an image that has one matching tag.
+#[test]
+fn images_reference_shows_only_matching_tags() {
+    if !require_root("images_reference_shows_only_matching_tags") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&["tag", "busybox", "bb:1"]);
+    let fmt = "{{.Repository}}:{{.Tag}}";
+    assert_eq!(env.ok(&["images", "--format", fmt, "bb"]), "bb:1");
+    assert_eq!(
+        env.ok(&["images", "--format", fmt, "--filter", "reference=busy*"]),
+        "busybox:latest"
+    );
+    assert_eq!(
+        env.ok(&["images", "--format", fmt, "--filter", "reference=nothing"]),
+        ""
+    );
+}
+
+/// `rmi` of the last tag of an image a container uses names that container once (it was
+/// listed twice: `container:<64 hex>` and `running container <12 hex>`).
+#[test]
+fn rmi_in_use_names_each_container_once() {
+    if !require_root("rmi_in_use_names_each_container_once") {
+        return;
+    }
+    let env = Env::new();
+    let id = env.ok(&["create", "--network", "none", "busybox", "true"]);
+    let out = env.berth(&["rmi", "busybox"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(!err.contains("container:"), "{err}");
+    assert_eq!(err.matches(&id[..12]).count(), 1, "{err}");
+    env.ok(&["rm", &id]);
+}

@@ -88,19 +88,38 @@ impl Engine {
                 _ => {}
             }
         }
+        // `reference=` (and `images REPO`) select tags, not images: only the tags that
+        // match some pattern are shown, as Docker does.
+        let patterns: Vec<&str> = opts
+            .filters
+            .iter()
+            .filter_map(|f| match f {
+                ImageFilter::Reference(p) => Some(p.as_str()),
+                _ => None,
+            })
+            .collect();
+        let wanted = |full: &String| {
+            patterns.is_empty() || patterns.iter().any(|p| reference_matches(p, full))
+        };
         let mut out = Vec::new();
         for rec in self.store.list_images()? {
-            let tags: Vec<String> = rec.tags.iter().map(|t| super::familiar(t)).collect();
+            let tags: Vec<String> = rec
+                .tags
+                .iter()
+                .filter(|t| wanted(t))
+                .map(|t| super::familiar(t))
+                .collect();
             let digests: Vec<String> = rec
                 .repo_digests
                 .iter()
+                .filter(|t| wanted(t))
                 .map(|t| super::familiar(t))
                 .collect();
             let mut keep = true;
             for f in &opts.filters {
                 keep &= match f {
                     ImageFilter::Dangling(d) => tags.is_empty() == *d,
-                    ImageFilter::Reference(p) => rec.tags.iter().any(|t| reference_matches(p, t)),
+                    ImageFilter::Reference(_) => !tags.is_empty() || !digests.is_empty(),
                     ImageFilter::Label(k, v) => {
                         let cfg = self.image_config(&rec.id)?;
                         match cfg.pointer(&format!("/config/Labels/{}", k.replace('/', "~1"))) {
