@@ -94,7 +94,8 @@ else
 fi
 [ -x "$berth_bin" ] || die "no berth binary at $berth_bin"
 if [ -n "${KUARD_BIN:-}" ]; then
-  install -m 0755 "$KUARD_BIN" "$repo/demo/kuard/kuard"
+  # The Dockerfile copies demo/kuard/kuard; KUARD_BIN may already be that file.
+  [ "$KUARD_BIN" -ef "$repo/demo/kuard/kuard" ] || install -m 0755 "$KUARD_BIN" "$repo/demo/kuard/kuard"
 elif [ "${NO_BUILD:-0}" != 1 ] || [ ! -x "$repo/demo/kuard/kuard" ]; then
   run env CARGO_QUIET=1 bash "$repo/demo/kuard/build.sh" 1
 fi
