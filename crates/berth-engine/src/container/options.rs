@@ -568,23 +568,8 @@ pub fn host_caps() -> Vec<String> {
         .collect()
 }
 
-/// Docker's 14 default capabilities.
-pub const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+/// Docker's 14 default capabilities: the runtime's list, so both always agree.
+pub const DEFAULT_CAPS: &[&str] = &berth_runtime::spec::DEFAULT_CAPABILITIES;
 
 /// The set of capabilities after `--cap-add`/`--cap-drop` (add wins over drop, as Docker).
 pub fn effective_caps(add: &[String], drop: &[String], privileged: bool) -> Vec<String> {
