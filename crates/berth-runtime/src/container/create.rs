@@ -276,27 +276,8 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
     let (sync_r, sync_w) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
     let (go_r, go_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
-    let (console_child, console_parent) = match (&cfg.console, proc_plan.terminal) {
-        (Some(Console::Socket(path)), true) => (
-            Some(
-                crate::pty::connect_console_socket(path)
-                    .map_err(|e| Error::io("connect console socket", path, e))?,
-            ),
-            None,
-        ),
-        (Some(Console::Return), true) => {
-            use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-            let (a, b) = socketpair(
-                AddressFamily::Unix,
-                SockType::Stream,
-                None,
-                SockFlag::SOCK_CLOEXEC,
-            )
-            .map_err(|e| Error::sys("socketpair", e))?;
-            (Some(b), Some(a))
-        }
-        _ => (None, None),
-    };
+    let (console_child, console_parent) =
+        super::console_ends(cfg.console.as_ref(), proc_plan.terminal)?;
 
     let ctx = InitContext {
         plan: &plan,

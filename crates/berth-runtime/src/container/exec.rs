@@ -85,27 +85,7 @@ impl Container {
         }
         let (sync_r, sync_w) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
-        let (console_child, console_parent) = match (&console, plan.terminal) {
-            (Some(Console::Socket(path)), true) => (
-                Some(
-                    crate::pty::connect_console_socket(path)
-                        .map_err(|e| Error::io("connect console socket", path, e))?,
-                ),
-                None,
-            ),
-            (Some(Console::Return), true) => {
-                use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-                let (a, b) = socketpair(
-                    AddressFamily::Unix,
-                    SockType::Stream,
-                    None,
-                    SockFlag::SOCK_CLOEXEC,
-                )
-                .map_err(|e| Error::sys("socketpair", e))?;
-                (Some(b), Some(a))
-            }
-            _ => (None, None),
-        };
+        let (console_child, console_parent) = super::console_ends(console.as_ref(), plan.terminal)?;
         let in_pidns = self.state.namespaces.iter().any(|n| n == "pid");
         let own_pidns = if in_pidns {
             let target = fs::File::open(format!("/proc/{pid}/ns/pid"))

@@ -404,3 +404,35 @@ pub(crate) fn read_sync(fd: &OwnedFd) -> Result<bool> {
         }
     }
 }
+
+/// The two ends of a container process's console: what the child gets (a console socket
+/// connection, or one end of a socketpair to send the pty master over) and what the caller
+/// keeps (the other end, when the caller asked for the master back).
+pub(crate) fn console_ends(
+    console: Option<&crate::process::Console>,
+    terminal: bool,
+) -> crate::error::Result<(Option<std::os::fd::OwnedFd>, Option<std::os::fd::OwnedFd>)> {
+    use crate::error::Error;
+    use crate::process::Console;
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    Ok(match (console, terminal) {
+        (Some(Console::Socket(path)), true) => (
+            Some(
+                crate::pty::connect_console_socket(path)
+                    .map_err(|e| Error::io("connect console socket", path, e))?,
+            ),
+            None,
+        ),
+        (Some(Console::Return), true) => {
+            let (a, b) = socketpair(
+                AddressFamily::Unix,
+                SockType::Stream,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| Error::sys("socketpair", e))?;
+            (Some(b), Some(a))
+        }
+        _ => (None, None),
+    })
+}
