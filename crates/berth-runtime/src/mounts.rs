@@ -51,12 +51,36 @@ impl Default for MountOptions {
     }
 }
 
+/// The propagation flags a mount option names (`private`, `rslave`, ...), `r` meaning recursive.
+fn propagation_flags(opt: &str) -> Option<MsFlags> {
+    let (recursive, kind) = match opt.strip_prefix('r') {
+        Some(kind @ ("private" | "shared" | "slave" | "unbindable")) => (true, kind),
+        _ => (false, opt),
+    };
+    let flag = match kind {
+        "private" => MsFlags::MS_PRIVATE,
+        "shared" => MsFlags::MS_SHARED,
+        "slave" => MsFlags::MS_SLAVE,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        _ => return None,
+    };
+    Some(if recursive {
+        flag | MsFlags::MS_REC
+    } else {
+        flag
+    })
+}
+
 /// Parses mount options the way `mount(8)` and runc do.
 pub fn parse_options<S: AsRef<str>>(options: &[S]) -> MountOptions {
     let mut out = MountOptions::default();
     let mut data: Vec<&str> = Vec::new();
     for opt in options {
         let opt = opt.as_ref();
+        if let Some(propagation) = propagation_flags(opt) {
+            out.propagation |= propagation;
+            continue;
+        }
         let (set, clear) = match opt {
             "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
             "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
@@ -82,38 +106,6 @@ pub fn parse_options<S: AsRef<str>>(options: &[S]) -> MountOptions {
             "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
             "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
             "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
-            "private" => {
-                out.propagation |= MsFlags::MS_PRIVATE;
-                continue;
-            }
-            "rprivate" => {
-                out.propagation |= MsFlags::MS_PRIVATE | MsFlags::MS_REC;
-                continue;
-            }
-            "shared" => {
-                out.propagation |= MsFlags::MS_SHARED;
-                continue;
-            }
-            "rshared" => {
-                out.propagation |= MsFlags::MS_SHARED | MsFlags::MS_REC;
-                continue;
-            }
-            "slave" => {
-                out.propagation |= MsFlags::MS_SLAVE;
-                continue;
-            }
-            "rslave" => {
-                out.propagation |= MsFlags::MS_SLAVE | MsFlags::MS_REC;
-                continue;
-            }
-            "unbindable" => {
-                out.propagation |= MsFlags::MS_UNBINDABLE;
-                continue;
-            }
-            "runbindable" => {
-                out.propagation |= MsFlags::MS_UNBINDABLE | MsFlags::MS_REC;
-                continue;
-            }
             // Options of other runtimes that have no meaning here.
             "tmpcopyup" | "nosymfollow" | "idmap" | "ridmap" | "" => continue,
             other => {
@@ -132,16 +124,9 @@ pub fn parse_options<S: AsRef<str>>(options: &[S]) -> MountOptions {
 pub fn parse_propagation(value: Option<&str>) -> Result<MsFlags> {
     match value {
         None | Some("") => Ok(MsFlags::MS_PRIVATE | MsFlags::MS_REC),
-        Some(v) => {
-            let p = parse_options(&[v]).propagation;
-            if p.is_empty() {
-                Err(Error::spec(format!(
-                    "rootfsPropagation {v:?} is not a propagation type"
-                )))
-            } else {
-                Ok(p)
-            }
-        }
+        Some(v) => propagation_flags(v).ok_or_else(|| {
+            Error::spec(format!("rootfsPropagation {v:?} is not a propagation type"))
+        }),
     }
 }
 
@@ -842,6 +827,31 @@ mod tests {
         assert_eq!(o.propagation, MsFlags::MS_SLAVE | MsFlags::MS_REC);
         assert_eq!(o.data, "mode=755,size=65536k");
         assert_eq!(parse_options(&["ro", "rw"]).flags, MsFlags::empty());
+    }
+
+    #[test]
+    fn every_propagation_name_and_its_recursive_form() {
+        for (name, flag) in [
+            ("private", MsFlags::MS_PRIVATE),
+            ("shared", MsFlags::MS_SHARED),
+            ("slave", MsFlags::MS_SLAVE),
+            ("unbindable", MsFlags::MS_UNBINDABLE),
+        ] {
+            assert_eq!(parse_options(&[name]).propagation, flag, "{name}");
+            let recursive = format!("r{name}");
+            assert_eq!(
+                parse_options(&[recursive.as_str()]).propagation,
+                flag | MsFlags::MS_REC
+            );
+            assert_eq!(parse_propagation(Some(name)).unwrap(), flag);
+        }
+        assert_eq!(
+            parse_propagation(None).unwrap(),
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC
+        );
+        assert!(parse_propagation(Some("ro")).is_err());
+        assert!(parse_propagation(Some("rro")).is_err());
+        assert_eq!(parse_options(&["rw"]).propagation, MsFlags::empty());
     }
 
     #[test]
