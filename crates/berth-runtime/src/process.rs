@@ -217,6 +217,13 @@ impl ProcessPlan {
             } else {
                 self.cwd.join(&arg0)
             };
+            // A directory named by path is found but cannot be run (Docker: 126).
+            if p.is_dir() {
+                return Err(InitFailure::new(
+                    format!("exec-not-executable {arg0}"),
+                    io::Error::from_raw_os_error(libc::EACCES),
+                ));
+            }
             return check(&p).unwrap_or_else(|| Err(not_found()));
         }
         let mut denied = None;
@@ -332,8 +339,13 @@ impl ProcessPlan {
                 let _ = caps::raise(None, CapSet::Ambient, *cap);
             }
         }
-        nix::unistd::chdir(&self.cwd)
-            .map_err(|e| InitFailure::new(format!("chdir {}", self.cwd.display()), e.into()))?;
+        // runc's wording, which Docker shows for `exec -w /missing`.
+        nix::unistd::chdir(&self.cwd).map_err(|e| {
+            InitFailure::new(
+                format!("chdir to cwd ({:?}) set in config.json failed", self.cwd),
+                e.into(),
+            )
+        })?;
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
             self.umask as libc::mode_t,
         ));
