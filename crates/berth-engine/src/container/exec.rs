@@ -86,13 +86,15 @@ impl Lifecycle {
                 stderr: None,
             }
         };
-        let launched = rt.exec(
-            c.id(),
-            &state_root,
-            &self.container_dir(c.id()),
-            &process,
-            stdio,
-        )?;
+        let launched = rt
+            .exec(
+                c.id(),
+                &state_root,
+                &self.container_dir(c.id()),
+                &process,
+                stdio,
+            )
+            .map_err(exec_failed)?;
         if req.detach {
             return Ok(0);
         }
@@ -118,6 +120,31 @@ impl Lifecycle {
         let _ = drained.recv_timeout(std::time::Duration::from_millis(500));
         drop(raw);
         Ok(code)
+    }
+}
+
+/// The runtime's failure to start an exec'd process as Docker reports it: 127 when the
+/// command does not exist, 126 for anything else (bad cwd, not executable, init failure).
+fn exec_failed(e: runtime::RuntimeError) -> ContainerError {
+    let code = if e.kind() == super::ErrorKind::CommandNotFound {
+        127
+    } else {
+        126
+    };
+    let detail = match &e {
+        runtime::RuntimeError::Berth(berth_runtime::Error::Init { step, source }) => {
+            format!("{step}: {}", os_error_text(source))
+        }
+        other => other.to_string(),
+    };
+    ContainerError::ExecFailed { detail, code }
+}
+
+/// An OS error as runc words it: `no such file or directory`, without Rust's `(os error 2)`.
+fn os_error_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_lowercase(),
+        None => e.to_string(),
     }
 }
 

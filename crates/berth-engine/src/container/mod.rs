@@ -142,6 +142,15 @@ pub enum ContainerError {
         /// The monitor's message.
         message: String,
     },
+    /// `exec` could not start its process in the container (Docker: exit 126, or 127 when
+    /// the command does not exist).
+    #[error("OCI runtime exec failed: exec failed: unable to start container process: {detail}")]
+    ExecFailed {
+        /// What failed, in runc's words (`chdir to cwd ("/x") set in config.json failed: ...`).
+        detail: String,
+        /// 126 or 127.
+        code: i32,
+    },
     /// Several errors during a teardown that went on regardless.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Many(Vec<ContainerError>),
@@ -182,11 +191,13 @@ impl ContainerError {
                 crate::ErrorKind::Conflict | crate::ErrorKind::AlreadyExists => ErrorKind::Conflict,
                 _ => ErrorKind::Internal,
             },
-            ContainerError::Reported { code, .. } => match code {
-                127 => ErrorKind::CommandNotFound,
-                126 => ErrorKind::CommandNotExecutable,
-                _ => ErrorKind::Internal,
-            },
+            ContainerError::Reported { code, .. } | ContainerError::ExecFailed { code, .. } => {
+                match code {
+                    127 => ErrorKind::CommandNotFound,
+                    126 => ErrorKind::CommandNotExecutable,
+                    _ => ErrorKind::Internal,
+                }
+            }
             ContainerError::Many(v) => v.first().map_or(ErrorKind::Internal, |e| e.kind()),
             ContainerError::ImageConfig { .. }
             | ContainerError::Io { .. }

@@ -3,6 +3,7 @@
 use clap::Args;
 
 use berth_engine::container::exec::ExecRequest;
+use berth_engine::container::ContainerError;
 
 use super::GlobalOpts;
 
@@ -66,6 +67,12 @@ pub fn run(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<i32> {
     };
     match lc.exec(&c, &req) {
         Ok(code) => Ok(code),
+        // Docker prints a failed start of the process as is, the daemon's refusals (not
+        // running, no such user) as "Error response from daemon" with status 1.
+        Err(e @ ContainerError::ExecFailed { .. }) => {
+            eprintln!("{e}");
+            Ok(e.exit_code())
+        }
         Err(e) => {
             let code = e.exit_code();
             eprintln!("Error response from daemon: {e}");
