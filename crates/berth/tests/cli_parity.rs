@@ -65,3 +65,47 @@ fn exec_failures_exit_126_or_127_with_runcs_message() {
     assert_eq!(env.inspect("parity-exec", "{{.State.Status}}"), "running");
     env.ok(&["rm", "-f", "parity-exec"]);
 }
+
+#[test]
+fn inspect_refuses_a_broken_template_and_a_missing_field() {
+    let Some(env) = Env::for_root_test("inspect_refuses_a_broken_template_and_a_missing_field")
+    else {
+        return;
+    };
+    env.ok(&["create", "--name", "parity-inspect", "busybox", "true"]);
+    // A template that does not parse: refused before any lookup, status 64 as Docker.
+    for cmd in ["inspect", "container"] {
+        let mut argv = vec![cmd];
+        if cmd == "container" {
+            argv.push("inspect");
+        }
+        argv.extend(["-f", "{{.Bad", "parity-inspect"]);
+        let out = env.berth(&argv);
+        assert_eq!(out.status.code(), Some(64), "{argv:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            "template parsing error: template: :1: unclosed action\n"
+        );
+        assert_eq!(stdout(&out), "");
+    }
+    // A field that is not there: Go's error, status 1, nothing printed but the empty line.
+    let out = env.berth(&["inspect", "-f", "{{.NoSuchField}}", "parity-inspect"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "template parsing error: template: :1:2: executing \"\" at <.NoSuchField>: \
+         map has no entry for key \"NoSuchField\"\n"
+    );
+    assert_eq!(stdout(&out), "\n");
+    // Good templates still work, pipelines and range included.
+    assert_eq!(
+        env.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.Config.Cmd | json}} {{range .Config.Cmd}}<{{.}}>{{end}}",
+            "parity-inspect"
+        ]),
+        "created [\"true\"] <true>"
+    );
+    env.ok(&["rm", "parity-inspect"]);
+}

@@ -2,6 +2,7 @@
 
 use clap::Args;
 
+use super::gotemplate::Template;
 use super::GlobalOpts;
 
 /// `inspect [OPTIONS] NAME|ID [NAME|ID...]`
@@ -21,20 +22,56 @@ pub struct InspectArgs {
     pub names: Vec<String>,
 }
 
-fn print(values: &[serde_json::Value], format: Option<&str>) -> anyhow::Result<()> {
+/// Checks `--format` before anything is looked up, as Docker does: a template that does not
+/// parse is "template parsing error: ..." with status 64.
+fn parse_format(format: Option<&str>) -> Result<Option<Template>, i32> {
     match format {
-        Some(f) if f != "json" => {
-            for v in values {
-                println!("{}", super::images::render_template(f, v));
+        Some(f) if f != "json" && !f.is_empty() => match Template::parse(f) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) => {
+                eprintln!("template parsing error: {e}");
+                Err(64)
             }
-        }
-        _ => println!("{}", serde_json::to_string_pretty(values)?),
+        },
+        _ => Ok(None),
     }
-    Ok(())
+}
+
+/// Prints `values` (as JSON, or through the template); a template that fails on a value is
+/// an error for that value (status 1), the others still print.
+fn print(values: &[serde_json::Value], template: Option<&Template>) -> anyhow::Result<i32> {
+    let Some(t) = template else {
+        println!("{}", serde_json::to_string_pretty(values)?);
+        return Ok(0);
+    };
+    let mut out = String::new();
+    let mut errors = Vec::new();
+    for v in values {
+        match t.execute(v) {
+            Ok(s) => {
+                out.push_str(&s);
+                out.push('\n');
+            }
+            Err(e) => errors.push(format!("template parsing error: {e}")),
+        }
+    }
+    // Docker prints an empty line when nothing rendered.
+    if out.is_empty() {
+        out.push('\n');
+    }
+    print!("{out}");
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    Ok(if errors.is_empty() { 0 } else { 1 })
 }
 
 /// `container inspect`: containers only.
 pub fn run_containers(g: &GlobalOpts, a: InspectArgs) -> anyhow::Result<i32> {
+    let template = match parse_format(a.format.as_deref()) {
+        Ok(t) => t,
+        Err(code) => return Ok(code),
+    };
     let lc = super::container::lifecycle(g)?;
     let mut out = Vec::new();
     let mut status = 0;
@@ -48,12 +85,16 @@ pub fn run_containers(g: &GlobalOpts, a: InspectArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    print(&out, a.format.as_deref())?;
-    Ok(status)
+    let printed = print(&out, template.as_ref())?;
+    Ok(status.max(printed))
 }
 
 /// `inspect`: a container, or else an image.
 pub fn run(g: &GlobalOpts, a: InspectArgs) -> anyhow::Result<i32> {
+    let template = match parse_format(a.format.as_deref()) {
+        Ok(t) => t,
+        Err(code) => return Ok(code),
+    };
     let lc = super::container::lifecycle(g)?;
     let mut out = Vec::new();
     let mut status = 0;
@@ -80,6 +121,6 @@ pub fn run(g: &GlobalOpts, a: InspectArgs) -> anyhow::Result<i32> {
         eprintln!("Error: No such object: {n}");
         status = 1;
     }
-    print(&out, a.format.as_deref())?;
-    Ok(status)
+    let printed = print(&out, template.as_ref())?;
+    Ok(status.max(printed))
 }

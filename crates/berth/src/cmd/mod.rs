@@ -6,6 +6,7 @@ pub mod builder;
 pub mod container;
 pub mod create;
 pub mod exec;
+pub mod gotemplate;
 pub mod history;
 pub mod image;
 pub mod images;
