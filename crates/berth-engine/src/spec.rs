@@ -122,7 +122,9 @@ pub fn build(mut base: Value, input: &SpecInput<'_>) -> Result<Value, SpecError>
             p.remove("noNewPrivileges");
         }
         if cs.config.tty {
-            p.insert("consoleSize".into(), json!({"height": 24, "width": 80}));
+            // The caller's window when it has one (`run -it`), else Docker's 24x80.
+            let (rows, cols) = crate::container::tty::caller_size().unwrap_or((24, 80));
+            p.insert("consoleSize".into(), json!({"height": rows, "width": cols}));
         }
     }
 

@@ -109,3 +109,76 @@ fn inspect_refuses_a_broken_template_and_a_missing_field() {
     );
     env.ok(&["rm", "parity-inspect"]);
 }
+
+/// Runs `script` (a shell on a fresh pty of `rows`x`cols`) with `body`, where `$B` is this
+/// test's berth command; returns what the pty showed, carriage returns removed.
+fn on_a_pty(env: &Env, rows: u16, cols: u16, body: &str) -> String {
+    let b = format!(
+        "{} --root {} --runroot {}",
+        support::BIN,
+        env.root().display(),
+        env.runroot().display()
+    );
+    let file = env.dir.path().join("on-a-pty.sh");
+    std::fs::write(
+        &file,
+        format!("B='{b}'\nstty rows {rows} cols {cols}\n{body}\n"),
+    )
+    .expect("write script");
+    let out = std::process::Command::new("timeout")
+        .args(["60", "script", "-qec"])
+        .arg(format!("sh {}", file.display()))
+        .arg("/dev/null")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script");
+    assert!(out.status.success(), "script: {}", stderr(&out));
+    stdout(&out).replace('\r', "")
+}
+
+#[test]
+fn exec_and_run_ptys_get_the_callers_window_size_and_follow_it() {
+    let test = "exec_and_run_ptys_get_the_callers_window_size_and_follow_it";
+    if !support::require_tool(test, "script") {
+        return;
+    }
+    let Some(env) = Env::for_root_test(test) else {
+        return;
+    };
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "parity-pty",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let shown = on_a_pty(
+        &env,
+        33,
+        101,
+        "$B exec -it parity-pty stty size\n\
+         $B exec -t parity-pty stty size\n\
+         $B run --rm -it busybox stty size",
+    );
+    assert_eq!(
+        shown.lines().filter(|l| l.ends_with("33 101")).count(),
+        3,
+        "{shown:?}"
+    );
+    // A resize of the caller's terminal reaches the process on the pty (SIGWINCH, new size).
+    let shown = on_a_pty(
+        &env,
+        33,
+        101,
+        "$B exec -t parity-pty sh -c 'stty size; trap \"stty size; exit 0\" WINCH; \
+         while :; do sleep 0.1; done' &\n\
+         sleep 1.5\n\
+         stty rows 40 cols 120\n\
+         wait",
+    );
+    let sizes: Vec<&str> = shown.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(sizes, ["33 101", "40 120"], "{shown:?}");
+    env.ok(&["rm", "-f", "parity-pty"]);
+}

@@ -64,7 +64,7 @@ impl Lifecycle {
             .clone()
             .or_else(|| Some(c.spec.config.working_dir.clone()).filter(|w| !w.is_empty()))
             .unwrap_or_else(|| "/".into());
-        let process = json!({
+        let mut process = json!({
             "terminal": req.tty,
             "args": req.cmd,
             "env": env,
@@ -73,6 +73,10 @@ impl Lifecycle {
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "noNewPrivileges": c.spec.security.no_new_privileges,
         });
+        // The pty starts at the caller's size (the process may ask at once, before any resize).
+        if let Some((rows, cols)) = super::tty::caller_size().filter(|_| req.tty) {
+            process["consoleSize"] = json!({"height": rows, "width": cols});
+        }
         let rt = runtime::for_name(&c.spec.host_config.runtime);
         let state_root = self.runroot().join("runtime");
         let stdio = if req.interactive {
@@ -98,9 +102,14 @@ impl Lifecycle {
         if req.detach {
             return Ok(0);
         }
-        let _fwd = super::signals::forward_to(launched.pid);
         let Some(master) = launched.pty_master else {
+            let _fwd = super::signals::forward_to(launched.pid);
             return Ok(wait_exit(launched.pid));
+        };
+        super::tty::copy_window_size(&master);
+        let _fwd = match master.try_clone() {
+            Ok(m) => super::signals::forward_to_tty(launched.pid, m),
+            Err(_) => super::signals::forward_to(launched.pid),
         };
         // `exec -t`: the process writes to the pty; copy it to our stdout (and, with -i,
         // our stdin to it), else its output is lost.

@@ -36,6 +36,16 @@ pub fn block() {
 /// helper thread. Call after the container's process was forked (it must not inherit the
 /// blocked mask).
 pub fn forward_to(pid: i32) -> Forwarding {
+    forward(pid, None)
+}
+
+/// [`forward_to`] for a process on a pty: SIGWINCH resizes the pty (`master`) to the
+/// caller's window instead of being sent on, as Docker does for `-t`.
+pub fn forward_to_tty(pid: i32, master: std::os::fd::OwnedFd) -> Forwarding {
+    forward(pid, Some(master))
+}
+
+fn forward(pid: i32, master: Option<std::os::fd::OwnedFd>) -> Forwarding {
     let set = forwarded();
     if pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).is_err() {
         return Forwarding;
@@ -48,6 +58,11 @@ pub fn forward_to(pid: i32) -> Forwarding {
             let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
             loop {
                 match set.wait() {
+                    Ok(Signal::SIGWINCH) if master.is_some() => {
+                        if let Some(m) = &master {
+                            super::tty::copy_window_size(m);
+                        }
+                    }
                     Ok(sig) => {
                         let _ = kill(Pid::from_raw(pid), sig);
                     }

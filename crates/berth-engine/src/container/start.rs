@@ -121,7 +121,14 @@ impl Lifecycle {
                 return Err(e);
             }
         };
-        let _forward = super::signals::forward_to(started.pid);
+        // With a pty: sized like the caller's terminal now and after each SIGWINCH.
+        let _forward = match started.pty_master.as_ref().map(|m| m.try_clone()) {
+            Some(Ok(m)) => {
+                super::tty::copy_window_size(&m);
+                super::signals::forward_to_tty(started.pid, m)
+            }
+            _ => super::signals::forward_to(started.pid),
+        };
         let code = if tee {
             let mut log = super::monitor::LogWriter::open(&self.log_path(c.id()))?;
             let mut raw = None;
