@@ -182,3 +182,57 @@ fn exec_and_run_ptys_get_the_callers_window_size_and_follow_it() {
     assert_eq!(sizes, ["33 101", "40 120"], "{shown:?}");
     env.ok(&["rm", "-f", "parity-pty"]);
 }
+
+#[test]
+fn start_attach_streams_a_stopped_one_and_attaches_to_a_running_one() {
+    let Some(env) =
+        Env::for_root_test("start_attach_streams_a_stopped_one_and_attaches_to_a_running_one")
+    else {
+        return;
+    };
+    // A stopped container: its output streams, the CLI exits with its status.
+    env.ok(&[
+        "create",
+        "--name",
+        "parity-start",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    let out = env.berth(&["start", "-a", "parity-start"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "out\n");
+    assert_eq!(stderr(&out), "err\n");
+    // A running one: attached (output from now on), not restarted or killed; the CLI
+    // exits with the container's status when it stops.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "parity-running",
+        "busybox",
+        "sh",
+        "-c",
+        "echo before; sleep 2; echo during; echo e2 >&2; sleep 1; exit 7",
+    ]);
+    assert!(support::eventually(5, || env
+        .ok(&["logs", "parity-running"])
+        .contains("before")));
+    let pid = env.inspect("parity-running", "{{.State.Pid}}");
+    let out = env.berth(&["start", "-a", "parity-running"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "during\n");
+    assert_eq!(stderr(&out), "e2\n");
+    assert_eq!(env.inspect("parity-running", "{{.State.ExitCode}}"), "7");
+    assert_eq!(env.inspect("parity-running", "{{.RestartCount}}"), "0");
+    assert_ne!(pid, "0");
+    // Several containers cannot be attached at once (Docker's message, status 1).
+    let out = env.berth(&["start", "-a", "parity-start", "parity-running"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "you cannot start and attach multiple containers at once\n"
+    );
+    env.ok(&["rm", "parity-start", "parity-running"]);
+}

@@ -165,6 +165,23 @@ impl Lifecycle {
         }
     }
 
+    /// Attaches to a running container as `start -a` does: passes its output from now on to
+    /// `sink` until it stops, then returns its exit status. (The output is read from the
+    /// log, so a container started with `--log-driver none` shows nothing.)
+    pub fn attach_output(
+        &self,
+        c: &Container,
+        sink: &mut dyn FnMut(&LogEntry) -> std::io::Result<()>,
+    ) -> Result<i64> {
+        let opts = LogOptions {
+            follow: true,
+            tail: Some(0),
+            since: None,
+        };
+        self.logs(c, &opts, sink)?;
+        self.wait_exit_code(c)
+    }
+
     /// Blocks until the container is not running any more; returns its exit status.
     pub fn wait_exit_code(&self, c: &Container) -> Result<i64> {
         loop {
