@@ -7,13 +7,15 @@
 #  3. a 1 GiB download through the published port vs straight to the container's address
 #     (target: >= 80 %).
 #
-#   sudo bench/network.sh          # RUNS=15 by default; BERTH=path to use another binary
+#   sudo bench/network.sh          # RUNS=15 by default; BERTH=path to use another binary;
+#                                  # SECTIONS=3 for the download only, PAIRS=7 its pairs
 #
 # Everything lives under a temp dir (own --root/--runroot, own bridge and subnet); the
 # containers, the bridge and the dir are removed at the end. Traffic stays on this host.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${RUNS:-15}
+SECTIONS=${SECTIONS:-123}   # e.g. SECTIONS=3: the download only
 [ "$(id -u)" = 0 ] || { echo "run as root: containers need namespaces and bridges" >&2; exit 1; }
 command -v hyperfine >/dev/null || { echo "hyperfine is missing: apt-get install hyperfine" >&2; exit 1; }
 command -v curl >/dev/null || { echo "curl is missing: apt-get install curl" >&2; exit 1; }
@@ -44,6 +46,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bin
 now_ns() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+if [[ $SECTIONS == *1* ]]; then
 echo "== 1. run -d -p to the first HTTP 200 ($RUNS runs)"
 b run --rm busybox true >/dev/null   # creates the bridge once, as any first run does
 times=()
@@ -63,6 +66,9 @@ min=$(printf '%s\n' "${times[@]}" | sort -n | head -1)
 max=$(printf '%s\n' "${times[@]}" | sort -n | tail -1)
 echo "run -d -p -> first 200: median $((med / 1000)).$(( (med % 1000) / 100 )) ms (min $((min / 1000)) ms, max $((max / 1000)) ms; target <= 30 ms)"
 
+fi
+
+if [[ $SECTIONS == *2* ]]; then
 echo "== 2. run --rm busybox true: default bridge vs --network none"
 hyperfine --style basic --warmup 2 --runs "$RUNS" -N --export-json "$work/start.json" \
   -n bridge "$BERTH --root $work/root --runroot $work/run run --rm busybox true" \
@@ -75,22 +81,39 @@ for r in json.load(open(sys.argv[1]))["results"]:
           f"(min {1000 * r['min']:.1f}, max {1000 * r['max']:.1f}){target}")
 PY
 
+fi
+
+[[ $SECTIONS == *3* ]] || exit 0
 echo "== 3. 1 GiB download: through the published port vs straight to the container"
+# Like with like: the same curl, the same file, the same httpd process; only the path
+# differs (127.0.0.1:PORT through the monitor's forwarder, or the container's address
+# through the bridge). One warm-up download of each fills the page cache, then PAIRS
+# alternating pairs; the figure is the median of the pair ratios (the machine is noisy,
+# and a pair shares its moment's noise), with each path's best beside it.
+PAIRS=${PAIRS:-7}
 port=$(free_port)
 id=$(b run -d -p "$port:80" -v "$work/www:/www:ro" busybox httpd -f -p 80 -h /www)
 ip=$(b network inspect bridge | python3 -c "import json,sys; c=json.load(sys.stdin)[0]['Containers']; print(c['$id']['IPv4Address'].split('/')[0])")
 until curl -sf -o /dev/null "http://$ip:80/"; do sleep 0.05; done
-speed() { curl -s -o /dev/null -w '%{speed_download}' "$1"; }
-direct=0; published=0
-for i in 1 2 3; do
-  d=$(speed "http://$ip:80/big"); p=$(speed "http://127.0.0.1:$port/big")
-  direct=$(python3 -c "print(max($direct, $d))"); published=$(python3 -c "print(max($published, $p))")
-done
-python3 - "$direct" "$published" <<'PY'
-import sys
-d, p = float(sys.argv[1]), float(sys.argv[2])
-print(f"straight to the container: {d / 2**20:.0f} MiB/s (best of 3)")
-print(f"through the published port: {p / 2**20:.0f} MiB/s (best of 3)")
-print(f"ratio: {100 * p / d:.0f} % (target >= 80 %)")
+speed() { curl -s -o /dev/null -w '%{speed_download}\n' "$1"; }
+speed "http://$ip:80/big" >/dev/null; speed "http://127.0.0.1:$port/big" >/dev/null
+for i in $(seq "$PAIRS"); do
+  if ((i % 2)); then
+    d=$(speed "http://$ip:80/big"); p=$(speed "http://127.0.0.1:$port/big")
+  else
+    p=$(speed "http://127.0.0.1:$port/big"); d=$(speed "http://$ip:80/big")
+  fi
+  echo "$d $p"
+done >"$work/speeds"
+python3 - "$work/speeds" <<'PY'
+import statistics, sys
+pairs = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+d = [a for a, _ in pairs]; p = [b for _, b in pairs]
+mib = 2**20
+print(f"straight to the container: median {statistics.median(d) / mib:.0f} MiB/s, best {max(d) / mib:.0f}")
+print(f"through the published port: median {statistics.median(p) / mib:.0f} MiB/s, best {max(p) / mib:.0f}")
+ratios = sorted(100 * b / a for a, b in pairs)
+print(f"ratio: median {statistics.median(ratios):.0f} % of {len(pairs)} pairs "
+      f"(best/best {100 * max(p) / max(d):.0f} %; pairs {' '.join(f'{r:.0f}' for r in ratios)}; target >= 80 %)")
 PY
 b rm -f "$id" >/dev/null
