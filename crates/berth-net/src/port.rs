@@ -107,8 +107,8 @@ fn parse_range(spec: &str, s: &str) -> Result<(u16, u16)> {
 /// Parses one `-p/--publish` value into one request per container port.
 ///
 /// Accepted: `80`, `8080:80`, `127.0.0.1:8080:80`, `127.0.0.1::80`, `[::1]:8080:80`,
-/// `8000-8002:80-82`, `8000-8010:80` (the first free port of the range), `80-82`, and a
-/// `/tcp` or `/udp` suffix.
+/// `127.0.0.1:0:80` (host port 0: any free port), `8000-8002:80-82`, `8000-8010:80` (the
+/// first free port of the range), `80-82`, and a `/tcp` or `/udp` suffix.
 ///
 /// ```
 /// use berth_net::port::{parse_publish, Proto};
@@ -164,7 +164,8 @@ pub fn parse_publish(spec: &str) -> Result<Vec<PortRequest>> {
     };
     let (cstart, cend) = parse_range(spec, container)?;
     let (hstart, hend) = match host {
-        None | Some("") => (0, 0),
+        // Host port 0, as an empty one: any free port (Docker's `127.0.0.1:0:80`).
+        None | Some("") | Some("0") => (0, 0),
         Some(h) => parse_range(spec, h)?,
     };
     let n = usize::from(cend - cstart) + 1;
@@ -470,6 +471,11 @@ mod tests {
         assert_eq!((r[0].host_port, r[0].host_port_end), (8000, 8010));
         let r = parse_publish("80-81").unwrap();
         assert_eq!(r.len(), 2);
+        let r = parse_publish("127.0.0.1:0:80").unwrap();
+        assert_eq!((r[0].host_port, r[0].host_port_end), (0, 0));
+        assert_eq!(r[0].host_ip, Some("127.0.0.1".parse().unwrap()));
+        let r = parse_publish("0:80/udp").unwrap();
+        assert_eq!((r[0].host_port, r[0].proto), (0, Proto::Udp));
     }
 
     #[test]

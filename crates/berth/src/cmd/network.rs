@@ -127,7 +127,7 @@ pub struct DisconnectArgs {
 
 /// Runs a `network` subcommand.
 pub fn run(g: &GlobalOpts, c: NetworkCommand) -> anyhow::Result<i32> {
-    crate::exit::status_1(|| match c {
+    daemon_status_1(|| match c {
         NetworkCommand::Create(a) => create(g, a),
         NetworkCommand::Ls(a) => ls(g, a),
         NetworkCommand::Inspect(a) => inspect(g, a),
@@ -147,6 +147,25 @@ pub fn run(g: &GlobalOpts, c: NetworkCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
     })
+}
+
+/// Runs a subcommand; an error is one line as Docker's CLI prints what its daemon refused
+/// (`Error response from daemon: network with name X already exists`), exit status 1.
+fn daemon_status_1(body: impl FnOnce() -> anyhow::Result<i32>) -> anyhow::Result<i32> {
+    match body() {
+        Ok(code) => Ok(code),
+        Err(err) => {
+            if let Some(crate::exit::ExitStatus(code)) = err.downcast_ref() {
+                return Ok(*code);
+            }
+            let line: String = crate::exit::cause_line("Error response from daemon: ", &err)
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            eprintln!("{line}");
+            Ok(1)
+        }
+    }
 }
 
 fn create(g: &GlobalOpts, a: CreateArgs) -> anyhow::Result<i32> {
@@ -210,22 +229,23 @@ fn ls(g: &GlobalOpts, a: LsArgs) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
-    let w = if a.no_trunc { 64 } else { 12 };
-    writeln!(
-        out,
-        "{:<w$}   {:<15} {:<9} {}",
-        "NETWORK ID", "NAME", "DRIVER", "SCOPE"
-    )?;
+    // Docker's tabwriter: every column as wide as its longest cell plus 3 (at least 10).
+    let mut rows = vec![vec![
+        "NETWORK ID".to_string(),
+        "NAME".into(),
+        "DRIVER".into(),
+        "SCOPE".into(),
+    ]];
     for n in &nets {
-        writeln!(
-            out,
-            "{:<w$}   {:<15} {:<9} {}",
+        rows.push(vec![
             id(&n.id),
-            n.name,
-            n.driver,
-            n.scope
-        )?;
+            n.name.clone(),
+            n.driver.clone(),
+            n.scope.clone(),
+        ]);
     }
+    drop(out);
+    super::images::print_table(&rows);
     Ok(0)
 }
 
