@@ -236,3 +236,61 @@ fn start_attach_streams_a_stopped_one_and_attaches_to_a_running_one() {
     );
     env.ok(&["rm", "parity-start", "parity-running"]);
 }
+
+#[test]
+fn stats_cpu_is_the_last_interval_and_the_stream_ends_with_its_containers() {
+    use std::io::BufRead;
+    let Some(env) = Env::for_root_test(
+        "stats_cpu_is_the_last_interval_and_the_stream_ends_with_its_containers",
+    ) else {
+        return;
+    };
+    // Busy for 2 s, then idle: the average since the start stays far above zero, the CPU
+    // use of the last interval (Docker's figure) is zero.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "parity-stats",
+        "busybox",
+        "sh",
+        "-c",
+        "end=$(( $(date +%s) + 2 )); while [ $(date +%s) -lt $end ]; do :; done; sleep 60",
+    ]);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let cpu = env.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.CPUPerc}}",
+        "parity-stats",
+    ]);
+    assert_eq!(cpu, "parity-stats 0.00%");
+    // Without --no-stream: a table a second (not a terminal: one after the other) until
+    // the container is gone.
+    let mut child = env
+        .cmd(&[
+            "stats",
+            "--format",
+            "table {{.Name}}\t{{.PIDs}}",
+            "parity-stats",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn stats");
+    let out = child.stdout.take().expect("piped");
+    let mut lines = std::io::BufReader::new(out).lines();
+    let mut tables = 0;
+    while tables < 3 {
+        let l = lines.next().expect("a line").expect("utf-8");
+        if l.starts_with("NAME") {
+            tables += 1;
+        } else {
+            assert!(l.starts_with("parity-stats "), "{l:?}");
+        }
+    }
+    env.ok(&["rm", "-f", "parity-stats"]);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("wait stats");
+    assert!(status.success(), "{status:?} after {rest:?}");
+}

@@ -1,4 +1,4 @@
-//! `top` and `stats --no-stream`: what the container's processes and cgroup show.
+//! `top` and `stats`: what the container's processes and cgroup show.
 
 use std::fs;
 
@@ -25,15 +25,63 @@ pub struct StatsRow {
     pub id: String,
     /// Name.
     pub name: String,
-    /// CPU use since start, in percent of one CPU.
+    /// CPU use in percent of one CPU: since the start in a lone sample, over the interval
+    /// once [`StatsRow::with_cpu_since`] compared it with an earlier one (Docker's figure).
     #[serde(rename = "CPUPerc")]
     pub cpu_percent: f64,
+    /// The cgroup's CPU time so far, nanoseconds.
+    #[serde(skip)]
+    pub cpu_total_ns: u64,
+    /// The host's CPU time so far (all CPUs, /proc/stat), nanoseconds.
+    #[serde(skip)]
+    pub system_ns: u64,
+    /// Online CPUs of the host.
+    #[serde(skip)]
+    pub online_cpus: u32,
     /// Memory in use, bytes.
     pub mem_usage: u64,
     /// Memory limit, bytes (host memory when unlimited).
     pub mem_limit: u64,
     /// Number of processes.
     pub pids: u64,
+}
+
+impl StatsRow {
+    /// Sets `cpu_percent` as Docker computes it between two samples: the container's CPU
+    /// time over the host's in the interval, times the online CPUs (100% = one CPU busy).
+    pub fn with_cpu_since(mut self, prev: &StatsRow) -> StatsRow {
+        let cpu = self.cpu_total_ns.saturating_sub(prev.cpu_total_ns) as f64;
+        let system = self.system_ns.saturating_sub(prev.system_ns) as f64;
+        self.cpu_percent = if cpu > 0.0 && system > 0.0 {
+            cpu / system * f64::from(self.online_cpus.max(1)) * 100.0
+        } else {
+            0.0
+        };
+        self
+    }
+}
+
+/// The host's CPU time and online CPUs from /proc/stat (`cpu` line: user, nice, system,
+/// idle, iowait, irq, softirq in clock ticks of 1/100 s).
+fn system_cpu() -> (u64, u32) {
+    let Ok(text) = fs::read_to_string("/proc/stat") else {
+        return (0, 1);
+    };
+    let ticks: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("cpu "))
+        .map(|rest| {
+            rest.split_whitespace()
+                .take(7)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    let online = text
+        .lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .count() as u32;
+    (ticks * 10_000_000, online.max(1))
 }
 
 fn read_u64(paths: &[String]) -> Option<u64> {
@@ -122,7 +170,8 @@ impl Lifecycle {
         })
     }
 
-    /// A snapshot of the container's resource use.
+    /// A snapshot of the container's resource use (compare two with
+    /// [`StatsRow::with_cpu_since`] for the CPU use of the interval).
     pub fn stats(&self, c: &Container) -> StatsRow {
         let rel = cgroups_path(c.id());
         let rel = rel.trim_start_matches('/');
@@ -162,10 +211,14 @@ impl Lifecycle {
         } else {
             0.0
         };
+        let (system_ns, online_cpus) = system_cpu();
         StatsRow {
             id: c.id().to_string(),
             name: c.name().to_string(),
             cpu_percent,
+            cpu_total_ns: cpu_ns,
+            system_ns,
+            online_cpus,
             mem_usage: if c.status == ContainerStatus::Running {
                 mem_usage
             } else {

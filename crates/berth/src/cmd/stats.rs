@@ -1,8 +1,9 @@
-//! `stats --no-stream`: one snapshot of the containers' resource use.
+//! `stats`: the containers' resource use, streamed (or one table with `--no-stream`).
 
 use clap::Args;
 
 use berth_engine::container::list::short;
+use berth_engine::container::top::StatsRow;
 
 use super::GlobalOpts;
 
@@ -54,31 +55,90 @@ fn size(b: u64) -> String {
 const DEFAULT_FORMAT: &str =
     "table {{.ID}}\\t{{.Name}}\\t{{.CPUPerc}}\\t{{.MemUsage}}\\t{{.MemPerc}}\\t{{.NetIO}}\\t{{.BlockIO}}\\t{{.PIDs}}";
 
-/// Prints one table (streaming is not implemented: it prints once, as `--no-stream`).
+/// Columns of the table: field and title.
+const HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Container", "CONTAINER"),
+    ("Name", "NAME"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+    ("PIDs", "PIDS"),
+];
+
+/// Streams a table a second (redrawn in place on a terminal, one after the other
+/// otherwise) until Ctrl-C or until no container is left to show; `--no-stream` prints one.
+/// CPU % is Docker's: the CPU time of the interval between two samples.
 pub fn run(g: &GlobalOpts, a: StatsArgs) -> anyhow::Result<i32> {
+    use std::io::IsTerminal;
     let lc = super::container::lifecycle(g)?;
-    let containers = if a.containers.is_empty() {
-        lc.all()
-            .map_err(berth_engine::Error::from)?
-            .into_iter()
-            .filter(|c| a.all || c.status.is_active())
-            .collect()
-    } else {
-        let mut v = Vec::new();
-        for n in &a.containers {
-            match lc.find(n) {
-                Ok(c) => v.push(c),
-                Err(e) => return Ok(super::container::daemon_error(&e)),
-            }
+    let mut named = Vec::new();
+    for n in &a.containers {
+        match lc.find(n) {
+            Ok(c) => named.push(c.id().to_string()),
+            Err(e) => return Ok(super::container::daemon_error(&e)),
         }
-        v
+    }
+    let format = match a.format.as_deref() {
+        None | Some("") | Some("table") => DEFAULT_FORMAT,
+        Some(f) => f,
     };
-    let rows: Vec<_> = containers.iter().map(|c| lc.stats(c)).collect();
-    // Docker's field names and strings, so `--format` templates written for Docker work.
-    let values: Vec<serde_json::Value> = rows
-        .iter()
+    let redraw = !a.no_stream && std::io::stdout().is_terminal();
+    if !a.no_stream {
+        // Streaming into a pipe: end when the reader goes away (Rust ignores SIGPIPE).
+        berth_runtime::sys::reset_signals();
+    }
+    let mut prev: std::collections::HashMap<String, StatsRow> = Default::default();
+    let mut first = true;
+    loop {
+        // The containers to show: the named ones still there, else every running one
+        // (Docker adds those that start and drops those that stop).
+        let containers: Vec<_> = if named.is_empty() {
+            lc.all()
+                .map_err(berth_engine::Error::from)?
+                .into_iter()
+                .filter(|c| a.all || c.status.is_active())
+                .collect()
+        } else {
+            named.iter().filter_map(|id| lc.find(id).ok()).collect()
+        };
+        let samples: Vec<StatsRow> = containers.iter().map(|c| lc.stats(c)).collect();
+        if first && !samples.is_empty() {
+            // A first sample to measure the CPU time of an interval against.
+            first = false;
+            prev = samples.into_iter().map(|r| (r.id.clone(), r)).collect();
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            continue;
+        }
+        let rows: Vec<StatsRow> = samples
+            .into_iter()
+            .map(|r| match prev.get(&r.id) {
+                Some(p) => r.with_cpu_since(p),
+                None => StatsRow {
+                    cpu_percent: 0.0,
+                    ..r
+                },
+            })
+            .collect();
+        if redraw {
+            print!("\x1b[2J\x1b[H");
+        }
+        super::images::print_formatted(format, &values(&rows, a.no_trunc), HEADERS);
+        if a.no_stream || rows.is_empty() {
+            return Ok(0);
+        }
+        prev = rows.into_iter().map(|r| (r.id.clone(), r)).collect();
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// Docker's field names and strings, so `--format` templates written for Docker work.
+fn values(rows: &[StatsRow], no_trunc: bool) -> Vec<serde_json::Value> {
+    rows.iter()
         .map(|r| {
-            let id = if a.no_trunc {
+            let id = if no_trunc {
                 r.id.as_str()
             } else {
                 short(&r.id)
@@ -100,25 +160,5 @@ pub fn run(g: &GlobalOpts, a: StatsArgs) -> anyhow::Result<i32> {
                 "PIDs": r.pids.to_string(),
             })
         })
-        .collect();
-    let format = match a.format.as_deref() {
-        None | Some("") | Some("table") => DEFAULT_FORMAT,
-        Some(f) => f,
-    };
-    super::images::print_formatted(
-        format,
-        &values,
-        &[
-            ("ID", "CONTAINER ID"),
-            ("Container", "CONTAINER"),
-            ("Name", "NAME"),
-            ("CPUPerc", "CPU %"),
-            ("MemUsage", "MEM USAGE / LIMIT"),
-            ("MemPerc", "MEM %"),
-            ("NetIO", "NET I/O"),
-            ("BlockIO", "BLOCK I/O"),
-            ("PIDs", "PIDS"),
-        ],
-    );
-    Ok(0)
+        .collect()
 }
