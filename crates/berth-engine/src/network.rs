@@ -79,6 +79,24 @@ pub enum NetworkError {
         /// Network name.
         network: String,
     },
+    /// `--ip` outside the network's subnet (or its network or broadcast address).
+    #[error("Invalid address {address}: It does not belong to any of this network's subnets ({network}: {subnet})")]
+    AddressOutside {
+        /// The address asked for.
+        address: Ipv4Addr,
+        /// Network name.
+        network: String,
+        /// Its subnet.
+        subnet: String,
+    },
+    /// `--ip` that another container (or the gateway) holds.
+    #[error("Address already in use: {address} on network {network}")]
+    AddressInUse {
+        /// The address asked for.
+        address: Ipv4Addr,
+        /// Network name.
+        network: String,
+    },
     /// A malformed stored row (should not happen).
     #[error("stored network {0} is damaged: {1}")]
     Damaged(String, String),
@@ -104,6 +122,8 @@ impl NetworkError {
             NetworkError::Overlap => ErrorKind::Conflict,
             NetworkError::AlreadyConnected { .. } => ErrorKind::AlreadyExists,
             NetworkError::NotConnected { .. } => ErrorKind::NotFound,
+            NetworkError::AddressOutside { .. } => ErrorKind::InvalidArgument,
+            NetworkError::AddressInUse { .. } => ErrorKind::Conflict,
             NetworkError::Damaged(..) => ErrorKind::Internal,
         }
     }
@@ -135,6 +155,10 @@ pub struct NetworkRequest {
     pub hostname: String,
     /// `--network-alias`.
     pub aliases: Vec<String>,
+    /// `--ip`: the address on the `mode` network (a user-defined one); `None`: any free one.
+    pub ip: Option<Ipv4Addr>,
+    /// `--mac-address`: the MAC of the interface on the `mode` network.
+    pub mac: Option<[u8; 6]>,
     /// `--add-host name:ip`.
     pub add_hosts: Vec<String>,
     /// `--dns`.
@@ -729,6 +753,8 @@ impl<'a> Networks<'a> {
         // Endpoints: the mode's network plus any recorded by `network connect`.
         let _lock = self.network_lock()?;
         let mut nets: Vec<Net> = Vec::new();
+        // `--ip` and `--mac-address` apply to the `--network` network, which comes first.
+        let has_mode_net = net.is_some();
         if let Some(n) = net {
             nets.push(Net::from_record(n)?);
         }
@@ -742,7 +768,8 @@ impl<'a> Networks<'a> {
         let nft = self.net_config()?.nftables;
         let mut links = Vec::new();
         for (i, n) in nets.iter().enumerate() {
-            let ep = self.allocate(req, n, i)?;
+            let mode_net = i == 0 && has_mode_net;
+            let ep = self.allocate(req, n, i, req.ip.filter(|_| mode_net))?;
             let address = parse_v4("address", &ep.address)?;
             addresses.insert(n.rec.name.clone(), address);
             links.push((
@@ -753,6 +780,7 @@ impl<'a> Networks<'a> {
                     address,
                     prefix_len: n.subnet.prefix_len(),
                     default_gateway: (i == 0 && !n.rec.internal).then_some(n.gateway),
+                    mac: req.mac.filter(|_| mode_net),
                 },
             ));
         }
@@ -853,7 +881,26 @@ impl<'a> Networks<'a> {
         Ok(())
     }
 
-    fn allocate(&self, req: &NetworkRequest, n: &Net, index: usize) -> Result<EndpointRecord> {
+    /// The container's endpoint on `n`: the stored one, else a new one with the `wanted`
+    /// address (checked: a host address of the subnet, not the gateway's, not in use) or
+    /// the next free address.
+    fn allocate(
+        &self,
+        req: &NetworkRequest,
+        n: &Net,
+        index: usize,
+        wanted: Option<Ipv4Addr>,
+    ) -> Result<EndpointRecord> {
+        if let Some(a) = wanted {
+            if !n.subnet.contains(&a) || a == n.subnet.network() || a == n.subnet.broadcast() {
+                return Err(NetworkError::AddressOutside {
+                    address: a,
+                    network: n.rec.name.clone(),
+                    subnet: n.subnet.to_string(),
+                });
+            }
+        }
+        let taken = std::cell::Cell::new(false);
         let mut names = vec![req.container_name.clone()];
         names.extend(req.aliases.iter().cloned());
         names.push(req.container_id.chars().take(12).collect());
@@ -867,12 +914,28 @@ impl<'a> Networks<'a> {
             aliases: serde_json::to_string(&names).unwrap_or_else(|_| "[]".into()),
         };
         let (subnet, gw) = (n.subnet, n.gateway);
-        let mut ep = self.store.allocate_endpoint(&want, |used| {
+        let got = self.store.allocate_endpoint(&want, |used| {
             let used: HashSet<Ipv4Addr> = used.iter().filter_map(|a| a.parse().ok()).collect();
-            berth_net::ipam::next_free(&subnet, gw, &used)
-                .ok()
-                .map(|a| a.to_string())
-        })?;
+            match wanted {
+                Some(a) if used.contains(&a) || a == gw => {
+                    taken.set(true);
+                    None
+                }
+                Some(a) => Some(a.to_string()),
+                None => berth_net::ipam::next_free(&subnet, gw, &used)
+                    .ok()
+                    .map(|a| a.to_string()),
+            }
+        });
+        let mut ep = match (got, wanted) {
+            (Err(_), Some(address)) if taken.get() => {
+                return Err(NetworkError::AddressInUse {
+                    address,
+                    network: n.rec.name.clone(),
+                })
+            }
+            (r, _) => r?,
+        };
         // A stored endpoint keeps its address; its interface index follows this run's order.
         ep.container_ifname = format!("eth{index}");
         Ok(ep)
@@ -1016,7 +1079,7 @@ impl<'a> Networks<'a> {
             aliases: aliases.to_vec(),
             ..Default::default()
         };
-        let ep = self.allocate(&req, &net, current.len())?;
+        let ep = self.allocate(&req, &net, current.len(), None)?;
         if running {
             let address = parse_v4("address", &ep.address)?;
             let spec = EndpointSpec {
@@ -1025,6 +1088,7 @@ impl<'a> Networks<'a> {
                 address,
                 prefix_len: net.subnet.prefix_len(),
                 default_gateway: None,
+                mac: None,
             };
             let nft = self.net_config()?.nftables;
             if let Err(e) = endpoint::connect(self.net_ops(), &ns, &net.bridge_spec(nft), &spec) {

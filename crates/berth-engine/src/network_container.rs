@@ -72,6 +72,9 @@ pub fn attach(lc: &Lifecycle, c: &Container) -> Result<AttachedNetwork, NetworkE
         mode,
         hostname,
         aliases: hc.network_aliases.clone(),
+        // Checked at create; a stored value that no longer parses is ignored.
+        ip: hc.ipv4_address.parse().ok(),
+        mac: berth_net::config::parse_mac(&hc.mac_address).ok(),
         add_hosts: hc.extra_hosts.clone(),
         dns: hc.dns.clone(),
         dns_search: hc.dns_search.clone(),

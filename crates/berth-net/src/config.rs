@@ -128,6 +128,48 @@ pub fn validate_ifname(s: &str) -> Result<()> {
     Ok(())
 }
 
+/// Parses a `--mac-address` (`92:d0:c6:0a:29:33` or with `-`): six hex pairs, not a
+/// multicast address (the kernel refuses those for an interface).
+///
+/// ```
+/// let mac = berth_net::config::parse_mac("92:D0:c6:0a:29:33").unwrap();
+/// assert_eq!(berth_net::config::format_mac(&mac), "92:d0:c6:0a:29:33");
+/// ```
+pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let bad = |reason: &str| Error::InvalidValue {
+        what: "MAC address",
+        value: s.to_string(),
+        reason: reason.to_string(),
+    };
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return Err(bad("expected six hex pairs as 92:d0:c6:0a:29:33"));
+    }
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(&parts) {
+        if p.len() != 2 {
+            return Err(bad("expected six hex pairs as 92:d0:c6:0a:29:33"));
+        }
+        *b = u8::from_str_radix(p, 16)
+            .map_err(|_| bad("expected six hex pairs as 92:d0:c6:0a:29:33"))?;
+    }
+    if mac[0] & 1 == 1 {
+        return Err(bad("a multicast address cannot name an interface"));
+    }
+    if mac == [0; 6] {
+        return Err(bad("the all-zero address cannot name an interface"));
+    }
+    Ok(mac)
+}
+
+/// `92:d0:c6:0a:29:33`: lower case, colons.
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -145,5 +187,25 @@ mod tests {
         assert!(NetConfig::parse("[network]\nsubnet = \"nope\"").is_err());
         assert!(NetConfig::parse("[network]\nnftables = 3").is_err());
         assert!(NetConfig::parse("[network]\nbridge = \"a-name-far-too-long\"").is_err());
+    }
+
+    #[test]
+    fn mac_addresses_parse_and_bad_ones_are_refused() {
+        assert_eq!(
+            parse_mac("02-42-AC-11-00-02").unwrap(),
+            [0x02, 0x42, 0xac, 0x11, 0x00, 0x02]
+        );
+        for bad in [
+            "",
+            "zz",
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:02:03",
+            "0:42:ac:11:00:02",
+            "01:00:5e:00:00:01",
+            "00:00:00:00:00:00",
+            "02:42:ac:11:00:0g",
+        ] {
+            assert!(parse_mac(bad).is_err(), "{bad} should be refused");
+        }
     }
 }

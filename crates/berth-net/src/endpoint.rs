@@ -90,6 +90,7 @@ mod tests {
                 address: Ipv4Addr::new(10, n, 0, 2),
                 prefix_len: 24,
                 default_gateway: None,
+                mac: None,
             },
         )
     }

@@ -37,6 +37,8 @@ pub struct EndpointSpec {
     pub prefix_len: u8,
     /// Default route through this gateway, when this is the container's first network.
     pub default_gateway: Option<Ipv4Addr>,
+    /// The container end's MAC address (`--mac-address`); `None`: the kernel's random one.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// The kernel operations of berth-net. Implementations are idempotent where the names say

@@ -49,6 +49,7 @@ fn endpoint(b: &BridgeSpec, host: u8, name: &str) -> EndpointSpec {
         address: Ipv4Addr::new(o[0], o[1], o[2], o[3] - 1 + host),
         prefix_len: 27,
         default_gateway: Some(b.gateway),
+        mac: None,
     }
 }
 

@@ -76,6 +76,12 @@ pub struct HostConfig {
     /// `--network-alias` (Docker keeps these in `NetworkingConfig`).
     #[serde(default)]
     pub network_aliases: Vec<String>,
+    /// `--ip` (Docker keeps it in `NetworkingConfig`'s IPAM config); empty: any free one.
+    #[serde(default)]
+    pub ipv4_address: String,
+    /// `--mac-address` (lower case); empty: the kernel's random one.
+    #[serde(default)]
+    pub mac_address: String,
     /// `--restart`.
     pub restart_policy: RestartPolicy,
     /// `--rm`.

@@ -89,6 +89,10 @@ pub struct CreateRequest {
     pub add_host: Vec<String>,
     /// `--network-alias`.
     pub network_alias: Vec<String>,
+    /// `--ip`.
+    pub ip: Option<String>,
+    /// `--mac-address`.
+    pub mac_address: Option<String>,
     /// `--runtime`.
     pub runtime: Option<String>,
     /// `-l`.
@@ -319,6 +323,17 @@ impl CreateRequest {
             dns_search: self.dns_search.clone(),
             extra_hosts: self.add_host.clone(),
             network_aliases: self.network_alias.clone(),
+            ipv4_address: self.ipv4_address(&network)?,
+            mac_address: match self.mac_address.as_deref() {
+                None | Some("") => String::new(),
+                Some(m) => berth_net::config::parse_mac(m)
+                    .map(|b| berth_net::config::format_mac(&b))
+                    .map_err(|e| OptionError::BadValue {
+                        flag: "--mac-address",
+                        value: m.to_string(),
+                        reason: e.to_string(),
+                    })?,
+            },
             restart_policy,
             auto_remove: self.auto_remove,
             cap_add,
@@ -350,6 +365,25 @@ impl CreateRequest {
             name,
             labels: options::parse_labels(&self.labels),
         })
+    }
+
+    /// `--ip`: an IPv4 address, on a user-defined network only (as Docker); whether it
+    /// lies in the network's subnet and is free is checked when the container starts.
+    fn ipv4_address(&self, network: &NetworkMode) -> Result<String, OptionError> {
+        let Some(ip) = self.ip.as_deref().filter(|s| !s.is_empty()) else {
+            return Ok(String::new());
+        };
+        let addr: std::net::Ipv4Addr = ip.parse().map_err(|_| OptionError::BadValue {
+            flag: "--ip",
+            value: ip.to_string(),
+            reason: format!("invalid string being converted to IP address: {ip}"),
+        })?;
+        match network {
+            NetworkMode::Bridge(n) if n != "bridge" => Ok(addr.to_string()),
+            _ => Err(OptionError::Conflict(
+                "user specified IP address is supported on user defined networks only".into(),
+            )),
+        }
     }
 }
 

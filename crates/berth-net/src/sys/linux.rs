@@ -83,6 +83,7 @@ impl NetOps for LinuxNetOps {
                 &ep.host_ifname,
                 master,
                 &ep.container_ifname,
+                ep.mac,
                 nsfd.as_fd(),
             )])
         })?;

@@ -213,9 +213,18 @@ pub(crate) fn link_up(index: u32, name: &str) -> Request {
 /// Creates a veth pair: `host` (up, enslaved to `master`) here, `peer` created directly in
 /// the namespace `netns`, so no separate move is needed. The peer is set up later from
 /// inside (asking for it up at creation fails with ENOTCONN across namespaces).
-pub(crate) fn new_veth(host: &str, master: u32, peer: &str, netns: BorrowedFd<'_>) -> Request {
+pub(crate) fn new_veth(
+    host: &str,
+    master: u32,
+    peer: &str,
+    peer_mac: Option<[u8; 6]>,
+    netns: BorrowedFd<'_>,
+) -> Request {
     let mut p = LinkMessage::default();
     p.attributes.push(LinkAttribute::IfName(peer.to_string()));
+    if let Some(mac) = peer_mac {
+        p.attributes.push(LinkAttribute::Address(mac.to_vec()));
+    }
     p.attributes.push(LinkAttribute::NetNsFd(netns.as_raw_fd()));
     let mut m = LinkMessage::default();
     m.header.flags = LinkFlags::Up;

@@ -122,6 +122,12 @@ pub struct ContainerFlags {
     /// Add network-scoped alias for the container.
     #[arg(long = "network-alias")]
     pub network_alias: Vec<String>,
+    /// IPv4 address on the --network network (user-defined networks only).
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Container MAC address (e.g. 92:d0:c6:0a:29:33).
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
     /// Runtime to use for this container (runc, crun or a path).
     #[arg(long)]
     pub runtime: Option<String>,
@@ -195,6 +201,8 @@ impl ContainerFlags {
             dns_search: self.dns_search.clone(),
             add_host: self.add_host.clone(),
             network_alias: self.network_alias.clone(),
+            ip: self.ip.clone(),
+            mac_address: self.mac_address.clone(),
             runtime: self.runtime.clone(),
             labels: self.label.clone(),
             detach,
