@@ -4,11 +4,19 @@
 #  1. manifest GET by tag, `wrk -t2 -c16` (target >= 20,000 req/s);
 #  2. push and pull of a 200 MB pre-compressed (incompressible) layer, every blob hashed and
 #     fsynced before it is acknowledged: berth push/pull vs skopeo with docker-registry, and vs
-#     `dd conv=fdatasync` on the same disk (targets: 2x skopeo, 0.9x dd);
+#     `dd conv=fdatasync` of the same bytes on the same disk (targets: 2x skopeo, 0.9x dd);
 #  3. push with gzip of a ~200 MB uncompressed rootfs layer (target: 2x skopeo);
 #  4. idle RSS of both servers (target <= 10 MB).
 #
-#   sudo bench/registry.sh          (BENCH_WORK=dir to choose the scratch dir, DURATION=10 for wrk)
+# Like with like: skopeo reads an OCI layout (berth reads its store), so nothing is converted on
+# the way; its pull is `skopeo copy` to an OCI layout, the blob fsynced (`sync FILE`, as berth
+# fsyncs its blobs) and unpacked with `tar -xzf` (berth's pull unpacks the layer; neither
+# fsyncs the unpacked files), with the blob-only figure recorded too; for push with gzip the
+# OCI layout holds the layer uncompressed, so skopeo compresses it on the way as berth does.
+# Transfers run XFER_RUNS times (default 5), each against both registries started afresh on
+# empty storage, tools alternating; the figures are medians with min and max.
+#
+#   sudo bench/registry.sh   (BENCH_WORK=dir for the scratch dir, DURATION=10 for wrk, XFER_RUNS=5)
 #
 # Under bench/run.sh the figures go to $BENCH_RESULTS through $BENCH; alone it prints them.
 # Needs: wrk, skopeo, docker-registry, curl; root (import keeps owners). Starts two servers on
@@ -21,7 +29,7 @@ mkdir -p "$work"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"/{storage,dist,r1,r2,r3,run,skopeo-pull,layer.bin,*.tar,*.tar.gz,oci-*,dd.out}
+  rm -rf "$work"/{storage,dist,r1,r2,r3,run,skopeo-pull,skopeo-x,layer.bin,*.tar,*.tar.gz,oci-*,dd.out,xs-*,xd-*}
   [ -n "${BENCH_WORK:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -32,7 +40,7 @@ if [ -z "${BERTH:-}" ]; then
 fi
 export DOCKER_CONFIG=$work/docker-config
 
-record() { # suite metric tool unit value [target]
+record() { # metric tool unit value [target]
   local metric=$1 tool=$2 unit=$3 value=$4 target=${5:-}
   printf '  %-44s %-16s %10s %s\n' "$metric" "$tool" "$value" "$unit"
   if [ -n "${BENCH:-}" ]; then
@@ -40,6 +48,20 @@ record() { # suite metric tool unit value [target]
     [ "$unit" = "MB" ] || hib=(--higher-is-better)
     "$BENCH" record --suite registry --metric "$metric" --tool "$tool" --unit "$unit" "${hib[@]}" \
       --value "$value" --min "$value" --max "$value" ${target:+--target "$target"} >/dev/null || true
+  fi
+}
+# metric tool unit target v1 v2 ...: the median, with min and max
+record_runs() {
+  local metric=$1 tool=$2 unit=$3 target=$4
+  shift 4
+  local stats
+  stats=$(python3 -c 'import statistics,sys; v=[float(x) for x in sys.argv[1:]]; print(round(statistics.median(v),1), min(v), max(v))' "$@")
+  local med=${stats%% *} rest=${stats#* }
+  local lo=${rest%% *} hi=${rest#* }
+  printf '  %-44s %-16s %10s %s (%s-%s, %d runs)\n' "$metric" "$tool" "$med" "$unit" "$lo" "$hi" $#
+  if [ -n "${BENCH:-}" ]; then
+    "$BENCH" record --suite registry --metric "$metric" --tool "$tool" --unit "$unit" --higher-is-better \
+      --value "$med" --min "$lo" --max "$hi" ${target:+--target "$target"} >/dev/null || true
   fi
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -100,41 +122,36 @@ for tool in berth distribution; do
 done
 record "idle RSS after load" berth MB "$(rss_mb $bpid)"
 
-# --- 200 MB pre-compressed layer
-echo "== 200 MB pre-compressed layer"
+# --- transfers: both registries afresh for every run, on empty storage
+xfer_runs=${XFER_RUNS:-5}
+xpids=()
+start_xfer_servers() { # run number
+  local n=$1
+  rm -rf "$work/xs-$n" "$work/xd-$n"
+  xb=$(free_port)
+  "$BERTH" registry serve --addr "127.0.0.1:$xb" --storage "$work/xs-$n" >>"$work/berth-registry.log" 2>&1 &
+  xpids=($!)
+  xd=$(free_port)
+  sed -e "s|rootdirectory: .*|rootdirectory: $work/xd-$n|" -e "s|addr: .*|addr: 127.0.0.1:$xd|" \
+    "$work/dist.yml" >"$work/dist-x.yml"
+  docker-registry serve "$work/dist-x.yml" >>"$work/dist.log" 2>&1 &
+  xpids+=($!)
+  pids+=("${xpids[@]}")
+  for p in $xb $xd; do
+    for _ in $(seq 100); do curl -fs "http://127.0.0.1:$p/v2/" >/dev/null && break; sleep 0.1; done
+  done
+}
+stop_xfer_servers() { # run number
+  for p in "${xpids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$work/xs-$1" "$work/xd-$1"
+}
+
+echo "== transfers: 200 MB pre-compressed layer; push with gzip of an uncompressed layer ($xfer_runs runs)"
 head -c 200000000 /dev/urandom >"$work/layer.bin"
 tar -C "$work" -cf - layer.bin | gzip -1 >"$work/layer.tar.gz"
+rm -f "$work/layer.bin"
 size=$(stat -c %s "$work/layer.tar.gz")
-sync
-t=$(now); dd if="$work/layer.tar.gz" of="$work/dd.out" bs=1M conv=fdatasync status=none; s=$(elapsed "$t")
-rm -f "$work/dd.out"
-record "durable write (dd conv=fdatasync)" dd MB/s "$(mbps "$size" "$s")"
-
-b="--root $work/r1 --runroot $work/run"
-ref=127.0.0.1:$bport/bench/big:1
-"$BERTH" $b import "$work/layer.tar.gz" "$ref" >/dev/null
-sync
-t=$(now); "$BERTH" $b push -q "$ref" >/dev/null; s=$(elapsed "$t")
-record "push 200 MB gzip layer" berth MB/s "$(mbps "$size" "$s")" "2x skopeo, 0.9x dd"
-sync
-t=$(now); "$BERTH" --root "$work/r2" --runroot "$work/run" pull -q "$ref" >/dev/null; s=$(elapsed "$t")
-record "pull 200 MB gzip layer (+unpack)" berth MB/s "$(mbps "$size" "$s")" "2x skopeo"
-
-# skopeo with distribution: the same image, from a docker-archive that berth saves.
-"$BERTH" $b save -o "$work/big.tar" "$ref"
-sync
-t=$(now)
-skopeo copy -q --dest-tls-verify=false "docker-archive:$work/big.tar" "docker://127.0.0.1:$dport/bench/big:1"
-s=$(elapsed "$t")
-record "push 200 MB gzip layer" skopeo MB/s "$(mbps "$size" "$s")"
-sync
-t=$(now)
-skopeo copy -q --src-tls-verify=false "docker://127.0.0.1:$dport/bench/big:1" "oci:$work/skopeo-pull:big"
-sync; s=$(elapsed "$t")
-record "pull 200 MB gzip layer (+unpack)" skopeo MB/s "$(mbps "$size" "$s")"
-
-# --- gzip on push: a rootfs-like ~200 MB uncompressed layer
-echo "== push with gzip of an uncompressed layer"
+# A rootfs-like ~200 MB uncompressed layer (real files: headers, Python, docs, libraries).
 srcs=()
 for d in usr/include usr/lib/python3.11 usr/lib/python3 usr/share/doc usr/lib/x86_64-linux-gnu; do
   [ -d "/$d" ] && srcs+=("$d")
@@ -144,17 +161,97 @@ tar -cf - --numeric-owner -C / "${srcs[@]}" 2>/dev/null | head -c 200000000 >"$w
 mkdir -p "$work/oci-x" && tar -xf "$work/rootfs.tar" -C "$work/oci-x" 2>/dev/null || true
 tar -cf "$work/rootfs.tar" -C "$work/oci-x" . && rm -rf "$work/oci-x"
 usize=$(stat -c %s "$work/rootfs.tar")
-gref=127.0.0.1:$bport/bench/gz:1
-"$BERTH" --root "$work/r3" --runroot "$work/run" import "$work/rootfs.tar" "$gref" >/dev/null
-sync
-t=$(now); "$BERTH" --root "$work/r3" --runroot "$work/run" push -q "$gref" >/dev/null; s=$(elapsed "$t")
-record "push with gzip ($((usize/1000000)) MB uncompressed)" berth MB/s "$(mbps "$usize" "$s")" "2x skopeo"
-"$BERTH" --root "$work/r3" --runroot "$work/run" save -o "$work/gz.tar" "$gref"
-# an uncompressed OCI layout for skopeo to compress on the way
-skopeo copy -q "docker-archive:$work/gz.tar" "oci:$work/oci-gz:gz" --dest-decompress 2>/dev/null \
-  || skopeo copy -q "docker-archive:$work/gz.tar" "oci:$work/oci-gz:gz"
-sync
-t=$(now)
-skopeo copy -q --dest-tls-verify=false --dest-compress "oci:$work/oci-gz:gz" "docker://127.0.0.1:$dport/bench/gz:1"
-s=$(elapsed "$t")
-record "push with gzip ($((usize/1000000)) MB uncompressed)" skopeo MB/s "$(mbps "$usize" "$s")"
+
+b="--root $work/r1 --runroot $work/run"
+g="--root $work/r3 --runroot $work/run"
+"$BERTH" $b import "$work/layer.tar.gz" bench/big:1 >/dev/null
+"$BERTH" $g import "$work/rootfs.tar" bench/gz:1 >/dev/null
+# skopeo's sources: OCI layouts of the same bytes (berth's save writes an OCI layout too):
+# the 200 MB layer gzip, as in berth's store; the rootfs layer uncompressed, so that skopeo
+# compresses it on the push, as berth does.
+"$BERTH" $b save -o "$work/big.tar" bench/big:1
+"$BERTH" $g save -o "$work/gz.tar" bench/gz:1
+mkdir -p "$work/oci-big" "$work/oci-gz"
+tar -xf "$work/big.tar" -C "$work/oci-big" && tar -xf "$work/gz.tar" -C "$work/oci-gz"
+rm -f "$work/big.tar" "$work/gz.tar"
+grep -q 'vnd.oci.image.layer.v1.tar"' "$work"/oci-gz/blobs/sha256/* \
+  || echo "warning: the OCI layout of the rootfs layer is not uncompressed" >&2
+
+dd_v=() bpush=() spush=() bpull=() spull=() sblob=() bgz=() sgz=()
+for i in $(seq "$xfer_runs"); do
+  start_xfer_servers "$i"
+  sync
+  t=$(now); dd if="$work/layer.tar.gz" of="$work/dd.out" bs=1M conv=fdatasync status=none; s=$(elapsed "$t")
+  rm -f "$work/dd.out"
+  dd_v+=("$(mbps "$size" "$s")")
+
+  for tool in berth skopeo; do
+    # alternate which tool goes first
+    [ $((i % 2)) = 0 ] && { [ $tool = berth ] && tool=skopeo || tool=berth; }
+    sync
+    if [ $tool = berth ]; then
+      "$BERTH" $b tag bench/big:1 "127.0.0.1:$xb/bench/big:$i"
+      t=$(now); "$BERTH" $b push -q "127.0.0.1:$xb/bench/big:$i" >/dev/null; s=$(elapsed "$t")
+      "$BERTH" $b rmi "127.0.0.1:$xb/bench/big:$i" >/dev/null
+      bpush+=("$(mbps "$size" "$s")")
+    else
+      t=$(now)
+      skopeo copy -q --dest-tls-verify=false "oci:$work/oci-big:1" "docker://127.0.0.1:$xd/bench/big:$i"
+      s=$(elapsed "$t")
+      spush+=("$(mbps "$size" "$s")")
+    fi
+  done
+
+  for tool in berth skopeo; do
+    [ $((i % 2)) = 0 ] && { [ $tool = berth ] && tool=skopeo || tool=berth; }
+    rm -rf "$work/r2" "$work/skopeo-pull" "$work/skopeo-x"
+    sync
+    if [ $tool = berth ]; then
+      t=$(now); "$BERTH" --root "$work/r2" --runroot "$work/run" pull -q "127.0.0.1:$xb/bench/big:$i" >/dev/null; s=$(elapsed "$t")
+      bpull+=("$(mbps "$size" "$s")")
+    else
+      t=$(now)
+      skopeo copy -q --src-tls-verify=false "docker://127.0.0.1:$xd/bench/big:$i" "oci:$work/skopeo-pull:big"
+      sync "$work"/skopeo-pull/blobs/sha256/*
+      s1=$(elapsed "$t")
+      layer=$(find "$work/skopeo-pull/blobs/sha256" -size +100M | head -n1)
+      mkdir "$work/skopeo-x" && tar -xzf "$layer" -C "$work/skopeo-x"
+      s=$(elapsed "$t")
+      sblob+=("$(mbps "$size" "$s1")")
+      spull+=("$(mbps "$size" "$s")")
+    fi
+  done
+  rm -rf "$work/r2" "$work/skopeo-pull" "$work/skopeo-x"
+
+  for tool in berth skopeo; do
+    [ $((i % 2)) = 0 ] && { [ $tool = berth ] && tool=skopeo || tool=berth; }
+    sync
+    if [ $tool = berth ]; then
+      "$BERTH" $g tag bench/gz:1 "127.0.0.1:$xb/bench/gz:$i"
+      t=$(now); "$BERTH" $g push -q "127.0.0.1:$xb/bench/gz:$i" >/dev/null; s=$(elapsed "$t")
+      "$BERTH" $g rmi "127.0.0.1:$xb/bench/gz:$i" >/dev/null
+      bgz+=("$(mbps "$usize" "$s")")
+    else
+      t=$(now)
+      skopeo copy -q --dest-tls-verify=false "oci:$work/oci-gz:1" "docker://127.0.0.1:$xd/bench/gz:$i"
+      s=$(elapsed "$t")
+      sgz+=("$(mbps "$usize" "$s")")
+      if [ "$i" = 1 ] && ! curl -fs -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+        -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+        "http://127.0.0.1:$xd/v2/bench/gz/manifests/$i" | grep -q 'tar+gzip\|tar.gzip'; then
+        echo "warning: skopeo did not compress the rootfs layer" >&2
+      fi
+    fi
+  done
+  stop_xfer_servers "$i"
+done
+
+record_runs "durable write (dd conv=fdatasync)" dd MB/s "" "${dd_v[@]}"
+record_runs "push 200 MB gzip layer" berth MB/s "2x skopeo, 0.9x dd" "${bpush[@]}"
+record_runs "push 200 MB gzip layer" skopeo MB/s "" "${spush[@]}"
+record_runs "push 200 MB gzip layer" dd MB/s "" "${dd_v[@]}"
+record_runs "pull 200 MB gzip layer (+unpack)" berth MB/s "2x skopeo" "${bpull[@]}"
+record_runs "pull 200 MB gzip layer (+unpack)" skopeo MB/s "" "${spull[@]}"
+record_runs "pull 200 MB gzip layer, skopeo blob only (no unpack)" skopeo MB/s "" "${sblob[@]}"
+record_runs "push with gzip ($((usize/1000000)) MB uncompressed)" berth MB/s "2x skopeo" "${bgz[@]}"
+record_runs "push with gzip ($((usize/1000000)) MB uncompressed)" skopeo MB/s "" "${sgz[@]}"

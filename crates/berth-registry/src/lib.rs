@@ -26,6 +26,7 @@ pub mod name;
 pub mod protocol;
 pub mod server;
 pub mod test_support;
+pub mod write_behind;
 
 /// The broad kind of any error of this crate, for callers that map errors to exit codes or
 /// responses.

@@ -12,6 +12,7 @@ use berth_oci::{Digest, Hasher};
 use super::{BlobSink, ClientError, Progress, ProgressFn, RequestBody, Session};
 use crate::name::RepoName;
 use crate::protocol::{self, Descriptor, ManifestView, Platform};
+use crate::write_behind::WriteBehind;
 
 /// Largest manifest accepted from a registry.
 pub const MAX_MANIFEST: u64 = 4 << 20;
@@ -372,6 +373,8 @@ fn download(
             hasher = Hasher::new();
         }
         file.seek(SeekFrom::Start(have)).map_err(io)?;
+        // Flushed to disk while it arrives, so the fsync below is short.
+        let mut out = WriteBehind::new(file);
         // A copy of a whole fresh download for the sink (to unpack while it arrives); any
         // failure below drops it, which the sink sees as a cut stream.
         let mut tee = if have == 0 { sink.tee(desc) } else { None };
@@ -390,7 +393,7 @@ fn download(
             };
             have += n as u64;
             if have > desc.size {
-                drop(file);
+                drop(out);
                 let _ = std::fs::remove_file(&path);
                 return Err(ClientError::SizeMismatch {
                     digest: desc.digest.clone(),
@@ -399,7 +402,7 @@ fn download(
                 });
             }
             hasher.update(&buf[..n]);
-            file.write_all(&buf[..n]).map_err(io)?;
+            out.write_all(&buf[..n]).map_err(io)?;
             if let Some(t) = tee.as_mut() {
                 if t.write_all(&buf[..n]).is_err() {
                     // The consumer gave up; the download goes on without it.
@@ -415,6 +418,7 @@ fn download(
                 });
             }
         }
+        file = out.finish().map_err(io)?;
         if have < desc.size {
             // The connection ended early: keep the partial file and retry.
             return Err(ClientError::BodyRead {

@@ -1050,42 +1050,60 @@ fn upload_accepted(status: StatusCode, name: &RepoName, id: &str, size: u64) -> 
     r
 }
 
-/// Streams a request body into an upload, hashing as it goes; returns the upload's size.
+/// Streams a request body into an upload, hashing as it goes (the hashing and the writing on
+/// two threads, so that each chunk costs the slower of the two, not their sum); returns the
+/// upload's size.
 async fn receive(reg: &Arc<Registry>, id: &str, body: Incoming) -> Result<u64> {
     let state = reg.uploads.lock().ok().and_then(|mut m| m.remove(id));
     let storage = reg.storage.clone();
+    let id2 = id.to_owned();
+    let w = blocking(move || Ok(storage.append_upload(&id2)?)).await?;
+    let start = w.len();
+    let hasher = match state {
+        Some(h) if h.len() == start => Some(h),
+        None if start == 0 => Some(Hasher::new()),
+        // The hash state was lost (restart, other replica): commit re-reads.
+        _ => None,
+    };
     let (tx, mut rx) = mpsc::channel::<Bytes>(32);
     let id2 = id.to_owned();
-    let writer = tokio::task::spawn_blocking(move || -> Result<(Option<Hasher>, u64)> {
-        let w = storage.append_upload(&id2)?;
-        let start = w.len();
-        let mut hasher = match state {
-            Some(h) if h.len() == start => Some(h),
-            None if start == 0 => Some(Hasher::new()),
-            // The hash state was lost (restart, other replica): commit re-reads.
-            _ => None,
-        };
-        let mut w = io::BufWriter::with_capacity(1 << 20, w);
+    let writer = tokio::task::spawn_blocking(move || -> Result<u64> {
         let io_err = |source| StorageError::Io {
             path: format!("uploads/{id2}").into(),
             source,
         };
+        let mut w = io::BufWriter::with_capacity(1 << 20, w);
         while let Some(chunk) = rx.blocking_recv() {
-            if let Some(h) = hasher.as_mut() {
-                h.update(&chunk);
-            }
             w.write_all(&chunk).map_err(io_err)?;
         }
-        w.flush().map_err(io_err)?;
-        let len = w.get_ref().len();
-        Ok((hasher, len))
+        let w = w.into_inner().map_err(|e| io_err(e.into_error()))?;
+        let len = w.len();
+        w.finish().map_err(io_err)?;
+        Ok(len)
     });
+    let (htx, hashing) = match hasher {
+        Some(mut h) => {
+            let (htx, mut hrx) = mpsc::channel::<Bytes>(32);
+            let task = tokio::task::spawn_blocking(move || {
+                while let Some(chunk) = hrx.blocking_recv() {
+                    h.update(&chunk);
+                }
+                h
+            });
+            (Some(htx), Some(task))
+        }
+        None => (None, None),
+    };
     let mut body = body;
     let mut failed = None;
     while let Some(frame) = body.frame().await {
         match frame {
             Ok(f) => {
                 if let Ok(data) = f.into_data() {
+                    if let Some(h) = &htx {
+                        // Bytes clones share the buffer.
+                        let _ = h.send(data.clone()).await;
+                    }
                     if tx.send(data).await.is_err() {
                         break;
                     }
@@ -1098,12 +1116,20 @@ async fn receive(reg: &Arc<Registry>, id: &str, body: Incoming) -> Result<u64> {
         }
     }
     drop(tx);
-    let (hasher, len) = writer.await??;
+    drop(htx);
+    let len = writer.await??;
+    let hasher = match hashing {
+        Some(task) => Some(task.await?),
+        None => None,
+    };
     if let Some(e) = failed {
         return Err(RequestError::BodyRead(e));
     }
     if let (Some(h), Ok(mut m)) = (hasher, reg.uploads.lock()) {
-        m.insert(id.to_owned(), h);
+        // Only a hash of exactly the bytes written is kept (commit re-reads otherwise).
+        if h.len() == len {
+            m.insert(id.to_owned(), h);
+        }
     }
     Ok(len)
 }

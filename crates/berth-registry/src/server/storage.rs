@@ -25,6 +25,7 @@ use std::time::SystemTime;
 use berth_oci::{Digest, Hasher};
 
 use crate::name::RepoName;
+use crate::write_behind::WriteBehind;
 
 /// What went wrong in a storage backend.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +91,11 @@ pub trait UploadWrite: Write + Send {
     /// Whether nothing has been written yet.
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// Ends the writes of this request, reporting any deferred write error (the bytes are
+    /// made durable by [`Storage::commit_upload`], not here).
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -227,7 +233,8 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 struct FileUpload {
-    file: File,
+    // Flushed while the upload arrives, so the fsync of the commit is short.
+    file: WriteBehind,
     len: u64,
 }
 
@@ -245,6 +252,9 @@ impl Write for FileUpload {
 impl UploadWrite for FileUpload {
     fn len(&self) -> u64 {
         self.len
+    }
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        self.file.finish().map(drop)
     }
 }
 
@@ -430,7 +440,10 @@ impl Storage for FsStorage {
             Err(e) => return Err(io_err(&p)(e)),
         };
         let len = file.metadata().map_err(io_err(&p))?.len();
-        Ok(Box::new(FileUpload { file, len }))
+        Ok(Box::new(FileUpload {
+            file: WriteBehind::new(file),
+            len,
+        }))
     }
 
     fn commit_upload(
