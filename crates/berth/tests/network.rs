@@ -570,3 +570,257 @@ fn hostname_add_host_and_dns_reach_the_containers_files() {
     assert_eq!(bad.status.code(), Some(125));
     assert_eq!(String::from_utf8_lossy(&bad.stderr).lines().count(), 1);
 }
+
+#[test]
+fn network_ls_pads_to_the_longest_name_and_a_duplicate_create_is_refused() {
+    if !require_root("network_ls_and_duplicate") {
+        return;
+    }
+    let env = Env::new(11);
+    let long = "a-rather-long-network-name-11";
+    let id = env.ok(&["network", "create", "--subnet", &env.subnet(0), long]);
+    let ls = env.ok(&["network", "ls"]);
+    let lines: Vec<&str> = ls.lines().collect();
+    // Docker's tabwriter: each column as wide as its longest cell plus 3.
+    let name_col = "NETWORK ID".len().max(12) + 3;
+    let driver_col = name_col + long.len() + 3;
+    assert_eq!(
+        lines[0],
+        format!(
+            "{:<15}{:<w$}{:<10}SCOPE",
+            "NETWORK ID",
+            "NAME",
+            "DRIVER",
+            w = long.len() + 3
+        ),
+        "{ls}"
+    );
+    for l in &lines {
+        assert!(l.len() > driver_col, "{l}");
+        let driver = l[driver_col..].split_whitespace().next().expect("driver");
+        assert!(
+            ["DRIVER", "bridge", "host", "null"].contains(&driver),
+            "DRIVER column misplaced in {l:?} ({ls})"
+        );
+        assert_ne!(&l[name_col..name_col + 1], " ", "NAME column in {l:?}");
+    }
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with(&format!("{}   {long}   bridge", &id[..12]))));
+    let again = env.berth(&["network", "create", long]);
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr).trim_end(),
+        format!("Error response from daemon: network with name {long} already exists")
+    );
+    assert_eq!(
+        env.ok(&["network", "ls", "-q", "--filter", &format!("name={long}")])
+            .lines()
+            .count(),
+        1,
+        "one network of that name"
+    );
+}
+
+#[test]
+fn host_port_zero_takes_a_free_port_that_berth_port_shows() {
+    if !require_root("host_port_zero") {
+        return;
+    }
+    let env = Env::new(12);
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        "zero12",
+        "-p",
+        "127.0.0.1:0:80",
+        "busybox",
+    ];
+    args.extend_from_slice(HTTPD);
+    let id = env.ok(&args);
+    let shown = env.ok(&["port", "zero12", "80"]);
+    let addr: SocketAddr = shown.parse().expect("berth port prints ip:port");
+    assert_eq!(addr.ip().to_string(), "127.0.0.1", "{shown}");
+    assert_ne!(addr.port(), 0, "{shown}");
+    let page = get_eventually(addr);
+    assert!(page.trim_end().ends_with(&id[..12]), "{page}");
+    env.ok(&["rm", "-f", "zero12"]);
+    TcpListener::bind(addr).expect("port freed by rm");
+}
+
+#[test]
+fn ip_and_mac_address_on_a_user_network_are_checked_and_set() {
+    if !require_root("ip_and_mac_address") {
+        return;
+    }
+    let env = Env::new(13);
+    let subnet = env.subnet(1);
+    let prefix = subnet.rsplit_once('.').expect("subnet").0.to_string();
+    let base: u8 = subnet
+        .rsplit_once('.')
+        .and_then(|(_, r)| r.split('/').next())
+        .and_then(|x| x.parse().ok())
+        .expect("subnet base");
+    env.ok(&["network", "create", "--subnet", &subnet, "fixed13"]);
+    let ip = format!("{prefix}.{}", base + 20);
+    let out = env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fixed13a",
+        "--network",
+        "fixed13",
+        "--ip",
+        &ip,
+        "--mac-address",
+        "02:42:AC:11:00:99",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(out.len(), 64, "{out}");
+    let addrs = env.ok(&["exec", "fixed13a", "ip", "-o", "-4", "addr", "show", "eth0"]);
+    assert!(addrs.contains(&format!("inet {ip}/26")), "{addrs}");
+    let mac = env.ok(&["exec", "fixed13a", "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(mac, "02:42:ac:11:00:99");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", "fixed13"])).expect("json");
+    assert_eq!(
+        inspect[0]["Containers"][&out]["IPv4Address"],
+        format!("{ip}/26")
+    );
+    let gateway = format!("{prefix}.{}", base + 1);
+    let outside = format!("{prefix}.{}", base + 64);
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["--network", "fixed13", "--ip", &ip],
+            format!("Address already in use: {ip} on network fixed13"),
+        ),
+        (
+            vec!["--network", "fixed13", "--ip", &gateway],
+            format!("Address already in use: {gateway} on network fixed13"),
+        ),
+        (
+            vec!["--network", "fixed13", "--ip", &outside],
+            format!(
+                "Invalid address {outside}: It does not belong to any of this network's subnets"
+            ),
+        ),
+        (
+            vec!["--ip", &ip],
+            "user specified IP address is supported on user defined networks only".into(),
+        ),
+        (
+            vec!["--network", "fixed13", "--ip", "10.1.2"],
+            "invalid argument \"10.1.2\" for \"--ip\" flag".into(),
+        ),
+        (
+            vec!["--network", "fixed13", "--mac-address", "02:42:ac:11:00"],
+            "invalid argument \"02:42:ac:11:00\" for \"--mac-address\" flag".into(),
+        ),
+        (
+            vec!["--network", "fixed13", "--mac-address", "01:00:5e:00:00:01"],
+            "multicast".into(),
+        ),
+    ];
+    for (flags, want) in cases {
+        let mut args = vec!["run", "--rm"];
+        args.extend(flags.iter().copied());
+        args.extend(["busybox", "true"]);
+        let out = env.berth(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{flags:?}: {err}");
+        assert_eq!(
+            err.lines().count(),
+            1,
+            "one error line for {flags:?}: {err}"
+        );
+        assert!(err.contains(&want), "{flags:?}: {err}");
+    }
+    // Nothing was left by the refusals: one container, one address in use.
+    assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 1);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", "fixed13"])).expect("json");
+    assert_eq!(
+        inspect[0]["Containers"].as_object().map(|m| m.len()),
+        Some(1)
+    );
+    assert_eq!(
+        std::fs::read_dir(env.runroot().join("netns"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        1
+    );
+    // Once its holder is gone, the address can be had.
+    env.ok(&["rm", "-f", "fixed13a"]);
+    let again = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "fixed13",
+        "--ip",
+        &ip,
+        "busybox",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(again.contains(&format!("inet {ip}/26")), "{again}");
+}
+
+#[test]
+fn a_killed_monitor_leaves_no_listener_veth_or_namespace_after_the_next_command() {
+    if !require_root("killed_monitor_network") {
+        return;
+    }
+    let env = Env::new(14);
+    let port = free_port();
+    let spec = format!("{port}:80");
+    let mut args = vec!["run", "-d", "--name", "crash14", "-p", &spec, "busybox"];
+    args.extend_from_slice(HTTPD);
+    let id = env.ok(&args);
+    get_eventually(SocketAddr::from(([127, 0, 0, 1], port)));
+    // The monitor (the forwarder's process) is the container process's parent.
+    let pid = env.ok(&["inspect", "-f", "{{.State.Pid}}", "crash14"]);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let ppid = stat[stat.rfind(')').expect("stat") + 2..]
+        .split_whitespace()
+        .nth(1)
+        .expect("ppid")
+        .to_string();
+    let cmdline = std::fs::read_to_string(format!("/proc/{ppid}/cmdline")).unwrap_or_default();
+    assert!(cmdline.contains("_monitor"), "not the monitor: {cmdline}");
+    let killed = Command::new("kill")
+        .args(["-9", &ppid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    // The next berth command notices: nothing runs, and the container shows as exited.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !env.ok(&["ps", "-q"]).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "still running after its monitor died"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = env.ok(&["inspect", "-f", "{{.State.Status}}", "crash14"]);
+    assert_eq!(status, "exited");
+    TcpListener::bind(("0.0.0.0", port)).expect("the published port is free");
+    TcpListener::bind(("::", port)).expect("the published v6 port is free");
+    assert!(veth_gone(&id), "veth left after the monitor died");
+    assert!(
+        !env.runroot().join("netns").join(&id).exists(),
+        "netns pin left"
+    );
+    assert!(env.ok(&["port", "crash14"]).is_empty(), "port rows left");
+    // It starts again on the same port.
+    env.ok(&["start", "crash14"]);
+    let page = get_eventually(SocketAddr::from(([127, 0, 0, 1], port)));
+    assert!(page.contains("200 OK"), "{page}");
+    env.ok(&["rm", "-f", "crash14"]);
+}
