@@ -60,6 +60,14 @@ pub enum BackendError {
         /// What was looked for (`image "busybox"`).
         what: String,
     },
+    /// A base image is not in the store and was not (or could not be) pulled.
+    #[error("{reference}: image not found locally and {why}")]
+    ImageNotFound {
+        /// The image, fully qualified (`docker.io/library/app:latest`).
+        reference: String,
+        /// Why it was not pulled, or why the pull failed.
+        why: String,
+    },
     /// An operation failed.
     #[error("{what}: {source}")]
     Failed {
@@ -85,7 +93,9 @@ impl BackendError {
     /// The kind of failure.
     pub fn kind(&self) -> crate::Kind {
         match self {
-            BackendError::NotFound { .. } => crate::Kind::NotFound,
+            BackendError::NotFound { .. } | BackendError::ImageNotFound { .. } => {
+                crate::Kind::NotFound
+            }
             BackendError::Failed { .. } => crate::Kind::Io,
         }
     }

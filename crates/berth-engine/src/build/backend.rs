@@ -114,6 +114,13 @@ impl StoreBackend {
     }
 }
 
+/// `nosuchimg` as `docker.io/library/nosuchimg:latest` (as given when it does not parse).
+fn qualified(reference: &str) -> String {
+    berth_oci::ImageRef::parse(reference)
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| reference.to_owned())
+}
+
 impl BuildBackend for StoreBackend {
     fn base_image(&self, reference: &str, pull: bool) -> Result<BaseImage, BackendError> {
         self.with(|e| {
@@ -133,15 +140,22 @@ impl BuildBackend for StoreBackend {
                 };
                 match e.pull(&req, &|_| {}) {
                     Ok(report) => Ok(report.id),
+                    Err(err) if missing => {
+                        return Err(BackendError::ImageNotFound {
+                            reference: qualified(reference),
+                            why: format!("could not be pulled: {err}"),
+                        })
+                    }
                     Err(err) => return Err(failed(format!("pulling {reference}"), err)),
                 }
             } else {
                 local
             };
             let id = local.map_err(|err| match err.kind() {
-                crate::ErrorKind::NotFound => BackendError::NotFound {
-                    what: format!(
-                        "image {reference:?} (not in the local store: `berth pull` or `berth import` it first, or build with --pull)"
+                crate::ErrorKind::NotFound => BackendError::ImageNotFound {
+                    reference: qualified(reference),
+                    why: format!(
+                        "not pulled: build with --pull to pull it, or `berth pull {reference}` first"
                     ),
                 },
                 _ => failed(format!("resolving image {reference:?}"), err),
