@@ -294,3 +294,118 @@ fn stats_cpu_is_the_last_interval_and_the_stream_ends_with_its_containers() {
     let status = child.wait().expect("wait stats");
     assert!(status.success(), "{status:?} after {rest:?}");
 }
+
+/// A build context in the test's directory holding `dockerfile`.
+fn context(env: &Env, name: &str, dockerfile: &str) -> String {
+    let dir = env.dir.path().join(name);
+    std::fs::create_dir_all(&dir).expect("mkdir context");
+    std::fs::write(dir.join("Dockerfile"), dockerfile).expect("write Dockerfile");
+    dir.display().to_string()
+}
+
+/// Entries of a directory (none when it does not exist).
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn build_from_a_missing_image_is_one_clear_line_and_leaves_nothing() {
+    let Some(env) =
+        Env::for_root_test("build_from_a_missing_image_is_one_clear_line_and_leaves_nothing")
+    else {
+        return;
+    };
+    let before = env.ok(&["images", "-a", "-q", "--no-trunc"]);
+    let ctx = context(&env, "ctx-nosuch", "FROM nosuchimg\nRUN true\n");
+    let out = env.berth(&["build", "--progress", "plain", "-t", "parity-nosuch", &ctx]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.starts_with("Error"))
+            .collect::<Vec<_>>(),
+        [
+            "Error: Dockerfile:1: FROM nosuchimg: docker.io/library/nosuchimg:latest: image not \
+          found locally and not pulled: build with --pull to pull it, or `berth pull nosuchimg` \
+          first"
+        ],
+        "{err}"
+    );
+    assert_eq!(env.ok(&["images", "-a", "-q", "--no-trunc"]), before);
+    assert_eq!(entries(&env.root().join("tmp")), Vec::<String>::new());
+    assert_eq!(entries(&env.runroot().join("build")), Vec::<String>::new());
+}
+
+#[test]
+fn ctrl_c_during_a_run_step_kills_and_removes_its_container() {
+    use std::io::BufRead;
+    let Some(env) = Env::for_root_test("ctrl_c_during_a_run_step_kills_and_removes_its_container")
+    else {
+        return;
+    };
+    let before = env.ok(&["images", "-a", "-q", "--no-trunc"]);
+    let ctx = context(
+        &env,
+        "ctx-sigint",
+        "FROM busybox\nRUN echo step-started; sleep 100\n",
+    );
+    let mut child = env
+        .cmd(&["build", "--progress", "plain", "-t", "parity-sigint", &ctx])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn build");
+    let err = child.stderr.take().expect("piped");
+    let mut lines = std::io::BufReader::new(err).lines();
+    let mut shown = Vec::new();
+    while !shown.iter().any(|l: &String| l.ends_with(" step-started")) {
+        shown.push(lines.next().expect("a progress line").expect("utf-8"));
+    }
+    // The step's container is running: its state and cgroup exist.
+    let running = entries(&env.runroot().join("build"));
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert!(Env::cgroup_exists(&running[0]) || cgroup_anywhere(&running[0]));
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(kill.success());
+    let started = std::time::Instant::now();
+    shown.extend(lines.map_while(Result::ok));
+    let status = child.wait().expect("wait build");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+    assert_eq!(status.code(), Some(130), "{shown:?}");
+    assert_eq!(
+        shown.last().map(String::as_str),
+        Some("Error: failed to solve: canceled")
+    );
+    // Nothing is left: no state, cgroup, scratch directory, mount or image.
+    assert_eq!(entries(&env.runroot().join("build")), Vec::<String>::new());
+    assert!(
+        !cgroup_anywhere(&running[0]),
+        "cgroup of {} left",
+        running[0]
+    );
+    assert_eq!(entries(&env.root().join("tmp")), Vec::<String>::new());
+    assert_eq!(env.mounts_here(), Vec::<String>::new());
+    assert_eq!(env.ok(&["images", "-a", "-q", "--no-trunc"]), before);
+}
+
+/// Whether a cgroup directory named `name` exists under /sys/fs/cgroup (v1 or v2).
+fn cgroup_anywhere(name: &str) -> bool {
+    let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return false;
+    };
+    let mut dirs: Vec<std::path::PathBuf> = vec!["/sys/fs/cgroup/berth".into()];
+    dirs.extend(
+        controllers
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("berth")),
+    );
+    dirs.iter().any(|d| d.join(name).exists())
+}

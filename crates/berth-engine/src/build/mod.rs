@@ -25,7 +25,7 @@ pub mod runner;
 pub use backend::StoreBackend;
 pub use berth_build::analyze::{parse_size, Analysis};
 pub use berth_build::exec::{Event, NoProgress, Progress};
-pub use runner::{output_lock, RuntimeStepRunner};
+pub use runner::{cancel, cancel_on_interrupt, cancelled, output_lock, RuntimeStepRunner};
 
 /// Why a build, a prune or an analysis failed.
 #[derive(Debug, thiserror::Error)]

@@ -25,6 +25,68 @@ pub fn output_lock() -> std::sync::MutexGuard<'static, ()> {
     FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Set by [`cancel`]: no further step container starts.
+static CANCELLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The step containers running now (pidfds of their first process, keyed by container ID),
+/// so that [`cancel`] can kill them; a pidfd cannot hit a reused pid.
+static RUNNING: std::sync::Mutex<Vec<(String, std::os::fd::OwnedFd)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn running() -> std::sync::MutexGuard<'static, Vec<(String, std::os::fd::OwnedFd)>> {
+    RUNNING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Cancels the builds of this process (Ctrl-C): kills the running step containers, whose
+/// runners then remove them (state, cgroup, scratch directories) and fail with
+/// "canceled", and refuses to start new ones. Safe to call from a signal-watching thread.
+pub fn cancel() {
+    use std::os::fd::AsFd;
+    CANCELLED.store(true, std::sync::atomic::Ordering::SeqCst);
+    for (_, pidfd) in running().iter() {
+        let _ = berth_runtime::sys::pidfd_send_signal(
+            pidfd.as_fd(),
+            nix::sys::signal::Signal::SIGKILL as i32,
+        );
+    }
+}
+
+/// Makes Ctrl-C (SIGINT) and SIGTERM cancel the builds of this process (see [`cancel`])
+/// instead of killing it while step containers run. Call from the main thread before any
+/// other thread starts (they inherit the blocked signals). Should the build not end within
+/// `grace` after the signal, the process exits with 128 + the signal's number.
+pub fn cancel_on_interrupt(grace: std::time::Duration) {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    if set.thread_block().is_err() {
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("build-interrupt".into())
+        .spawn(move || {
+            let _ = set.thread_block();
+            if let Ok(sig) = set.wait() {
+                cancel();
+                std::thread::sleep(grace);
+                std::process::exit(128 + sig as i32);
+            }
+        });
+}
+
+/// Whether [`cancel`] was called.
+pub fn cancelled() -> bool {
+    CANCELLED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+fn canceled_error() -> BackendError {
+    failed(
+        "the build",
+        std::io::Error::new(std::io::ErrorKind::Interrupted, "canceled"),
+    )
+}
+
 /// Runs RUN steps with `berth-runtime`.
 pub struct RuntimeStepRunner {
     root: PathBuf,
@@ -154,6 +216,9 @@ impl StepRunner for RuntimeStepRunner {
         output: &mut dyn Write,
         layer: &mut dyn Write,
     ) -> Result<i32, BackendError> {
+        if cancelled() {
+            return Err(canceled_error());
+        }
         let tmp = self.root.join("tmp");
         fs::create_dir_all(&tmp).map_err(|e| failed("creating the scratch directory", e))?;
         let work = tempfile::Builder::new()
@@ -260,6 +325,13 @@ impl StepRunner for RuntimeStepRunner {
                 return Err(failed(format!("starting the step's container {id}"), e));
             }
         };
+        if let Ok(pidfd) = berth_runtime::sys::pidfd_open(container.pid()) {
+            running().push((id.clone(), pidfd));
+        }
+        // A cancel between the start and the registration above must still stop it.
+        if cancelled() {
+            let _ = nix::sys::signal::kill(container.pid(), nix::sys::signal::Signal::SIGKILL);
+        }
         let mut reader = File::from(rd);
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -273,8 +345,12 @@ impl StepRunner for RuntimeStepRunner {
             }
         }
         let status = container.wait();
+        running().retain(|(rid, _)| *rid != id);
         let deleted = container.delete(true);
         let _ = fs::remove_dir_all(&state_dir);
+        if cancelled() {
+            return Err(canceled_error());
+        }
         let status =
             status.map_err(|e| failed(format!("waiting for the step's container {id}"), e))?;
         deleted.map_err(|e| failed(format!("removing the step's container {id}"), e))?;

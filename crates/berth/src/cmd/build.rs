@@ -198,6 +198,9 @@ pub fn run(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
         {
             anyhow::bail!("unable to prepare context: {c}: remote build contexts need network access, and berth builds offline here; clone or download it and build the directory");
         }
+        // Ctrl-C kills and removes the running step containers, then the build fails.
+        // Before any thread starts: they must all block the signals.
+        berth_engine::build::cancel_on_interrupt(std::time::Duration::from_secs(10));
         let engine = g.engine()?;
         let stdin_used_by_context = a.context == "-";
         let context = if stdin_used_by_context {
@@ -271,6 +274,10 @@ pub fn run(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
         };
         let result = match result {
             Ok(r) => r,
+            Err(_) if berth_engine::build::cancelled() => {
+                eprintln!("Error: failed to solve: canceled");
+                return Err(crate::exit::ExitStatus(130).into());
+            }
             Err(e @ berth_engine::Error::Build(_)) => {
                 // Build errors keep their lines: the offending Dockerfile line under a
                 // parse error, the last output lines under a failed RUN.
