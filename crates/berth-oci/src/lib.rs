@@ -35,8 +35,8 @@ pub mod reference;
 
 pub use digest::{Digest, DigestError, DigestReader, DigestWriter, Hasher};
 pub use layer::{
-    apply_layer, diff_upper, remove_snapshot, write_dir_tar, AppliedLayer, ApplyOptions,
-    DiffOptions, DiffStats, LayerError, LayerErrorKind,
+    apply_layer, apply_layer_stream, diff_upper, remove_snapshot, write_dir_tar, AppliedLayer,
+    AppliedStream, ApplyOptions, DiffOptions, DiffStats, LayerError, LayerErrorKind,
 };
 pub use manifest::{chain_id, chain_ids, Manifest, ManifestError, PlatformSpec};
 pub use media::Compression;

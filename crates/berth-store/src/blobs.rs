@@ -176,12 +176,26 @@ impl BlobWriter {
         self.hasher.is_empty()
     }
 
-    /// Flushes what was written so far to the disk (`fdatasync`), so that the final
-    /// [`BlobWriter::commit`] of a large blob waits only for the rest. Writers that stream
-    /// big blobs call it every few tens of megabytes, from a thread of their own.
-    pub fn sync_progress(&mut self) -> io::Result<()> {
+    /// The digest of what was written so far (the blob's digest once all is written).
+    pub fn digest(&self) -> Digest {
+        self.hasher.clone().finish()
+    }
+
+    /// Starts writing what was written so far to the disk without waiting for it, so that
+    /// the final [`BlobWriter::commit`] of a large blob (which syncs) waits only for the
+    /// last part. Writers that stream big blobs call it every few megabytes.
+    pub fn start_writeback(&mut self) -> io::Result<()> {
         self.file.flush()?;
-        self.file.get_ref().as_file().sync_data()
+        // POSIX_FADV_DONTNEED starts the writeback of the dirty pages (WB_SYNC_NONE: it
+        // does not wait) and drops the pages already written, which nothing reads soon:
+        // the portable stand-in for sync_file_range(SYNC_FILE_RANGE_WRITE).
+        rustix::fs::fadvise(
+            self.file.get_ref().as_file(),
+            0,
+            None,
+            rustix::fs::Advice::DontNeed,
+        )
+        .map_err(io::Error::from)
     }
 
     /// Verifies the digest (when `expected` is given), fsyncs, renames into place and

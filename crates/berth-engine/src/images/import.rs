@@ -37,8 +37,9 @@ pub struct ImportRequest {
 
 /// Size of the chunks handed to the blob thread.
 const CHUNK: usize = 1 << 20;
-/// The blob thread syncs to disk every this many bytes, so the final sync is short.
-const SYNC_EVERY: u64 = 32 << 20;
+/// The blob thread starts the writeback of what it wrote every this many bytes, so the
+/// final sync is short.
+const WRITEBACK_EVERY: u64 = 8 << 20;
 
 /// Passes what it reads on, in chunks, to the blob thread.
 struct Tee<R> {
@@ -80,15 +81,16 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
-/// Writes chunks into `blob` until the channel closes; syncs as it goes.
+/// Writes (and hashes) chunks into `blob` until the channel closes; starts their writeback
+/// to the disk as it goes, without waiting for it.
 fn blob_thread(mut blob: BlobWriter, rx: Receiver<Vec<u8>>) -> io::Result<BlobWriter> {
-    let mut since_sync = 0u64;
+    let mut since_writeback = 0u64;
     for chunk in rx {
         blob.write_all(&chunk)?;
-        since_sync += chunk.len() as u64;
-        if since_sync >= SYNC_EVERY {
-            blob.sync_progress()?;
-            since_sync = 0;
+        since_writeback += chunk.len() as u64;
+        if since_writeback >= WRITEBACK_EVERY {
+            blob.start_writeback()?;
+            since_writeback = 0;
         }
     }
     Ok(blob)
@@ -171,8 +173,9 @@ impl Engine {
     ) -> Result<(berth_store::LayerRecord, berth_oci::Compression), Error> {
         let blob = self.store.blobs().begin_blob()?;
         let staging = self.store.staging_dir()?;
-        // One pass, two cores: this thread decompresses, hashes and extracts; the blob
-        // thread hashes, writes and syncs the stream as read.
+        // One pass, two cores: this thread reads and decompresses, the applier's worker
+        // extracts, the blob thread writes and hashes the stream as read (the only hash of
+        // it: the applier hashes only decompressed content).
         let (tx, rx) = sync_channel::<Vec<u8>>(8);
         let (applied, blob) = std::thread::scope(|scope| {
             let writer = scope.spawn(move || blob_thread(blob, rx));
@@ -181,7 +184,7 @@ impl Engine {
                 pending: Vec::with_capacity(CHUNK),
                 tx: Some(tx),
             };
-            let applied = berth_oci::apply_layer(
+            let applied = berth_oci::apply_layer_stream(
                 &mut tee,
                 staging.path(),
                 &berth_oci::ApplyOptions::default(),
@@ -213,33 +216,35 @@ impl Engine {
             path: what.into(),
             source,
         })?;
+        let blob_digest = blob.digest();
+        let diff_id = applied.diff_id.unwrap_or_else(|| blob_digest.clone());
         if let Some((index, path, expected)) = expected_diff {
-            if *expected != applied.diff_id {
+            if *expected != diff_id {
                 return Err(ImageError::DiffIdMismatch {
                     index,
                     path: path.to_owned(),
                     expected: expected.clone(),
-                    actual: applied.diff_id,
+                    actual: diff_id,
                 }
                 .into());
             }
         }
         if let Some(expected) = expected_blob {
-            if *expected != applied.compressed_digest {
+            if *expected != blob_digest {
                 return Err(berth_store::Error::DigestMismatch {
                     expected: expected.clone(),
-                    actual: applied.compressed_digest,
+                    actual: blob_digest,
                 }
                 .into());
             }
         }
-        let info = blob.commit(Some(&applied.compressed_digest))?;
+        let info = blob.commit(Some(&blob_digest))?;
         let media_type = media::layer_media_type(applied.compression, false).to_owned();
         let record = self.store.commit_layer(
             staging,
             parent,
             &NewLayer {
-                diff_id: applied.diff_id,
+                diff_id,
                 blob_digest: info.digest,
                 media_type,
                 blob_size: info.size,

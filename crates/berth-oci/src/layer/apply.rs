@@ -71,6 +71,46 @@ pub fn apply_layer<R: Read>(
     target: &Path,
     opts: &ApplyOptions,
 ) -> Result<AppliedLayer, LayerError> {
+    let mut outer = HashingReader::new(reader, true);
+    let applied = apply_layer_stream(&mut outer, target, opts)?;
+    let (compressed_digest, compressed_size) = outer.finish();
+    let compressed_digest = compressed_digest.unwrap_or_else(|| Digest::of(b""));
+    let diff_id = applied.diff_id.unwrap_or_else(|| compressed_digest.clone());
+    Ok(AppliedLayer {
+        diff_id,
+        size: applied.size,
+        compressed_digest,
+        compressed_size,
+        compression: applied.compression,
+        entries: applied.entries,
+        xattrs_skipped: applied.xattrs_skipped,
+    })
+}
+
+/// What [`apply_layer_stream`] applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedStream {
+    /// sha256 of the uncompressed tar (the layer's diff ID) when the stream was compressed;
+    /// `None` for a plain tar, whose diff ID is the digest of the stream the caller hashed.
+    pub diff_id: Option<Digest>,
+    /// Size of the uncompressed tar in bytes.
+    pub size: u64,
+    /// The compression detected from the magic bytes.
+    pub compression: Compression,
+    /// Number of tar entries applied.
+    pub entries: u64,
+    /// As [`AppliedLayer::xattrs_skipped`].
+    pub xattrs_skipped: u64,
+}
+
+/// [`apply_layer`] for a caller that hashes the stream as read itself (e.g. while storing it
+/// as a blob), so that it is not hashed twice: the stream as read is not hashed here, only
+/// its decompressed content when it is compressed. The stream is still read to its end.
+pub fn apply_layer_stream<R: Read>(
+    reader: R,
+    target: &Path,
+    opts: &ApplyOptions,
+) -> Result<AppliedStream, LayerError> {
     let root = rfs::open(
         target,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -81,7 +121,7 @@ pub fn apply_layer<R: Read>(
         source: err(e),
     })?;
 
-    let mut outer = HashingReader::new(reader, true);
+    let mut outer = reader;
     let mut head = [0u8; 4];
     let n = read_fill(&mut outer, &mut head).map_err(|source| LayerError::Tar {
         after: None,
@@ -169,22 +209,14 @@ pub fn apply_layer<R: Read>(
     // The diff ID covers the whole uncompressed stream, padding included.
     io::copy(&mut inner, &mut io::sink())
         .map_err(|source| stream_error(source, compression, &None, &decode_failed))?;
-    let (diff, size) = inner.finish();
+    let (diff_id, size) = inner.finish();
     io::copy(&mut outer, &mut io::sink()).map_err(|source| LayerError::Tar {
         after: None,
         source,
     })?;
-    let (compressed_digest, compressed_size) = outer.finish();
-    let compressed_digest = compressed_digest.unwrap_or_else(|| Digest::of(b""));
-    let (diff_id, size) = match diff {
-        Some(d) => (d, size),
-        None => (compressed_digest.clone(), compressed_size),
-    };
-    Ok(AppliedLayer {
+    Ok(AppliedStream {
         diff_id,
         size,
-        compressed_digest,
-        compressed_size,
         compression,
         entries,
         xattrs_skipped,

@@ -52,7 +52,7 @@ mod write;
 use std::io;
 use std::path::PathBuf;
 
-pub use apply::{apply_layer, AppliedLayer, ApplyOptions};
+pub use apply::{apply_layer, apply_layer_stream, AppliedLayer, AppliedStream, ApplyOptions};
 pub use write::{diff_upper, write_dir_tar, DiffOptions, DiffStats};
 
 use crate::media::Compression;
