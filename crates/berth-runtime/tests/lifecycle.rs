@@ -190,6 +190,52 @@ fn exec_joins_namespaces_and_cgroup() {
     c.delete(false).unwrap();
 }
 
+/// Lines of `/proc/PID/cgroup` (host view) that do not name the container's cgroup.
+fn cgroup_lines_elsewhere(pid: i32, id: &str) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.ends_with(&format!("/berth/{id}")))
+        .map(String::from)
+        .collect()
+}
+
+/// The init moves itself into the cgroup (v1 `tasks`; clone3 into the v2 one), sets its own
+/// oom_score_adj, and so does an exec'd process: every hierarchy, including a hybrid host's
+/// unified one, holds both.
+#[test]
+fn init_and_exec_are_in_every_hierarchy_of_the_cgroup() {
+    let Some(_serial) = require_root() else {
+        return;
+    };
+    let b = Bundle::new();
+    let id = unique_id("cgjoin");
+    let mut spec = b.spec(&id, "sleep 60");
+    spec.process_mut()
+        .as_mut()
+        .unwrap()
+        .set_oom_score_adj(Some(321));
+    let mut c = run(ContainerConfig::new(&id, b.state_dir(&id), b.path(), spec)).unwrap();
+    let pid = c.pid().as_raw();
+    assert_eq!(cgroup_lines_elsewhere(pid, &id), Vec::<String>::new());
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
+            .unwrap()
+            .trim(),
+        "321"
+    );
+    let p = b.spec(&id, "sleep 60").process().clone().unwrap();
+    let e = c.exec(&p, Default::default(), None).unwrap();
+    assert_eq!(
+        cgroup_lines_elsewhere(e.pid.as_raw(), &id),
+        Vec::<String>::new()
+    );
+    c.kill(Signal::SIGKILL, true).unwrap();
+    let _ = e.wait();
+    let _ = c.wait();
+    c.delete(true).unwrap();
+}
+
 #[test]
 fn terminal_gets_a_pty_master() {
     let Some(_serial) = require_root() else {

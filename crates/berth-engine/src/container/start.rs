@@ -72,8 +72,6 @@ impl Lifecycle {
     /// removes the container when `--rm`. Returns the exit status.
     pub fn run_attached(&self, c: &Container) -> Result<i32> {
         self.check_startable(c)?;
-        // What earlier `--rm` runs left to delete goes while this one starts.
-        self.sweep_trash(true);
         // runc hands the process over to us when `runc create` exits.
         let _ = nix::sys::prctl::set_child_subreaper(true);
         // With --rm nobody will read the log: give the process our stdio as is (the fast
@@ -121,6 +119,10 @@ impl Lifecycle {
                 return Err(e);
             }
         };
+        // What earlier `--rm` runs left to delete goes while this one runs: only now, so
+        // that the runtime forked a single-threaded process (its fast path) and the
+        // sweeper's disk work did not compete with the container's setup.
+        self.sweep_trash(true);
         // With a pty: sized like the caller's terminal now and after each SIGWINCH.
         let _forward = match started.pty_master.as_ref().map(|m| m.try_clone()) {
             Some(Ok(m)) => {

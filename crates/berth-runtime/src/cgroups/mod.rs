@@ -217,6 +217,36 @@ pub struct Cgroup {
     pub controllers: Vec<(String, PathBuf)>,
 }
 
+/// How a process moves itself into a [`Cgroup`] ([`Cgroup::self_join`]).
+///
+/// Writing a pid into a `cgroup.procs` file takes a global lock whose first writer waits
+/// for an RCU grace period (milliseconds, on the path of every container start). A
+/// single-threaded process that writes `0` into each v1 hierarchy's `tasks` file moves its
+/// only thread without that lock; the v2 directory is entered at birth with
+/// `clone3(CLONE_INTO_CGROUP)` ([`crate::sys::fork_into_cgroup`]), or else by `cgroup.procs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SelfJoin {
+    /// The v1 hierarchies' `tasks` files.
+    pub v1_tasks: Vec<PathBuf>,
+    /// The v2 directory: the cgroup itself on a v2 host, the unified hierarchy's on a hybrid
+    /// one.
+    pub v2_dir: Option<PathBuf>,
+}
+
+impl SelfJoin {
+    /// Moves the calling process, which must be single-threaded, into the cgroup; the v2
+    /// directory only when `v2_done` is false (clone3 did not place it there already).
+    pub fn join(&self, v2_done: bool) -> Result<(), CgroupError> {
+        for t in &self.v1_tasks {
+            write(t, "0")?;
+        }
+        if let Some(d) = self.v2_dir.as_ref().filter(|_| !v2_done) {
+            write(&d.join("cgroup.procs"), "0")?;
+        }
+        Ok(())
+    }
+}
+
 /// Usage figures of a cgroup, for `stats` and `top`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CgroupStats {
@@ -585,6 +615,26 @@ impl Cgroup {
             write(&d.join("cgroup.procs"), &pid)?;
         }
         Ok(())
+    }
+
+    /// What a process needs to move itself into this cgroup ([`SelfJoin::join`]).
+    pub fn self_join(&self) -> SelfJoin {
+        if self.v2 {
+            return SelfJoin {
+                v1_tasks: Vec::new(),
+                v2_dir: self.dirs.first().cloned(),
+            };
+        }
+        // A v1 directory carries controllers; the one without is a hybrid host's unified
+        // hierarchy.
+        let (v1, v2): (Vec<&PathBuf>, Vec<&PathBuf>) = self
+            .dirs
+            .iter()
+            .partition(|d| self.controllers.iter().any(|(_, c)| c == *d));
+        SelfJoin {
+            v1_tasks: v1.into_iter().map(|d| d.join("tasks")).collect(),
+            v2_dir: v2.into_iter().next().cloned(),
+        }
     }
 
     /// The processes in the cgroup.

@@ -275,7 +275,26 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
     };
     let (sync_r, sync_w) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
-    let (go_r, go_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
+    // Without a user namespace the init moves itself into the cgroup (no global lock, see
+    // `SelfJoin`) and sets its own oom_score_adj: the parent has nothing to do for it and
+    // it need not wait. With one, the parent writes the id maps, the cgroup and
+    // oom_score_adj (the init may not) and then says go.
+    let go = if userns {
+        Some(nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?)
+    } else {
+        None
+    };
+    let self_join = (!userns).then(|| cgroup.self_join());
+    let v2_fd = match self_join.as_ref().and_then(|j| j.v2_dir.as_ref()) {
+        Some(d) => Some(OwnedFd::from(
+            fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(d)
+                .map_err(|e| Error::io("open", d, e))?,
+        )),
+        None => None,
+    };
     let (console_child, console_parent) =
         super::console_ends(cfg.console.as_ref(), proc_plan.terminal)?;
 
@@ -289,14 +308,18 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
         cgroupns,
         userns,
         new_netns: clone_flags.contains(CloneFlags::CLONE_NEWNET),
-        go: Some(go_r.as_fd()),
+        go: go.as_ref().map(|(r, _)| r.as_fd()),
+        cgroup_join: self_join.as_ref(),
         sync: sync_w.as_fd(),
         fifo: fifo.as_ref().map(|f| f.as_fd()),
         console: console_child.as_ref().map(|c| c.as_fd()),
         sysctl: &sysctl,
     };
-    let pid = match crate::sys::fork_into(clone_flags).map_err(|e| Error::sys("clone", e))? {
-        crate::sys::Forked::Child(unshare) => super::init::init_child(&ctx, unshare),
+    let (forked, in_v2) =
+        crate::sys::fork_into_cgroup(clone_flags, v2_fd.as_ref().map(|f| f.as_fd()))
+            .map_err(|e| Error::sys("clone", e))?;
+    let pid = match forked {
+        crate::sys::Forked::Child(unshare) => super::init::init_child(&ctx, unshare, in_v2),
         crate::sys::Forked::Parent(pid) => pid,
     };
     cleanup.child = Some(pid);
@@ -306,21 +329,20 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
     let ContainerConfig { stdio, .. } = cfg;
     drop(stdio);
 
-    drop(go_r);
-    // Moving a process into a v1 cgroup waits for an RCU grace period (milliseconds): the
-    // init mounts its filesystem meanwhile and waits for the byte below only then.
-    if userns {
+    drop(v2_fd);
+    if let Some((go_r, go_w)) = go {
+        drop(go_r);
         super::expect_userns(&sync_r)?;
         write_id_maps(pid, spec)?;
+        cgroup.add_pid(pid.as_raw())?;
+        if let Some(adj) = proc_plan.oom_score_adj {
+            let path = PathBuf::from(format!("/proc/{}/oom_score_adj", pid.as_raw()));
+            fs::write(&path, adj.to_string()).map_err(|e| Error::io("write", &path, e))?;
+        }
+        fs::File::from(go_w)
+            .write_all(b"1")
+            .map_err(|e| Error::sys("signal init", e))?;
     }
-    cgroup.add_pid(pid.as_raw())?;
-    if let Some(adj) = proc_plan.oom_score_adj {
-        let path = PathBuf::from(format!("/proc/{}/oom_score_adj", pid.as_raw()));
-        fs::write(&path, adj.to_string()).map_err(|e| Error::io("write", &path, e))?;
-    }
-    fs::File::from(go_w)
-        .write_all(b"1")
-        .map_err(|e| Error::sys("signal init", e))?;
     let ready = read_sync(&sync_r)?;
     if ready != wait_for_start {
         return Err(Error::Init {

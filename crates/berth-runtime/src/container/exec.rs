@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
@@ -99,10 +100,25 @@ impl Container {
         } else {
             None
         };
-        let forked = crate::sys::fork_into(CloneFlags::empty());
-        if let Ok(crate::sys::Forked::Child(_)) = forked {
+        // The child moves itself into the cgroup (`SelfJoin`: no global lock), born in the
+        // v2 directory when clone3 can do that.
+        let cgroup_join = self.state.cgroup.as_ref().map(|cg| cg.self_join());
+        let v2_fd = cgroup_join
+            .as_ref()
+            .and_then(|j| j.v2_dir.as_ref())
+            .and_then(|d| {
+                fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+                    .open(d)
+                    .ok()
+            })
+            .map(OwnedFd::from);
+        let forked =
+            crate::sys::fork_into_cgroup(CloneFlags::empty(), v2_fd.as_ref().map(|f| f.as_fd()));
+        if let Ok((crate::sys::Forked::Child(_), in_v2)) = forked {
             let failure = exec_child(
-                self,
+                (cgroup_join.as_ref(), in_v2),
                 &join,
                 &plan,
                 &stdio,
@@ -116,7 +132,8 @@ impl Container {
             nix::sched::setns(&own, CloneFlags::CLONE_NEWPID)
                 .map_err(|e| Error::sys("leave pid namespace", e))?;
         }
-        let child = match forked.map_err(|e| Error::sys("clone", e))? {
+        drop(v2_fd);
+        let child = match forked.map_err(|e| Error::sys("clone", e))?.0 {
             crate::sys::Forked::Parent(pid) => pid,
             crate::sys::Forked::Child(_) => Pid::from_raw(0),
         };
@@ -143,7 +160,7 @@ impl Container {
 }
 
 fn exec_child(
-    c: &Container,
+    (cgroup_join, in_v2): (Option<&crate::cgroups::SelfJoin>, bool),
     join: &[(OwnedFd, CloneFlags)],
     plan: &ProcessPlan,
     stdio: &Stdio,
@@ -163,8 +180,8 @@ fn exec_child(
     if let Err(e) = crate::sys::close_fds_except(&keep) {
         return InitFailure::new("close inherited descriptors", e);
     }
-    if let Some(cg) = &c.state.cgroup {
-        if let Err(e) = cg.add_pid(0) {
+    if let Some(j) = cgroup_join {
+        if let Err(e) = j.join(in_v2) {
             return InitFailure::new(e.to_string(), std::io::Error::from_raw_os_error(libc::EIO));
         }
     }

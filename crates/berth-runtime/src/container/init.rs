@@ -28,6 +28,8 @@ pub(crate) struct InitContext<'a> {
     /// The parent writes one byte here once it has written the id mappings (user namespace)
     /// and moved the init into its cgroup.
     pub go: Option<BorrowedFd<'a>>,
+    /// Without a user namespace: the init moves itself into its cgroup, first thing.
+    pub cgroup_join: Option<&'a crate::cgroups::SelfJoin>,
     pub sync: BorrowedFd<'a>,
     pub fifo: Option<BorrowedFd<'a>>,
     pub console: Option<BorrowedFd<'a>>,
@@ -46,8 +48,10 @@ pub(crate) fn write_all(fd: BorrowedFd<'_>, data: &[u8]) {
 }
 
 /// Runs in the child after clone; never returns.
-pub(crate) fn init_child(ctx: &InitContext<'_>, unshare: CloneFlags) -> ! {
-    let failure = match init_steps(ctx, unshare) {
+///
+/// `in_v2`: clone3 made the child in the cgroup's v2 directory already.
+pub(crate) fn init_child(ctx: &InitContext<'_>, unshare: CloneFlags, in_v2: bool) -> ! {
+    let failure = match init_steps(ctx, unshare, in_v2) {
         Ok(never) => match never {},
         Err(f) => f,
     };
@@ -97,6 +101,7 @@ pub(crate) fn decode_failure(rest: &[u8]) -> Error {
 fn init_steps(
     ctx: &InitContext<'_>,
     unshare: CloneFlags,
+    in_v2: bool,
 ) -> Result<std::convert::Infallible, InitFailure> {
     let sys = LinuxSyscalls;
     // Only what the init needs: the caller's other descriptors (other containers' pipes,
@@ -114,6 +119,18 @@ fn init_steps(
     }
     crate::sys::close_fds_except(&keep)
         .map_err(|e| InitFailure::new("close inherited descriptors", e))?;
+    if let Some(join) = ctx.cgroup_join {
+        join.join(in_v2).map_err(|e| {
+            let errno = match &e {
+                crate::cgroups::CgroupError::Io { source, .. } => source.raw_os_error(),
+                _ => None,
+            };
+            InitFailure::new(
+                e.to_string(),
+                std::io::Error::from_raw_os_error(errno.unwrap_or(libc::EIO)),
+            )
+        })?;
+    }
     if !unshare.is_empty() {
         sys.unshare(unshare)
             .map_err(|e| InitFailure::new("unshare namespaces", e))?;
@@ -158,8 +175,8 @@ fn init_steps(
         sys.setdomainname(d)
             .map_err(|e| InitFailure::new(format!("setdomainname {d}"), e))?;
     }
-    // The parent moves us into the cgroup while we mount; the cgroup namespace and the
-    // cgroup mounts come after that.
+    // With a user namespace the parent moved us into the cgroup while we mounted; the
+    // cgroup namespace and the cgroup mounts come after that.
     ctx.plan.setup_rootfs_with(&sys, || {
         if !ctx.userns {
             wait_go()?;
@@ -175,7 +192,8 @@ fn init_steps(
         sys.write_file(path, value)
             .map_err(|e| InitFailure::new(format!("write {}", path.display()), e))?;
     }
-    ctx.process.setup_io(ctx.stdio, ctx.console, false)?;
+    // Without a user namespace the init sets its own oom_score_adj (the parent does not).
+    ctx.process.setup_io(ctx.stdio, ctx.console, !ctx.userns)?;
     // From here on the container's process holds 0, 1 and 2 (and our two pipes, closed on exec).
     let mut keep = vec![0, 1, 2, ctx.sync.as_raw_fd()];
     keep.extend(ctx.fifo.map(|f| f.as_raw_fd()));

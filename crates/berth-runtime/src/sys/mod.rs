@@ -27,14 +27,44 @@ pub fn thread_count() -> usize {
 /// (returned in [`Forked::Child`]). With a user namespace the raw clone is used in any case
 /// (the pid namespace must belong to it), so such callers should be single-threaded.
 pub fn fork_into(flags: CloneFlags) -> io::Result<Forked> {
+    fork_into_cgroup(flags, None).map(|(forked, _)| forked)
+}
+
+/// [`fork_into`], and on the raw-clone path the child starts in the cgroup v2 directory
+/// `cgroup` (an open directory, `O_PATH` is enough) with `clone3(CLONE_INTO_CGROUP)`: no
+/// later move, which waits for an RCU grace period. The flag says whether that happened (it
+/// does not on the `fork()` path, nor on kernels or layouts that refuse it).
+pub fn fork_into_cgroup(
+    flags: CloneFlags,
+    cgroup: Option<BorrowedFd<'_>>,
+) -> io::Result<(Forked, bool)> {
     // A pid namespace made before the user namespace would not belong to it (no /proc
     // mount inside): with a user namespace, one clone makes them all, in the right order.
     if thread_count() <= 1 || flags.contains(CloneFlags::CLONE_NEWUSER) {
-        return Ok(match clone_fork(flags)? {
-            None => Forked::Child(CloneFlags::empty()),
-            Some(pid) => Forked::Parent(pid),
-        });
+        if let Some(cg) = cgroup {
+            match clone3_into_cgroup(flags, cg) {
+                Ok(None) => return Ok((Forked::Child(CloneFlags::empty()), true)),
+                Ok(Some(pid)) => return Ok((Forked::Parent(pid), true)),
+                // Older kernels (ENOSYS, E2BIG), a cgroup that is not on the v2 hierarchy
+                // (EBADF) or that refuses processes (EOPNOTSUPP, EBUSY): the plain clone.
+                Err(e) if e.raw_os_error() != Some(libc::EAGAIN) => {
+                    log::debug!("clone3 into a cgroup: {e}; cloning plainly");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        return Ok((
+            match clone_fork(flags)? {
+                None => Forked::Child(CloneFlags::empty()),
+                Some(pid) => Forked::Parent(pid),
+            },
+            false,
+        ));
     }
+    fork_multithreaded(flags).map(|f| (f, false))
+}
+
+fn fork_multithreaded(flags: CloneFlags) -> io::Result<Forked> {
     let newpid = flags.contains(CloneFlags::CLONE_NEWPID);
     let own = if newpid {
         let own = std::fs::File::open("/proc/thread-self/ns/pid_for_children")?;
@@ -89,6 +119,59 @@ pub fn clone_fork(flags: CloneFlags) -> io::Result<Option<Pid>> {
             std::ptr::null_mut::<libc::c_int>(),
             std::ptr::null_mut::<libc::c_int>(),
             0 as libc::c_ulong,
+        )
+    };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// `struct clone_args` of `clone3(2)` up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// [`clone_fork`] with `clone3(2)`, the child born in the cgroup v2 directory `cgroup`.
+/// The same rule holds: the caller must be single-threaded.
+pub fn clone3_into_cgroup(flags: CloneFlags, cgroup: BorrowedFd<'_>) -> io::Result<Option<Pid>> {
+    let args = CloneArgs {
+        // The namespace flags are below bit 31; `as u32` keeps them from sign-extending.
+        flags: flags.bits() as u32 as u64 | CLONE_INTO_CGROUP,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: cgroup.as_raw_fd() as u64,
+    };
+    // SAFETY: as `clone_fork`: no CLONE_VM and no stack, so the child continues on a
+    // copy-on-write copy of this address space and stack, like fork. The kernel reads
+    // `size_of::<CloneArgs>()` bytes from `args`, valid for the call; no flag that writes
+    // through a pointer (CLONE_PIDFD, CLONE_*_SETTID) is passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
         )
     };
     match ret {
