@@ -354,6 +354,8 @@ impl<'a> Networks<'a> {
             internal: false,
             labels: "{}".into(),
             created: now_nanos(),
+            subnet6: String::new(),
+            gateway6: String::new(),
         };
         let have: HashSet<String> = self
             .store
@@ -468,6 +470,8 @@ impl<'a> Networks<'a> {
             internal: req.internal,
             labels: serde_json::to_string(&req.labels).unwrap_or_else(|_| "{}".into()),
             created: now_nanos(),
+            subnet6: String::new(),
+            gateway6: String::new(),
         };
         self.store.insert_network(&rec, false)?;
         Ok(id)

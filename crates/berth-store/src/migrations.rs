@@ -39,4 +39,9 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "build cache",
         sql: include_str!("migrations/0004_build_cache.sql"),
     },
+    Migration {
+        version: 5,
+        name: "networks: IPv6 subnet and gateway",
+        sql: include_str!("migrations/0005_networks_ipv6.sql"),
+    },
 ];

@@ -31,6 +31,10 @@ pub struct NetworkRecord {
     pub labels: String,
     /// Unix nanoseconds.
     pub created: i64,
+    /// IPv6 CIDR; empty for networks without IPv6.
+    pub subnet6: String,
+    /// IPv6 gateway address; empty for networks without IPv6.
+    pub gateway6: String,
 }
 
 /// One container's endpoint on one network.
@@ -123,7 +127,8 @@ fn db(op: &'static str) -> impl FnOnce(rusqlite::Error) -> NetworkStoreError {
 
 type Result<T> = std::result::Result<T, NetworkStoreError>;
 
-const NET_COLUMNS: &str = "id, name, driver, bridge, subnet, gateway, internal, labels, created";
+const NET_COLUMNS: &str =
+    "id, name, driver, bridge, subnet, gateway, internal, labels, created, subnet6, gateway6";
 const EP_COLUMNS: &str =
     "network_id, container_id, address, host_ifname, container_ifname, aliases";
 
@@ -138,6 +143,8 @@ fn net_row(r: &Row<'_>) -> rusqlite::Result<NetworkRecord> {
         internal: r.get(6)?,
         labels: r.get(7)?,
         created: r.get(8)?,
+        subnet6: r.get(9)?,
+        gateway6: r.get(10)?,
     })
 }
 
@@ -173,10 +180,20 @@ pub fn insert_network(conn: &Connection, n: &NetworkRecord, or_ignore: bool) -> 
     };
     let r = conn.execute(
         &format!(
-            "{verb} INTO networks ({NET_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            "{verb} INTO networks ({NET_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
         ),
         params![
-            n.id, n.name, n.driver, n.bridge, n.subnet, n.gateway, n.internal, n.labels, n.created
+            n.id,
+            n.name,
+            n.driver,
+            n.bridge,
+            n.subnet,
+            n.gateway,
+            n.internal,
+            n.labels,
+            n.created,
+            n.subnet6,
+            n.gateway6
         ],
     );
     match r {
@@ -499,6 +516,8 @@ mod tests {
             internal: false,
             labels: "{}".into(),
             created: 1,
+            subnet6: String::new(),
+            gateway6: String::new(),
         }
     }
 
