@@ -851,3 +851,64 @@ fn chunked_upload_survives_a_restart_between_chunks() {
         .unwrap();
     assert_eq!(got, data);
 }
+
+/// A token service that only speaks the OAuth2 form POST: the client falls back from GET to
+/// `grant_type=password`, and an identity token (user `<token>`) is sent as
+/// `grant_type=refresh_token`; an access token is no refresh token.
+#[test]
+fn oauth2_post_token_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(
+        &dir.path().join("storage"),
+        AuthConfig {
+            token_get: Some(false),
+            ..auth_config(dir.path())
+        },
+    );
+    let base = format!("http://{}", srv.addr);
+    let err = ureq::get(&format!("{base}/token?service=berth-registry"))
+        .set("Authorization", &format!("Basic {}", b64("alice:secret")))
+        .call()
+        .unwrap_err();
+    assert!(matches!(err, ureq::Error::Status(405, _)));
+
+    let err = session(&srv, Some(("alice", "wrong"))).login().unwrap_err();
+    assert!(err.to_string().contains("unauthorized"), "{err}");
+    let alice = session(&srv, Some(("alice", "secret")));
+    alice.login().unwrap();
+    let src = DirBlobs::new(dir.path().join("src")).unwrap();
+    let manifest = make_image(&src, &[random_bytes(1000)], protocol::OCI_LAYER_GZIP);
+    push_oci(&alice, "alice/app", Some("1"), &manifest, &src).unwrap();
+
+    // A refresh token, as Docker's login asks for one (access_type=offline).
+    let answer: serde_json::Value = serde_json::from_str(
+        &ureq::post(&format!("{base}/token"))
+            .send_form(&[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "secret"),
+                ("service", "berth-registry"),
+                ("scope", "repository:alice/app:pull"),
+                ("client_id", "test"),
+                ("access_type", "offline"),
+            ])
+            .unwrap()
+            .into_string()
+            .unwrap(),
+    )
+    .unwrap();
+    let refresh = answer["refresh_token"].as_str().unwrap();
+    let access = answer["access_token"].as_str().unwrap();
+    let with_token = session(&srv, Some(("<token>", refresh)));
+    let dst = DirBlobs::new(dir.path().join("dst")).unwrap();
+    let pulled = pull_default(&with_token, "alice/app", "1", &dst).unwrap();
+    assert_eq!(pulled.manifest, manifest);
+    let err = pull_default(
+        &session(&srv, Some(("<token>", access))),
+        "alice/app",
+        "1",
+        &DirBlobs::new(dir.path().join("dst2")).unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), berth_registry::ErrorKind::Unauthorized, "{err}");
+}

@@ -551,3 +551,293 @@ fn sigkill_in_the_middle_of_uploads_leaves_no_partial_blob() {
         assert!(answer.starts_with(want), "blob {i}: {answer}");
     }
 }
+
+/// A Docker credential helper for tests (`docker-credential-berthtest`): one file per
+/// server under `$BERTH_TEST_CREDS`, the verbs called logged in `calls.log` (never secrets).
+const HELPER: &str = r#"#!/bin/sh
+dir="$BERTH_TEST_CREDS"
+input=$(cat)
+echo "$1" >>"$dir/calls.log"
+key=$(printf '%s' "$input" | sed -n 's/.*"ServerURL":"\([^"]*\)".*/\1/p')
+[ -n "$key" ] || key=$input
+file="$dir/$(printf '%s' "$key" | tr '/:' '__')"
+case "$1" in
+store) printf '%s' "$input" >"$file" ;;
+get) if [ -f "$file" ]; then cat "$file"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+erase) if [ -f "$file" ]; then rm -f "$file"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+*) echo "unknown verb $1"; exit 1 ;;
+esac
+"#;
+
+impl Env {
+    /// Installs the test credential helper under `bin/` and returns (PATH, creds dir).
+    fn install_helper(&self) -> (String, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = self.path("bin");
+        fs::create_dir_all(&bin).unwrap();
+        let helper = bin.join("docker-credential-berthtest");
+        fs::write(&helper, HELPER).unwrap();
+        fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+        let creds = self.path("helper-creds");
+        fs::create_dir_all(&creds).unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        (path, creds)
+    }
+
+    fn write_docker_config(&self, doc: &serde_json::Value) {
+        fs::create_dir_all(self.path("docker-config")).unwrap();
+        fs::write(self.path("docker-config/config.json"), doc.to_string()).unwrap();
+    }
+
+    /// Runs berth with the helper on PATH, `stdin` fed.
+    fn run_with_helper(
+        &self,
+        root: &str,
+        args: &[&str],
+        helper: &(String, PathBuf),
+        stdin: &str,
+    ) -> Output {
+        let mut c = self.berth(root, args);
+        c.env("PATH", &helper.0)
+            .env("BERTH_TEST_CREDS", &helper.1)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
+
+fn assert_ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn start_docker_registry(env: &Env, htpasswd: &Path) -> (Proc, String) {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = env.path("registry.yml");
+    fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: {addr}\nauth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+            env.path("distribution").display(),
+            htpasswd.display()
+        ),
+    )
+    .unwrap();
+    let srv = Proc(
+        Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry"),
+    );
+    wait_for_port(&addr);
+    (srv, addr)
+}
+
+/// `credsStore` in config.json: `login` stores through `docker-credential-NAME store` (the
+/// file keeps an empty entry, as Docker's does), push and pull get the credentials from the
+/// helper, `logout` erases them; with docker-registry (htpasswd) and with berth's registry.
+#[test]
+fn credential_helper_stores_and_supplies_credentials() {
+    let test = "credential_helper_stores_and_supplies_credentials";
+    if !require_root(test)
+        || !require_tool(test, "docker-registry")
+        || !require_tool(test, "htpasswd")
+    {
+        return;
+    }
+    let env = Env::new();
+    let ht = env.path("htpasswd");
+    write_htpasswd(&ht, "alice", "s3cret");
+    let (_dist, dist_addr) = start_docker_registry(&env, &ht);
+    let (_berth_srv, berth_addr) = env.serve("storage", &["--htpasswd", ht.to_str().unwrap()]);
+    let helper = env.install_helper();
+    env.write_docker_config(
+        &serde_json::json!({"credsStore": "berthtest", "experimental": "enabled"}),
+    );
+
+    for (n, addr) in [dist_addr, berth_addr].iter().enumerate() {
+        let reference = format!("{addr}/team/busybox:latest");
+        env.import_busybox(&format!("src{n}"), &reference);
+        // A wrong password: refused, nothing handed to the helper.
+        let out = env.run_with_helper(
+            &format!("src{n}"),
+            &["login", "-u", "alice", "--password-stdin", addr],
+            &helper,
+            "wrong\n",
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = env.run_with_helper(
+            &format!("src{n}"),
+            &["login", "-u", "alice", "--password-stdin", addr],
+            &helper,
+            "s3cret\n",
+        );
+        assert!(assert_ok(&out, "login").contains("Login Succeeded"));
+        let config: serde_json::Value = serde_json::from_str(
+            &fs::read_to_string(env.path("docker-config/config.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            config["auths"][addr.as_str()],
+            serde_json::json!({}),
+            "{config}"
+        );
+        assert_eq!(config["experimental"], "enabled");
+        assert!(!config.to_string().contains("s3cret"));
+        let stored = fs::read_to_string(helper.1.join(addr.replace(':', "_"))).unwrap();
+        assert!(stored.contains("\"Secret\":\"s3cret\""), "{stored}");
+        assert!(stored.contains("\"Username\":\"alice\""), "{stored}");
+
+        let out = env.run_with_helper(&format!("src{n}"), &["push", &reference], &helper, "");
+        let digest = pushed_digest(&assert_ok(&out, "push"));
+        let out = env.run_with_helper(&format!("dst{n}"), &["pull", &reference], &helper, "");
+        assert!(assert_ok(&out, "pull").contains(&format!("Digest: {digest}")));
+
+        let out = env.run_with_helper(&format!("src{n}"), &["logout", addr], &helper, "");
+        assert!(
+            assert_ok(&out, "logout").contains(&format!("Removing login credentials for {addr}"))
+        );
+        assert!(!helper.1.join(addr.replace(':', "_")).exists());
+        let out = env.run_with_helper(&format!("late{n}"), &["pull", &reference], &helper, "");
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("unauthorized"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let calls = fs::read_to_string(helper.1.join("calls.log")).unwrap();
+    assert!(
+        calls.lines().any(|l| l == "store")
+            && calls.lines().any(|l| l == "get")
+            && calls.lines().any(|l| l == "erase"),
+        "{calls}"
+    );
+
+    // A helper that is not installed: one clear error line.
+    env.write_docker_config(&serde_json::json!({"credHelpers": {"127.0.0.1:1": "missing"}}));
+    let out = env.run_with_helper("src0", &["pull", "127.0.0.1:1/x:1"], &helper, "");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error getting credentials - err: exec: \"docker-credential-missing\": executable file not found in $PATH"),
+        "{err}"
+    );
+}
+
+/// A token service that wants the OAuth2 form POST (its GET answers 405): login, push and
+/// pull fall back from GET to `grant_type=password`; an identity token (a refresh token, as a
+/// credential helper hands it with the user name `<token>`) uses `grant_type=refresh_token`.
+#[test]
+fn oauth2_post_token_flow_with_password_and_identity_token() {
+    let test = "oauth2_post_token_flow_with_password_and_identity_token";
+    if !require_root(test) || !require_tool(test, "htpasswd") {
+        return;
+    }
+    let env = Env::new();
+    let ht = env.path("htpasswd");
+    write_htpasswd(&ht, "bob", "pw");
+    let cfg = env.path("registry.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[registry.auth]\nhtpasswd = \"{}\"\ntoken_get = false\n",
+            ht.display()
+        ),
+    )
+    .unwrap();
+    let (_srv, addr) = env.serve("storage", &["--config", cfg.to_str().unwrap()]);
+
+    // The token endpoint refuses GET.
+    let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+    write!(tcp, "GET /token?service=berth-registry HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic Ym9iOnB3\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+
+    let reference = format!("{addr}/bob/busybox:1");
+    env.import_busybox("r1", &reference);
+    let helper = env.install_helper();
+    let out = env.run_with_helper(
+        "r1",
+        &["login", "-u", "bob", "--password-stdin", &addr],
+        &helper,
+        "nope\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let out = env.run_with_helper(
+        "r1",
+        &["login", "-u", "bob", "--password-stdin", &addr],
+        &helper,
+        "pw\n",
+    );
+    assert!(assert_ok(&out, "login").contains("Login Succeeded"));
+    let out = env.run_with_helper("r1", &["push", &reference], &helper, "");
+    let digest = pushed_digest(&assert_ok(&out, "push"));
+
+    // A refresh token, asked for as Docker's login does (access_type=offline).
+    let form = "grant_type=password&username=bob&password=pw&service=berth-registry&client_id=test&access_type=offline";
+    let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+    write!(tcp, "POST /token HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}", form.len()).unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body: serde_json::Value =
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    let access = body["access_token"].as_str().unwrap().to_owned();
+
+    // The identity token from a credential helper: pull works with it alone.
+    env.write_docker_config(&serde_json::json!({"credHelpers": {addr.as_str(): "berthtest"}}));
+    fs::write(
+        helper.1.join(addr.replace(':', "_")),
+        serde_json::json!({"ServerURL": addr, "Username": "<token>", "Secret": refresh})
+            .to_string(),
+    )
+    .unwrap();
+    let out = env.run_with_helper("r2", &["pull", &reference], &helper, "");
+    assert!(assert_ok(&out, "pull").contains(&format!("Digest: {digest}")));
+    // An access token is not a refresh token.
+    fs::write(
+        helper.1.join(addr.replace(':', "_")),
+        serde_json::json!({"ServerURL": addr, "Username": "<token>", "Secret": access}).to_string(),
+    )
+    .unwrap();
+    let out = env.run_with_helper("r3", &["pull", &reference], &helper, "");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
+}

@@ -1,6 +1,12 @@
 //! Credentials in a `~/.docker/config.json`-compatible file: `auths` entries of
 //! base64(`user:password`), as `docker login` writes them, read and written without
 //! disturbing the file's other keys. `DOCKER_CONFIG` names the directory when set.
+//!
+//! As with Docker, `credHelpers` (per registry) and `credsStore` (for all) name credential
+//! helpers: `docker-credential-NAME get|store|erase`, found on `PATH`, talking JSON on stdin
+//! and stdout (`{"ServerURL","Username","Secret"}`), so a password never appears in process
+//! arguments. With a helper, the file keeps only an empty `auths` entry for the registry.
+//! A user name of `<token>` means the secret is an identity (OAuth2 refresh) token.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +15,9 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use super::{ClientError, Credentials};
+
+/// The user name that marks an identity token (Docker's convention for helpers).
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
 
 /// The key Docker uses for Docker Hub in `auths`.
 pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
@@ -121,9 +130,93 @@ impl CredentialStore {
         result.map_err(io)
     }
 
+    /// The credential helper configured for a host: `credHelpers` by host name, else
+    /// `credsStore`.
+    fn helper_for(doc: &Map<String, Value>, host: &str) -> Option<String> {
+        let key = registry_key(host);
+        let hostname = normalize_hostname(&key);
+        if let Some(Value::Object(helpers)) = doc.get("credHelpers") {
+            for (k, v) in helpers {
+                if normalize_hostname(k) == hostname {
+                    if let Some(name) = v.as_str().filter(|n| !n.is_empty()) {
+                        return Some(name.to_owned());
+                    }
+                }
+            }
+        }
+        doc.get("credsStore")
+            .and_then(|v| v.as_str())
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+    }
+
+    /// Runs `docker-credential-NAME VERB` with `input` on stdin: (success, output).
+    fn run_helper(
+        &self,
+        name: &str,
+        verb: &str,
+        input: &[u8],
+    ) -> Result<(bool, String), ClientError> {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let program = format!("docker-credential-{name}");
+        let failed = |e: std::io::Error| {
+            let err = if e.kind() == std::io::ErrorKind::NotFound {
+                format!("exec: \"{program}\": executable file not found in $PATH")
+            } else {
+                format!("exec: \"{program}\": {e}")
+            };
+            helper_error(verb, &err, "")
+        };
+        let mut child = Command::new(&program)
+            .arg(verb)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(failed)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // A helper may exit without reading (e.g. on a bad verb): its status tells.
+            let _ = stdin.write_all(input);
+        }
+        let out = child.wait_with_output().map_err(failed)?;
+        let mut text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if text.is_empty() {
+            text = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        }
+        Ok((out.status.success(), text))
+    }
+
+    fn helper_get(&self, name: &str, host: &str) -> Result<Option<Credentials>, ClientError> {
+        let server = registry_key(host);
+        let (ok, text) = self.run_helper(name, "get", server.as_bytes())?;
+        if !ok {
+            if text.contains("credentials not found") {
+                return Ok(None);
+            }
+            return Err(helper_error("get", "exit status 1", first_line(&text)));
+        }
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| helper_error("get", &format!("not JSON: {e}"), ""))?;
+        let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
+        let (username, password) = (field("Username"), field("Secret"));
+        if password.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Credentials { username, password }))
+    }
+
+    /// Which credential helper, if any, holds the credentials of a host (`None`: the file).
+    pub fn helper(&self, host: &str) -> Result<Option<String>, ClientError> {
+        Ok(Self::helper_for(&self.load()?, host))
+    }
+
     /// The credentials stored for a registry host.
     pub fn get(&self, host: &str) -> Result<Option<Credentials>, ClientError> {
         let doc = self.load()?;
+        if let Some(name) = Self::helper_for(&doc, host) {
+            return self.helper_get(&name, host);
+        }
         let want = registry_key(host);
         let Some(Value::Object(auths)) = doc.get("auths") else {
             return Ok(None);
@@ -146,6 +239,16 @@ impl CredentialStore {
                     password: p.to_owned(),
                 }));
             }
+            if let Some(t) = entry
+                .get("identitytoken")
+                .and_then(|v| v.as_str())
+                .filter(|t| !t.is_empty())
+            {
+                return Ok(Some(Credentials {
+                    username: IDENTITY_TOKEN_USER.to_owned(),
+                    password: t.to_owned(),
+                }));
+            }
             if let (Some(u), Some(p)) = (
                 entry.get("username").and_then(|v| v.as_str()),
                 entry.get("password").and_then(|v| v.as_str()),
@@ -159,10 +262,24 @@ impl CredentialStore {
         Ok(None)
     }
 
-    /// Stores credentials for a host (replacing older ones).
+    /// Stores credentials for a host (replacing older ones): in its credential helper when
+    /// one is configured (the file then keeps an empty entry, as Docker's does), else in the
+    /// file.
     pub fn store(&self, host: &str, c: &Credentials) -> Result<(), ClientError> {
         let mut doc = self.load()?;
         let key = registry_key(host);
+        let helper = Self::helper_for(&doc, host);
+        if let Some(name) = &helper {
+            let input = serde_json::json!({
+                "ServerURL": key,
+                "Username": c.username,
+                "Secret": c.password,
+            });
+            let (ok, text) = self.run_helper(name, "store", input.to_string().as_bytes())?;
+            if !ok {
+                return Err(helper_error("store", "exit status 1", first_line(&text)));
+            }
+        }
         let auths = doc
             .entry("auths".to_owned())
             .or_insert_with(|| Value::Object(Map::new()));
@@ -172,19 +289,32 @@ impl CredentialStore {
         if let Value::Object(a) = auths {
             a.retain(|k, _| normalize_key(k) != key);
             let mut entry = Map::new();
-            entry.insert(
-                "auth".into(),
-                Value::String(STANDARD.encode(format!("{}:{}", c.username, c.password))),
-            );
+            if helper.is_none() {
+                if c.username == IDENTITY_TOKEN_USER {
+                    entry.insert("identitytoken".into(), Value::String(c.password.clone()));
+                } else {
+                    entry.insert(
+                        "auth".into(),
+                        Value::String(STANDARD.encode(format!("{}:{}", c.username, c.password))),
+                    );
+                }
+            }
             a.insert(key, Value::Object(entry));
         }
         self.save(&doc)
     }
 
-    /// Removes a host's credentials; `false` when there were none.
+    /// Removes a host's credentials (from its credential helper too); `false` when the
+    /// file had no entry for it.
     pub fn remove(&self, host: &str) -> Result<bool, ClientError> {
         let mut doc = self.load()?;
         let key = registry_key(host);
+        if let Some(name) = Self::helper_for(&doc, host) {
+            let (ok, text) = self.run_helper(&name, "erase", key.as_bytes())?;
+            if !ok && !text.contains("not found") {
+                return Err(helper_error("erase", "exit status 1", first_line(&text)));
+            }
+        }
         let mut removed = false;
         if let Some(Value::Object(a)) = doc.get_mut("auths") {
             let before = a.len();
@@ -196,6 +326,31 @@ impl CredentialStore {
         }
         Ok(removed)
     }
+}
+
+/// Docker's wording: ``error getting credentials - err: exec: "docker-credential-x":
+/// executable file not found in $PATH, out: ` ` ``.
+fn helper_error(verb: &str, err: &str, out: &str) -> ClientError {
+    let doing = match verb {
+        "get" => "getting",
+        "store" => "storing",
+        _ => "erasing",
+    };
+    ClientError::CredentialHelper {
+        message: format!("error {doing} credentials - err: {err}, out: `{out}`"),
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("(no output)")
+}
+
+/// `https://index.docker.io/v1/` -> `index.docker.io`; `localhost:5000` stays.
+fn normalize_hostname(key: &str) -> String {
+    let k = key
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    k.split('/').next().unwrap_or(k).to_owned()
 }
 
 #[cfg(test)]

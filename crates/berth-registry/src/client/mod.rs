@@ -150,6 +150,12 @@ pub enum ClientError {
         /// What is wrong.
         reason: String,
     },
+    /// A credential helper (`docker-credential-NAME`) failed or is missing.
+    #[error("{message}")]
+    CredentialHelper {
+        /// Docker's wording of the failure.
+        message: String,
+    },
     /// A registry's answer broke the protocol.
     #[error("{url}: {reason}")]
     Protocol {
@@ -227,7 +233,9 @@ impl ClientError {
             ClientError::Sink { .. } | ClientError::Source { .. } | ClientError::Io { .. } => {
                 K::Internal
             }
-            ClientError::Credentials { .. } => K::InvalidArgument,
+            ClientError::Credentials { .. } | ClientError::CredentialHelper { .. } => {
+                K::InvalidArgument
+            }
             ClientError::Protocol { .. } => K::Unavailable,
         }
     }
@@ -727,20 +735,33 @@ impl Session {
             url.push_str(&format!("{sep}scope={}", encode(s)));
             sep = '&';
         }
-        let headers = self.auth_header_basic();
-        let resp = match self.send_with_retry("GET", &url, &headers, || RequestBody::Empty, None) {
-            Ok(r) => r,
-            Err(Raw::Status(401, _)) | Err(Raw::Status(403, _)) => {
-                return Err(ClientError::Unauthorized {
-                    url: for_url.to_owned(),
-                    message: if self.credentials.is_some() {
-                        "incorrect username or password".into()
-                    } else {
-                        "authentication required".into()
-                    },
-                })
+        let refused = || ClientError::Unauthorized {
+            url: for_url.to_owned(),
+            message: if self.credentials.is_some() {
+                "incorrect username or password".into()
+            } else {
+                "authentication required".into()
+            },
+        };
+        let identity_token = self
+            .credentials
+            .as_ref()
+            .is_some_and(|c| c.username == credentials::IDENTITY_TOKEN_USER);
+        let resp = if identity_token {
+            // A refresh token only works with the OAuth2 form.
+            self.oauth_token(ch, realm, scope, for_url)?
+        } else {
+            let headers = self.auth_header_basic();
+            match self.send_with_retry("GET", &url, &headers, || RequestBody::Empty, None) {
+                Ok(r) => r,
+                // A token endpoint that only speaks OAuth2 (POST), as Docker's client
+                // falls back the other way round.
+                Err(Raw::Status(404 | 405, _)) if self.credentials.is_some() => {
+                    self.oauth_token(ch, realm, scope, for_url)?
+                }
+                Err(Raw::Status(401, _)) | Err(Raw::Status(403, _)) => return Err(refused()),
+                Err(e) => return Err(e.into_error("GET", &url)),
             }
-            Err(e) => return Err(e.into_error("GET", &url)),
         };
         let body = Reply {
             status: resp.status(),
@@ -764,6 +785,62 @@ impl Session {
             t.insert(scope.to_owned(), token.clone());
         }
         Ok(token)
+    }
+
+    /// The OAuth2 token request (RFC 6749 4.3 and 6): a form POST to the realm with
+    /// `grant_type=password` (user name and password) or `grant_type=refresh_token` (an
+    /// identity token), as Docker's client sends it.
+    fn oauth_token(
+        &self,
+        ch: &Challenge,
+        realm: &str,
+        scope: &str,
+        for_url: &str,
+    ) -> Result<ureq::Response, ClientError> {
+        let Some(c) = &self.credentials else {
+            return Err(ClientError::Unauthorized {
+                url: for_url.to_owned(),
+                message: "authentication required".into(),
+            });
+        };
+        let mut form = if c.username == credentials::IDENTITY_TOKEN_USER {
+            format!(
+                "grant_type=refresh_token&refresh_token={}",
+                encode(&c.password)
+            )
+        } else {
+            format!(
+                "grant_type=password&username={}&password={}",
+                encode(&c.username),
+                encode(&c.password)
+            )
+        };
+        if let Some(service) = ch.params.get("service") {
+            form.push_str(&format!("&service={}", encode(service)));
+        }
+        let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+        if !scopes.is_empty() {
+            form.push_str(&format!("&scope={}", encode(&scopes.join(" "))));
+        }
+        form.push_str("&client_id=berth&access_type=offline");
+        let headers = vec![(
+            "Content-Type".to_owned(),
+            "application/x-www-form-urlencoded".to_owned(),
+        )];
+        match self.send_with_retry(
+            "POST",
+            realm,
+            &headers,
+            || RequestBody::Bytes(form.as_bytes()),
+            None,
+        ) {
+            Ok(r) => Ok(r),
+            Err(Raw::Status(400 | 401 | 403, _)) => Err(ClientError::Unauthorized {
+                url: for_url.to_owned(),
+                message: "incorrect username or password".into(),
+            }),
+            Err(e) => Err(e.into_error("POST", realm)),
+        }
     }
 
     fn auth_headers(&self, scope: &str, url: &str) -> Result<Vec<(String, String)>, ClientError> {

@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
-use super::auth::{Action, Decision, Scope};
+use super::auth::{Action, Decision, Identity, Scope};
 use super::body::Body;
 use super::storage::{random_id, LinkKind, StorageError, StorageErrorKind};
 use super::{tls, CachedManifest, Registry};
@@ -348,18 +348,18 @@ impl Route {
 }
 
 fn query(req: &Request<Incoming>) -> Vec<(String, String)> {
-    req.uri()
-        .query()
-        .map(|q| {
-            q.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| match p.split_once('=') {
-                    Some((k, v)) => (percent_decode(k), percent_decode(v)),
-                    None => (percent_decode(p), String::new()),
-                })
-                .collect()
+    req.uri().query().map(parse_pairs).unwrap_or_default()
+}
+
+/// `a=1&b=2` (a query string or an `application/x-www-form-urlencoded` body).
+fn parse_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(p), String::new()),
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 fn param<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -419,7 +419,7 @@ async fn route(reg: &Arc<Registry>, req: Request<Incoming>) -> Result<Response<B
             authorize(reg, &req, Scope::Ping)?;
             Ok(json_response(StatusCode::OK, b"{}".to_vec()))
         }
-        Route::Token => token(reg, &req),
+        Route::Token => token(reg, req).await,
         Route::Catalog => {
             authorize(reg, &req, Scope::Catalog)?;
             catalog(reg, &req).await
@@ -519,31 +519,60 @@ where
     tokio::task::spawn_blocking(f).await?
 }
 
-fn token(reg: &Registry, req: &Request<Incoming>) -> Result<Response<Body>> {
+/// The token service: `GET` with basic auth (Docker's token flow), or the OAuth2 form `POST`
+/// with `grant_type=password` or `refresh_token` (a refresh token is issued when
+/// `access_type=offline`, as Docker's client asks at login).
+async fn token(reg: &Arc<Registry>, req: Request<Incoming>) -> Result<Response<Body>> {
     let Some(auth) = &reg.auth else {
         return Err(RequestError::RouteUnknown);
     };
-    if req.method() != Method::GET {
+    let (id, scopes, offline) = if req.method() == Method::GET && auth.token_get {
+        let q = query(&req);
+        let value = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        (auth.identify(value), scope_params(&q), false)
+    } else if req.method() == Method::POST {
+        let body = read_limited(req.into_body(), 64 * 1024).await?;
+        let form = parse_pairs(&String::from_utf8_lossy(&body));
+        let id = match param(&form, "grant_type") {
+            Some("password") => match (param(&form, "username"), param(&form, "password")) {
+                (Some(u), Some(p)) if auth.check_password(u, p) => Identity::User(u.to_owned()),
+                _ => Identity::Invalid,
+            },
+            Some("refresh_token") => {
+                auth.refresh_identity(param(&form, "refresh_token").unwrap_or(""))
+            }
+            _ => Identity::Invalid,
+        };
+        (
+            id,
+            scope_params(&form),
+            param(&form, "access_type") == Some("offline"),
+        )
+    } else {
         return Err(RequestError::MethodNotAllowed);
-    }
-    let q = query(req);
-    let scopes: Vec<String> = q
-        .iter()
-        .filter(|(k, _)| k == "scope")
-        .map(|(_, v)| v.clone())
-        .collect();
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let id = auth.identify(value);
+    };
     match auth.issue_token(&id, &scopes) {
-        Some(t) => Ok(json_response(
-            StatusCode::OK,
-            serde_json::to_vec(&t).unwrap_or_default(),
-        )),
+        Some(mut t) => {
+            if offline {
+                t.refresh_token = auth.issue_refresh_token(&id);
+            }
+            Ok(json_response(
+                StatusCode::OK,
+                serde_json::to_vec(&t).unwrap_or_default(),
+            ))
+        }
         None => Err(RequestError::Unauthorized(Scope::Ping)),
     }
+}
+
+fn scope_params(q: &[(String, String)]) -> Vec<String> {
+    q.iter()
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v.clone())
+        .collect()
 }
 
 fn paginate(items: Vec<String>, q: &[(String, String)]) -> (Vec<String>, bool) {

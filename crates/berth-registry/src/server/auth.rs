@@ -152,6 +152,9 @@ pub struct AuthConfig {
     pub token_secret: Option<String>,
     /// Token lifetime in seconds (default 300).
     pub token_ttl: Option<u64>,
+    /// Whether the token endpoint answers `GET` (default true); `false` leaves only the
+    /// OAuth2 form `POST`, as some registries' token services do.
+    pub token_get: Option<bool>,
 }
 
 /// The decision on a request.
@@ -221,6 +224,8 @@ pub struct Authorizer {
     /// The service name.
     pub service: String,
     tokens: TokenService,
+    /// Whether the token endpoint answers `GET`.
+    pub token_get: bool,
     // Proven (user, password) pairs, as sha256, so bcrypt runs once per credential.
     verified: Mutex<HashSet<[u8; 32]>>,
 }
@@ -312,6 +317,7 @@ impl Authorizer {
                 ttl: config.token_ttl.unwrap_or(300),
             },
             service,
+            token_get: config.token_get.unwrap_or(true),
             verified: Mutex::new(HashSet::new()),
         }))
     }
@@ -441,6 +447,37 @@ impl Authorizer {
         v
     }
 
+    /// A refresh token (OAuth2 offline access) for a user: a signed token granting only
+    /// further tokens (`None` for anonymous or invalid identities).
+    pub fn issue_refresh_token(&self, id: &Identity) -> Option<String> {
+        let user = match id {
+            Identity::User(u) => u.clone(),
+            Identity::Token(c) if !c.sub.is_empty() => c.sub.clone(),
+            _ => return None,
+        };
+        let grant = Grant {
+            kind: REFRESH_GRANT.into(),
+            name: self.service.clone(),
+            actions: Vec::new(),
+        };
+        Some(self.tokens.issue(&user, vec![grant]).token)
+    }
+
+    /// Who a refresh token names; an access token is not a refresh token.
+    pub fn refresh_identity(&self, token: &str) -> Identity {
+        match self.tokens.verify(token) {
+            Some(c)
+                if !c.sub.is_empty()
+                    && c.access
+                        .iter()
+                        .any(|g| g.kind == REFRESH_GRANT && g.name == self.service) =>
+            {
+                Identity::User(c.sub)
+            }
+            _ => Identity::Invalid,
+        }
+    }
+
     /// Answers the token endpoint: `None` when the credentials given are wrong. The token
     /// grants the requested scopes narrowed to what the identity may do.
     pub fn issue_token(&self, id: &Identity, scopes: &[String]) -> Option<TokenResponse> {
@@ -530,7 +567,13 @@ pub struct TokenResponse {
     pub expires_in: u64,
     /// RFC 3339 issue time.
     pub issued_at: String,
+    /// An OAuth2 refresh token, when offline access was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
+
+/// The grant kind that marks a refresh token.
+const REFRESH_GRANT: &str = "refresh";
 
 /// Issues and verifies HS256 JWT-shaped tokens.
 struct TokenService {
@@ -581,6 +624,7 @@ impl TokenService {
             token,
             expires_in: self.ttl,
             issued_at,
+            refresh_token: None,
         }
     }
 
