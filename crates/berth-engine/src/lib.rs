@@ -32,6 +32,7 @@ use std::path::PathBuf;
 
 pub mod build;
 pub mod container;
+pub mod disk_usage;
 pub mod images;
 pub mod network;
 pub mod network_container;

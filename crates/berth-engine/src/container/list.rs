@@ -146,6 +146,27 @@ impl Filter {
 }
 
 impl Lifecycle {
+    /// Bytes the container wrote in its rw layer (Docker's `SizeRw`): regular files and
+    /// symlinks of its upper directory.
+    pub fn rw_size(&self, c: &Container) -> u64 {
+        fn walk(dir: &std::path::Path) -> u64 {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return 0;
+            };
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => walk(&e.path()),
+                    Ok(t) if t.is_file() || t.is_symlink() => {
+                        e.metadata().map(|m| m.len()).unwrap_or(0)
+                    }
+                    _ => 0,
+                })
+                .sum()
+        }
+        walk(&self.container_dir(c.id()).join("upper"))
+    }
+
     /// The containers `ps` shows: running ones, or all with `all`; filters AND across keys
     /// and OR within one key, as Docker.
     pub fn list(&self, all: bool, filters: &[Filter]) -> Result<Vec<ContainerSummary>> {

@@ -40,7 +40,7 @@ fn pad(s: &str, w: usize) -> String {
 }
 
 /// Docker cuts the command itself (not its quotes) to 20 characters, the last one `…`.
-fn ellipsize_command(quoted: &str) -> String {
+pub(crate) fn ellipsize_command(quoted: &str) -> String {
     let raw = quoted
         .strip_prefix('"')
         .and_then(|s| s.strip_suffix('"'))

@@ -17,7 +17,7 @@ pub enum SystemCommand {
 /// `system df [OPTIONS]`
 #[derive(Debug, Args)]
 pub struct DfArgs {
-    /// Show detailed information on space usage (accepted; the summary is shown).
+    /// Show detailed information on space usage.
     #[arg(short, long)]
     pub verbose: bool,
     /// Format output using a custom template ('table', 'json', or a Go template).
@@ -50,6 +50,9 @@ const DF_COLUMNS: &[(&str, &str)] = &[
 
 fn df(g: &GlobalOpts, a: DfArgs) -> anyhow::Result<i32> {
     crate::exit::status_1(|| {
+        if a.verbose && a.format.as_deref().is_none_or(|f| f == "table") {
+            return super::df_verbose::print(g);
+        }
         let du = g.engine()?.disk_usage()?;
         let rows = vec![
             json!({"Type": "Images", "TotalCount": du.images.to_string(), "Active": du.active_images.to_string(),
