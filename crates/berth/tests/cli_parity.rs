@@ -409,3 +409,149 @@ fn cgroup_anywhere(name: &str) -> bool {
     );
     dirs.iter().any(|d| d.join(name).exists())
 }
+
+#[test]
+fn system_df_verbose_shows_images_containers_volumes_and_build_cache() {
+    let Some(env) =
+        Env::for_root_test("system_df_verbose_shows_images_containers_volumes_and_build_cache")
+    else {
+        return;
+    };
+    let ctx = context(
+        &env,
+        "ctx-df",
+        "FROM busybox\nRUN head -c 3000 /dev/zero > /blob\n",
+    );
+    env.ok(&["build", "-q", "-t", "parity-df:1", &ctx]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "parity-df-ctr",
+        "busybox",
+        "sh",
+        "-c",
+        "printf 12345 > /data; sleep 60",
+    ]);
+    assert!(support::eventually(5, || env.ok(&[
+        "exec",
+        "parity-df-ctr",
+        "cat",
+        "/data"
+    ]) == "12345"));
+    let out = env.ok(&["system", "df", "-v"]);
+    let lines: Vec<&str> = out.lines().collect();
+    let at = |title: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(title))
+            .unwrap_or_else(|| panic!("no {title:?} in\n{out}"))
+    };
+    let (images, containers, volumes, cache) = (
+        at("Images space usage:"),
+        at("Containers space usage:"),
+        at("Local Volumes space usage:"),
+        at("Build cache usage: "),
+    );
+    assert!(
+        images < containers && containers < volumes && volumes < cache,
+        "{out}"
+    );
+    let cols = |l: &str| {
+        l.split("   ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        cols(lines[images + 2]),
+        [
+            "REPOSITORY",
+            "TAG",
+            "IMAGE ID",
+            "CREATED",
+            "SIZE",
+            "SHARED SIZE",
+            "UNIQUE SIZE",
+            "CONTAINERS"
+        ]
+    );
+    let row = |repo: &str| {
+        lines[images + 3..containers]
+            .iter()
+            .map(|l| cols(l))
+            .find(|c| c[0] == repo)
+            .unwrap_or_else(|| panic!("no {repo} row in\n{out}"))
+    };
+    let built = row("parity-df");
+    assert_eq!(built[1], "1");
+    assert_ne!(
+        built[6], "0B",
+        "the RUN layer is the unique part: {built:?}"
+    );
+    assert_eq!(built[7], "0");
+    let base = row("busybox");
+    assert_eq!(base[5], base[4], "busybox's layer is shared: {base:?}");
+    assert_eq!(base[6], "0B");
+    assert_eq!(base[7], "1");
+    let ctr = cols(
+        lines[containers + 3..volumes]
+            .iter()
+            .find(|l| l.ends_with("parity-df-ctr"))
+            .unwrap_or_else(|| panic!("no container row in\n{out}")),
+    );
+    assert_eq!(ctr[1], "busybox");
+    assert_eq!(ctr[3], "0");
+    assert_eq!(ctr[4], "5B", "{ctr:?}");
+    assert_eq!(cols(lines[volumes + 2]), ["VOLUME NAME", "LINKS", "SIZE"]);
+    assert_eq!(lines[cache], format!("Build cache usage: {}", built[6]));
+    let entry = cols(lines[cache + 3]);
+    assert_eq!(entry[1..3], ["regular", built[6].as_str()], "{entry:?}");
+    env.ok(&["rm", "-f", "parity-df-ctr"]);
+}
+
+#[test]
+fn build_on_a_terminal_redraws_its_steps_in_place_and_plain_stays_lines() {
+    let test = "build_on_a_terminal_redraws_its_steps_in_place_and_plain_stays_lines";
+    if !support::require_tool(test, "script") {
+        return;
+    }
+    let Some(env) = Env::for_root_test(test) else {
+        return;
+    };
+    let ctx = context(
+        &env,
+        "ctx-tty",
+        "FROM busybox\nRUN for i in 1 2 3; do echo line$i; sleep 0.3; done\n",
+    );
+    // auto on a terminal: the live view, redrawn over itself (cursor up, erase line).
+    let shown = on_a_pty(&env, 30, 100, &format!("$B build -t parity-tty {ctx}"));
+    assert!(shown.contains("\x1b[2K[+] Building "), "{shown:?}");
+    assert!(
+        shown.contains("A\x1b[2K[+] Building "),
+        "no redraw in {shown:?}"
+    );
+    assert!(
+        shown.contains(" => => # line1"),
+        "no output tail in {shown:?}"
+    );
+    let last = shown.rsplit("[+] Building ").next().unwrap_or_default();
+    assert!(last.contains("(2/2) FINISHED"), "{last:?}");
+    assert!(last.contains(" => [2/2] RUN for i in 1 2 3"), "{last:?}");
+    assert!(
+        !last.contains(" => => # "),
+        "the last frame has no output tail: {last:?}"
+    );
+    assert!(last.contains(" => => naming to docker.io/library/parity-tty:latest"));
+    // --progress plain on the same terminal: BuildKit's plain lines, no escapes.
+    let shown = on_a_pty(
+        &env,
+        30,
+        100,
+        &format!("$B build --no-cache --progress plain -t parity-tty {ctx}"),
+    );
+    assert!(!shown.contains('\x1b'), "{shown:?}");
+    assert!(shown.contains("#2 [2/2] RUN for i in 1 2 3"), "{shown:?}");
+    assert!(shown.contains(" line2\n"), "{shown:?}");
+}

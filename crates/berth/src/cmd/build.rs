@@ -267,11 +267,21 @@ pub fn run(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
             source_date_epoch,
         };
         let started = Instant::now();
+        // BuildKit's live view with `--progress tty`, and with `auto` on a terminal.
+        let live = (!quiet
+            && (a.progress == "tty"
+                || (a.progress == "auto" && std::io::IsTerminal::is_terminal(&io::stderr()))))
+        .then(|| super::build_tty::TtyProgress::new(multi_stage));
         let result = if quiet {
             engine.build(opts, &runner, &berth_engine::build::NoProgress)
+        } else if let Some(view) = &live {
+            super::build_tty::with_ticker(view, || engine.build(opts, &runner, view))
         } else {
             engine.build(opts, &runner, &progress)
         };
+        if let (Some(view), Err(_)) = (&live, &result) {
+            view.finish(&[]);
+        }
         let result = match result {
             Ok(r) => r,
             Err(_) if berth_engine::build::cancelled() => {
@@ -307,6 +317,13 @@ pub fn run(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
         }
         if quiet {
             println!("{}", result.id);
+        } else if let Some(view) = &live {
+            let mut extra = vec![
+                " => exporting to image".to_owned(),
+                format!(" => => writing image {}", result.id),
+            ];
+            extra.extend(result.tags.iter().map(|t| format!(" => => naming to {t}")));
+            view.finish(&extra);
         } else {
             let n = progress.last_id.load(std::sync::atomic::Ordering::Relaxed) + 1;
             progress.line(&format!("#{n} exporting to image"));

@@ -2,9 +2,11 @@
 
 pub mod analyze;
 pub mod build;
+pub mod build_tty;
 pub mod builder;
 pub mod container;
 pub mod create;
+pub mod df_verbose;
 pub mod exec;
 pub mod gotemplate;
 pub mod history;
