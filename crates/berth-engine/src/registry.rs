@@ -228,7 +228,9 @@ pub fn insecure_registries(root: &Path) -> Result<Vec<String>, RegistryError> {
 #[derive(Debug)]
 struct Unpacking {
     staging: tempfile::TempDir,
-    handle: std::thread::JoinHandle<Result<berth_oci::AppliedLayer, berth_oci::LayerError>>,
+    handle: std::thread::JoinHandle<Result<berth_oci::AppliedStream, berth_oci::LayerError>>,
+    /// The client verified the download this unpacker was fed, every byte of it.
+    verified: bool,
 }
 
 /// The local store as the client's sink: verified downloads are renamed into place, and
@@ -302,17 +304,18 @@ impl StoreSink {
         }
     }
 
-    /// The unpacking started for a layer blob, if any (waits for it to finish).
+    /// The unpacking of a layer blob that was fed exactly the verified blob, if any (waits
+    /// for it to finish); an unverified one is waited for and dropped.
     fn take_unpacked(
         &self,
         digest: &Digest,
-    ) -> Option<(
-        tempfile::TempDir,
-        Result<berth_oci::AppliedLayer, berth_oci::LayerError>,
-    )> {
+    ) -> Option<(tempfile::TempDir, berth_oci::AppliedStream)> {
         let u = self.unpacking.lock().ok()?.remove(digest)?;
         let result = u.handle.join().ok()?;
-        Some((u.staging, result))
+        match result {
+            Ok(applied) if u.verified => Some((u.staging, applied)),
+            _ => None,
+        }
     }
 }
 
@@ -345,14 +348,28 @@ impl BlobSink for StoreSink {
                 chunk: Vec::new(),
                 pos: 0,
             };
-            berth_oci::apply_layer(reader, &target, &berth_oci::ApplyOptions::default())
+            // The download hashes the blob; only the decompressed stream is hashed here.
+            berth_oci::apply_layer_stream(reader, &target, &berth_oci::ApplyOptions::default())
         });
         let mut map = self.unpacking.lock().ok()?;
-        if let Some(old) = map.insert(desc.digest.clone(), Unpacking { staging, handle }) {
+        let unpacking = Unpacking {
+            staging,
+            handle,
+            verified: false,
+        };
+        if let Some(old) = map.insert(desc.digest.clone(), unpacking) {
             // An earlier attempt's unpacker ends on its own (its stream was cut).
             drop(old);
         }
         Some(Box::new(ChannelWriter(tx)))
+    }
+
+    fn tee_verified(&self, desc: &Descriptor) {
+        if let Ok(mut map) = self.unpacking.lock() {
+            if let Some(u) = map.get_mut(&desc.digest) {
+                u.verified = true;
+            }
+        }
     }
 
     fn ingest_file(&self, desc: &Descriptor, path: &Path) -> Result<(), BoxError> {
@@ -477,15 +494,20 @@ impl Engine {
             }
             let parent = i.checked_sub(1).map(|p| &chains[p]);
             // Unpacked while it downloaded: keep it when the unpacker saw exactly the blob.
-            if let Some((staging, Ok(applied))) = sink.take_unpacked(&layer.digest) {
-                if applied.compressed_digest == layer.digest && applied.diff_id == diff_ids[i] {
+            if let Some((staging, applied)) = sink.take_unpacked(&layer.digest) {
+                // A plain tar's diff ID is its blob digest, which the download verified.
+                let diff_id = applied
+                    .diff_id
+                    .clone()
+                    .unwrap_or_else(|| layer.digest.clone());
+                if diff_id == diff_ids[i] {
                     log::info!("layer {} unpacked while it downloaded", layer.digest);
                     records.push(
                         self.store().commit_layer(
                             staging,
                             parent,
                             &berth_store::NewLayer {
-                                diff_id: applied.diff_id,
+                                diff_id,
                                 blob_digest: layer.digest.clone(),
                                 media_type: berth_oci::media::layer_media_type(
                                     applied.compression,

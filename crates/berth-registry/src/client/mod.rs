@@ -267,6 +267,11 @@ pub trait BlobSink: Sync {
     fn tee(&self, _desc: &Descriptor) -> Option<Box<dyn std::io::Write + Send>> {
         None
     }
+    /// Called once a download whose every byte went through the writer [`BlobSink::tee`]
+    /// gave for it (and nothing else) is verified, after that writer is dropped and before
+    /// [`BlobSink::ingest_file`]: the copy was exactly the blob, so what the sink derived
+    /// from it may be trusted without hashing the blob a second time.
+    fn tee_verified(&self, _desc: &Descriptor) {}
 }
 
 /// Where pushed blobs come from.

@@ -353,6 +353,7 @@ fn download(
             left -= n as u64;
         }
     }
+    let mut tee_whole = false;
     if have < desc.size || desc.size == 0 {
         let scope = format!("repository:{repo}:pull");
         let mut headers = Vec::new();
@@ -378,6 +379,7 @@ fn download(
         // A copy of a whole fresh download for the sink (to unpack while it arrives); any
         // failure below drops it, which the sink sees as a cut stream.
         let mut tee = if have == 0 { sink.tee(desc) } else { None };
+        let teed = tee.is_some();
         let url = reply.url.clone();
         let mut body = reply.into_reader();
         let mut buf = vec![0u8; 256 * 1024];
@@ -419,6 +421,9 @@ fn download(
             }
         }
         file = out.finish().map_err(io)?;
+        // The copy ends here; whether it was whole is told after the verification below.
+        tee_whole = teed && tee.is_some() && have == desc.size;
+        drop(tee);
         if have < desc.size {
             // The connection ended early: keep the partial file and retry.
             return Err(ClientError::BodyRead {
@@ -442,6 +447,9 @@ fn download(
     }
     file.sync_all().map_err(io)?;
     drop(file);
+    if tee_whole {
+        sink.tee_verified(desc);
+    }
     sink.ingest_file(desc, &path)
         .map_err(|source| ClientError::Sink {
             digest: desc.digest.clone(),
