@@ -54,11 +54,12 @@ pub enum ArchiveError {
         /// The OS error.
         source: io::Error,
     },
-    /// The file is not a tar archive.
-    #[error("not a tar archive: {0}")]
-    NotATar(#[source] io::Error),
+    /// The file is not a tar archive (or a truncated one). The tar reader's own message is
+    /// not kept: it quotes the bytes it could not parse.
+    #[error("{0}")]
+    NotATar(&'static str),
     /// The tar holds neither `manifest.json` nor `index.json`.
-    #[error("not an image archive: found neither manifest.json nor index.json")]
+    #[error("found neither manifest.json nor index.json")]
     NotAnImageArchive,
     /// An entry the archive refers to is missing.
     #[error("archive entry {0:?} is missing")]
@@ -175,7 +176,7 @@ pub struct ArchiveWriter<W: Write> {
 }
 
 /// Opens a blob by digest, for [`ArchiveWriter::add_image`].
-pub type BlobOpener<'a> = dyn FnMut(&Digest) -> io::Result<Box<dyn Read>> + 'a;
+pub type BlobOpener<'a> = dyn FnMut(&Digest) -> io::Result<Box<dyn Read + 'a>> + 'a;
 
 impl<W: Write> ArchiveWriter<W> {
     /// A writer of `format` into `out`.
@@ -418,6 +419,20 @@ fn clean_path(p: &str) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("/"))
 }
 
+/// A tar reader's failure: a malformed or truncated archive, or a failed read.
+fn not_a_tar(e: io::Error) -> ArchiveError {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => ArchiveError::NotATar("unexpected end of archive"),
+        io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::Other => {
+            ArchiveError::NotATar("invalid tar header")
+        }
+        _ => ArchiveError::Io {
+            op: "reading archive",
+            source: e,
+        },
+    }
+}
+
 impl<R: Read + Seek> ArchiveReader<R> {
     /// Indexes the tar's regular files (symlinks and hardlinks to them resolved).
     pub fn new(mut inner: R) -> Result<Self, ArchiveError> {
@@ -428,9 +443,9 @@ impl<R: Read + Seek> ArchiveReader<R> {
         let mut links: Vec<(String, String)> = Vec::new();
         {
             let mut archive = tar::Archive::new(&mut inner);
-            let iter = archive.entries_with_seek().map_err(ArchiveError::NotATar)?;
+            let iter = archive.entries_with_seek().map_err(not_a_tar)?;
             for entry in iter {
-                let entry = entry.map_err(ArchiveError::NotATar)?;
+                let entry = entry.map_err(not_a_tar)?;
                 let raw = entry.path_bytes();
                 let Some(name) = std::str::from_utf8(&raw).ok().and_then(clean_path) else {
                     continue;

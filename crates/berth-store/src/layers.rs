@@ -33,7 +33,8 @@ pub struct LayerRecord {
     pub blob_size: u64,
     /// Chain ID of the layer below, if any.
     pub parent: Option<Digest>,
-    /// Bytes of unpacked content.
+    /// Bytes of unpacked content, as Docker counts a layer's size: the sizes of the
+    /// snapshot's files and symlinks (not directories), each hardlinked inode once.
     pub size: u64,
     /// How many images use it.
     pub refcount: u64,
@@ -50,7 +51,8 @@ pub struct NewLayer {
     pub media_type: String,
     /// Its size.
     pub blob_size: u64,
-    /// Bytes of unpacked content.
+    /// The size of the uncompressed tar. Not recorded: the layer's size is measured in the
+    /// snapshot (see [`LayerRecord::size`]).
     pub size: u64,
 }
 
@@ -132,6 +134,7 @@ impl Store {
             // replace it rather than trust it.
             fs::remove_dir_all(&target).map_err(Error::io("removing stale", target.as_path()))?;
         }
+        let size = content_size(staging.path())?;
         let staged = staging.keep();
         if let Err(e) = fs::rename(&staged, &target) {
             let _ = fs::remove_dir_all(&staged);
@@ -150,7 +153,7 @@ impl Store {
                     new.media_type,
                     new.blob_size as i64,
                     parent.map(|p| p.to_string()),
-                    new.size as i64,
+                    size as i64,
                     now_unix()
                 ],
             )
@@ -249,6 +252,36 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The unpacked size of a snapshot as Docker reports a layer's: the sizes of everything
+/// but directories, each inode once (hardlinks), symlinks not followed.
+pub(crate) fn content_size(dir: &Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0u64;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let entries = match fs::read_dir(&d) {
+            Ok(e) => e,
+            // A directory the layer locked (mode 000) when not running as root.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => continue,
+            Err(e) => return Err(Error::io("measuring", d)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(Error::io("measuring", d.as_path()))?;
+            // DirEntry::metadata does not follow symlinks.
+            let meta = entry
+                .metadata()
+                .map_err(Error::io("measuring", entry.path()))?;
+            if meta.is_dir() {
+                todo.push(entry.path());
+            } else if meta.len() > 0 && (meta.nlink() < 2 || seen.insert(meta.ino())) {
+                total += meta.len();
+            }
+        }
+    }
+    Ok(total)
 }
 
 pub(crate) fn remove_tree(path: &Path) -> Result<()> {

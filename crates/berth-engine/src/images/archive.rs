@@ -23,6 +23,68 @@ pub struct LoadReport {
     pub renamed: Vec<(String, Digest)>,
 }
 
+/// Progress of `save` or `load`: how much of one layer was copied so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerProgress {
+    /// The layer: its diff ID (load) or blob digest (save).
+    pub layer: Digest,
+    /// Bytes copied.
+    pub done: u64,
+    /// Bytes in all.
+    pub total: u64,
+}
+
+/// A progress callback.
+pub type ProgressFn<'a> = &'a (dyn Fn(LayerProgress) + 'a);
+
+/// Reports every [`PROGRESS_STEP`] bytes read through it, and at the end.
+struct ProgressReader<'a, R> {
+    inner: R,
+    layer: Digest,
+    done: u64,
+    total: u64,
+    reported: u64,
+    progress: ProgressFn<'a>,
+}
+
+/// How often (in bytes) a layer copy reports progress.
+const PROGRESS_STEP: u64 = 1 << 20;
+
+impl<'a, R> ProgressReader<'a, R> {
+    fn new(inner: R, layer: Digest, total: u64, progress: ProgressFn<'a>) -> Self {
+        progress(LayerProgress {
+            layer: layer.clone(),
+            done: 0,
+            total,
+        });
+        ProgressReader {
+            inner,
+            layer,
+            done: 0,
+            total,
+            reported: 0,
+            progress,
+        }
+    }
+}
+
+impl<R: Read> Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        let finished = n == 0 || self.done >= self.total;
+        if self.done - self.reported >= PROGRESS_STEP || (finished && self.done != self.reported) {
+            self.reported = self.done;
+            (self.progress)(LayerProgress {
+                layer: self.layer.clone(),
+                done: self.done,
+                total: self.total.max(self.done),
+            });
+        }
+        Ok(n)
+    }
+}
+
 impl Engine {
     /// Writes the images `inputs` name into `out` as `format`. A name with a tag saves
     /// that tag; a repository without a tag saves each of its tags; an ID saves the image
@@ -32,6 +94,17 @@ impl Engine {
         inputs: &[String],
         format: ArchiveFormat,
         out: impl Write,
+    ) -> Result<(), Error> {
+        self.save_with_progress(inputs, format, out, &|_| {})
+    }
+
+    /// [`Engine::save`], reporting each layer's copy to `progress`.
+    pub fn save_with_progress(
+        &self,
+        inputs: &[String],
+        format: ArchiveFormat,
+        out: impl Write,
+        progress: ProgressFn<'_>,
     ) -> Result<(), Error> {
         if inputs.is_empty() {
             return Err(ImageError::NothingToSave.into());
@@ -96,18 +169,28 @@ impl Engine {
                     .collect(),
                 names: names.remove(id).unwrap_or_default(),
             };
+            let sizes: BTreeMap<Digest, u64> = layers
+                .iter()
+                .map(|l| (l.blob_digest.clone(), l.blob_size))
+                .collect();
             writer.add_image(&image, &mut |d: &Digest| {
-                blobs
+                let f = blobs
                     .open_blob(d)
-                    .map(|f| Box::new(io::BufReader::with_capacity(1 << 20, f)) as Box<dyn Read>)
-                    .map_err(|e| io::Error::other(e.to_string()))
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                let f = io::BufReader::with_capacity(1 << 20, f);
+                Ok(match sizes.get(d) {
+                    Some(&size) => {
+                        Box::new(ProgressReader::new(f, d.clone(), size, progress)) as Box<dyn Read>
+                    }
+                    None => Box::new(f) as Box<dyn Read>,
+                })
             })?;
         }
         let mut out = writer.finish()?;
         out.flush().map_err(|source| ImageError::Io {
             op: "writing",
             path: "archive".into(),
-            source,
+            error: source,
         })?;
         Ok(())
     }
@@ -120,20 +203,35 @@ impl Engine {
         format: ArchiveFormat,
         path: &Path,
     ) -> Result<(), Error> {
+        self.save_to_file_with_progress(inputs, format, path, &|_| {})
+    }
+
+    /// [`Engine::save_to_file`], reporting each layer's copy to `progress`.
+    pub fn save_to_file_with_progress(
+        &self,
+        inputs: &[String],
+        format: ArchiveFormat,
+        path: &Path,
+        progress: ProgressFn<'_>,
+    ) -> Result<(), Error> {
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
         let io_err = |op: &'static str| {
             let path = path.to_path_buf();
-            move |source| ImageError::Io { op, path, source }
+            move |source| ImageError::Io {
+                op,
+                path,
+                error: source,
+            }
         };
         let tmp = tempfile::Builder::new()
             .prefix(".berth-save-")
             .tempfile_in(dir)
             .map_err(io_err("creating"))?;
         let mut buf = BufWriter::with_capacity(1 << 20, tmp);
-        self.save(inputs, format, &mut buf)?;
+        self.save_with_progress(inputs, format, &mut buf, progress)?;
         let tmp = buf
             .into_inner()
             .map_err(|e| io_err("writing")(e.into_error()))?;
@@ -145,6 +243,15 @@ impl Engine {
 
     /// Loads every image of a Docker archive or OCI-layout tar (plain, gzip or zstd).
     pub fn load(&self, source: &ImportSource) -> Result<LoadReport, Error> {
+        self.load_with_progress(source, &|_| {})
+    }
+
+    /// [`Engine::load`], reporting each layer's copy to `progress`.
+    pub fn load_with_progress(
+        &self,
+        source: &ImportSource,
+        progress: ProgressFn<'_>,
+    ) -> Result<LoadReport, Error> {
         let what = match source {
             ImportSource::Path(p) => p.display().to_string(),
             ImportSource::Stdin => "-".to_owned(),
@@ -154,7 +261,7 @@ impl Engine {
             let mut f = tempfile::tempfile_in(&tmp_dir).map_err(|source| ImageError::Io {
                 op: "creating a temp file in",
                 path: tmp_dir.clone(),
-                source,
+                error: source,
             })?;
             io::copy(r, &mut f).map_err(ImageError::Stdin)?;
             f.seek(SeekFrom::Start(0)).map_err(ImageError::Stdin)?;
@@ -165,7 +272,7 @@ impl Engine {
             ImportSource::Path(p) => File::open(p).map_err(|source| ImageError::Io {
                 op: "open",
                 path: p.clone(),
-                source,
+                error: source,
             })?,
         };
         let mut head = [0u8; 4];
@@ -181,8 +288,19 @@ impl Engine {
                 spool(&mut dec)?
             }
         };
-        let mut reader = ArchiveReader::new(io::BufReader::with_capacity(1 << 20, file))?;
-        let images = reader.images()?;
+        let invalid = |source: berth_oci::archive::ArchiveError| -> Error {
+            match source.kind() {
+                berth_oci::archive::ArchiveErrorKind::Io => source.into(),
+                _ => ImageError::InvalidArchive {
+                    path: what.clone(),
+                    source,
+                }
+                .into(),
+            }
+        };
+        let mut reader =
+            ArchiveReader::new(io::BufReader::with_capacity(1 << 20, file)).map_err(invalid)?;
+        let images = reader.images().map_err(invalid)?;
         if images.is_empty() {
             return Err(ImageError::EmptyArchive(what).into());
         }
@@ -209,7 +327,9 @@ impl Engine {
                     }
                 }
                 let parent = i.checked_sub(1).map(|p| &chains[p]);
+                let total = reader.size(&layer.path).unwrap_or(0);
                 let entry = reader.open(&layer.path)?;
+                let entry = ProgressReader::new(entry, diff_ids[i].clone(), total, progress);
                 let (rec, _) = self.ingest_layer_checked(
                     entry,
                     parent,

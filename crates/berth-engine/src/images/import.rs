@@ -123,7 +123,7 @@ impl Engine {
                 let f = File::open(p).map_err(|source| ImageError::Io {
                     op: "open",
                     path: p.clone(),
-                    source,
+                    error: source,
                 })?;
                 (Box::new(f), s.into_owned())
             }
@@ -205,7 +205,7 @@ impl Engine {
         let blob = blob.map_err(|source| ImageError::Io {
             op: "writing a blob for",
             path: what.into(),
-            source,
+            error: source,
         })?;
         let (applied, finished) = applied.map_err(|source| ImageError::Layer {
             what: what.to_owned(),
@@ -214,7 +214,7 @@ impl Engine {
         finished.map_err(|source| ImageError::Io {
             op: "reading",
             path: what.into(),
-            source,
+            error: source,
         })?;
         let blob_digest = blob.digest();
         let diff_id = applied.diff_id.unwrap_or_else(|| blob_digest.clone());

@@ -17,7 +17,7 @@ mod remove;
 #[cfg(test)]
 mod tests;
 
-pub use archive::{ArchiveFormat, LoadReport};
+pub use archive::{ArchiveFormat, LayerProgress, LoadReport, ProgressFn};
 pub use config::apply_changes;
 pub use import::{ImportRequest, ImportSource};
 pub use inspect::{DiskUsage, HistoryEntry, ImageInspect};
@@ -28,14 +28,14 @@ pub use remove::{PruneReport, RemoveAction};
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// A file could not be opened, read or written.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {}: {}", .path.display(), os_error_text(.error))]
     Io {
         /// What was being done.
         op: &'static str,
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        source: io::Error,
+        /// The OS error (not a `source`: the message says it, in Go's words).
+        error: io::Error,
     },
     /// Reading standard input failed.
     #[error("reading standard input: {0}")]
@@ -100,6 +100,14 @@ pub enum ImageError {
     /// A `--filter` is not understood.
     #[error("invalid filter {0:?}")]
     BadFilter(String),
+    /// `load` was given something that is not an image archive.
+    #[error("{path} is not a valid image archive: {source}")]
+    InvalidArchive {
+        /// The file (`-` for standard input).
+        path: String,
+        /// What is wrong with it.
+        source: berth_oci::archive::ArchiveError,
+    },
     /// An archive holds no image.
     #[error("{0}: the archive holds no image")]
     EmptyArchive(String),
@@ -122,7 +130,7 @@ impl ImageError {
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ImageError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+            ImageError::Io { error, .. } if error.kind() == io::ErrorKind::NotFound => {
                 ErrorKind::NotFound
             }
             ImageError::Io { .. } | ImageError::Stdin(_) | ImageError::BadStoredJson { .. } => {
@@ -141,6 +149,10 @@ impl ImageError {
             | ImageError::BadFilter(_)
             | ImageError::EmptyArchive(_)
             | ImageError::NothingToSave => ErrorKind::InvalidArgument,
+            ImageError::InvalidArchive { source, .. } => match source.kind() {
+                berth_oci::archive::ArchiveErrorKind::Io => ErrorKind::Internal,
+                berth_oci::archive::ArchiveErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
+            },
         }
     }
 }
@@ -181,6 +193,26 @@ impl Engine {
             }
             .into()
         })
+    }
+}
+
+/// An OS error as Go (Docker) words it: `no such file or directory`, without Rust's
+/// `(os error 2)` tail.
+pub(crate) fn os_error_text(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = match (e.raw_os_error(), text.rfind(" (os error ")) {
+        (Some(_), Some(i)) => text[..i].to_owned(),
+        _ => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        // "No such file" -> "no such file", but keep acronyms ("EOF") as they are.
+        Some(c)
+            if c.is_ascii_uppercase() && chars.next().is_some_and(|n| n.is_ascii_lowercase()) =>
+        {
+            c.to_ascii_lowercase().to_string() + &text[1..]
+        }
+        _ => text,
     }
 }
 

@@ -42,8 +42,10 @@ pub fn run(g: &GlobalOpts, a: SaveArgs) -> anyhow::Result<i32> {
             SaveFormat::Oci => ArchiveFormat::Oci,
         };
         let engine = g.engine()?;
+        let display = super::load::LayerDisplay::new(false, "Saving layer", true);
+        let progress = |p| display.event(p);
         match &a.output {
-            Some(path) => engine.save_to_file(&a.images, format, path)?,
+            Some(path) => engine.save_to_file_with_progress(&a.images, format, path, &progress)?,
             None => {
                 let stdout = std::io::stdout();
                 if stdout.is_terminal() {
@@ -51,9 +53,10 @@ pub fn run(g: &GlobalOpts, a: SaveArgs) -> anyhow::Result<i32> {
                         "cowardly refusing to save to a terminal. Use the -o flag or redirect"
                     );
                 }
-                engine.save(&a.images, format, stdout.lock())?;
+                engine.save_with_progress(&a.images, format, stdout.lock(), &progress)?;
             }
         }
+        display.finish();
         Ok(0)
     })
 }
