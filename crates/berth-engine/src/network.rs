@@ -16,17 +16,17 @@
 pub use berth_net;
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use berth_net::config::{self as netconfig, NetConfig};
 use berth_net::endpoint;
 use berth_net::etc::{self, FileLock, HostEntry};
 use berth_net::nft::{self, Firewall, NftFirewall};
-use berth_net::ops::{BridgeSpec, EndpointSpec, LinuxNetOps, NetOps};
+use berth_net::ops::{BridgeSpec, EndpointSpec, Ipv6Interface, LinuxNetOps, NetOps};
 use berth_net::port::{self, BoundPort, PortRequest, Proto, PublishedPort};
 use berth_store::networks::{EndpointRecord, NetworkRecord, NetworkStoreError, PortRecord};
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
 use crate::{Engine, ErrorKind};
@@ -239,6 +239,10 @@ pub struct NetworkCreate {
     pub subnet: Option<String>,
     /// `--gateway`.
     pub gateway: Option<String>,
+    /// `--ipv6`: give containers IPv6 addresses too.
+    pub ipv6: bool,
+    /// An IPv6 `--subnet` (with `--ipv6`; without one a random ULA /64 is taken).
+    pub subnet6: Option<String>,
     /// `--internal`.
     pub internal: bool,
     /// `--label k=v`.
@@ -263,6 +267,12 @@ fn now_nanos() -> i64 {
         .unwrap_or(0)
 }
 
+/// The address at `v4`'s host offset in `subnet4`, within `subnet6`.
+fn v6_at(subnet4: &Ipv4Net, subnet6: &Ipv6Net, v4: Ipv4Addr) -> Ipv6Addr {
+    let offset = u32::from(v4).wrapping_sub(u32::from(subnet4.network()));
+    Ipv6Addr::from(u128::from(subnet6.network()) | u128::from(offset))
+}
+
 fn parse_v4(what: &str, s: &str) -> Result<Ipv4Addr> {
     s.parse()
         .map_err(|_| NetworkError::InvalidConfig(format!("{what} {s:?} is not an IPv4 address")))
@@ -272,6 +282,8 @@ struct Net {
     rec: NetworkRecord,
     subnet: Ipv4Net,
     gateway: Ipv4Addr,
+    /// The IPv6 subnet and gateway of a network made with `--ipv6`.
+    v6: Option<(Ipv6Net, Ipv6Addr)>,
 }
 
 impl Net {
@@ -281,10 +293,42 @@ impl Net {
             .parse()
             .map_err(|_| NetworkError::Damaged(rec.name.clone(), "subnet".into()))?;
         let gateway = parse_v4("gateway", &rec.gateway)?;
+        let v6 = if rec.subnet6.is_empty() {
+            None
+        } else {
+            let s: Ipv6Net = rec
+                .subnet6
+                .parse()
+                .map_err(|_| NetworkError::Damaged(rec.name.clone(), "subnet6".into()))?;
+            let g: Ipv6Addr = rec
+                .gateway6
+                .parse()
+                .map_err(|_| NetworkError::Damaged(rec.name.clone(), "gateway6".into()))?;
+            Some((s, g))
+        };
         Ok(Net {
             rec,
             subnet,
             gateway,
+            v6,
+        })
+    }
+
+    /// The IPv6 address that goes with IPv4 address `v4` on this network: the same host
+    /// offset in the IPv6 subnet, so IPv4 allocation makes IPv6 addresses unique too.
+    fn v6_of(&self, v4: Ipv4Addr) -> Option<Ipv6Addr> {
+        let (s, _) = self.v6?;
+        Some(v6_at(&self.subnet, &s, v4))
+    }
+
+    /// A container's IPv6 interface for IPv4 address `v4` (the default route on its
+    /// first network, unless the network is internal).
+    fn endpoint_v6(&self, v4: Ipv4Addr, first: bool) -> Option<Ipv6Interface> {
+        let (s, gw) = self.v6?;
+        Some(Ipv6Interface {
+            address: v6_at(&self.subnet, &s, v4),
+            prefix_len: s.prefix_len(),
+            default_gateway: (first && !self.rec.internal).then_some(gw),
         })
     }
 
@@ -296,6 +340,11 @@ impl Net {
             subnet: self.subnet,
             gateway: self.gateway,
             forwarding,
+            ipv6: self.v6.map(|(s, gw)| Ipv6Interface {
+                address: gw,
+                prefix_len: s.prefix_len(),
+                default_gateway: None,
+            }),
         }
     }
 
@@ -459,6 +508,7 @@ impl<'a> Networks<'a> {
             }
             None => netconfig::first_host(&subnet),
         };
+        let v6 = self.ipv6_subnet(req, &subnet, gateway, &existing)?;
         let id = random_id();
         let rec = NetworkRecord {
             id: id.clone(),
@@ -470,11 +520,75 @@ impl<'a> Networks<'a> {
             internal: req.internal,
             labels: serde_json::to_string(&req.labels).unwrap_or_else(|_| "{}".into()),
             created: now_nanos(),
-            subnet6: String::new(),
-            gateway6: String::new(),
+            subnet6: v6.map(|(s, _)| s.to_string()).unwrap_or_default(),
+            gateway6: v6.map(|(_, g)| g.to_string()).unwrap_or_default(),
         };
         self.store.insert_network(&rec, false)?;
         Ok(id)
+    }
+
+    /// The IPv6 subnet and gateway of a network being created: none without `--ipv6`; the
+    /// `--subnet` given (it must hold every IPv4 host offset, since a container's IPv6
+    /// address is its IPv4 one's offset in it, and overlap no other network's), else a
+    /// random unique local /64. The gateway has the IPv4 gateway's offset.
+    fn ipv6_subnet(
+        &self,
+        req: &NetworkCreate,
+        subnet4: &Ipv4Net,
+        gateway4: Ipv4Addr,
+        existing: &[NetworkRecord],
+    ) -> Result<Option<(Ipv6Net, Ipv6Addr)>> {
+        if !req.ipv6 {
+            return match &req.subnet6 {
+                Some(s) => Err(NetworkError::InvalidConfig(format!(
+                    "IPv6 subnet {s} given without --ipv6"
+                ))),
+                None => Ok(None),
+            };
+        }
+        let subnet6 = match &req.subnet6 {
+            Some(s) => {
+                let net: Ipv6Net = s.parse().map_err(|_| {
+                    NetworkError::InvalidConfig(format!(
+                        "invalid subnet {s}: expected an IPv6 CIDR"
+                    ))
+                })?;
+                let net = net.trunc();
+                let host_bits4 = 32 - subnet4.prefix_len();
+                if 128 - net.prefix_len() < host_bits4 {
+                    return Err(NetworkError::InvalidConfig(format!(
+                        "IPv6 subnet {net} is smaller than IPv4 subnet {subnet4} (at most /{})",
+                        128 - host_bits4
+                    )));
+                }
+                let taken = existing
+                    .iter()
+                    .filter_map(|n| n.subnet6.parse::<Ipv6Net>().ok());
+                for t in taken {
+                    if t.contains(&net.network()) || net.contains(&t.network()) {
+                        return Err(NetworkError::Overlap);
+                    }
+                }
+                net
+            }
+            None => {
+                let r = random_id();
+                let hex = |i: usize| u16::from_str_radix(&r[i..i + 4], 16).unwrap_or(0);
+                let a = Ipv6Addr::new(
+                    0xfd00 | (hex(0) & 0xff),
+                    hex(4),
+                    hex(8),
+                    hex(12),
+                    0,
+                    0,
+                    0,
+                    0,
+                );
+                Ipv6Net::new(a, 64)
+                    .map_err(|_| NetworkError::InvalidConfig("cannot make an IPv6 subnet".into()))?
+            }
+        };
+        Ok(Some((subnet6, v6_at(subnet4, &subnet6, gateway4))))
     }
 
     /// Every network (`network ls`), by name.
@@ -499,8 +613,16 @@ impl<'a> Networks<'a> {
     pub fn network_inspect(&self, input: &str) -> Result<serde_json::Value> {
         self.ensure_predefined()?;
         let n = self.store.resolve_network(input)?;
+        let net = (!n.subnet.is_empty())
+            .then(|| Net::from_record(n.clone()).ok())
+            .flatten();
         let mut containers = serde_json::Map::new();
         for ep in self.store.network_endpoints(&n.id)? {
+            let v6 = net
+                .as_ref()
+                .zip(ep.address.parse().ok())
+                .and_then(|(net, a)| Some(format!("{}/{}", net.v6_of(a)?, net.v6?.0.prefix_len())))
+                .unwrap_or_default();
             let name = self
                 .store
                 .container(&ep.container_id)
@@ -518,17 +640,19 @@ impl<'a> Networks<'a> {
                     "EndpointID": ep.host_ifname,
                     "MacAddress": "",
                     "IPv4Address": format!("{}/{}", ep.address, prefix),
-                    "IPv6Address": "",
+                    "IPv6Address": v6,
                 }),
             );
         }
         let labels: serde_json::Value =
             serde_json::from_str(&n.labels).unwrap_or_else(|_| serde_json::json!({}));
-        let config = if n.subnet.is_empty() {
-            serde_json::json!([])
-        } else {
-            serde_json::json!([{ "Subnet": n.subnet, "Gateway": n.gateway }])
-        };
+        let mut config = Vec::new();
+        if !n.subnet.is_empty() {
+            config.push(serde_json::json!({ "Subnet": n.subnet, "Gateway": n.gateway }));
+        }
+        if !n.subnet6.is_empty() {
+            config.push(serde_json::json!({ "Subnet": n.subnet6, "Gateway": n.gateway6 }));
+        }
         let mut options = serde_json::Map::new();
         if !n.bridge.is_empty() {
             options.insert(
@@ -542,7 +666,7 @@ impl<'a> Networks<'a> {
             "Created": rfc3339(n.created),
             "Scope": "local",
             "Driver": n.driver,
-            "EnableIPv6": false,
+            "EnableIPv6": !n.subnet6.is_empty(),
             "IPAM": { "Driver": "default", "Options": {}, "Config": config },
             "Internal": n.internal,
             "Attachable": false,
@@ -785,6 +909,7 @@ impl<'a> Networks<'a> {
                     prefix_len: n.subnet.prefix_len(),
                     default_gateway: (i == 0 && !n.rec.internal).then_some(n.gateway),
                     mac: req.mac.filter(|_| mode_net),
+                    ipv6: n.endpoint_v6(address, i == 0),
                 },
             ));
         }
@@ -814,7 +939,12 @@ impl<'a> Networks<'a> {
             path: self.net_container_dir(id).join("extra-hosts.json"),
             source: e,
         })?;
-        let own: Vec<IpAddr> = addresses.values().map(|a| IpAddr::V4(*a)).collect();
+        let mut own: Vec<IpAddr> = addresses.values().map(|a| IpAddr::V4(*a)).collect();
+        for n in &nets {
+            if let Some(v6) = addresses.get(&n.rec.name).and_then(|a| n.v6_of(*a)) {
+                own.push(IpAddr::V6(v6));
+            }
+        }
         let hosts = etc::render_hosts(&hostname, &own, &extra, &self.peers_of(id, &nets)?);
         etc::write_in_place(&etc.hosts, &hosts)?;
         for n in nets.iter().filter(|n| n.resolves_names()) {
@@ -954,8 +1084,17 @@ impl<'a> Networks<'a> {
                     continue;
                 }
                 let names: Vec<String> = serde_json::from_str(&ep.aliases).unwrap_or_default();
-                if let Ok(ip) = ep.address.parse() {
-                    out.push(HostEntry { ip, names });
+                if let Ok(v4) = ep.address.parse::<Ipv4Addr>() {
+                    out.push(HostEntry {
+                        ip: IpAddr::V4(v4),
+                        names: names.clone(),
+                    });
+                    if let Some(v6) = n.v6_of(v4) {
+                        out.push(HostEntry {
+                            ip: IpAddr::V6(v6),
+                            names,
+                        });
+                    }
                 }
             }
         }
@@ -975,16 +1114,18 @@ impl<'a> Networks<'a> {
             }
             let mut nets = Vec::new();
             let mut own = Vec::new();
+            let mut own6 = Vec::new();
             for e in self.store.container_endpoints(&ep.container_id)? {
+                let v4 = e.address.parse::<Ipv4Addr>().ok();
                 if let Ok(n) = self.store.resolve_network(&e.network_id) {
                     if let Ok(n) = Net::from_record(n) {
+                        own6.extend(v4.and_then(|a| n.v6_of(a)).map(IpAddr::V6));
                         nets.push(n);
                     }
                 }
-                if let Ok(ip) = e.address.parse::<IpAddr>() {
-                    own.push(ip);
-                }
+                own.extend(v4.map(IpAddr::V4));
             }
+            own.extend(own6);
             let hostname = std::fs::read_to_string(&files.hostname)
                 .map(|s| s.trim().to_string())
                 .unwrap_or_default();
@@ -1093,6 +1234,7 @@ impl<'a> Networks<'a> {
                 prefix_len: net.subnet.prefix_len(),
                 default_gateway: None,
                 mac: None,
+                ipv6: net.endpoint_v6(address, false),
             };
             let nft = self.net_config()?.nftables;
             if let Err(e) = endpoint::connect(self.net_ops(), &ns, &net.bridge_spec(nft), &spec) {
@@ -1215,6 +1357,9 @@ impl<'a> Networks<'a> {
                     "Gateway": if running { net.gateway.to_string() } else { String::new() },
                     "IPAddress": if running { ep.address.clone() } else { String::new() },
                     "IPPrefixLen": if running { prefix } else { 0 },
+                    "IPv6Gateway": match (running, net.v6) { (true, Some((_, gw))) => gw.to_string(), _ => String::new() },
+                    "GlobalIPv6Address": match (running, ep.address.parse().ok().and_then(|a| net.v6_of(a))) { (true, Some(a)) => a.to_string(), _ => String::new() },
+                    "GlobalIPv6PrefixLen": match (running, net.v6) { (true, Some((s, _))) => s.prefix_len(), _ => 0 },
                     "MacAddress": "",
                 }),
             );
@@ -1385,6 +1530,15 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::{SocketAddr, TcpListener, TcpStream};
     use std::time::Duration;
+
+    #[test]
+    fn ipv6_addresses_keep_the_ipv4_host_offset() {
+        let s4: Ipv4Net = "10.1.2.0/24".parse().unwrap();
+        let s6: Ipv6Net = "fd00:1:2::/64".parse().unwrap();
+        let at = |a: &str| v6_at(&s4, &s6, a.parse().unwrap()).to_string();
+        assert_eq!(at("10.1.2.1"), "fd00:1:2::1");
+        assert_eq!(at("10.1.2.254"), "fd00:1:2::fe");
+    }
 
     #[test]
     fn publish_all_adds_exposed_ports_not_already_published() {

@@ -83,6 +83,7 @@ mod tests {
                 subnet: format!("10.{n}.0.0/24").parse().unwrap(),
                 gateway: Ipv4Addr::new(10, n, 0, 1),
                 forwarding: false,
+                ipv6: None,
             },
             EndpointSpec {
                 host_ifname: format!("vb{n}"),
@@ -91,6 +92,7 @@ mod tests {
                 prefix_len: 24,
                 default_gateway: None,
                 mac: None,
+                ipv6: None,
             },
         )
     }

@@ -2,7 +2,7 @@
 //! through netlink and namespaces, [`RecordingNetOps`] records them so the logic above
 //! (attach, detach, rollback, cleanup) is tested without root.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -22,6 +22,19 @@ pub struct BridgeSpec {
     /// Whether the host routes packets arriving on this bridge elsewhere (needed only for
     /// outbound traffic with nftables masquerade; off keeps networks isolated).
     pub forwarding: bool,
+    /// The bridge's IPv6 address on a network with IPv6 (`network create --ipv6`).
+    pub ipv6: Option<Ipv6Interface>,
+}
+
+/// An IPv6 address with its prefix length, on a bridge or in a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Interface {
+    /// The address.
+    pub address: Ipv6Addr,
+    /// Prefix length of the subnet.
+    pub prefix_len: u8,
+    /// In a container on its first network: the default route through this gateway.
+    pub default_gateway: Option<Ipv6Addr>,
 }
 
 /// One container's interface on one network.
@@ -39,6 +52,8 @@ pub struct EndpointSpec {
     pub default_gateway: Option<Ipv4Addr>,
     /// The container end's MAC address (`--mac-address`); `None`: the kernel's random one.
     pub mac: Option<[u8; 6]>,
+    /// The container's IPv6 address, on a network with IPv6.
+    pub ipv6: Option<Ipv6Interface>,
 }
 
 /// The kernel operations of berth-net. Implementations are idempotent where the names say

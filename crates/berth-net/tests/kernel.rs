@@ -38,6 +38,7 @@ fn bridge(n: u8) -> BridgeSpec {
         subnet: format!("10.211.{r}.{base}/27").parse().unwrap(),
         gateway: Ipv4Addr::new(10, 211, r, base + 1),
         forwarding: false,
+        ipv6: None,
     }
 }
 
@@ -50,6 +51,7 @@ fn endpoint(b: &BridgeSpec, host: u8, name: &str) -> EndpointSpec {
         prefix_len: 27,
         default_gateway: Some(b.gateway),
         mac: None,
+        ipv6: None,
     }
 }
 

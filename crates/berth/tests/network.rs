@@ -824,3 +824,139 @@ fn a_killed_monitor_leaves_no_listener_veth_or_namespace_after_the_next_command(
     assert!(page.contains("200 OK"), "{page}");
     env.ok(&["rm", "-f", "crash14"]);
 }
+
+#[test]
+fn ipv6_user_network_gives_addresses_routes_and_hosts_entries() {
+    if !require_root("ipv6_user_network") {
+        return;
+    }
+    let env = Env::new(15);
+    let subnet6 = format!("fd00:215:{}:15::/64", env.third);
+    env.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        &subnet6,
+        "--subnet",
+        &env.subnet(0),
+        "six15",
+    ]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", "six15"])).expect("json");
+    assert_eq!(inspect[0]["EnableIPv6"], true);
+    let gw6 = format!("fd00:215:{}:15::1", env.third);
+    assert_eq!(inspect[0]["IPAM"]["Config"][1]["Subnet"], subnet6.as_str());
+    assert_eq!(inspect[0]["IPAM"]["Config"][1]["Gateway"], gw6.as_str());
+
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        "web15",
+        "--network",
+        "six15",
+        "busybox",
+    ];
+    args.extend_from_slice(HTTPD);
+    let web = env.ok(&args);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", "six15"])).expect("json");
+    let web6 = inspect[0]["Containers"][&web]["IPv6Address"]
+        .as_str()
+        .expect("an IPv6 address")
+        .to_string();
+    assert!(
+        web6.starts_with(&format!("fd00:215:{}:15::", env.third)) && web6.ends_with("/64"),
+        "{web6}"
+    );
+    let web6 = web6.trim_end_matches("/64").to_string();
+    // A second container: its own address and default route, web15's IPv6 address in its
+    // hosts file under web15's name, and web15's page over IPv6 by that name.
+    let script = concat!(
+        "ip -6 -o addr show dev eth0 scope global; ip -6 route show default; \
+         ip=$(awk -v h=web15 '{for (i = 2; i <= NF; i++) if ($i == h && $1 ~ /:/) print $1}' /etc/hosts); \
+         echo \"hosts $ip\"; \
+         for i in 1 2 3 4 5 6 7 8 9 10; do timeout 3 wget -q -O- \"http://[$ip]:80/\" && exit 0; sleep 0.2; done; exit 1"
+    );
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "six15",
+        "busybox",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(
+        out.contains(&format!("inet6 fd00:215:{}:15::", env.third)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("default via {gw6} dev eth0")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("hosts {web6}")), "{out}");
+    assert!(
+        out.trim_end().ends_with(&web[..12]),
+        "the page over IPv6: {out}"
+    );
+    let settings = env.ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks}}",
+        "web15",
+    ]);
+    let settings: serde_json::Value = serde_json::from_str(&settings).expect("json");
+    assert_eq!(settings["six15"]["GlobalIPv6Address"], web6.as_str());
+    assert_eq!(settings["six15"]["IPv6Gateway"], gw6.as_str());
+
+    // Refused: an IPv6 subnet without --ipv6, one too small for the IPv4 hosts, an overlap.
+    let v4 = env.subnet(1);
+    for (args, want) in [
+        (
+            vec!["network", "create", "--subnet", "fd00:215:9::/64", "bad15a"],
+            "without --ipv6",
+        ),
+        (
+            vec![
+                "network",
+                "create",
+                "--ipv6",
+                "--subnet",
+                "fd00:215:9::/124",
+                "--subnet",
+                &v4,
+                "bad15b",
+            ],
+            "smaller than IPv4 subnet",
+        ),
+        (
+            vec![
+                "network", "create", "--ipv6", "--subnet", &subnet6, "--subnet", &v4, "bad15c",
+            ],
+            "overlaps",
+        ),
+    ] {
+        let out = env.berth(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.starts_with("Error response from daemon: ") && err.contains(want),
+            "{args:?}: {err}"
+        );
+    }
+    // --ipv6 alone takes a unique local /64.
+    env.ok(&["network", "create", "--ipv6", "--subnet", &v4, "auto15"]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", "auto15"])).expect("json");
+    let auto = inspect[0]["IPAM"]["Config"][1]["Subnet"]
+        .as_str()
+        .expect("an IPv6 subnet");
+    assert!(auto.starts_with("fd") && auto.ends_with("::/64"), "{auto}");
+    let ls = env.ok(&["network", "ls", "-q"]);
+    assert_eq!(ls.lines().count(), 5, "no refused network was made: {ls}");
+    env.ok(&["rm", "-f", "web15"]);
+    env.ok(&["network", "rm", "six15", "auto15"]);
+}

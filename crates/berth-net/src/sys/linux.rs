@@ -60,10 +60,17 @@ impl NetOps for LinuxNetOps {
                     self.index_of(r, &b.name)?
                 }
             };
-            r.batch(vec![
-                netlink::new_addr4(idx, &b.name, b.gateway, b.subnet.prefix_len()),
-                netlink::link_up(idx, &b.name),
-            ])?;
+            let mut reqs = vec![netlink::new_addr4(
+                idx,
+                &b.name,
+                b.gateway,
+                b.subnet.prefix_len(),
+            )];
+            if let Some(v6) = &b.ipv6 {
+                reqs.push(netlink::new_addr6(idx, &b.name, v6.address, v6.prefix_len));
+            }
+            reqs.push(netlink::link_up(idx, &b.name));
+            r.batch(reqs)?;
             Ok(idx)
         })?;
         let _ = idx;
@@ -100,6 +107,13 @@ impl NetOps for LinuxNetOps {
             ];
             if let Some(gw) = ep.default_gateway {
                 reqs.push(netlink::default_route4(idx, gw));
+            }
+            if let Some(v6) = &ep.ipv6 {
+                let name = &ep.container_ifname;
+                reqs.push(netlink::new_addr6(idx, name, v6.address, v6.prefix_len));
+                if let Some(gw) = v6.default_gateway {
+                    reqs.push(netlink::default_route6(idx, gw));
+                }
             }
             r.batch(reqs)
         });

@@ -2,14 +2,14 @@
 //! acknowledgements read back, so a whole container setup costs few round trips.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
     NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -277,6 +277,48 @@ pub(crate) fn new_addr4(index: u32, ifname: &str, addr: Ipv4Addr, prefix: u8) ->
         flags: NLM_F_CREATE | NLM_F_EXCL,
         op: "add address",
         target: format!("{addr}/{prefix} on {ifname}"),
+        ok_errnos: &[libc::EEXIST],
+    }
+}
+
+/// Adds an IPv6 address with its prefix to a link, usable at once (no duplicate address
+/// detection: berth allocated it); EEXIST counts as success.
+pub(crate) fn new_addr6(index: u32, ifname: &str, addr: Ipv6Addr, prefix: u8) -> Request {
+    let mut m = AddressMessage::default();
+    m.header.family = AddressFamily::Inet6;
+    m.header.prefix_len = prefix;
+    m.header.index = index;
+    m.attributes
+        .push(AddressAttribute::Local(std::net::IpAddr::V6(addr)));
+    m.attributes
+        .push(AddressAttribute::Address(std::net::IpAddr::V6(addr)));
+    m.attributes
+        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    Request {
+        msg: RouteNetlinkMessage::NewAddress(m),
+        flags: NLM_F_CREATE | NLM_F_EXCL,
+        op: "add address",
+        target: format!("{addr}/{prefix} on {ifname}"),
+        ok_errnos: &[libc::EEXIST],
+    }
+}
+
+/// Adds the default IPv6 route via `gw` on link `index`.
+pub(crate) fn default_route6(index: u32, gw: Ipv6Addr) -> Request {
+    let mut m = RouteMessage::default();
+    m.header.address_family = AddressFamily::Inet6;
+    m.header.table = RouteHeader::RT_TABLE_MAIN;
+    m.header.protocol = RouteProtocol::Boot;
+    m.header.scope = RouteScope::Universe;
+    m.header.kind = RouteType::Unicast;
+    m.attributes
+        .push(RouteAttribute::Gateway(RouteAddress::Inet6(gw)));
+    m.attributes.push(RouteAttribute::Oif(index));
+    Request {
+        msg: RouteNetlinkMessage::NewRoute(m),
+        flags: NLM_F_CREATE | NLM_F_EXCL,
+        op: "add default route",
+        target: format!("via {gw}"),
         ok_errnos: &[libc::EEXIST],
     }
 }

@@ -38,9 +38,12 @@ pub struct CreateArgs {
     /// Driver to manage the network (only `bridge`).
     #[arg(short, long)]
     pub driver: Option<String>,
-    /// Subnet in CIDR format (IPv4).
+    /// Subnet in CIDR format: one IPv4 and, with --ipv6, one IPv6.
     #[arg(long)]
-    pub subnet: Option<String>,
+    pub subnet: Vec<String>,
+    /// Enable IPv6 networking (an IPv6 --subnet, else a random unique local /64).
+    #[arg(long)]
+    pub ipv6: bool,
     /// IPv4 gateway for the subnet.
     #[arg(long)]
     pub gateway: Option<String>,
@@ -174,10 +177,16 @@ fn create(g: &GlobalOpts, a: CreateArgs) -> anyhow::Result<i32> {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         labels.insert(k.to_string(), v.to_string());
     }
+    let (v6, v4): (Vec<String>, Vec<String>) = a.subnet.into_iter().partition(|s| s.contains(':'));
+    if v4.len() > 1 || v6.len() > 1 {
+        anyhow::bail!("at most one IPv4 and one IPv6 --subnet");
+    }
     let id = g.engine()?.networks().network_create(&NetworkCreate {
         name: a.name,
         driver: a.driver,
-        subnet: a.subnet,
+        subnet: v4.into_iter().next(),
+        subnet6: v6.into_iter().next(),
+        ipv6: a.ipv6,
         gateway: a.gateway,
         internal: a.internal,
         labels,
