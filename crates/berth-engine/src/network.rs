@@ -1190,13 +1190,14 @@ impl<'a> Networks<'a> {
         Ok(())
     }
 
-    /// `network connect`: records an endpoint for the container and, when it is running,
-    /// adds the interface to its namespace now.
+    /// `network connect [--ip IP]`: records an endpoint for the container (at `ip`, checked
+    /// as `run --ip`) and, when it is running, adds the interface to its namespace now.
     pub fn network_connect(
         &self,
         network: &str,
         container: &str,
         aliases: &[String],
+        ip: Option<Ipv4Addr>,
     ) -> Result<()> {
         self.ensure_predefined()?;
         let n = self.store.resolve_network(network)?;
@@ -1224,7 +1225,7 @@ impl<'a> Networks<'a> {
             aliases: aliases.to_vec(),
             ..Default::default()
         };
-        let ep = self.allocate(&req, &net, current.len(), None)?;
+        let ep = self.allocate(&req, &net, current.len(), ip)?;
         if running {
             let address = parse_v4("address", &ep.address)?;
             let spec = EndpointSpec {

@@ -752,6 +752,19 @@ fn ip_and_mac_address_on_a_user_network_are_checked_and_set() {
             .unwrap_or(0),
         1
     );
+    // network connect --ip: checked the same way, then set on the new interface.
+    env.ok(&["run", "-d", "--name", "fixed13b", "busybox", "sleep", "60"]);
+    let taken = env.berth(&["network", "connect", "--ip", &ip, "fixed13", "fixed13b"]);
+    assert_eq!(taken.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&taken.stderr).trim_end(),
+        format!("Error response from daemon: Address already in use: {ip} on network fixed13")
+    );
+    let ip2 = format!("{prefix}.{}", base + 30);
+    env.ok(&["network", "connect", "--ip", &ip2, "fixed13", "fixed13b"]);
+    let addrs = env.ok(&["exec", "fixed13b", "ip", "-o", "-4", "addr", "show", "eth1"]);
+    assert!(addrs.contains(&format!("inet {ip2}/26")), "{addrs}");
+    env.ok(&["rm", "-f", "fixed13b"]);
     // Once its holder is gone, the address can be had.
     env.ok(&["rm", "-f", "fixed13a"]);
     let again = env.ok(&[

@@ -110,6 +110,9 @@ pub struct ConnectArgs {
     /// Add network-scoped alias for the container.
     #[arg(long)]
     pub alias: Vec<String>,
+    /// IPv4 address on the network (else the next free one).
+    #[arg(long)]
+    pub ip: Option<std::net::Ipv4Addr>,
     /// The network.
     pub network: String,
     /// The container.
@@ -139,7 +142,7 @@ pub fn run(g: &GlobalOpts, c: NetworkCommand) -> anyhow::Result<i32> {
         NetworkCommand::Connect(a) => {
             g.engine()?
                 .networks()
-                .network_connect(&a.network, &a.container, &a.alias)?;
+                .network_connect(&a.network, &a.container, &a.alias, a.ip)?;
             Ok(0)
         }
         NetworkCommand::Disconnect(a) => {
