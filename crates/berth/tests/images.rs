@@ -664,3 +664,303 @@ fn import_killed_midway_leaves_old_state_and_gc_cleans_up() {
     );
     assert_eq!(image_ids(&env).len(), 2);
 }
+
+/// Imports `tar` with `changes`, untagged (so dangling); returns the full image ID.
+fn import_dangling(env: &Env, tar: &Path, changes: &[&str]) -> String {
+    let mut args = vec!["import"];
+    for c in changes {
+        args.push("-c");
+        args.push(c);
+    }
+    args.push(tar.to_str().unwrap());
+    env.ok(&args).trim().to_owned()
+}
+
+#[test]
+fn prune_filters_until_and_label_as_docker() {
+    let env = Env::new();
+    let t1 = env.small_tar("1.tar", &[("v", b"1")]);
+    let t2 = env.small_tar("2.tar", &[("v", b"2")]);
+    let t3 = env.small_tar("3.tar", &[("v", b"3")]);
+    let t4 = env.small_tar("4.tar", &[("v", b"4")]);
+    let keep = import_dangling(&env, &t1, &["LABEL keep=yes"]);
+    let other = import_dangling(&env, &t2, &["LABEL other=1"]);
+    let plain = import_dangling(&env, &t3, &[]);
+    let tagged = env
+        .ok(&[
+            "import",
+            "-c",
+            "LABEL keep=yes",
+            t4.to_str().unwrap(),
+            "t:1",
+        ])
+        .trim()
+        .to_owned();
+    let mut all = vec![keep.clone(), other.clone(), plain.clone(), tagged.clone()];
+    all.sort();
+    let sorted_ids = |env: &Env| {
+        let mut v = image_ids(env);
+        v.sort();
+        v
+    };
+    assert_eq!(sorted_ids(&env), all);
+
+    // Everything was created just now: nothing is older than 24 hours.
+    let out = env.ok(&["image", "prune", "-f", "--filter", "until=24h"]);
+    assert_eq!(out, "Total reclaimed space: 0B\n");
+    assert_eq!(sorted_ids(&env), all);
+
+    // label=KEY=VALUE prunes only the dangling images that have it (not the tagged one).
+    let out = env.ok(&["image", "prune", "-f", "--filter", "label=keep=yes"]);
+    assert!(
+        out.starts_with(&format!("Deleted Images:\ndeleted: {keep}\n")),
+        "{out}"
+    );
+    assert!(!image_ids(&env).contains(&keep));
+    assert!(image_ids(&env).contains(&tagged));
+
+    // label!=KEY prunes the images without it.
+    let out = env.ok(&["image", "prune", "-f", "--filter", "label!=other"]);
+    assert!(out.contains(&format!("deleted: {plain}\n")), "{out}");
+    assert!(!out.contains(&other), "{out}");
+    let mut left = vec![other.clone(), tagged.clone()];
+    left.sort();
+    assert_eq!(sorted_ids(&env), left);
+
+    // until=DATE in the future prunes what is older, i.e. the rest of the dangling ones.
+    let out = env.ok(&[
+        "image",
+        "prune",
+        "-f",
+        "--filter",
+        "until=2099-01-01T00:00:00Z",
+    ]);
+    assert!(out.contains(&format!("deleted: {other}\n")), "{out}");
+    assert_eq!(image_ids(&env), vec![tagged.clone()]);
+
+    // -a with a label filter that does not match keeps the tagged image; one that does
+    // removes it (untagged first).
+    env.ok(&["image", "prune", "-a", "-f", "--filter", "label=nosuch"]);
+    assert_eq!(image_ids(&env), vec![tagged.clone()]);
+    let out = env.ok(&[
+        "image",
+        "prune",
+        "-f",
+        "--filter",
+        "dangling=false",
+        "--filter",
+        "label=keep",
+    ]);
+    assert!(
+        out.starts_with(&format!(
+            "Deleted Images:\nuntagged: t:1\ndeleted: {tagged}\n"
+        )),
+        "{out}"
+    );
+    assert!(image_ids(&env).is_empty());
+
+    // Bad filters: one error line, status 1, nothing removed.
+    let again = import_dangling(&env, &t1, &[]);
+    for bad in ["until=soon", "bogus=1", "dangling=maybe", "label="] {
+        let out = env.run(&["image", "prune", "-f", "--filter", bad]);
+        assert_one_error_line(&out, bad);
+    }
+    let stderr = String::from_utf8(
+        env.run(&["image", "prune", "-f", "--filter", "until=soon"])
+            .stderr,
+    )
+    .unwrap();
+    assert_eq!(
+        stderr,
+        "Error: failed to parse value as time or duration: \"soon\"\n"
+    );
+    assert_eq!(image_ids(&env), vec![again]);
+}
+
+#[test]
+fn sizes_are_unpacked_content_in_images_history_df_and_inspect() {
+    let env = Env::new();
+    // 1000 bytes in a file, a hardlink to it (counted once), a symlink (its target's
+    // length, 5), a directory and an empty file (nothing): 1005 bytes, where the tar
+    // itself has about 10 kB.
+    let path = env.path("sized.tar");
+    let mut b = tar::Builder::new(fs::File::create(&path).unwrap());
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    dir.set_cksum();
+    b.append_data(&mut dir, "d/", &[][..]).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(1000);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "d/file", &[7u8; 1000][..]).unwrap();
+    let mut l = tar::Header::new_gnu();
+    l.set_entry_type(tar::EntryType::Link);
+    l.set_size(0);
+    l.set_mode(0o644);
+    b.append_link(&mut l, "d/hardlink", "d/file").unwrap();
+    let mut s = tar::Header::new_gnu();
+    s.set_entry_type(tar::EntryType::Symlink);
+    s.set_size(0);
+    s.set_mode(0o777);
+    b.append_link(&mut s, "d/symlink", "d/fil").unwrap();
+    let mut e = tar::Header::new_gnu();
+    e.set_size(0);
+    e.set_mode(0o644);
+    e.set_cksum();
+    b.append_data(&mut e, "empty", &[][..]).unwrap();
+    b.finish().unwrap();
+    drop(b);
+    assert!(fs::metadata(&path).unwrap().len() > 5000);
+
+    let id = env
+        .ok(&["import", path.to_str().unwrap(), "sized:1"])
+        .trim()
+        .to_owned();
+    let inspect = env.inspect_in(&env.root(), "sized:1");
+    assert_eq!(inspect["Size"], 1005, "{inspect}");
+    assert_eq!(
+        env.ok(&["images", "--format", "{{.Size}}", "sized"]),
+        "1kB\n"
+    );
+    let history = env.ok(&["history", "--format", "{{.Size}}", "sized:1"]);
+    assert_eq!(history, "1kB\n");
+    let df = env.ok(&["system", "df", "--format", "{{.Type}} {{.Size}}"]);
+    assert!(df.starts_with("Images 1.005kB\n"), "{df}");
+    // A second image sharing the layer: df counts it once, images shows each.
+    env.ok(&["tag", &id, "sized:2"]);
+    let df = env.ok(&["system", "df", "--format", "{{.Type}} {{.Size}}"]);
+    assert!(df.starts_with("Images 1.005kB\n"), "{df}");
+}
+
+#[test]
+fn load_errors_name_the_file_in_one_clean_line() {
+    let env = Env::new();
+    let out = env.run(&["load", "-i", "/etc/passwd"]);
+    assert_one_error_line(&out, "load /etc/passwd");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error: /etc/passwd is not a valid image archive: invalid tar header\n"
+    );
+    let out = env.run(&["load", "-i", "/nonexistent"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error: open /nonexistent: no such file or directory\n"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let out = env.run(&["import", "/nonexistent"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error: open /nonexistent: no such file or directory\n"
+    );
+    // A truncated archive: named, no bytes quoted.
+    let good = env.small_tar("x.tar", &[("a", b"a")]);
+    env.ok(&["import", good.to_str().unwrap(), "x:1"]);
+    let archive = env.path("x-archive.tar");
+    env.ok(&["save", "-o", archive.to_str().unwrap(), "x:1"]);
+    let bytes = fs::read(&archive).unwrap();
+    let cut = env.path("cut.tar");
+    fs::write(&cut, &bytes[..700]).unwrap();
+    let out = env.run(&["load", "-i", cut.to_str().unwrap()]);
+    assert_one_error_line(&out, "truncated archive");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(cut.to_str().unwrap()), "{stderr}");
+    assert_eq!(count_entries(&env.root().join("tmp")), 0);
+}
+
+#[test]
+fn load_quiet_still_says_what_was_loaded_and_moved() {
+    let env = Env::new();
+    let t1 = env.small_tar("1.tar", &[("v", b"1")]);
+    let t2 = env.small_tar("2.tar", &[("v", b"2")]);
+    let id = env
+        .ok(&["import", t1.to_str().unwrap(), "x:1"])
+        .trim()
+        .to_owned();
+    let archive = env.path("x.tar");
+    env.ok(&["save", "-o", archive.to_str().unwrap(), "x:1"]);
+    let other_root = env.path("other");
+    // A fresh root: one line, no progress (stdout is no terminal).
+    let out = env.ok_in(
+        &other_root,
+        &["load", "-q", "-i", archive.to_str().unwrap()],
+    );
+    assert_eq!(out, "Loaded image: x:1\n");
+    let out = env.ok_in(&other_root, &["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(out, "Loaded image: x:1\n");
+    // x:1 now names another image there: the tag moves back, and -q says so.
+    let moved = env
+        .ok_in(&other_root, &["import", t2.to_str().unwrap(), "x:1"])
+        .trim()
+        .to_owned();
+    let out = env.ok_in(
+        &other_root,
+        &["load", "-q", "-i", archive.to_str().unwrap()],
+    );
+    assert_eq!(
+        out,
+        format!(
+            "The image x:1 already exists, renaming the old one with ID {moved} to empty string\nLoaded image: x:1\n"
+        )
+    );
+    let inspect = env.inspect_in(&other_root, "x:1");
+    assert_eq!(inspect["Id"], id.as_str());
+}
+
+#[test]
+fn save_and_load_draw_progress_only_on_a_terminal() {
+    if !require_tool("save_and_load_draw_progress_only_on_a_terminal", "script") {
+        return;
+    }
+    let env = Env::new();
+    let big: Vec<u8> = (0..3_000_000u64).map(|i| (i * 7919 % 251) as u8).collect();
+    let tar = env.small_tar("big.tar", &[("big", &big)]);
+    env.ok(&["import", tar.to_str().unwrap(), "big:1"]);
+    let archive = env.path("big-archive.tar");
+    // Not a terminal: nothing but the result.
+    let out = env.run(&["save", "-o", archive.to_str().unwrap(), "big:1"]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{out:?}");
+    // On a terminal (script(1) gives the command a pty): per-layer bars, Docker's words.
+    let prog = env
+        .cmd_in(&env.root(), &[])
+        .get_program()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let runroot = env.path("run");
+    let shell = |root: &Path, args: &str| {
+        let cmd = format!(
+            "{prog} --root {} --runroot {} {args}",
+            root.display(),
+            runroot.display()
+        );
+        let out = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cmd}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let saved = shell(
+        &env.root(),
+        &format!("save -o {}.2 big:1", archive.display()),
+    );
+    assert!(saved.contains("Saving layer ["), "{saved:?}");
+    assert!(saved.contains("3MB/3MB"), "{saved:?}");
+    let loaded = shell(
+        &env.path("other"),
+        &format!("load -i {}.2", archive.display()),
+    );
+    assert!(loaded.contains("Loading layer ["), "{loaded:?}");
+    assert!(loaded.contains("Loaded image: big:1"), "{loaded:?}");
+    let quiet = shell(
+        &env.path("other-q"),
+        &format!("load -q -i {}.2", archive.display()),
+    );
+    assert!(!quiet.contains("Loading layer"), "{quiet:?}");
+    assert!(quiet.contains("Loaded image: big:1"), "{quiet:?}");
+}

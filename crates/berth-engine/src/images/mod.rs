@@ -22,7 +22,7 @@ pub use config::apply_changes;
 pub use import::{ImportRequest, ImportSource};
 pub use inspect::{DiskUsage, HistoryEntry, ImageInspect};
 pub use list::{ImageFilter, ImageSummary, ListOptions};
-pub use remove::{PruneReport, RemoveAction};
+pub use remove::{PruneFilter, PruneReport, RemoveAction};
 
 /// Failures of the image use cases.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +108,9 @@ pub enum ImageError {
         /// What is wrong with it.
         source: berth_oci::archive::ArchiveError,
     },
+    /// A filter's time is neither a duration, a Unix time nor a date.
+    #[error("failed to parse value as time or duration: {0:?}")]
+    BadTime(String),
     /// An archive holds no image.
     #[error("{0}: the archive holds no image")]
     EmptyArchive(String),
@@ -147,6 +150,7 @@ impl ImageError {
             | ImageError::DiffIdMismatch { .. }
             | ImageError::LayerCount { .. }
             | ImageError::BadFilter(_)
+            | ImageError::BadTime(_)
             | ImageError::EmptyArchive(_)
             | ImageError::NothingToSave => ErrorKind::InvalidArgument,
             ImageError::InvalidArchive { source, .. } => match source.kind() {

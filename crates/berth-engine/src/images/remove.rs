@@ -25,6 +25,127 @@ pub struct PruneReport {
     pub reclaimed: u64,
 }
 
+/// A `--filter` of `image prune` (Docker's keys: `dangling`, `until`, `label`, `label!`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PruneFilter {
+    /// `dangling=true` (the default) or `dangling=false` (all unused images, as `-a`).
+    Dangling(bool),
+    /// `until=TIME`: only images created before this Unix time.
+    Until(i64),
+    /// `label=KEY` or `label=KEY=VALUE`: only images with the label.
+    Label(String, Option<String>),
+    /// `label!=KEY` or `label!=KEY=VALUE`: only images without the label.
+    NotLabel(String, Option<String>),
+}
+
+impl PruneFilter {
+    /// Parses `KEY=VALUE` as `docker image prune --filter` does; `now` (Unix seconds)
+    /// anchors durations (`until=24h`).
+    pub fn parse(s: &str, now: i64) -> Result<PruneFilter, ImageError> {
+        let bad = || ImageError::BadFilter(s.to_owned());
+        let (k, v) = s.split_once('=').ok_or_else(bad)?;
+        let label = |v: &str| match v.split_once('=') {
+            Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
+            None => (v.to_owned(), None),
+        };
+        // `label!=x` splits as ("label!", "x").
+        match k {
+            "dangling" => match v.to_ascii_lowercase().as_str() {
+                "true" | "1" => Ok(PruneFilter::Dangling(true)),
+                "false" | "0" => Ok(PruneFilter::Dangling(false)),
+                _ => Err(bad()),
+            },
+            "until" => parse_timestamp(v, now)
+                .map(PruneFilter::Until)
+                .ok_or_else(|| ImageError::BadTime(v.to_owned())),
+            "label" if !v.is_empty() => {
+                let (k, v) = label(v);
+                Ok(PruneFilter::Label(k, v))
+            }
+            "label!" if !v.is_empty() => {
+                let (k, v) = label(v);
+                Ok(PruneFilter::NotLabel(k, v))
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// A time as Docker's filters take it: a Go duration before `now` (`10m`, `1h30m`), Unix
+/// seconds (`1700000000`, `1700000000.5`), or an RFC 3339 date, date-time or date-time
+/// without zone (read as UTC). Returns Unix seconds.
+pub(crate) fn parse_timestamp(v: &str, now: i64) -> Option<i64> {
+    if let Some(d) = parse_go_duration(v) {
+        return Some(now - d);
+    }
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let secs = v.split('.').next()?;
+        return secs.parse().ok();
+    }
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(v, &Rfc3339) {
+        return Some(t.unix_timestamp());
+    }
+    let (date, rest) = match v.split_once('T') {
+        Some((d, r)) => (d, Some(r)),
+        None => (v, None),
+    };
+    let mut dp = date.split('-').map(|n| n.parse::<i32>().ok());
+    let (y, m, d) = (dp.next()??, dp.next()??, dp.next()??);
+    if dp.next().is_some() {
+        return None;
+    }
+    let month = time::Month::try_from(u8::try_from(m).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(y, month, u8::try_from(d).ok()?).ok()?;
+    let mut hms = [0u8; 3];
+    if let Some(rest) = rest {
+        let rest = rest.split('.').next()?;
+        let parts: Vec<&str> = rest.split(':').collect();
+        if parts.is_empty() || parts.len() > 3 {
+            return None;
+        }
+        for (i, p) in parts.iter().enumerate() {
+            hms[i] = p.parse().ok()?;
+        }
+    }
+    let t = date.with_hms(hms[0], hms[1], hms[2]).ok()?;
+    Some(t.assume_utc().unix_timestamp())
+}
+
+/// A Go duration (`300ms`, `1.5h`, `2h45m`) in whole seconds, rounded down.
+fn parse_go_duration(s: &str) -> Option<i64> {
+    if s.is_empty() || s == "0" {
+        return (s == "0").then_some(0);
+    }
+    let mut rest = s;
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += n * scale;
+    }
+    Some(total as i64)
+}
+
 fn repository_of(reference: &str) -> String {
     ImageRef::parse_no_default(reference)
         .map(|r| r.repository())
@@ -129,10 +250,59 @@ impl Engine {
 
     /// Removes dangling images (no tag), or with `all` every image no container uses.
     pub fn prune_images(&self, all: bool) -> Result<PruneReport, Error> {
+        self.prune_images_filtered(all, &[])
+    }
+
+    /// [`Engine::prune_images`] of the images that pass every filter, as Docker applies
+    /// them: `until` keeps images created after the time, `label` keeps images without the
+    /// label, `label!` keeps images with it, `dangling=false` means `all`.
+    pub fn prune_images_filtered(
+        &self,
+        all: bool,
+        filters: &[PruneFilter],
+    ) -> Result<PruneReport, Error> {
+        let all = all || filters.contains(&PruneFilter::Dangling(false));
+        let labels_asked = filters
+            .iter()
+            .any(|f| matches!(f, PruneFilter::Label(..) | PruneFilter::NotLabel(..)));
         let mut report = PruneReport::default();
         for rec in self.store.list_images()? {
             if !all && !rec.tags.is_empty() {
                 continue;
+            }
+            let until_ok = filters.iter().all(|f| match f {
+                PruneFilter::Until(t) => rec.created_unix < *t,
+                _ => true,
+            });
+            if !until_ok {
+                continue;
+            }
+            if labels_asked {
+                let cfg = self.image_config(&rec.id)?;
+                let labels = cfg.pointer("/config/Labels").and_then(|l| l.as_object());
+                let has = |k: &str, v: &Option<String>| {
+                    labels
+                        .and_then(|l| l.get(k))
+                        .is_some_and(|have| v.as_ref().is_none_or(|v| have.as_str() == Some(v)))
+                };
+                let mut wanted = true;
+                let mut excluded_by = 0;
+                let mut not_labels = 0;
+                for f in filters {
+                    match f {
+                        PruneFilter::Label(k, v) => wanted &= has(k, v),
+                        PruneFilter::NotLabel(k, v) => {
+                            not_labels += 1;
+                            excluded_by += usize::from(has(k, v));
+                        }
+                        _ => {}
+                    }
+                }
+                // Docker: every `label` must match; the image is kept when it matches every
+                // `label!`.
+                if !wanted || (not_labels > 0 && excluded_by == not_labels) {
+                    continue;
+                }
             }
             if !self.store.image_users(&rec.id)?.is_empty() {
                 continue;
@@ -167,5 +337,62 @@ impl Engine {
         }
         self.store.tag_image(&r.to_string(), &id)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_filters_parse_as_docker() {
+        let now = 1_700_000_000;
+        assert_eq!(
+            PruneFilter::parse("until=24h", now).unwrap(),
+            PruneFilter::Until(now - 86_400)
+        );
+        assert_eq!(
+            PruneFilter::parse("until=1h30m", now).unwrap(),
+            PruneFilter::Until(now - 5_400)
+        );
+        assert_eq!(
+            PruneFilter::parse("until=1600000000", now).unwrap(),
+            PruneFilter::Until(1_600_000_000)
+        );
+        assert_eq!(
+            PruneFilter::parse("until=2020-09-13T12:26:40Z", now).unwrap(),
+            PruneFilter::Until(1_600_000_000)
+        );
+        assert_eq!(
+            PruneFilter::parse("until=2020-09-13", now).unwrap(),
+            PruneFilter::Until(1_599_955_200)
+        );
+        assert_eq!(
+            PruneFilter::parse("until=2020-09-13T12:26:40", now).unwrap(),
+            PruneFilter::Until(1_600_000_000)
+        );
+        assert_eq!(
+            PruneFilter::parse("label=a=b", now).unwrap(),
+            PruneFilter::Label("a".into(), Some("b".into()))
+        );
+        assert_eq!(
+            PruneFilter::parse("label!=a", now).unwrap(),
+            PruneFilter::NotLabel("a".into(), None)
+        );
+        assert_eq!(
+            PruneFilter::parse("dangling=false", now).unwrap(),
+            PruneFilter::Dangling(false)
+        );
+        for bad in [
+            "until=soon",
+            "until=",
+            "bogus=1",
+            "label=",
+            "dangling=maybe",
+            "until",
+        ] {
+            assert!(PruneFilter::parse(bad, now).is_err(), "{bad}");
+        }
     }
 }

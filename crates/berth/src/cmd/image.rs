@@ -5,6 +5,8 @@ use std::io::{BufRead, Write};
 
 use clap::{Args, Subcommand};
 
+use berth_engine::images::PruneFilter;
+
 use super::images::{human_size, render_template};
 use super::GlobalOpts;
 
@@ -55,7 +57,7 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation.
     #[arg(short, long)]
     pub force: bool,
-    /// Provide filter values (accepted for compatibility; not applied).
+    /// Provide filter values (e.g. "until=<timestamp>", "label=<key>=<value>").
     #[arg(long)]
     pub filter: Vec<String>,
 }
@@ -122,6 +124,15 @@ pub fn inspect(g: &GlobalOpts, a: InspectArgs) -> anyhow::Result<i32> {
 
 fn prune(g: &GlobalOpts, a: PruneArgs) -> anyhow::Result<i32> {
     crate::exit::status_1(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let filters = a
+            .filter
+            .iter()
+            .map(|f| PruneFilter::parse(f, now))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(berth_engine::Error::from)?;
         if !a.force {
             let warning = if a.all {
                 "WARNING! This will remove all images without at least one container associated to them."
@@ -137,7 +148,7 @@ fn prune(g: &GlobalOpts, a: PruneArgs) -> anyhow::Result<i32> {
                 return Ok(0);
             }
         }
-        let report = g.engine()?.prune_images(a.all)?;
+        let report = g.engine()?.prune_images_filtered(a.all, &filters)?;
         if !report.actions.is_empty() {
             println!("Deleted Images:");
             super::rmi::print_actions(&report.actions, true);
