@@ -886,12 +886,10 @@ fn ipv6_user_network_gives_addresses_routes_and_hosts_entries() {
     let web6 = web6.trim_end_matches("/64").to_string();
     // A second container: its own address and default route, web15's IPv6 address in its
     // hosts file under web15's name, and web15's page over IPv6 by that name.
-    let script = concat!(
-        "ip -6 -o addr show dev eth0 scope global; ip -6 route show default; \
+    let script = "ip -6 -o addr show dev eth0 scope global; ip -6 route show default; \
          ip=$(awk -v h=web15 '{for (i = 2; i <= NF; i++) if ($i == h && $1 ~ /:/) print $1}' /etc/hosts); \
          echo \"hosts $ip\"; \
-         for i in 1 2 3 4 5 6 7 8 9 10; do timeout 3 wget -q -O- \"http://[$ip]:80/\" && exit 0; sleep 0.2; done; exit 1"
-    );
+         for i in 1 2 3 4 5 6 7 8 9 10; do timeout 3 wget -q -O- \"http://[$ip]:80/\" && exit 0; sleep 0.2; done; exit 1";
     let out = env.ok(&[
         "run",
         "--rm",
@@ -900,7 +898,7 @@ fn ipv6_user_network_gives_addresses_routes_and_hosts_entries() {
         "busybox",
         "sh",
         "-c",
-        &script,
+        script,
     ]);
     assert!(
         out.contains(&format!("inet6 fd00:215:{}:15::", env.third)),
