@@ -258,3 +258,40 @@ fn stime(start_ticks: i64, boot: Option<i64>, now: time::OffsetDateTime) -> Stri
         format!("{}{:02}", &month[..3.min(month.len())], started.day())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(cpu_total_ns: u64, system_ns: u64, online_cpus: u32) -> StatsRow {
+        StatsRow {
+            id: "c".into(),
+            name: "n".into(),
+            cpu_percent: 99.0,
+            cpu_total_ns,
+            system_ns,
+            online_cpus,
+            mem_usage: 0,
+            mem_limit: 0,
+            pids: 0,
+        }
+    }
+
+    #[test]
+    fn cpu_percent_is_dockers_delta_between_two_samples() {
+        // One of two CPUs busy for the interval: 2 s of host time, 1 s of container time.
+        let prev = sample(5_000_000_000, 100_000_000_000, 2);
+        let now = sample(6_000_000_000, 102_000_000_000, 2).with_cpu_since(&prev);
+        assert!(
+            (now.cpu_percent - 100.0).abs() < 1e-9,
+            "{}",
+            now.cpu_percent
+        );
+        // Idle in the interval: 0 whatever the history.
+        let idle = sample(6_000_000_000, 104_000_000_000, 2).with_cpu_since(&now);
+        assert_eq!(idle.cpu_percent, 0.0);
+        // No host time passed (same tick): 0, not a division by zero.
+        let same = sample(7_000_000_000, 104_000_000_000, 2).with_cpu_since(&idle);
+        assert_eq!(same.cpu_percent, 0.0);
+    }
+}
