@@ -224,6 +224,10 @@ pub struct NetworkSummary {
     pub scope: String,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// Made with `--ipv6`.
+    pub ipv6: bool,
+    /// Made with `--internal`.
+    pub internal: bool,
     /// Creation time, unix nanoseconds.
     pub created: i64,
 }
@@ -600,6 +604,8 @@ impl<'a> Networks<'a> {
             .into_iter()
             .map(|n| NetworkSummary {
                 labels: serde_json::from_str(&n.labels).unwrap_or_default(),
+                ipv6: !n.subnet6.is_empty(),
+                internal: n.internal,
                 id: n.id,
                 name: n.name,
                 driver: n.driver,

@@ -861,6 +861,16 @@ fn ipv6_user_network_gives_addresses_routes_and_hosts_entries() {
     let gw6 = format!("fd00:215:{}:15::1", env.third);
     assert_eq!(inspect[0]["IPAM"]["Config"][1]["Subnet"], subnet6.as_str());
     assert_eq!(inspect[0]["IPAM"]["Config"][1]["Gateway"], gw6.as_str());
+    let ls = env.ok(&[
+        "network",
+        "ls",
+        "--filter",
+        "name=six15",
+        "--format",
+        "json",
+    ]);
+    let ls: serde_json::Value = serde_json::from_str(&ls).expect("json");
+    assert_eq!(ls["IPv6"], "true");
 
     let mut args = vec![
         "run",

@@ -234,7 +234,7 @@ fn ls(g: &GlobalOpts, a: LsArgs) -> anyhow::Result<i32> {
         for n in &nets {
             let v = serde_json::json!({
                 "ID": id(&n.id), "Name": n.name, "Driver": n.driver, "Scope": n.scope,
-                "IPv6": "false", "Internal": "false",
+                "IPv6": n.ipv6.to_string(), "Internal": n.internal.to_string(),
                 "Labels": n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
             });
             writeln!(out, "{v}")?;
