@@ -1,7 +1,8 @@
 //! The fast start path of `run --rm` (issue 3 and 4 performance targets) keeps Docker's
 //! semantics: `--network none` still gets a namespace of its own with only `lo` up and
 //! the /etc files, and a removed container's directory leaves `containers/` at once and
-//! the trash at the next run or `container prune`.
+//! the trash at the next run or `container prune` (the runtime's state directory likewise,
+//! through RUNROOT/trash).
 
 #[path = "containers_support/mod.rs"]
 mod support;
@@ -65,12 +66,15 @@ fn rm_moves_the_directory_out_at_once_and_the_trash_is_swept() {
         let out = env.berth(&["run", "--rm", "--network", "none", "busybox", "true"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         assert!(entries(&env.root().join("containers")).is_empty());
+        assert!(entries(&env.runroot().join("runtime")).is_empty());
         assert!(env.all_ids().is_empty());
         assert!(env.mounts_here().is_empty(), "{:?}", env.mounts_here());
     }
     // What is left in the trash (the last run's directory, and the first one's if the
     // second run exited before its sweeper was done) goes with the next sweep.
     assert!(entries(&env.root().join("trash")).len() <= 2);
+    assert!(entries(&env.runroot().join("trash")).len() <= 2);
     env.ok(&["container", "prune", "-f"]);
     assert!(entries(&env.root().join("trash")).is_empty());
+    assert!(entries(&env.runroot().join("trash")).is_empty());
 }

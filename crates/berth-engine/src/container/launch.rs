@@ -69,7 +69,9 @@ impl OciRuntime for BerthRuntime {
 
     fn cleanup(&self, id: &str, state_root: &Path, _rootfs: &Path) -> Result<(), RuntimeError> {
         match berth_runtime::Container::load(&state_root.join(id)) {
-            Ok(c) => Ok(c.delete(true)?),
+            // The state directory goes to RUNROOT/trash, swept with ROOT/trash
+            // ([`Lifecycle::sweep_trash`]): deleting its files waits for the disk here.
+            Ok(c) => Ok(c.delete_into_trash(true, &runtime_trash(state_root))?),
             Err(e) if e.kind() == berth_runtime::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -92,6 +94,12 @@ impl OciRuntime for BerthRuntime {
             pty_master: e.pty_master,
         })
     }
+}
+
+/// Where berth's runtime leaves deleted state directories: `RUNROOT/trash` beside
+/// `RUNROOT/runtime` (`state_root`).
+pub(crate) fn runtime_trash(state_root: &Path) -> PathBuf {
+    state_root.with_file_name("trash")
 }
 
 /// The base spec: the runtime's Docker defaults.

@@ -74,10 +74,16 @@ impl Lifecycle {
     /// mounted or referenced.
     fn teardown_with(&self, c: &Container, volumes: bool, defer: bool) -> Result<()> {
         let mut errors = Vec::new();
-        if let Err(e) =
-            super::launch::cleanup_after_exit(self, c.id(), Some(&c.spec.host_config.runtime))
-        {
-            errors.push(e);
+        // The runtime's state and mounts, then the network once, releasing its addresses
+        // (`cleanup_after_exit` would tear the network down a first time without).
+        let rt = super::runtime::for_name(&c.spec.host_config.runtime);
+        let state_root = self.runroot().join("runtime");
+        if let Err(e) = rt.cleanup(
+            c.id(),
+            &state_root,
+            &super::launch::rootfs_dir(self, c.id()),
+        ) {
+            errors.push(e.into());
         }
         if let Err(e) = crate::network_container::detach(self, c.id(), true) {
             errors.push(e.into());
@@ -138,11 +144,13 @@ impl Lifecycle {
     /// that nobody waits for: a process that exits first leaves the rest to the next one
     /// (several processes sweeping at once only skip each other's files).
     pub fn sweep_trash(&self, background: bool) {
-        let trash = self.trash_dir();
-        let Ok(entries) = fs::read_dir(&trash) else {
-            return;
-        };
-        let dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        // ROOT/trash (containers' directories) and RUNROOT/trash (the runtime's state).
+        let runtime_trash = super::launch::runtime_trash(&self.runroot().join("runtime"));
+        let dirs: Vec<PathBuf> = [self.trash_dir(), runtime_trash]
+            .iter()
+            .filter_map(|t| fs::read_dir(t).ok())
+            .flat_map(|entries| entries.flatten().map(|e| e.path()))
+            .collect();
         if dirs.is_empty() {
             return;
         }
