@@ -116,6 +116,9 @@ pub struct PullRequest {
     pub reference: String,
     /// `--platform`.
     pub platform: Option<String>,
+    /// `--all-platforms`: keep every platform of an index (blobs and manifests; only the
+    /// chosen platform is unpacked), so that `push` sends the whole index on.
+    pub all_platforms: bool,
     /// `--tls-verify`: `Some(false)` allows plain HTTP and unverified certificates.
     pub tls_verify: Option<bool>,
 }
@@ -466,6 +469,7 @@ impl Engine {
         let sink = StoreSink::new(self.store().blobs().clone());
         let opts = PullOptions {
             platform: req.platform.clone(),
+            all_platforms: req.all_platforms,
         };
         let pulled = client::pull(&session, &repo, &reference, &opts, &sink, progress)
             .map_err(RegistryError::from)?;
@@ -527,6 +531,14 @@ impl Engine {
             records.push(self.unpack_pulled_layer(layer, i, parent, &diff_ids[i], &what)?);
         }
         blobs.put_bytes_checked(&pulled.manifest, &pulled.manifest_digest)?;
+        // The index too (and, with --all-platforms, every platform's manifest), so that a
+        // push can send the whole multi-platform image on.
+        if let Some((_, index_bytes)) = &pulled.index {
+            for (d, b) in &pulled.other_manifests {
+                blobs.put_bytes_checked(b, &d.digest)?;
+            }
+            blobs.put_bytes_checked(index_bytes, &pulled.repo_digest)?;
+        }
         let created = config.created().clone().unwrap_or_default();
         let tagged = if r.digest().is_none() {
             Some(r.with_tag(&reference)?.to_string())
@@ -629,7 +641,14 @@ impl Engine {
             .store()
             .image(&id)?
             .ok_or_else(|| RegistryError::NotTaggedLocally(r.familiar_string()))?;
-        let manifest_bytes = self.store().blobs().read_blob(&record.manifest_digest)?;
+        // A multi-platform image whose every platform is at hand is pushed as its index.
+        let (manifest_bytes, media_type) = match self.complete_index(&record) {
+            Some(index) => index,
+            None => (
+                self.store().blobs().read_blob(&record.manifest_digest)?,
+                record.manifest_media_type.clone(),
+            ),
+        };
         // Other repositories of the same registry holding this image: mount sources.
         let mount_from: Vec<RepoName> = record
             .tags
@@ -654,7 +673,7 @@ impl Engine {
             &repo,
             tag.as_deref(),
             &manifest_bytes,
-            &record.manifest_media_type,
+            &media_type,
             &source,
             &opts,
             progress,
@@ -667,6 +686,56 @@ impl Engine {
             digest: pushed.digest,
             size: pushed.size,
         })
+    }
+
+    /// The index an image was pulled as (`repo@sha256:...` of an index naming its manifest),
+    /// when every platform's manifest, config and layers are in the store: (bytes, media
+    /// type).
+    fn complete_index(&self, record: &berth_store::ImageRecord) -> Option<(Vec<u8>, String)> {
+        use berth_registry::protocol::{self, ManifestView};
+        let blobs = self.store().blobs();
+        let manifest_at = |d: &Digest| -> Option<ManifestView> {
+            serde_json::from_slice(&blobs.read_blob(d).ok()?).ok()
+        };
+        for rd in &record.repo_digests {
+            let Some(d) = rd
+                .rsplit_once('@')
+                .and_then(|(_, d)| d.parse::<Digest>().ok())
+            else {
+                continue;
+            };
+            if d == record.manifest_digest || !blobs.contains(&d) {
+                continue;
+            }
+            let Ok(bytes) = blobs.read_blob(&d) else {
+                continue;
+            };
+            let Ok(view) = serde_json::from_slice::<ManifestView>(&bytes) else {
+                continue;
+            };
+            let Some(children) = view.manifests else {
+                continue;
+            };
+            if !children.iter().any(|c| c.digest == record.manifest_digest) {
+                continue;
+            }
+            let complete = children.iter().all(|c| {
+                manifest_at(&c.digest).is_some_and(|m| {
+                    m.config
+                        .iter()
+                        .chain(m.layers.iter().flatten())
+                        .all(|x| blobs.contains(&x.digest))
+                })
+            });
+            if complete {
+                let mt = view
+                    .media_type
+                    .filter(|t| protocol::is_index(t))
+                    .unwrap_or_else(|| protocol::OCI_INDEX.to_owned());
+                return Some((bytes, mt));
+            }
+        }
+        None
     }
 
     /// Checks credentials against a registry and stores them; nothing is stored when the

@@ -225,6 +225,7 @@ fn index_pull_picks_the_platform() {
     let dst = DirBlobs::new(dir.path().join("dst")).unwrap();
     let opts = PullOptions {
         platform: Some("linux/arm64".into()),
+        ..Default::default()
     };
     let pulled = client::pull(&s, &repo("multi"), "latest", &opts, &dst, &quiet).unwrap();
     assert_eq!(pulled.repo_digest, Digest::of(&index));
@@ -236,6 +237,7 @@ fn index_pull_picks_the_platform() {
         "latest",
         &PullOptions {
             platform: Some("linux/s390x".into()),
+            ..Default::default()
         },
         &dst,
         &quiet,

@@ -137,6 +137,7 @@ impl BuildBackend for StoreBackend {
                     reference: reference.to_owned(),
                     platform: None,
                     tls_verify: None,
+                    ..Default::default()
                 };
                 match e.pull(&req, &|_| {}) {
                     Ok(report) => Ok(report.id),

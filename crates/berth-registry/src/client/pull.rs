@@ -23,6 +23,9 @@ pub struct PullOptions {
     /// `os/arch[/variant]` to choose from an index; default the host's (linux/amd64 on
     /// x86_64).
     pub platform: Option<String>,
+    /// When the reference names an index: fetch every platform's manifest and blobs too (the
+    /// chosen platform's layers are the ones unpacked), so the whole index can be pushed on.
+    pub all_platforms: bool,
 }
 
 /// What a pull fetched.
@@ -42,6 +45,29 @@ pub struct PulledImage {
     pub layers: Vec<Descriptor>,
     /// The index, when the reference named one: (media type, bytes).
     pub index: Option<(String, Vec<u8>)>,
+    /// With [`PullOptions::all_platforms`]: the other platforms' manifests (descriptor from
+    /// the index, verified bytes); their blobs are in the sink.
+    pub other_manifests: Vec<(Descriptor, Vec<u8>)>,
+}
+
+/// A sink that only stores: no copy to unpack (the other platforms' layers of an
+/// `all_platforms` pull are kept as blobs, not unpacked).
+struct StoreOnly<'a>(&'a dyn BlobSink);
+
+impl BlobSink for StoreOnly<'_> {
+    fn has_blob(&self, digest: &Digest) -> bool {
+        self.0.has_blob(digest)
+    }
+    fn partial_path(&self, digest: &Digest) -> std::path::PathBuf {
+        self.0.partial_path(digest)
+    }
+    fn ingest_file(
+        &self,
+        desc: &Descriptor,
+        path: &std::path::Path,
+    ) -> Result<(), super::BoxError> {
+        self.0.ingest_file(desc, path)
+    }
 }
 
 /// The host's platform in OCI terms.
@@ -156,6 +182,7 @@ pub fn pull(
 ) -> Result<PulledImage, ClientError> {
     let (bytes, media_type, digest) = fetch_manifest(s, repo, reference)?;
     let repo_digest = digest.clone();
+    let mut others = Vec::new();
     let (bytes, media_type, digest, index) = if protocol::is_index(&media_type) {
         let view: ManifestView =
             serde_json::from_slice(&bytes).map_err(|e| ClientError::ManifestInvalid {
@@ -190,6 +217,27 @@ pub fn pull(
                 reason: "an index inside an index".into(),
             });
         }
+        if opts.all_platforms {
+            let mut extra_blobs = Vec::new();
+            for child in children.iter().filter(|c| c.digest != chosen.digest) {
+                let (cb, cmt, _) = fetch_manifest(s, repo, &child.digest.to_string())?;
+                let cv: ManifestView =
+                    serde_json::from_slice(&cb).map_err(|e| ClientError::ManifestInvalid {
+                        reference: child.digest.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                if protocol::is_index(&cmt) {
+                    return Err(ClientError::ManifestInvalid {
+                        reference: reference.to_owned(),
+                        reason: "an index inside an index".into(),
+                    });
+                }
+                extra_blobs.extend(cv.config.into_iter());
+                extra_blobs.extend(cv.layers.unwrap_or_default());
+                others.push((child.clone(), cb));
+            }
+            fetch_blobs(s, repo, &extra_blobs, &StoreOnly(sink), &|_| {})?;
+        }
         (b, mt, d, Some((media_type, bytes)))
     } else {
         (bytes, media_type, digest, None)
@@ -218,6 +266,7 @@ pub fn pull(
         config,
         layers,
         index,
+        other_manifests: others,
     })
 }
 

@@ -1,6 +1,8 @@
 //! Push: every blob of a manifest that the registry lacks (checked with HEAD, mounted from
 //! another repository when possible), in parallel, then the manifest. Uncompressed layers
 //! can be gzipped on the way, on every core ([`super::gzip`]), which rewrites the manifest.
+//! An index (a multi-platform image) is pushed as every child manifest by digest, then the
+//! index itself.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -369,9 +371,7 @@ pub fn push(
         reason,
     };
     if protocol::is_index(media_type) {
-        return Err(bad(
-            "pushing an index is not supported; push each image".into()
-        ));
+        return push_index(s, repo, tag, manifest, media_type, source, opts, progress);
     }
     let view: ManifestView = serde_json::from_slice(manifest).map_err(|e| bad(e.to_string()))?;
     let config = view.config.clone().ok_or_else(|| bad("no config".into()))?;
@@ -485,5 +485,95 @@ pub fn push(
         media_type: media_type.to_owned(),
         manifest,
         layers: pushed,
+    })
+}
+
+/// Pushes an index (OCI image index or Docker manifest list): every child manifest with its
+/// blobs, by digest, then the index under `tag`. Children are pushed as they are (no
+/// recompression: the index names their digests); the source must hold them all.
+#[allow(clippy::too_many_arguments)]
+pub fn push_index(
+    s: &Session,
+    repo: &RepoName,
+    tag: Option<&str>,
+    index: &[u8],
+    media_type: &str,
+    source: &dyn BlobSource,
+    opts: &PushOptions,
+    progress: ProgressFn<'_>,
+) -> Result<PushedImage, ClientError> {
+    let bad = |reason: String| ClientError::ManifestInvalid {
+        reference: format!("{repo}:{}", tag.unwrap_or("")),
+        reason,
+    };
+    let view: ManifestView = serde_json::from_slice(index).map_err(|e| bad(e.to_string()))?;
+    let children = view
+        .manifests
+        .ok_or_else(|| bad("an index without manifests".into()))?;
+    let child_opts = PushOptions {
+        compress: false,
+        ..opts.clone()
+    };
+    for child in &children {
+        if protocol::is_index(&child.media_type) {
+            return Err(bad("an index inside an index".into()));
+        }
+        let mut bytes = Vec::new();
+        source
+            .open_blob(&child.digest)
+            .and_then(|mut r| {
+                r.read_to_end(&mut bytes)?;
+                Ok(())
+            })
+            .map_err(|source| ClientError::Source {
+                digest: child.digest.clone(),
+                source,
+            })?;
+        let actual = Digest::of(&bytes);
+        if actual != child.digest {
+            return Err(ClientError::DigestMismatch {
+                what: format!("manifest {}", child.digest),
+                expected: child.digest.clone(),
+                actual,
+            });
+        }
+        push(
+            s,
+            repo,
+            None,
+            &bytes,
+            &child.media_type,
+            source,
+            &child_opts,
+            progress,
+        )?;
+    }
+    let digest = Digest::of(index);
+    let reference = tag.map(str::to_owned).unwrap_or_else(|| digest.to_string());
+    let scope = format!("repository:{repo}:pull,push");
+    let reply = s.request(
+        "PUT",
+        &format!("/v2/{repo}/manifests/{reference}"),
+        &scope,
+        &[("Content-Type", media_type.to_owned())],
+        &mut || RequestBody::Bytes(index),
+    )?;
+    if let Some(d) = reply.header("docker-content-digest") {
+        if let Ok(d) = d.parse::<Digest>() {
+            if d != digest {
+                return Err(ClientError::DigestMismatch {
+                    what: "index accepted by the registry".into(),
+                    expected: digest,
+                    actual: d,
+                });
+            }
+        }
+    }
+    Ok(PushedImage {
+        digest,
+        size: index.len() as u64,
+        media_type: media_type.to_owned(),
+        manifest: index.to_vec(),
+        layers: Vec::new(),
     })
 }

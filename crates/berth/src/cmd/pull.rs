@@ -20,6 +20,10 @@ pub struct PullArgs {
     /// Platform to choose from a multi-platform image (`os/arch[/variant]`).
     #[arg(long)]
     pub platform: Option<String>,
+    /// Keep every platform of a multi-platform image (only the chosen one is unpacked), so
+    /// that `push` sends the whole index on.
+    #[arg(long = "all-platforms")]
+    pub all_platforms: bool,
     /// Require HTTPS and verify certificates (`--tls-verify=false` allows plain HTTP).
     #[arg(long = "tls-verify", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     pub tls_verify: Option<bool>,
@@ -51,6 +55,7 @@ pub fn run(g: &GlobalOpts, a: PullArgs) -> anyhow::Result<i32> {
         &PullRequest {
             reference: a.image.clone(),
             platform: a.platform.clone(),
+            all_platforms: a.all_platforms,
             tls_verify: a.tls_verify,
         },
         &|p| progress.event(p),
@@ -89,8 +94,7 @@ pub(crate) fn pull_missing(g: &GlobalOpts, image: &str) -> anyhow::Result<()> {
     let report = g.engine()?.pull(
         &PullRequest {
             reference: image.to_owned(),
-            platform: None,
-            tls_verify: None,
+            ..Default::default()
         },
         &|p| progress.event(p),
     );
