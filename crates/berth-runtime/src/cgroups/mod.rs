@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::mounts::CgroupMountLayout;
 use crate::ErrorKind;
 
+pub mod devices;
+
 /// Errors of cgroup handling.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -488,7 +490,9 @@ impl Cgroup {
             };
             write(&dir.join("pids.max"), &v)?;
         }
-        if let (Some(devices), Some(dir)) = (res.devices(), self.controller_dir("devices")) {
+        let bpf = devices::apply_hybrid_opt_in(self, res.devices().as_deref())?;
+        let v1_devices = self.controller_dir("devices").filter(|_| !bpf);
+        if let (Some(devices), Some(dir)) = (res.devices(), v1_devices) {
             for d in devices {
                 let typ = d
                     .typ()
@@ -596,6 +600,8 @@ impl Cgroup {
             };
             write(&dir.join("pids.max"), &v)?;
         }
+        // No devices controller on v2: a BPF program, attached before the init execs.
+        devices::apply(dir, res.devices().as_deref())?;
         for (k, v) in res.unified().iter().flatten() {
             if k.contains('/') || k.starts_with('.') {
                 return Err(CgroupError::InvalidValue {

@@ -8,6 +8,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
+pub mod bpf;
+
 /// Number of threads of this process (from /proc/self/stat).
 pub fn thread_count() -> usize {
     let text = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
