@@ -914,3 +914,109 @@ fn oauth2_post_token_flow() {
     .unwrap_err();
     assert_eq!(err.kind(), berth_registry::ErrorKind::Unauthorized, "{err}");
 }
+
+/// An index is pushed as every child manifest (by digest, with its blobs) then the index;
+/// `all_platforms` pulls every child's blobs, and the pulled copy pushes on unchanged.
+#[test]
+fn index_push_sends_every_child_then_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(&dir.path().join("storage"), AuthConfig::default());
+    let src = DirBlobs::new(dir.path().join("src")).unwrap();
+    let s = session(&srv, None);
+    let mut entries = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let m = make_image(
+            &src,
+            &[random_bytes(3000), random_bytes(2000)],
+            protocol::OCI_LAYER_GZIP,
+        );
+        let d = src.put(&m).unwrap();
+        entries.push(serde_json::json!({
+            "mediaType": protocol::OCI_MANIFEST, "digest": d.to_string(), "size": m.len(),
+            "platform": {"os": "linux", "architecture": arch}
+        }));
+    }
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": protocol::OCI_INDEX, "manifests": entries
+    }))
+    .unwrap();
+    let pushed = client::push(
+        &s,
+        &repo("multi"),
+        Some("1"),
+        &index,
+        protocol::OCI_INDEX,
+        &src,
+        &PushOptions::default(),
+        &quiet,
+    )
+    .unwrap();
+    assert_eq!(pushed.digest, Digest::of(&index));
+    let get = |r: &str, reference: &str| {
+        ureq::get(&format!("http://{}/v2/{r}/manifests/{reference}", srv.addr))
+            .set("Accept", protocol::MANIFEST_ACCEPT)
+            .call()
+            .unwrap()
+    };
+    let answer = get("multi", "1");
+    assert_eq!(answer.content_type(), protocol::OCI_INDEX);
+    let mut body = Vec::new();
+    answer.into_reader().read_to_end(&mut body).unwrap();
+    assert_eq!(body, index);
+    for e in &entries {
+        assert_eq!(get("multi", e["digest"].as_str().unwrap()).status(), 200);
+    }
+
+    // Every platform pulled, then pushed on to another repository: the same index.
+    let dst = DirBlobs::new(dir.path().join("dst")).unwrap();
+    let pulled = client::pull(
+        &s,
+        &repo("multi"),
+        "1",
+        &PullOptions {
+            all_platforms: true,
+            ..Default::default()
+        },
+        &dst,
+        &quiet,
+    )
+    .unwrap();
+    assert_eq!(pulled.repo_digest, Digest::of(&index));
+    assert_eq!(pulled.other_manifests.len(), 1);
+    dst.put(&pulled.manifest).unwrap();
+    for (_, m) in &pulled.other_manifests {
+        dst.put(m).unwrap();
+    }
+    let (_, index_bytes) = pulled.index.clone().unwrap();
+    let again = client::push(
+        &s,
+        &repo("copy"),
+        Some("1"),
+        &index_bytes,
+        protocol::OCI_INDEX,
+        &dst,
+        &PushOptions::default(),
+        &quiet,
+    )
+    .unwrap();
+    assert_eq!(again.digest, pushed.digest);
+    // A child missing from the source: an error naming it, the index not written.
+    let partial = DirBlobs::new(dir.path().join("partial")).unwrap();
+    partial.put(&pulled.manifest).unwrap();
+    let err = client::push(
+        &s,
+        &repo("partial"),
+        Some("1"),
+        &index_bytes,
+        protocol::OCI_INDEX,
+        &partial,
+        &PushOptions::default(),
+        &quiet,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("sha256:"), "{err}");
+    let missing = ureq::get(&format!("http://{}/v2/partial/manifests/1", srv.addr))
+        .set("Accept", protocol::MANIFEST_ACCEPT)
+        .call();
+    assert!(matches!(missing, Err(ureq::Error::Status(404, _))));
+}

@@ -232,7 +232,7 @@ pub fn pull(
                         reason: "an index inside an index".into(),
                     });
                 }
-                extra_blobs.extend(cv.config.into_iter());
+                extra_blobs.extend(cv.config);
                 extra_blobs.extend(cv.layers.unwrap_or_default());
                 others.push((child.clone(), cb));
             }
