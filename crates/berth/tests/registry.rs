@@ -841,3 +841,205 @@ fn oauth2_post_token_flow_with_password_and_identity_token() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
 }
+
+/// GET a manifest with every manifest type accepted: (content type, body).
+fn get_manifest(addr: &str, repo: &str, reference: &str) -> (String, Vec<u8>) {
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        tcp,
+        "GET /v2/{repo}/manifests/{reference} HTTP/1.1\r\nHost: {addr}\r\n\
+         Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+         application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).unwrap();
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (ctype, answer[split + 4..].to_vec())
+}
+
+fn put_manifest(addr: &str, repo: &str, reference: &str, media_type: &str, body: &[u8]) {
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        tcp,
+        "PUT /v2/{repo}/manifests/{reference} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {media_type}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    tcp.write_all(body).unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// A multi-platform image (an OCI index of two platforms) pulled with `--all-platforms` is
+/// pushed as every child manifest then the index, to berth's registry and to docker-registry,
+/// with the same index digest; pulled without it, only the chosen platform's image goes.
+#[test]
+fn multi_platform_index_pull_all_platforms_then_push() {
+    let test = "multi_platform_index_pull_all_platforms_then_push";
+    if !require_root(test) || !require_tool(test, "docker-registry") {
+        return;
+    }
+    let env = Env::new();
+    let (_srv, addr) = env.serve("storage", &[]);
+    let port = free_port();
+    let dist = format!("127.0.0.1:{port}");
+    let config = env.path("registry.yml");
+    fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {dist}\n",
+            env.path("distribution").display()
+        ),
+    )
+    .unwrap();
+    let _dist_srv = Proc(
+        Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry"),
+    );
+    wait_for_port(&dist);
+
+    // Two images on berth's registry: busybox (the host's platform) and a one-file image
+    // (announced as linux/arm64), joined by an index.
+    env.import_busybox("src", &format!("{addr}/parts/a:1"));
+    let small = env.path("small");
+    fs::create_dir_all(&small).unwrap();
+    fs::write(small.join("hello.txt"), "arm64 payload\n").unwrap();
+    let small_tar = env.path("small.tar");
+    let st = Command::new("tar")
+        .arg("-cf")
+        .arg(&small_tar)
+        .arg("-C")
+        .arg(&small)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    env.ok(
+        "src",
+        &[
+            "import",
+            small_tar.to_str().unwrap(),
+            &format!("{addr}/parts/b:1"),
+        ],
+    );
+    let mut entries = Vec::new();
+    for (part, arch) in [("a", berth_arch()), ("b", "arm64")] {
+        let out = env.ok("src", &["push", &format!("{addr}/parts/{part}:1")]);
+        let digest = pushed_digest(&out);
+        let (ctype, body) = get_manifest(&addr, &format!("parts/{part}"), &digest);
+        entries.push(serde_json::json!({
+            "mediaType": ctype, "digest": digest, "size": body.len(),
+            "platform": {"os": "linux", "architecture": arch}
+        }));
+        // The children live in the index's repository too.
+        put_manifest(&addr, "multi/app", &digest, &ctype, &body);
+    }
+    // Blobs of the children in multi/app: mount them by pushing the parts there as well.
+    for part in ["a", "b"] {
+        env.ok(
+            "src",
+            &[
+                "tag",
+                &format!("{addr}/parts/{part}:1"),
+                &format!("{addr}/multi/app:{part}"),
+            ],
+        );
+        env.ok("src", &["push", &format!("{addr}/multi/app:{part}")]);
+    }
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    }))
+    .unwrap();
+    let index_digest = format!("sha256:{}", sha256_hex(&index));
+    put_manifest(
+        &addr,
+        "multi/app",
+        "1",
+        "application/vnd.oci.image.index.v1+json",
+        &index,
+    );
+
+    // --all-platforms: every platform kept; push to docker-registry and to another
+    // repository of berth's registry sends the same index.
+    let all = format!("{addr}/multi/app:1");
+    let out = env.ok("all", &["pull", "--all-platforms", &all]);
+    assert!(out.contains(&format!("Digest: {index_digest}")), "{out}");
+    for target in [format!("{dist}/multi/app:1"), format!("{addr}/copy/app:1")] {
+        env.ok("all", &["tag", &all, &target]);
+        let out = env.ok("all", &["push", &target]);
+        assert_eq!(pushed_digest(&out), index_digest, "{out}");
+        let (host, rest) = target.split_once('/').unwrap();
+        let repo = rest.trim_end_matches(":1");
+        let (ctype, body) = get_manifest(host, repo, "1");
+        assert_eq!(ctype, "application/vnd.oci.image.index.v1+json");
+        assert_eq!(body, index);
+        // Each platform pulls from there.
+        let out = env.ok(
+            &format!("p-{host}"),
+            &["pull", "--platform", "linux/arm64", &target],
+        );
+        assert!(out.contains(&format!("Digest: {index_digest}")), "{out}");
+        let out = env.ok(&format!("h-{host}"), &["pull", &target]);
+        assert!(out.contains(&format!("Digest: {index_digest}")), "{out}");
+    }
+
+    // Without --all-platforms only the host's image is at hand: it alone is pushed.
+    env.ok("one", &["pull", &all]);
+    let single = format!("{dist}/single/app:1");
+    env.ok("one", &["tag", &all, &single]);
+    let out = env.ok("one", &["push", &single]);
+    assert_eq!(
+        pushed_digest(&out),
+        entries[0]["digest"].as_str().unwrap(),
+        "{out}"
+    );
+}
+
+/// The host's architecture in OCI terms.
+fn berth_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
