@@ -51,13 +51,13 @@ fn tags_move_and_old_image_stays() {
     let a = image(
         &store,
         b"cfg-a",
-        &[l.chain_id.clone()],
+        std::slice::from_ref(&l.chain_id),
         &["docker.io/library/x:1"],
     );
     let b = image(
         &store,
         b"cfg-b",
-        &[l.chain_id.clone()],
+        std::slice::from_ref(&l.chain_id),
         &["docker.io/library/x:1"],
     );
     let list = store.list_images().unwrap();
@@ -129,7 +129,7 @@ fn gc_removes_unused_and_keeps_used() {
     let keep = image(
         &store,
         b"keep",
-        &[base.chain_id.clone()],
+        std::slice::from_ref(&base.chain_id),
         &["docker.io/library/k:1"],
     );
     let drop_ = image(

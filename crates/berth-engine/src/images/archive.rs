@@ -293,7 +293,7 @@ impl Engine {
                 berth_oci::archive::ArchiveErrorKind::Io => source.into(),
                 _ => ImageError::InvalidArchive {
                     path: what.clone(),
-                    source,
+                    source: Box::new(source),
                 }
                 .into(),
             }

@@ -106,7 +106,7 @@ pub enum ImageError {
         /// The file (`-` for standard input).
         path: String,
         /// What is wrong with it.
-        source: berth_oci::archive::ArchiveError,
+        source: Box<berth_oci::archive::ArchiveError>,
     },
     /// A filter's time is neither a duration, a Unix time nor a date.
     #[error("failed to parse value as time or duration: {0:?}")]
