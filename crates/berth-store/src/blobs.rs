@@ -188,7 +188,9 @@ impl BlobWriter {
         self.file.flush()?;
         // POSIX_FADV_DONTNEED starts the writeback of the dirty pages (WB_SYNC_NONE: it
         // does not wait) and drops the pages already written, which nothing reads soon:
-        // the portable stand-in for sync_file_range(SYNC_FILE_RANGE_WRITE).
+        // the safe stand-in for sync_file_range(SYNC_FILE_RANGE_WRITE). Dropping them
+        // matters: keeping a big blob cached (advising only the new range) measured
+        // about 50% more system time, in reclaim.
         rustix::fs::fadvise(
             self.file.get_ref().as_file(),
             0,
