@@ -1,5 +1,6 @@
 //! Facts about host processes from /proc: start times (so a reused PID is never mistaken for
-//! a container's), liveness, and the processes of a container for `top`.
+//! a container's), liveness, the processes of a container for `top`, and the network and
+//! block I/O counters that `stats` shows.
 
 use std::fs;
 
@@ -104,6 +105,110 @@ pub fn process_tree(pid: i64) -> Vec<i64> {
     out
 }
 
+/// Bytes received and sent by the interfaces of `pid`'s network namespace (the text of
+/// /proc/<pid>/net/dev), loopback left out as Docker leaves it out; `None` when unreadable.
+pub fn net_io(pid: i64) -> Option<(u64, u64)> {
+    if pid <= 0 {
+        return None;
+    }
+    let text = fs::read_to_string(format!("/proc/{pid}/net/dev")).ok()?;
+    Some(parse_net_dev(&text))
+}
+
+/// Sums the receive and transmit byte columns of a /proc/net/dev text, except `lo`'s.
+pub fn parse_net_dev(text: &str) -> (u64, u64) {
+    let (mut rx, mut tx) = (0u64, 0u64);
+    for line in text.lines() {
+        let Some((name, counters)) = line.split_once(':') else {
+            continue;
+        };
+        if name.trim() == "lo" {
+            continue;
+        }
+        // Receive: bytes packets errs drop fifo frame compressed multicast; then transmit.
+        let f: Vec<u64> = counters
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        if f.len() >= 16 {
+            rx = rx.saturating_add(f[0]);
+            tx = tx.saturating_add(f[8]);
+        }
+    }
+    (rx, tx)
+}
+
+/// Bytes read and written by the container's cgroup on block devices: cgroup v1
+/// `blkio.throttle.io_service_bytes_recursive` (or the CFQ/BFQ files when the throttle one
+/// is empty), else v2 `io.stat` (`rbytes`/`wbytes`), summed over devices as Docker sums them.
+/// `cgroups_path` is relative (`/berth/ID`).
+pub fn block_io(cgroups_path: &str) -> (u64, u64) {
+    let rel = cgroups_path.trim_start_matches('/');
+    let v1 = [
+        "blkio.throttle.io_service_bytes_recursive",
+        "blkio.throttle.io_service_bytes",
+        "blkio.io_service_bytes_recursive",
+        "blkio.bfq.io_service_bytes_recursive",
+    ];
+    let mut found_v1 = false;
+    for f in v1 {
+        if let Ok(t) = fs::read_to_string(format!("/sys/fs/cgroup/blkio/{rel}/{f}")) {
+            found_v1 = true;
+            let rw = parse_blkio_service_bytes(&t);
+            if rw != (0, 0) {
+                return rw;
+            }
+        }
+    }
+    if found_v1 {
+        return (0, 0);
+    }
+    ["", "unified/"]
+        .iter()
+        .find_map(|base| fs::read_to_string(format!("/sys/fs/cgroup/{base}{rel}/io.stat")).ok())
+        .map_or((0, 0), |t| parse_io_stat(&t))
+}
+
+/// Sums the `Read` and `Write` rows of a v1 `blkio.*io_service_bytes*` text
+/// (`8:0 Read 4096` ... `Total 8192`).
+pub fn parse_blkio_service_bytes(text: &str) -> (u64, u64) {
+    let (mut r, mut w) = (0u64, 0u64);
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() != 3 {
+            continue;
+        }
+        let Ok(n) = f[2].parse::<u64>() else {
+            continue;
+        };
+        if f[1].eq_ignore_ascii_case("read") {
+            r = r.saturating_add(n);
+        } else if f[1].eq_ignore_ascii_case("write") {
+            w = w.saturating_add(n);
+        }
+    }
+    (r, w)
+}
+
+/// Sums `rbytes` and `wbytes` of a v2 `io.stat` text (`8:0 rbytes=4096 wbytes=0 ...`).
+pub fn parse_io_stat(text: &str) -> (u64, u64) {
+    let (mut r, mut w) = (0u64, 0u64);
+    for kv in text.split_whitespace() {
+        if let Some(v) = kv
+            .strip_prefix("rbytes=")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            r = r.saturating_add(v);
+        } else if let Some(v) = kv
+            .strip_prefix("wbytes=")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            w = w.saturating_add(v);
+        }
+    }
+    (r, w)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +225,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.state, s.ppid, s.start_time), ('S', 1, 19));
+    }
+
+    #[test]
+    fn net_dev_sums_every_interface_but_loopback() {
+        let text = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:    5000      50    0    0    0     0          0         0     5000      50    0    0    0     0       0          0
+  eth0:    1234      10    0    0    0     0          0         0      648       8    0    0    0     0       0          0
+  eth1:     100       1    0    0    0     0          0         0       52       1    0    0    0     0       0          0
+";
+        assert_eq!(parse_net_dev(text), (1334, 700));
+        assert_eq!(parse_net_dev(""), (0, 0));
+    }
+
+    #[test]
+    fn block_io_sums_reads_and_writes_of_every_device() {
+        let v1 = "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 0\n8:0 Async 12288\n8:0 Discard 0\n8:0 Total 12288\n254:0 Read 1\n254:0 Write 2\nTotal 12291\n";
+        assert_eq!(parse_blkio_service_bytes(v1), (4097, 8194));
+        let v2 = "254:0 rbytes=1000 wbytes=2000 rios=1 wios=2 dbytes=0 dios=0\n8:0 rbytes=5 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n";
+        assert_eq!(parse_io_stat(v2), (1005, 2000));
     }
 }

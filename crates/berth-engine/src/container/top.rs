@@ -44,6 +44,14 @@ pub struct StatsRow {
     pub mem_limit: u64,
     /// Number of processes.
     pub pids: u64,
+    /// Bytes received by the container's interfaces (loopback aside).
+    pub net_rx: u64,
+    /// Bytes sent by the container's interfaces (loopback aside).
+    pub net_tx: u64,
+    /// Bytes its cgroup read from block devices.
+    pub block_read: u64,
+    /// Bytes its cgroup wrote to block devices.
+    pub block_write: u64,
 }
 
 impl StatsRow {
@@ -175,11 +183,37 @@ impl Lifecycle {
     pub fn stats(&self, c: &Container) -> StatsRow {
         let rel = cgroups_path(c.id());
         let rel = rel.trim_start_matches('/');
+        // Docker shows the usage less the inactive page cache (v1 `total_inactive_file`,
+        // v2 `inactive_file` of memory.stat).
+        let inactive_file = [
+            (
+                format!("/sys/fs/cgroup/memory/{rel}/memory.stat"),
+                "total_inactive_file ",
+            ),
+            (
+                format!("/sys/fs/cgroup/{rel}/memory.stat"),
+                "inactive_file ",
+            ),
+        ]
+        .iter()
+        .find_map(|(path, key)| {
+            fs::read_to_string(path)
+                .ok()?
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0);
         let mem_usage = read_u64(&[
             format!("/sys/fs/cgroup/memory/{rel}/memory.usage_in_bytes"),
             format!("/sys/fs/cgroup/{rel}/memory.current"),
         ])
-        .unwrap_or(0);
+        .map_or(0, |u| {
+            if inactive_file < u {
+                u - inactive_file
+            } else {
+                u
+            }
+        });
         let host = host_memory();
         let mem_limit = read_u64(&[
             format!("/sys/fs/cgroup/memory/{rel}/memory.limit_in_bytes"),
@@ -212,6 +246,19 @@ impl Lifecycle {
             0.0
         };
         let (system_ns, online_cpus) = system_cpu();
+        let running = c.status == ContainerStatus::Running;
+        // A `--network host` container has no interfaces of its own: Docker shows 0B.
+        let own_netns = c.spec.host_config.network_mode != "host";
+        let (net_rx, net_tx) = if running && own_netns {
+            procfs::net_io(c.record.pid).unwrap_or((0, 0))
+        } else {
+            (0, 0)
+        };
+        let (block_read, block_write) = if running {
+            procfs::block_io(&cgroups_path(c.id()))
+        } else {
+            (0, 0)
+        };
         StatsRow {
             id: c.id().to_string(),
             name: c.name().to_string(),
@@ -230,6 +277,10 @@ impl Lifecycle {
             } else {
                 0
             },
+            net_rx,
+            net_tx,
+            block_read,
+            block_write,
         }
     }
 }
@@ -274,6 +325,10 @@ mod tests {
             mem_usage: 0,
             mem_limit: 0,
             pids: 0,
+            net_rx: 0,
+            net_tx: 0,
+            block_read: 0,
+            block_write: 0,
         }
     }
 

@@ -51,6 +51,51 @@ fn size(b: u64) -> String {
     format!("{s}{}", units[i])
 }
 
+/// Docker's `HumanSizeWithPrecision(b, 3)`: decimal units, Go's `%.3g` (`648B`, `1.2kB`,
+/// `12.3MB`, and Go's `1e+03kB` just under the next unit).
+fn decimal_size(b: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut f = b as f64;
+    let mut i = 0;
+    while f >= 1000.0 && i + 1 < units.len() {
+        f /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", go_g3(f), units[i])
+}
+
+/// Go's `%.3g` of a non-negative number: three significant digits, trailing zeros dropped,
+/// the exponent form from 1e+03 up (and below 1e-04).
+fn go_g3(v: f64) -> String {
+    if v <= 0.0 || !v.is_finite() {
+        return "0".into();
+    }
+    // Rust rounds to three significant digits here (`1.23e2`), as Go does for `%g`.
+    let sci = format!("{v:.2e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits = mantissa.replace('.', "");
+    let digits = match digits.trim_end_matches('0') {
+        "" => "0",
+        d => d,
+    };
+    if !(-4..3).contains(&exp) {
+        let (first, rest) = digits.split_at(1);
+        let dot = if rest.is_empty() { "" } else { "." };
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{first}{dot}{rest}e{sign}{:02}", exp.abs());
+    }
+    if exp < 0 {
+        return format!("0.{}{digits}", "0".repeat((-exp - 1) as usize));
+    }
+    let int_len = exp as usize + 1;
+    if digits.len() <= int_len {
+        format!("{digits}{}", "0".repeat(int_len - digits.len()))
+    } else {
+        format!("{}.{}", &digits[..int_len], &digits[int_len..])
+    }
+}
+
 /// Docker's default `stats` table.
 const DEFAULT_FORMAT: &str =
     "table {{.ID}}\\t{{.Name}}\\t{{.CPUPerc}}\\t{{.MemUsage}}\\t{{.MemPerc}}\\t{{.NetIO}}\\t{{.BlockIO}}\\t{{.PIDs}}";
@@ -149,16 +194,50 @@ fn values(rows: &[StatsRow], no_trunc: bool) -> Vec<serde_json::Value> {
                 0.0
             };
             serde_json::json!({
-                "BlockIO": "0B / 0B",
+                "BlockIO": format!("{} / {}", decimal_size(r.block_read), decimal_size(r.block_write)),
                 "CPUPerc": format!("{:.2}%", r.cpu_percent),
                 "Container": id,
                 "ID": id,
                 "MemPerc": format!("{mem_pct:.2}%"),
                 "MemUsage": format!("{} / {}", size(r.mem_usage), size(r.mem_limit)),
                 "Name": r.name,
-                "NetIO": "0B / 0B",
+                "NetIO": format!("{} / {}", decimal_size(r.net_rx), decimal_size(r.net_tx)),
                 "PIDs": r.pids.to_string(),
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_sizes_are_dockers_human_size_with_precision_3() {
+        let cases = [
+            (0, "0B"),
+            (1, "1B"),
+            (648, "648B"),
+            (999, "999B"),
+            (1000, "1kB"),
+            (1200, "1.2kB"),
+            (1234, "1.23kB"),
+            (12_345, "12.3kB"),
+            (123_456, "123kB"),
+            (999_999, "1e+03kB"),
+            (1_500_000, "1.5MB"),
+            (4_194_304, "4.19MB"),
+            (2_000_000_000, "2GB"),
+        ];
+        for (b, want) in cases {
+            assert_eq!(decimal_size(b), want, "{b} bytes");
+        }
+    }
+
+    #[test]
+    fn binary_sizes_are_dockers_bytes_size() {
+        assert_eq!(size(0), "0B");
+        assert_eq!(size(64 * 1024 * 1024), "64MiB");
+        assert_eq!(size(1536), "1.5KiB");
+    }
 }

@@ -1,0 +1,246 @@
+//! Docker-parity details of the container verbs, as a user sees them: `stats` NET I/O and
+//! BLOCK I/O, MAC addresses in `inspect` and `network inspect`, addresses freed at stop,
+//! `wait` of several containers, and `ps --filter`/`--format`. Root only; each test has its
+//! own root, bridge and subnet (10.218.<reserved>.0/24) and removes what it made.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use berth_engine::network::berth_net;
+
+#[path = "containers_support/mod.rs"]
+mod support;
+
+use support::{berth_command, require_root_for};
+
+fn require_root(test: &str) -> bool {
+    require_root_for(test, "namespaces, bridges, overlayfs, cgroups")
+}
+
+/// One test's state: root and runroot, a berth.toml naming a bridge and subnet of its own,
+/// busybox imported.
+struct Env {
+    dir: tempfile::TempDir,
+    bridge: String,
+    third: u8,
+    _reservation: berth_net::test_support::Reservation,
+}
+
+impl Env {
+    fn new(n: u8) -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-polish-")
+            .tempdir()
+            .expect("temp dir");
+        let reservation = berth_net::test_support::reserve("polish");
+        let third = reservation.n;
+        let bridge = format!("bp{third}x{n}");
+        std::fs::create_dir_all(dir.path().join("root")).expect("root");
+        std::fs::write(
+            dir.path().join("root/berth.toml"),
+            format!("[network]\nsubnet = \"10.218.{third}.0/24\"\nbridge = \"{bridge}\"\n"),
+        )
+        .expect("berth.toml");
+        let env = Env {
+            dir,
+            bridge,
+            third,
+            _reservation: reservation,
+        };
+        support::import_busybox(&env.root(), &env.runroot());
+        env
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn runroot(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    /// The default bridge's gateway.
+    fn gateway(&self) -> String {
+        format!("10.218.{}.1", self.third)
+    }
+
+    fn berth(&self, args: &[&str]) -> Output {
+        berth_command(&self.root(), &self.runroot())
+            .args(args)
+            .output()
+            .expect("run berth")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let ids = self.berth(&["ps", "-aq"]);
+        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            let _ = self.berth(&["rm", "-f", id]);
+        }
+        let _ = self.berth(&["network", "prune", "-f"]);
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .output();
+    }
+}
+
+/// Bytes of a Docker decimal size (`648B`, `1.2kB`, `4.19MB`).
+fn decimal_bytes(s: &str) -> f64 {
+    let units = [("kB", 1e3), ("MB", 1e6), ("GB", 1e9), ("B", 1.0)];
+    for (u, m) in units {
+        if let Some(n) = s.strip_suffix(u) {
+            return n
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("not a size: {s:?}"))
+                * m;
+        }
+    }
+    panic!("not a size: {s:?}");
+}
+
+/// `(left, right)` bytes of a `A / B` cell.
+fn pair(cell: &str) -> (f64, f64) {
+    let (a, b) = cell
+        .split_once(" / ")
+        .unwrap_or_else(|| panic!("not `A / B`: {cell:?}"));
+    (decimal_bytes(a), decimal_bytes(b))
+}
+
+/// The block device (`MAJ:MIN`) under `path`.
+fn device_of(path: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(path).expect("stat").dev();
+    let (major, minor) = ((dev >> 8) & 0xfff, (dev & 0xff) | ((dev >> 12) & 0xfff00));
+    format!("{major}:{minor}")
+}
+
+#[test]
+fn stats_shows_net_and_block_io_mem_percent_and_pids() {
+    if !require_root("stats_shows_net_and_block_io_mem_percent_and_pids") {
+        return;
+    }
+    let env = Env::new(1);
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pstat1",
+        "-m",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 300 & sleep 300 & wait",
+    ]);
+    let gw = env.gateway();
+    // Traffic on eth0: two pings of the gateway (98-byte frames each way at least).
+    env.ok(&["exec", "pstat1", "ping", "-c", "2", "-W", "2", &gw]);
+    // Traffic on loopback does not count, as in Docker.
+    env.ok(&[
+        "exec",
+        "pstat1",
+        "ping",
+        "-c",
+        "2",
+        "-s",
+        "12000",
+        "127.0.0.1",
+    ]);
+    // On cgroup v1 the kernel counts a cgroup's block I/O only where a throttle rule is
+    // active: a rule far above any real rate turns counting on (the cgroup goes with rm).
+    let blkio = PathBuf::from(format!("/sys/fs/cgroup/blkio/berth/{id}"));
+    if blkio.exists() {
+        let rule = format!("{} 1099511627776", device_of(&env.root()));
+        std::fs::write(blkio.join("blkio.throttle.write_bps_device"), &rule)
+            .expect("throttle rule");
+    }
+    env.ok(&[
+        "exec",
+        "pstat1",
+        "dd",
+        "if=/dev/zero",
+        "of=/written",
+        "bs=64k",
+        "count=64",
+        "conv=fsync",
+    ]);
+
+    let line = env.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}}|{{.NetIO}}|{{.BlockIO}}|{{.MemPerc}}|{{.PIDs}}|{{.MemUsage}}",
+        "pstat1",
+    ]);
+    let cells: Vec<&str> = line.split('|').collect();
+    assert_eq!(cells.len(), 6, "{line}");
+    assert_eq!(cells[0], "pstat1");
+    let (rx, tx) = pair(cells[1]);
+    assert!(rx >= 2.0 * 98.0 && tx >= 2.0 * 98.0, "NET I/O {line}");
+    // 2 pings of 12 kB on lo would be over 40 kB: not counted.
+    assert!(rx < 20_000.0 && tx < 20_000.0, "loopback counted: {line}");
+    let (read, written) = pair(cells[2]);
+    assert!(read >= 0.0 && written >= 4_000_000.0, "BLOCK I/O {line}");
+    let pct = cells[3]
+        .strip_suffix('%')
+        .and_then(|p| p.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("MEM % {line}"));
+    assert!(pct > 0.0 && pct < 100.0, "{line}");
+    assert!(
+        cells[3].split_once('.').is_some_and(|(_, d)| d.len() == 3),
+        "{line}"
+    );
+    assert_eq!(cells[4], "3", "sh and two sleeps: {line}");
+    assert!(cells[5].ends_with(" / 64MiB"), "{line}");
+
+    // The table has Docker's titles for those columns.
+    let table = env.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "table {{.Name}}\\t{{.NetIO}}\\t{{.BlockIO}}\\t{{.MemPerc}}\\t{{.PIDs}}",
+        "pstat1",
+    ]);
+    let header = table.lines().next().unwrap_or_default();
+    let titles: Vec<&str> = header
+        .split("  ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    assert_eq!(
+        titles,
+        ["NAME", "NET I/O", "BLOCK I/O", "MEM %", "PIDS"],
+        "{table}"
+    );
+
+    // No network: nothing but loopback, so 0B / 0B.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pstat2",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "ping -c 3 127.0.0.1; sleep 300",
+    ]);
+    let none = env.ok(&["stats", "--no-stream", "--format", "{{.NetIO}}", "pstat2"]);
+    assert_eq!(none, "0B / 0B");
+    env.ok(&["rm", "-f", "pstat1", "pstat2"]);
+    assert!(!blkio.exists(), "cgroup left: {}", blkio.display());
+}
