@@ -1,5 +1,6 @@
 //! Opening the SQLite database: WAL mode, a busy timeout, foreign keys, migrations.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,6 +14,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.
 pub fn open(path: &Path) -> Result<Connection> {
+    if !path.exists() {
+        create(path)?;
+    }
     let conn = Connection::open(path).map_err(Error::db("opening"))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(Error::db("setting busy timeout"))?;
@@ -44,6 +48,45 @@ pub fn open(path: &Path) -> Result<Connection> {
     )
     .map_err(Error::db("setting pragmas"))?;
     migrate(conn, MIGRATIONS)
+}
+
+/// Creates the database at `path` whole or not at all: built in a temp file next to it
+/// (in WAL mode, migrated) without syncing each step, synced once, then hard-linked into
+/// place, which fails if another process put one there first (then its is used). Six
+/// fsyncs become two, and a crash leaves no half-made database. Where hard links are not
+/// supported, [`open`] creates the database in place as before.
+fn create(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".berth.db-new-")
+        .tempfile_in(dir)
+        .map_err(Error::io("creating a temp database in", dir))?;
+    {
+        let conn = Connection::open(tmp.path()).map_err(Error::db("creating"))?;
+        conn.execute_batch("PRAGMA synchronous=OFF;")
+            .map_err(Error::db("setting pragmas"))?;
+        conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
+            .map_err(Error::db("enabling WAL"))?;
+        let conn = migrate(conn, MIGRATIONS)?;
+        // Closing the last connection checkpoints the log into the file and removes it.
+        conn.close()
+            .map_err(|(_, e)| Error::db("closing the new database")(e))?;
+    }
+    // The mode a database created in place has (the temp file's is 0600).
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+        .map_err(Error::io("setting the mode of", tmp.path()))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(Error::io("syncing", tmp.path()))?;
+    match std::fs::hard_link(tmp.path(), path) {
+        Ok(()) => crate::blobs::sync_dir(dir),
+        // Another process was first, or hard links are not supported here: either way
+        // `open` opens (or creates) what is at `path`.
+        Err(_) => Ok(()),
+    }
 }
 
 /// Applies the migrations newer than the database's `user_version`.
@@ -88,6 +131,55 @@ mod tests {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1, "migration {}", m.name);
         }
+    }
+
+    #[test]
+    fn concurrent_first_opens_share_one_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("berth.db");
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let p = &p;
+                    s.spawn(move || {
+                        let c = open(p).unwrap();
+                        c.execute_batch(&format!("CREATE TABLE t{i} (x)")).unwrap();
+                        c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                            r.get::<_, i64>(0)
+                        })
+                        .unwrap()
+                    })
+                })
+                .collect();
+            for h in handles {
+                assert!(h.join().unwrap() > 1);
+            }
+        });
+        let c = open(&p).unwrap();
+        let v: u32 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as u32);
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        // Every process's table is in the one database: none was replaced.
+        let tables: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name GLOB 't[0-9]'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 8);
+        // No temp database is left next to it.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with("berth.db"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
     }
 
     #[test]
