@@ -216,14 +216,14 @@ mod tests {
     #[test]
     fn own_process() {
         let me = std::process::id() as i64;
-        let st = start_time(me).unwrap();
+        let st = start_time(me).expect("own start time");
         assert!(is_alive(me, st));
         assert!(!is_alive(me, st + 1));
         assert!(!is_alive(0, 0));
         let s = parse_stat(
             "12 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 77 21 22 23",
         )
-        .unwrap();
+        .expect("parses");
         assert_eq!((s.state, s.ppid, s.start_time), ('S', 1, 19));
     }
 
