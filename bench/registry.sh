@@ -243,6 +243,12 @@ for i in $(seq "$xfer_runs"); do
       fi
     fi
   done
+  if [ "$i" = "$xfer_runs" ]; then
+    # the compressed sizes, to read the throughputs by
+    bsz=$(find "$work/xs-$i" -type f -size +10M -printf '%s\n' | sort -n | head -n1)
+    ssz=$(find "$work/xd-$i" -type f -size +10M -name data -printf '%s\n' | sort -n | head -n1)
+    gz_sizes="berth $((bsz / 1000000)) MB, skopeo $((ssz / 1000000)) MB"
+  fi
   stop_xfer_servers "$i"
 done
 
@@ -255,3 +261,4 @@ record_runs "pull 200 MB gzip layer (+unpack)" skopeo MB/s "" "${spull[@]}"
 record_runs "pull 200 MB gzip layer, skopeo blob only (no unpack)" skopeo MB/s "" "${sblob[@]}"
 record_runs "push with gzip ($((usize/1000000)) MB uncompressed)" berth MB/s "2x skopeo" "${bgz[@]}"
 record_runs "push with gzip ($((usize/1000000)) MB uncompressed)" skopeo MB/s "" "${sgz[@]}"
+echo "  (gzip layer sizes: ${gz_sizes:-unknown}; gzip -1 would be $(( $(gzip -1 -c "$work/rootfs.tar" | wc -c) / 1000000 )) MB)"
