@@ -624,6 +624,10 @@ impl<'a> Networks<'a> {
             .flatten();
         let mut containers = serde_json::Map::new();
         for ep in self.store.network_endpoints(&n.id)? {
+            let mac = self
+                .endpoint_mac_shown(&ep, &n)
+                .map(|m| netconfig::format_mac(&m))
+                .unwrap_or_default();
             let v6 = net
                 .as_ref()
                 .zip(ep.address.parse().ok())
@@ -644,7 +648,7 @@ impl<'a> Networks<'a> {
                 serde_json::json!({
                     "Name": name,
                     "EndpointID": ep.host_ifname,
-                    "MacAddress": "",
+                    "MacAddress": mac,
                     "IPv4Address": format!("{}/{}", ep.address, prefix),
                     "IPv6Address": v6,
                 }),
@@ -914,7 +918,11 @@ impl<'a> Networks<'a> {
                     address,
                     prefix_len: n.subnet.prefix_len(),
                     default_gateway: (i == 0 && !n.rec.internal).then_some(n.gateway),
-                    mac: req.mac.filter(|_| mode_net),
+                    mac: Some(
+                        req.mac
+                            .filter(|_| mode_net)
+                            .unwrap_or_else(|| endpoint_mac(address)),
+                    ),
                     ipv6: n.endpoint_v6(address, i == 0),
                 },
             ));
@@ -1240,7 +1248,7 @@ impl<'a> Networks<'a> {
                 address,
                 prefix_len: net.subnet.prefix_len(),
                 default_gateway: None,
-                mac: None,
+                mac: Some(endpoint_mac(address)),
                 ipv6: net.endpoint_v6(address, false),
             };
             let nft = self.net_config()?.nftables;
@@ -1336,7 +1344,7 @@ impl<'a> Networks<'a> {
             }
         }
         let mut networks = serde_json::Map::new();
-        let mut primary: Option<(String, u8, String)> = None;
+        let mut primary: Option<(String, u8, String, String)> = None;
         for ep in self
             .store
             .container_endpoints(container_id)
@@ -1350,8 +1358,21 @@ impl<'a> Networks<'a> {
             };
             let prefix = net.subnet.prefix_len();
             let aliases: Vec<String> = serde_json::from_str(&ep.aliases).unwrap_or_default();
+            // Running: the interface's MAC; stopped: only a configured one (as Docker).
+            let mac = if running {
+                self.endpoint_mac_shown(&ep, &net.rec)
+            } else {
+                self.configured_mac(container_id, &net.rec)
+            }
+            .map(|m| netconfig::format_mac(&m))
+            .unwrap_or_default();
             if primary.is_none() || net.rec.name == mode {
-                primary = Some((ep.address.clone(), prefix, net.gateway.to_string()));
+                primary = Some((
+                    ep.address.clone(),
+                    prefix,
+                    net.gateway.to_string(),
+                    mac.clone(),
+                ));
             }
             networks.insert(
                 net.rec.name.clone(),
@@ -1367,7 +1388,7 @@ impl<'a> Networks<'a> {
                     "IPv6Gateway": match (running, net.v6) { (true, Some((_, gw))) => gw.to_string(), _ => String::new() },
                     "GlobalIPv6Address": match (running, ep.address.parse().ok().and_then(|a| net.v6_of(a))) { (true, Some(a)) => a.to_string(), _ => String::new() },
                     "GlobalIPv6PrefixLen": match (running, net.v6) { (true, Some((s, _))) => s.prefix_len(), _ => 0 },
-                    "MacAddress": "",
+                    "MacAddress": mac,
                 }),
             );
         }
@@ -1384,9 +1405,9 @@ impl<'a> Networks<'a> {
                     "IPPrefixLen": 0, "MacAddress": ""}),
             );
         }
-        let (ip, prefix, gw) = match (running, primary) {
+        let (ip, prefix, gw, mac) = match (running, primary) {
             (true, Some(p)) => p,
-            _ => (String::new(), 0, String::new()),
+            _ => (String::new(), 0, String::new(), String::new()),
         };
         let ns = self.netns_path(container_id);
         serde_json::json!({
@@ -1397,9 +1418,28 @@ impl<'a> Networks<'a> {
             "Gateway": gw,
             "IPAddress": ip,
             "IPPrefixLen": prefix,
-            "MacAddress": "",
+            "MacAddress": mac,
             "Networks": networks,
         })
+    }
+
+    /// The `--mac-address` of a container if it applies to network `net` (its `--network`).
+    fn configured_mac(&self, container_id: &str, net: &NetworkRecord) -> Option<[u8; 6]> {
+        let rec = self.store.container(container_id).ok()?;
+        let spec: crate::container::ContainerSpec = serde_json::from_str(&rec.config).ok()?;
+        let mac = netconfig::parse_mac(&spec.host_config.mac_address).ok()?;
+        let mode = match spec.host_config.network_mode.as_str() {
+            "" | "default" => "bridge",
+            m => m,
+        };
+        let mode_net = self.store.resolve_network(mode).ok()?;
+        (mode_net.id == net.id).then_some(mac)
+    }
+
+    /// The MAC address set on a container's interface on `net` (see [`endpoint_mac`]).
+    fn endpoint_mac_shown(&self, ep: &EndpointRecord, net: &NetworkRecord) -> Option<[u8; 6]> {
+        self.configured_mac(&ep.container_id, net)
+            .or_else(|| ep.address.parse().ok().map(endpoint_mac))
     }
 
     /// The container's addresses per network (for `inspect`): `name -> (address, prefix,
@@ -1421,6 +1461,15 @@ impl<'a> Networks<'a> {
         }
         Ok(out)
     }
+}
+
+/// The MAC address of a container's interface without `--mac-address`: Docker's
+/// `02:42` followed by the four bytes of its IPv4 address (`02:42:0a:d6:05:02` for
+/// 10.214.5.2), so one address always has one MAC, and ARP caches of peers stay right when
+/// an address passes to another container.
+pub fn endpoint_mac(address: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = address.octets();
+    [0x02, 0x42, a, b, c, d]
 }
 
 /// Checks that every `-p` value parses and its host port is free right now, binding and

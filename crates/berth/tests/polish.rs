@@ -244,3 +244,135 @@ fn stats_shows_net_and_block_io_mem_percent_and_pids() {
     env.ok(&["rm", "-f", "pstat1", "pstat2"]);
     assert!(!blkio.exists(), "cgroup left: {}", blkio.display());
 }
+
+/// `inspect -f TEMPLATE NAME`.
+fn inspect(env: &Env, name: &str, template: &str) -> String {
+    env.ok(&["inspect", "-f", template, name])
+}
+
+#[test]
+fn mac_addresses_show_in_inspect_and_network_inspect() {
+    if !require_root("mac_addresses_show_in_inspect_and_network_inspect") {
+        return;
+    }
+    let env = Env::new(2);
+    let subnet = format!("10.219.{}.0/26", env.third);
+    env.ok(&["network", "create", "--subnet", &subnet, "pmac2"]);
+    let fixed = env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pmac2a",
+        "--network",
+        "pmac2",
+        "--mac-address",
+        "02:42:AC:11:00:99",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let auto = env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pmac2b",
+        "--network",
+        "pmac2",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    env.ok(&["run", "-d", "--name", "pmac2c", "busybox", "sleep", "300"]);
+
+    // What the interfaces really have.
+    let mac_of = |name: &str, ifname: &str| {
+        env.ok(&[
+            "exec",
+            name,
+            "cat",
+            &format!("/sys/class/net/{ifname}/address"),
+        ])
+    };
+    let auto_mac = mac_of("pmac2b", "eth0");
+    assert_eq!(mac_of("pmac2a", "eth0"), "02:42:ac:11:00:99");
+    assert_eq!(auto_mac.len(), 17, "{auto_mac}");
+
+    let net: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", "pmac2"])).expect("json");
+    let shown = |id: &str| net[0]["Containers"][id]["MacAddress"].clone();
+    assert_eq!(shown(&fixed), "02:42:ac:11:00:99", "{net}");
+    assert_eq!(shown(&auto), auto_mac.as_str(), "{net}");
+
+    assert_eq!(
+        inspect(
+            &env,
+            "pmac2a",
+            "{{.NetworkSettings.Networks.pmac2.MacAddress}}"
+        ),
+        "02:42:ac:11:00:99"
+    );
+    assert_eq!(
+        inspect(&env, "pmac2b", "{{.NetworkSettings.MacAddress}}"),
+        auto_mac
+    );
+    assert_eq!(
+        inspect(
+            &env,
+            "pmac2b",
+            "{{.NetworkSettings.Networks.pmac2.MacAddress}}"
+        ),
+        auto_mac
+    );
+    // The default bridge, and a network connected while running (eth1).
+    let bridge_mac = mac_of("pmac2c", "eth0");
+    assert_eq!(
+        inspect(&env, "pmac2c", "{{.NetworkSettings.MacAddress}}"),
+        bridge_mac
+    );
+    assert_eq!(
+        inspect(
+            &env,
+            "pmac2c",
+            "{{.NetworkSettings.Networks.bridge.MacAddress}}"
+        ),
+        bridge_mac
+    );
+    env.ok(&["network", "connect", "pmac2", "pmac2c"]);
+    assert_eq!(
+        inspect(
+            &env,
+            "pmac2c",
+            "{{.NetworkSettings.Networks.pmac2.MacAddress}}"
+        ),
+        mac_of("pmac2c", "eth1")
+    );
+    // No two interfaces share one.
+    let mut all = vec![auto_mac.clone(), bridge_mac, mac_of("pmac2c", "eth1")];
+    all.push("02:42:ac:11:00:99".into());
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 4, "{all:?}");
+
+    // Stopped: the generated one is gone, a configured one stays (as Docker).
+    env.ok(&["stop", "-t", "0", "pmac2a", "pmac2b"]);
+    assert_eq!(
+        inspect(
+            &env,
+            "pmac2a",
+            "{{.NetworkSettings.Networks.pmac2.MacAddress}}"
+        ),
+        "02:42:ac:11:00:99"
+    );
+    assert_eq!(
+        inspect(
+            &env,
+            "pmac2b",
+            "{{.NetworkSettings.Networks.pmac2.MacAddress}}"
+        ),
+        ""
+    );
+    assert_eq!(
+        inspect(&env, "pmac2b", "{{.NetworkSettings.MacAddress}}"),
+        ""
+    );
+}
