@@ -51,8 +51,8 @@ pub const DEFAULT_READONLY_PATHS: [&str; 5] = [
 
 /// A spec with Docker's defaults running `args`: the 14 capabilities, the standard mounts,
 /// namespaces pid/mount/uts/ipc/net/cgroup, masked and read-only paths, the default seccomp
-/// profile, RLIMIT_NOFILE 1048576 (clamped to the host's hard limit at run time), root user,
-/// cwd `/`, a PATH. The caller sets `root.path`, hostname, env, user, mounts and resources.
+/// profile, every device denied but the standard ones (issue #3), RLIMIT_NOFILE 1048576
+/// (clamped to the host's hard limit at run time), root user, cwd `/`, a PATH. The caller sets `root.path`, hostname, env, user, mounts and resources.
 pub fn default_spec(args: &[&str]) -> Spec {
     let v = json!({
         "ociVersion": "1.0.2-dev",
@@ -82,6 +82,9 @@ pub fn default_spec(args: &[&str]) -> Spec {
             {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]},
         ],
         "linux": {
+            // Docker's: every device denied; the runtime then allows the standard nodes (v1
+            // devices.allow, v2 a BPF program; see `cgroups::devices`).
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
             "namespaces": [
                 {"type": "mount"}, {"type": "network"}, {"type": "uts"},
                 {"type": "pid"}, {"type": "ipc"}, {"type": "cgroup"},
