@@ -24,6 +24,20 @@ pub struct AttachedNetwork {
     pub etc_mounts: Vec<(PathBuf, String)>,
     /// The forwarder of the published ports, if any.
     pub forwarder: Option<PortForwarder>,
+    /// Published ports bound but not forwarded yet ([`AttachedNetwork::start_forwarding`]).
+    pending: Option<(Vec<port::BoundPort>, PathBuf, std::net::Ipv4Addr)>,
+}
+
+impl AttachedNetwork {
+    /// Starts forwarding the published ports (bound by [`attach`]). The runtime launches
+    /// the container first: the forwarder's threads would make its fork the slow,
+    /// multi-threaded kind.
+    pub fn start_forwarding(&mut self) -> Result<(), NetworkError> {
+        if let Some((ports, ns, target)) = self.pending.take() {
+            self.forwarder = Some(PortForwarder::start_to(ports, &ns, target)?);
+        }
+        Ok(())
+    }
 }
 
 fn networks(lc: &Lifecycle) -> Networks<'_> {
@@ -51,8 +65,9 @@ fn publish_specs(bindings: &BTreeMap<String, Vec<PortBinding>>) -> Vec<String> {
     out
 }
 
-/// Sets up `c`'s network (namespace, interfaces, address, /etc files, bound host ports) and
-/// starts forwarding its published ports. A port in use fails here, before the container
+/// Sets up `c`'s network (namespace, interfaces, address, /etc files, bound host ports); the
+/// caller starts forwarding the published ports once the container runs
+/// ([`AttachedNetwork::start_forwarding`]). A port in use fails here, before the container
 /// runs, and leaves nothing behind.
 pub fn attach(lc: &Lifecycle, c: &Container) -> Result<AttachedNetwork, NetworkError> {
     let hc = &c.spec.host_config;
@@ -86,20 +101,15 @@ pub fn attach(lc: &Lifecycle, c: &Container) -> Result<AttachedNetwork, NetworkE
     // Docker's proxy connects to the container's address; with no network (`none`) only
     // its loopback exists.
     let target = net.primary.unwrap_or(std::net::Ipv4Addr::LOCALHOST);
-    let forwarder = match (&net.netns, net.ports.is_empty()) {
-        (Some(ns), false) => match PortForwarder::start_to(net.ports, ns, target) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                let _ = networks(lc).network_teardown(c.id(), false);
-                return Err(e.into());
-            }
-        },
+    let pending = match (&net.netns, net.ports.is_empty()) {
+        (Some(ns), false) => Some((net.ports, ns.clone(), target)),
         _ => None,
     };
     Ok(AttachedNetwork {
         netns: net.netns,
         etc_mounts: net.etc.mounts(),
-        forwarder,
+        forwarder: None,
+        pending,
     })
 }
 

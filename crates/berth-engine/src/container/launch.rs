@@ -288,7 +288,7 @@ pub fn start_process(
 ) -> Result<Started> {
     let rt = runtime::for_name(&c.spec.host_config.runtime);
     let mounts = rootfs_mounts(lc, c)?;
-    let net = crate::network_container::attach(lc, c)?;
+    let mut net = crate::network_container::attach(lc, c)?;
     let spec = match build_spec(lc, c, &net) {
         Ok(s) => s,
         Err(e) => {
@@ -330,6 +330,18 @@ pub fn start_process(
             return Err(e.into());
         }
     };
+    // The published ports were bound by attach; forwarding starts now that the runtime has
+    // forked (single-threaded, its fast path).
+    if let Err(e) = net.start_forwarding() {
+        let _ = nix::sys::signal::kill(
+            Pid::from_raw(launched.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = wait_exit(launched.pid);
+        drop(net);
+        let _ = cleanup_after_exit(lc, c.id(), Some(&c.spec.host_config.runtime));
+        return Err(e.into());
+    }
     let me = std::process::id() as i64;
     let recorded = lc.store().update_container(
         c.id(),
