@@ -401,3 +401,296 @@ pub(super) fn apply_hybrid_opt_in(
         None => Ok(false),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Runs a program on one request: the verdict (true: allowed). Only the opcodes the
+    /// emitter uses are known.
+    fn run(prog: &[Insn], kind: i32, access: u8, major: u32, minor: u32) -> bool {
+        let ctx = [(u32::from(access) << 16) | kind as u32, major, minor];
+        let mut reg = [0u64; 11];
+        let mut pc = 0usize;
+        for _ in 0..10_000 {
+            let i = prog[pc];
+            let (d, imm) = (usize::from(i.dst), i.imm);
+            pc += 1;
+            let jump = |pc: &mut usize, cond: bool| {
+                if cond {
+                    *pc = (*pc as isize + isize::from(i.off)) as usize;
+                }
+            };
+            match i.code {
+                LDX_W => reg[d] = u64::from(ctx[i.off as usize / 4]),
+                AND32_K => reg[d] = (reg[d] as u32 & imm as u32) as u64,
+                RSH32_K => reg[d] = ((reg[d] as u32) >> imm) as u64,
+                MOV64_K => reg[d] = imm as i64 as u64,
+                JA => jump(&mut pc, true),
+                JSET_K => jump(&mut pc, reg[d] & (imm as i64 as u64) != 0),
+                JNE32_K => jump(&mut pc, reg[d] as u32 != imm as u32),
+                EXIT => return reg[0] == 1,
+                c => panic!("unknown opcode {c:#x}"),
+            }
+        }
+        panic!("no exit");
+    }
+
+    /// Every instruction reachable and every jump inside the program (the verifier refuses
+    /// anything else); the last one an exit.
+    fn assert_verifiable(prog: &[Insn]) {
+        let mut seen = vec![false; prog.len()];
+        let mut todo = vec![0usize];
+        while let Some(pc) = todo.pop() {
+            assert!(pc < prog.len(), "jump out of the program: {prog:?}");
+            if std::mem::replace(&mut seen[pc], true) {
+                continue;
+            }
+            let i = prog[pc];
+            let target = (pc as isize + 1 + isize::from(i.off)) as usize;
+            match i.code {
+                EXIT => {}
+                JA => todo.push(target),
+                JSET_K | JNE32_K => todo.extend([pc + 1, target]),
+                _ => todo.push(pc + 1),
+            }
+        }
+        assert!(
+            seen.iter().all(|s| *s),
+            "unreachable instructions: {prog:?}"
+        );
+        assert_eq!(prog.last().unwrap().code, EXIT);
+    }
+
+    fn spec_rules(json: &str) -> Vec<LinuxDeviceCgroup> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    const C: i32 = DEV_CHAR;
+    const B: i32 = DEV_BLOCK;
+    const M: u8 = ACCESS_MKNOD;
+    const R: u8 = ACCESS_READ;
+    const W: u8 = ACCESS_WRITE;
+
+    #[test]
+    fn deny_all_then_null_is_this_program() {
+        let rules = container_rules(&[]).unwrap();
+        assert!(rules.is_empty(), "no spec rules: nothing added");
+        let rules: Vec<DeviceRule> = spec_rules(
+            r#"[{"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"}]"#,
+        )
+        .iter()
+        .map(|r| DeviceRule::from_oci(r).unwrap().unwrap())
+        .collect();
+        let prog = program(&rules).unwrap();
+        let i = Insn::new;
+        let deny = [i(MOV64_K, 0, 0, 0, 0), i(EXIT, 0, 0, 0, 0)];
+        let mut want = vec![
+            i(LDX_W, 2, 1, 0, 0),
+            i(AND32_K, 2, 0, 0, 0xffff),
+            i(LDX_W, 3, 1, 0, 0),
+            i(RSH32_K, 3, 0, 0, 16),
+            i(LDX_W, 4, 1, 4, 0),
+            i(LDX_W, 5, 1, 8, 0),
+            // mknod: only the deny-all rule has it.
+            i(JSET_K, 3, 0, 1, 1),
+            i(JA, 0, 0, 2, 0),
+        ];
+        want.extend(deny);
+        for access in [R, W] {
+            want.extend([
+                i(JSET_K, 3, 0, 1, i32::from(access)),
+                i(JA, 0, 0, 6, 0),
+                i(JNE32_K, 2, 0, 3, C),
+                i(JNE32_K, 4, 0, 2, 1),
+                i(JNE32_K, 5, 0, 1, 3),
+                i(JA, 0, 0, 2, 0),
+            ]);
+            want.extend(deny);
+        }
+        want.extend([i(MOV64_K, 0, 0, 0, 1), i(EXIT, 0, 0, 0, 0)]);
+        assert_eq!(prog, want);
+        assert_verifiable(&prog);
+        assert_eq!(
+            Insn::new(JNE32_K, 4, 0, 2, 136).encode(),
+            if cfg!(target_endian = "little") {
+                [0x56, 0x04, 2, 0, 136, 0, 0, 0]
+            } else {
+                [0x56, 0x40, 0, 2, 0, 0, 0, 136]
+            }
+        );
+    }
+
+    #[test]
+    fn dockers_rules_allow_the_standard_nodes_and_mknod_only() {
+        let rules = container_rules(&spec_rules(r#"[{"allow": false, "access": "rwm"}]"#)).unwrap();
+        assert_eq!(rules.len(), 1 + super::super::V1_DEFAULT_DEVICE_RULES.len());
+        let prog = program(&rules).unwrap();
+        assert_verifiable(&prog);
+        for (kind, major, minor) in [
+            (C, 1, 3),
+            (C, 1, 5),
+            (C, 1, 7),
+            (C, 1, 8),
+            (C, 1, 9),
+            (C, 5, 0),
+            (C, 5, 1),
+            (C, 5, 2),
+            (C, 136, 0),
+            (C, 136, 4095),
+            (C, 10, 200),
+        ] {
+            assert!(
+                run(&prog, kind, R | W, major, minor),
+                "{kind} {major}:{minor}"
+            );
+            assert!(run(&prog, kind, M, major, minor));
+        }
+        for (kind, major, minor) in [
+            (B, 8, 0),
+            (B, 254, 0),
+            (C, 1, 1),
+            (C, 1, 2),
+            (C, 10, 229),
+            (B, 1, 3),
+        ] {
+            assert!(
+                !run(&prog, kind, R, major, minor),
+                "{kind} {major}:{minor} read"
+            );
+            assert!(
+                !run(&prog, kind, W, major, minor),
+                "{kind} {major}:{minor} write"
+            );
+            assert!(!run(&prog, kind, R | W, major, minor));
+            // Making the node is allowed (b *:* m, c *:* m), as Docker.
+            assert!(run(&prog, kind, M, major, minor));
+        }
+        // An open that asks for an allowed and a denied access is denied.
+        assert!(!run(&prog, B, M | R, 8, 0));
+    }
+
+    #[test]
+    fn the_last_rule_naming_an_access_decides_it() {
+        let rules: Vec<DeviceRule> = spec_rules(
+            r#"[{"allow": true, "access": "rwm"},
+                {"allow": false, "type": "c", "major": 1, "minor": 5, "access": "w"},
+                {"allow": false, "type": "a", "access": "m"},
+                {"allow": true, "type": "b", "major": 7, "access": "m"},
+                {"allow": false, "type": "p", "access": "rwm"}]"#,
+        )
+        .iter()
+        .filter_map(|r| DeviceRule::from_oci(r).unwrap())
+        .collect();
+        assert_eq!(rules.len(), 4, "the FIFO rule names no device");
+        let prog = program(&rules).unwrap();
+        assert_verifiable(&prog);
+        assert!(run(&prog, C, R, 1, 5));
+        assert!(!run(&prog, C, W, 1, 5));
+        assert!(!run(&prog, C, R | W, 1, 5));
+        assert!(run(&prog, C, R | W, 1, 3));
+        assert!(!run(&prog, C, M, 1, 3));
+        assert!(run(&prog, B, M, 7, 12));
+        assert!(!run(&prog, B, M, 8, 0));
+        assert!(run(&prog, B, R | W, 8, 0));
+        // Allow-all alone: nothing to check, every request allowed.
+        let all = [DeviceRule::parse_allow("a").unwrap()];
+        assert_eq!(program(&all).unwrap().len(), 8);
+        assert!(run(&program(&all).unwrap(), B, M | R | W, 8, 0));
+        // No rules: nothing allowed.
+        assert!(!run(&program(&[]).unwrap(), C, R, 1, 3));
+    }
+
+    #[test]
+    fn every_rule_order_gives_a_verifiable_program() {
+        let pool: Vec<DeviceRule> = [
+            r#"{"allow": false, "access": "rwm"}"#,
+            r#"{"allow": true, "access": "r"}"#,
+            r#"{"allow": true, "type": "c", "access": "m"}"#,
+            r#"{"allow": false, "type": "b", "major": 8, "access": "rw"}"#,
+            r#"{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}"#,
+            r#"{"allow": false, "type": "c", "minor": 3, "access": "w"}"#,
+        ]
+        .iter()
+        .map(|j| {
+            DeviceRule::from_oci(&serde_json::from_str(j).unwrap())
+                .unwrap()
+                .unwrap()
+        })
+        .collect();
+        // Every subset in every rotation: programs with allow/deny, wildcard first and last.
+        for mask in 0u32..(1 << pool.len()) {
+            let subset: Vec<DeviceRule> = (0..pool.len())
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| pool[i])
+                .collect();
+            for rot in 0..subset.len().max(1) {
+                let mut rules = subset.clone();
+                rules.rotate_left(rot);
+                let prog = program(&rules).unwrap();
+                assert_verifiable(&prog);
+                // The program agrees with the rules read directly.
+                for (kind, major, minor) in [(C, 1, 3), (B, 8, 3), (C, 8, 0), (B, 7, 7)] {
+                    for access in [M, R, W, R | W, M | R | W] {
+                        let want = [M, R, W].iter().filter(|a| access & **a != 0).all(|a| {
+                            rules
+                                .iter()
+                                .rev()
+                                .find(|r| {
+                                    r.access & a != 0
+                                        && match r.kind {
+                                            DeviceKind::All => true,
+                                            DeviceKind::Char => kind == C,
+                                            DeviceKind::Block => kind == B,
+                                        }
+                                        && r.major.is_none_or(|m| m == major)
+                                        && r.minor.is_none_or(|m| m == minor)
+                                })
+                                .is_some_and(|r| r.allow)
+                        });
+                        assert_eq!(run(&prog, kind, access, major, minor), want, "{rules:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_rules_are_refused_with_the_value() {
+        let bad = |j: &str| {
+            DeviceRule::from_oci(&serde_json::from_str(j).unwrap())
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            bad(r#"{"allow": true, "type": "c", "major": 1, "access": "rwx"}"#),
+            "cgroup: invalid device access (expected r, w, m): rwx"
+        );
+        assert_eq!(
+            bad(r#"{"allow": true, "type": "b", "major": 4294967296, "access": "r"}"#),
+            "cgroup: invalid device number: 4294967296"
+        );
+        // -1 is "any", as runc reads it.
+        let r = DeviceRule::from_oci(
+            &serde_json::from_str(r#"{"allow": true, "type": "c", "major": -1, "minor": 3}"#)
+                .unwrap(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((r.major, r.minor, r.access), (None, Some(3), M | R | W));
+        assert!(DeviceRule::parse_allow("c 1:3 rwm x").is_err());
+        assert!(DeviceRule::parse_allow("x 1:3").is_err());
+        assert_eq!(
+            DeviceRule::parse_allow("b *:* m").unwrap(),
+            DeviceRule {
+                allow: true,
+                kind: DeviceKind::Block,
+                major: None,
+                minor: None,
+                access: M
+            }
+        );
+    }
+}
