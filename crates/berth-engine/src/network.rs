@@ -9,7 +9,8 @@
 //! 2. the monitor runs `berth_net::forward::PortForwarder::start(ports, &netns)` and keeps it
 //!    until the container ends;
 //! 3. on stop, or when a dead monitor is noticed: [`Networks::network_teardown`]`(id, false)`
-//!    (interfaces, namespace and port rows go; the address stays the container's);
+//!    (interfaces, namespace and port rows go; the address stays the container's, but its
+//!    name leaves its peers' hosts files until it starts again);
 //!    on rm: [`Networks::network_teardown`]`(id, true)` (its addresses are freed too).
 
 /// berth's network crate, for callers (tests, tools) that need its helpers directly.
@@ -623,7 +624,11 @@ impl<'a> Networks<'a> {
             .then(|| Net::from_record(n.clone()).ok())
             .flatten();
         let mut containers = serde_json::Map::new();
+        // As Docker: only running containers have an endpoint to show.
         for ep in self.store.network_endpoints(&n.id)? {
+            if !self.netns_path(&ep.container_id).exists() {
+                continue;
+            }
             let mac = self
                 .endpoint_mac_shown(&ep, &n)
                 .map(|m| netconfig::format_mac(&m))
@@ -1089,12 +1094,13 @@ impl<'a> Networks<'a> {
         Ok(ep)
     }
 
-    /// Host entries for the peers of `id` on its name-resolving networks.
+    /// Host entries for the running peers of `id` on its name-resolving networks (a stopped
+    /// container's name resolves nowhere, as with Docker's DNS).
     fn peers_of(&self, id: &str, nets: &[Net]) -> Result<Vec<HostEntry>> {
         let mut out = Vec::new();
         for n in nets.iter().filter(|n| n.resolves_names()) {
             for ep in self.store.network_endpoints(&n.rec.id)? {
-                if ep.container_id == id {
+                if ep.container_id == id || !self.netns_path(&ep.container_id).exists() {
                     continue;
                 }
                 let names: Vec<String> = serde_json::from_str(&ep.aliases).unwrap_or_default();
@@ -1162,9 +1168,10 @@ impl<'a> Networks<'a> {
         Ok(())
     }
 
-    /// Undoes [`Networks::network_setup`]: interfaces, namespace and published-port rows go;
-    /// with `release` (container removal) its addresses are freed too and its peers' hosts
-    /// files updated. Keeps going past failures; safe to call again or on a container that
+    /// Undoes [`Networks::network_setup`]: interfaces, namespace and published-port rows go
+    /// and its name leaves its peers' hosts files; with `release` (container removal) its
+    /// addresses are freed too. Without it the addresses stay the container's: `start` gets
+    /// them back, even after a restart policy's back-off (Docker would pick anew). Keeps going past failures; safe to call again or on a container that
     /// never had a network.
     pub fn network_teardown(&self, container_id: &str, release: bool) -> Result<()> {
         let t0 = std::time::Instant::now();
@@ -1197,6 +1204,23 @@ impl<'a> Networks<'a> {
             self.store.release_endpoints(container_id, None)?;
             for ep in &eps {
                 let _ = self.sync_hosts(&ep.network_id, None);
+            }
+        } else {
+            // Stopped: its name leaves the hosts files of its peers on user networks (the
+            // default bridge resolves no names), and comes back when it starts again.
+            let resolving: Vec<&EndpointRecord> = eps
+                .iter()
+                .filter(|ep| {
+                    self.store
+                        .resolve_network(&ep.network_id)
+                        .is_ok_and(|n| n.name != "bridge")
+                })
+                .collect();
+            if !resolving.is_empty() {
+                let _lock = self.network_lock()?;
+                for ep in resolving {
+                    let _ = self.sync_hosts(&ep.network_id, None);
+                }
             }
         }
         net_result?;

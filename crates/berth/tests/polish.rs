@@ -376,3 +376,92 @@ fn mac_addresses_show_in_inspect_and_network_inspect() {
         ""
     );
 }
+
+/// Lines of `/etc/hosts` in container `name` that name `peer`.
+fn hosts_entries(env: &Env, name: &str, peer: &str) -> Vec<String> {
+    env.ok(&["exec", name, "cat", "/etc/hosts"])
+        .lines()
+        .filter(|l| l.split_whitespace().skip(1).any(|n| n == peer))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Docker frees a stopped container's endpoint: its name stops resolving and `network
+/// inspect` drops it. berth does both, and keeps the address itself for the container's
+/// next start (so a restart policy never hands it to another container in between).
+#[test]
+fn a_stopped_container_leaves_network_inspect_and_its_peers_hosts() {
+    if !require_root("a_stopped_container_leaves_network_inspect_and_its_peers_hosts") {
+        return;
+    }
+    let env = Env::new(3);
+    let subnet = format!("10.219.{}.64/26", env.third);
+    env.ok(&["network", "create", "--subnet", &subnet, "pnet3"]);
+    let a = env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pnet3a",
+        "--network",
+        "pnet3",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pnet3b",
+        "--network",
+        "pnet3",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let ip = inspect(
+        &env,
+        "pnet3a",
+        "{{.NetworkSettings.Networks.pnet3.IPAddress}}",
+    );
+    assert_eq!(hosts_entries(&env, "pnet3b", "pnet3a").len(), 1);
+    let listed = |id: &str| {
+        let v: serde_json::Value =
+            serde_json::from_str(&env.ok(&["network", "inspect", "pnet3"])).expect("json");
+        v[0]["Containers"].get(id).is_some()
+    };
+    assert!(listed(&a));
+
+    env.ok(&["stop", "-t", "0", "pnet3a"]);
+    assert!(
+        !listed(&a),
+        "a stopped container is listed by network inspect"
+    );
+    assert_eq!(
+        hosts_entries(&env, "pnet3b", "pnet3a"),
+        Vec::<String>::new(),
+        "a stopped peer still in /etc/hosts"
+    );
+    assert_eq!(
+        inspect(
+            &env,
+            "pnet3a",
+            "{{.NetworkSettings.Networks.pnet3.IPAddress}}"
+        ),
+        ""
+    );
+
+    env.ok(&["start", "pnet3a"]);
+    assert!(listed(&a));
+    assert_eq!(
+        inspect(
+            &env,
+            "pnet3a",
+            "{{.NetworkSettings.Networks.pnet3.IPAddress}}"
+        ),
+        ip
+    );
+    let back = hosts_entries(&env, "pnet3b", "pnet3a");
+    assert_eq!(back.len(), 1, "{back:?}");
+    assert!(back[0].starts_with(&format!("{ip}\t")), "{back:?}");
+}
