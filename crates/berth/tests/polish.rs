@@ -465,3 +465,73 @@ fn a_stopped_container_leaves_network_inspect_and_its_peers_hosts() {
     assert_eq!(back.len(), 1, "{back:?}");
     assert!(back[0].starts_with(&format!("{ip}\t")), "{back:?}");
 }
+
+/// `wait A B C`: each status on its own line in the order given, status 0; an unknown one is
+/// Docker's error line after the others' statuses, and status 1.
+#[test]
+fn wait_prints_each_status_in_order_and_names_an_unknown_one_last() {
+    if !require_root("wait_prints_each_status_in_order_and_names_an_unknown_one_last") {
+        return;
+    }
+    let env = Env::new(4);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pwait4a",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pwait4b",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; exit 5",
+    ]);
+    env.ok(&[
+        "create",
+        "--name",
+        "pwait4c",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    let out = env.berth(&["wait", "pwait4b", "pwait4a"]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    assert_eq!(support::stdout(&out), "5\n3\n");
+    assert_eq!(support::stderr(&out), "");
+
+    // A created container is waited for until it has run (Docker's `wait` of a created one);
+    // stdout and stderr share one pipe here, to see the error come last.
+    let waiter = Command::new("sh")
+        .args(["-c", "exec \"$@\" 2>&1", "sh", support::BIN, "--root"])
+        .arg(env.root())
+        .arg("--runroot")
+        .arg(env.runroot())
+        .args(["wait", "pwait4a", "pwait4-nosuch", "pwait4c"])
+        .env_remove("BERTH_ROOT")
+        .env_remove("BERTH_RUNROOT")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn wait");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    env.ok(&["start", "pwait4c"]);
+    let out = waiter.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        support::stdout(&out),
+        "3\n0\nError response from daemon: No such container: pwait4-nosuch\n"
+    );
+}
