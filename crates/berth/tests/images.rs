@@ -855,6 +855,13 @@ fn load_errors_name_the_file_in_one_clean_line() {
         String::from_utf8_lossy(&out.stderr),
         "Error: open /nonexistent: no such file or directory\n"
     );
+    // import of a file that is no tar: named, its bytes not quoted.
+    let out = env.run(&["import", "/etc/passwd", "p:1"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error: /etc/passwd: invalid tar stream: invalid tar header\n"
+    );
+    assert_eq!(out.status.code(), Some(1));
     // A truncated archive: named, no bytes quoted.
     let good = env.small_tar("x.tar", &[("a", b"a")]);
     env.ok(&["import", good.to_str().unwrap(), "x:1"]);

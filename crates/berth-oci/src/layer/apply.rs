@@ -382,6 +382,13 @@ fn stream_error(
         }
         cur = e.source();
     }
+    // The tar reader quotes the header bytes it could not parse ("... was not a number:
+    // <bytes> when getting cksum for <bytes>"): say what is wrong without them.
+    let source = if source.to_string().contains(" when getting ") {
+        io::Error::new(io::ErrorKind::InvalidData, "invalid tar header")
+    } else {
+        source
+    };
     LayerError::Tar {
         after: last.clone(),
         source,
