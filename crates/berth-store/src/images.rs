@@ -63,8 +63,27 @@ pub struct TagMove {
 
 impl Store {
     /// Adds an image (if new) and points `tags` (full normalized references) at it, moving
-    /// them away from any other image. One transaction.
+    /// them away from any other image. One transaction, durable when this returns: the
+    /// last step of import, load, pull and build, after which they report success.
     pub fn add_image(&self, image: &NewImage, tags: &[String]) -> Result<Vec<TagMove>> {
+        // The database commits with synchronous=NORMAL (the log is synced at checkpoints);
+        // this commit syncs the log, which holds every earlier commit too (layer rows).
+        self.conn
+            .borrow()
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(Error::db("setting synchronous"))?;
+        let added = self.add_image_tx(image, tags);
+        let restored = self
+            .conn
+            .borrow()
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(Error::db("setting synchronous"));
+        let moves = added?;
+        restored?;
+        Ok(moves)
+    }
+
+    fn add_image_tx(&self, image: &NewImage, tags: &[String]) -> Result<Vec<TagMove>> {
         let mut conn = self.conn.borrow_mut();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
