@@ -6,8 +6,12 @@
 //! mark-and-sweep garbage collection ([`server::gc`]).
 //!
 //! The **client** ([`client`]) pulls and pushes images: `/v2/` ping, the bearer challenge
-//! flow, basic and anonymous auth, credentials in a Docker-compatible `config.json`,
-//! manifest lists and OCI indexes, parallel verified blob transfers with retries and resume.
+//! flow (token by GET, or the OAuth2 form POST with a password or an identity token), basic
+//! and anonymous auth, credentials in a Docker-compatible `config.json` or its credential
+//! helpers, manifest lists and OCI indexes (pulled per platform or whole, pushed whole),
+//! parallel verified blob transfers with retries and resume, and parallel gzip on push.
+//! Blob files are flushed while they arrive ([`write_behind`]), so the fsync before a blob
+//! is acknowledged is short.
 //! It writes pulled blobs to a [`client::BlobSink`] and reads pushed blobs from a
 //! [`client::BlobSource`]; `berth-engine` implements both with the local store.
 //!
