@@ -535,3 +535,195 @@ fn wait_prints_each_status_in_order_and_names_an_unknown_one_last() {
         "3\n0\nError response from daemon: No such container: pwait4-nosuch\n"
     );
 }
+
+/// `ps --filter` and `--format` as Docker: status with name, name as a regular expression,
+/// ancestor (an image and those built on it), labels (ANDed), before/since, publish,
+/// expose, volume, network; Networks, Mounts, LocalVolumes, Size and CreatedAt fields.
+#[test]
+fn ps_filters_and_format_fields_are_dockers() {
+    if !require_root("ps_filters_and_format_fields_are_dockers") {
+        return;
+    }
+    let env = Env::new(5);
+    let ctx = env.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN echo child > /child\n",
+    )
+    .expect("Dockerfile");
+    env.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "pps5child:1",
+        ctx.to_str().expect("utf-8"),
+    ]);
+    let data = env.dir.path().join("a-long-data-directory");
+    std::fs::create_dir_all(&data).expect("data");
+    let bind = format!("{}:/data", data.display());
+
+    let out = env.berth(&[
+        "run",
+        "--name",
+        "pps5a",
+        "--label",
+        "k=v",
+        "--label",
+        "z=1",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 2",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pps5b",
+        "--label",
+        "k=w",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pps5c",
+        "--network",
+        "none",
+        "pps5child:1",
+        "sleep",
+        "300",
+    ]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pps5d",
+        "-p",
+        "127.0.0.1:0:80",
+        "-v",
+        &bind,
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let ps = |filters: &[&str]| {
+        let mut args = vec!["ps", "--format", "{{.Names}}"];
+        args.extend_from_slice(filters);
+        env.ok(&args)
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+
+    let exited = env.ok(&[
+        "ps",
+        "--filter",
+        "status=exited",
+        "--filter",
+        "name=pps5a",
+        "--format",
+        "{{.Names}} {{.Status}}",
+    ]);
+    assert!(exited.starts_with("pps5a Exited (2) "), "{exited}");
+    assert_eq!(exited.lines().count(), 1, "{exited}");
+    assert!(ps(&["--filter", "status=exited", "--filter", "name=pps5b"]).is_empty());
+    // Names are regular expressions, matched with and without the leading slash.
+    assert_eq!(
+        ps(&["-a", "--filter", "name=^pps5[ab]$"]),
+        ["pps5b", "pps5a"]
+    );
+    assert_eq!(ps(&["-a", "--filter", "name=^/pps5a$"]), ["pps5a"]);
+    assert_eq!(
+        ps(&["-a", "--filter", "name=pps5c", "--filter", "name=pps5d"]),
+        ["pps5d", "pps5c"]
+    );
+    // An ancestor is the image or one built on it; an unknown image matches nothing.
+    assert_eq!(
+        ps(&["--filter", "ancestor=busybox"]),
+        ["pps5d", "pps5c", "pps5b"]
+    );
+    assert_eq!(ps(&["-a", "--filter", "ancestor=pps5child:1"]), ["pps5c"]);
+    assert!(ps(&["-a", "--filter", "ancestor=pps5nosuch:1"]).is_empty());
+    // Labels: every one must hold.
+    assert_eq!(ps(&["-a", "--filter", "label=k=v"]), ["pps5a"]);
+    assert_eq!(ps(&["-a", "--filter", "label=k"]), ["pps5b", "pps5a"]);
+    assert_eq!(
+        ps(&["-a", "--filter", "label=k", "--filter", "label=z=1"]),
+        ["pps5a"]
+    );
+    assert_eq!(ps(&["-a", "--filter", "before=pps5b"]), ["pps5a"]);
+    assert_eq!(ps(&["--filter", "since=pps5b"]), ["pps5d", "pps5c"]);
+    assert_eq!(ps(&["--filter", "publish=80"]), ["pps5d"]);
+    assert_eq!(ps(&["--filter", "expose=79-81/tcp"]), ["pps5d"]);
+    assert!(ps(&["--filter", "publish=80/udp"]).is_empty());
+    assert_eq!(ps(&["--filter", "volume=/data"]), ["pps5d"]);
+    assert_eq!(ps(&["--filter", "network=bridge"]), ["pps5d"]);
+    assert_eq!(
+        ps(&["-a", "--filter", "network=none"]),
+        ["pps5c", "pps5b", "pps5a"]
+    );
+
+    for (filter, error) in [
+        (
+            "before=pps5nosuch",
+            "Error response from daemon: No such container: pps5nosuch\n",
+        ),
+        (
+            "color=red",
+            "Error response from daemon: invalid filter 'color'\n",
+        ),
+    ] {
+        let out = env.berth(&["ps", "--filter", filter]);
+        assert_eq!(out.status.code(), Some(1), "{filter}");
+        assert_eq!(support::stderr(&out), error, "{filter}");
+        assert_eq!(support::stdout(&out), "", "{filter}");
+    }
+
+    env.ok(&["exec", "pps5d", "sh", "-c", "echo hello > /hello"]);
+    let fields = env.ok(&[
+        "ps",
+        "--filter",
+        "name=pps5d",
+        "--format",
+        "{{.Networks}}|{{.Mounts}}|{{.LocalVolumes}}|{{.Size}}|{{.CreatedAt}}",
+    ]);
+    let f: Vec<&str> = fields.split('|').collect();
+    assert_eq!(f.len(), 5, "{fields}");
+    assert_eq!(f[0], "bridge");
+    let full = data.display().to_string();
+    let cut: String = full.chars().take(14).collect();
+    assert_eq!(
+        f[1],
+        format!("{cut}…"),
+        "Docker cuts mounts to 15 characters"
+    );
+    assert_eq!(f[2], "0");
+    assert!(
+        f[3].starts_with("6B (virtual ") && f[3].ends_with("MB)"),
+        "{fields}"
+    );
+    assert!(f[4].ends_with(" +0000 UTC") && f[4].len() == 29, "{fields}");
+    let untrunc = env.ok(&[
+        "ps",
+        "--no-trunc",
+        "--filter",
+        "name=pps5d",
+        "--format",
+        "{{.Mounts}}",
+    ]);
+    assert_eq!(untrunc, full);
+    // -s adds Docker's SIZE column.
+    let table = env.ok(&["ps", "-s", "--filter", "name=pps5d"]);
+    let header = table.lines().next().unwrap_or_default();
+    assert!(header.ends_with("NAMES   SIZE"), "{table}");
+}

@@ -15,7 +15,7 @@ pub struct ContainerSummary {
     pub image: String,
     /// The command, quoted.
     pub command: String,
-    /// Creation time, RFC 3339.
+    /// Creation time, RFC 3339 (the CLI shows Docker's `2024-01-02 03:04:05 +0000 UTC`).
     pub created_at: String,
     /// "5 seconds ago".
     pub running_for: String,
@@ -29,6 +29,14 @@ pub struct ContainerSummary {
     pub names: String,
     /// Labels, `k=v,...`.
     pub labels: String,
+    /// Networks by name, sorted, `,`-joined.
+    pub networks: String,
+    /// Mounts: volume names and bind sources, `,`-joined (the caller may cut each).
+    pub mounts: String,
+    /// How many volumes (not binds) it mounts.
+    pub local_volumes: String,
+    /// `SIZE`: `2B (virtual 1.99MB)` when sizes were asked for (the caller fills it).
+    pub size: String,
     /// Creation time, unix nanoseconds.
     #[serde(skip)]
     pub created: i64,
@@ -95,7 +103,7 @@ pub fn status_text(c: &Container) -> String {
 pub enum Filter {
     /// `status=running`.
     Status(String),
-    /// `name=web` (substring).
+    /// `name=web`: a regular expression, matched against `/NAME` and `NAME` (as Docker).
     Name(String),
     /// `id=abc` (prefix).
     Id(String),
@@ -105,6 +113,41 @@ pub enum Filter {
     Exited(i64),
     /// `label=k` or `label=k=v`.
     Label(String),
+    /// `before=CONTAINER`: created before that one.
+    Before(String),
+    /// `since=CONTAINER`: created after that one.
+    Since(String),
+    /// `network=NAME|ID`.
+    Network(String),
+    /// `volume=NAME|DESTINATION`.
+    Volume(String),
+    /// `publish=PORT[/PROTO]` (or a range): a container port with a host binding.
+    Publish(Vec<String>),
+    /// `expose=PORT[/PROTO]` (or a range): a port the container exposes.
+    Expose(Vec<String>),
+    /// `health=starting|healthy|unhealthy|none` (berth runs no health checks: all `none`).
+    Health(String),
+    /// `is-task=true|false` (no swarm: no container is a task).
+    IsTask(bool),
+}
+
+/// `80`, `80/udp`, `8000-8002/tcp` as Docker's port keys (`80/tcp`, ...).
+fn port_keys(v: &str) -> Option<Vec<String>> {
+    let (ports, proto) = v.split_once('/').unwrap_or((v, "tcp"));
+    if !["tcp", "udp", "sctp"].contains(&proto) {
+        return None;
+    }
+    let (lo, hi) = match ports.split_once('-') {
+        Some((a, b)) => (a.parse::<u16>().ok()?, b.parse::<u16>().ok()?),
+        None => {
+            let p = ports.parse::<u16>().ok()?;
+            (p, p)
+        }
+    };
+    if lo > hi {
+        return None;
+    }
+    Some((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
 }
 
 impl Filter {
@@ -140,6 +183,36 @@ impl Filter {
                     .map_err(|_| OptionError::Conflict(format!("invalid filter 'exited={v}'")))?,
             ),
             "label" => Filter::Label(v.into()),
+            "before" => Filter::Before(v.into()),
+            "since" => Filter::Since(v.into()),
+            "network" => Filter::Network(v.into()),
+            "volume" => Filter::Volume(v.into()),
+            "publish" | "expose" => {
+                let keys = port_keys(v)
+                    .ok_or_else(|| OptionError::Conflict(format!("invalid filter '{k}={v}'")))?;
+                if k == "publish" {
+                    Filter::Publish(keys)
+                } else {
+                    Filter::Expose(keys)
+                }
+            }
+            "health" => {
+                if !["starting", "healthy", "unhealthy", "none"].contains(&v) {
+                    return Err(OptionError::Conflict(format!(
+                        "Unrecognised filter value for health: {v}"
+                    )));
+                }
+                Filter::Health(v.into())
+            }
+            "is-task" => Filter::IsTask(match v {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(OptionError::Conflict(format!(
+                        "Invalid filter 'is-task={v}'"
+                    )))
+                }
+            }),
             _ => return Err(OptionError::Conflict(format!("invalid filter '{k}'"))),
         })
     }
@@ -168,17 +241,58 @@ impl Lifecycle {
     }
 
     /// The containers `ps` shows: running ones, or all with `all`; filters AND across keys
-    /// and OR within one key, as Docker.
+    /// and OR within one key (AND for `label`), as Docker.
     pub fn list(&self, all: bool, filters: &[Filter]) -> Result<Vec<ContainerSummary>> {
         let containers = self.all()?;
+        // An ancestor is the image or any image built on it: its layers and at least one
+        // more (Docker's children); an unknown image matches nothing.
         let mut ancestor_ids = Vec::new();
+        let has_ancestor = filters.iter().any(|f| matches!(f, Filter::Ancestor(_)));
+        let images = if has_ancestor {
+            self.store.list_images().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         for f in filters {
             if let Filter::Ancestor(a) = f {
                 if let Ok((id, _)) = self.resolve_image(a) {
+                    if let Some(base) = images.iter().find(|i| i.id == id) {
+                        for img in &images {
+                            if img.layers.len() > base.layers.len()
+                                && img.layers.starts_with(&base.layers)
+                            {
+                                ancestor_ids.push(img.id.to_string());
+                            }
+                        }
+                    }
                     ancestor_ids.push(id.to_string());
                 }
             }
         }
+        let names: Vec<Option<regex::Regex>> = filters
+            .iter()
+            .filter_map(|f| match f {
+                Filter::Name(n) => Some(regex::Regex::new(n).ok()),
+                _ => None,
+            })
+            .collect();
+        // before= and since= name containers; an unknown one is Docker's error.
+        let mut before = None;
+        let mut since = None;
+        for f in filters {
+            match f {
+                Filter::Before(c) => before = Some(self.find(c)?.record.created),
+                Filter::Since(c) => since = Some(self.find(c)?.record.created),
+                _ => {}
+            }
+        }
+        let net_filters: Vec<&String> = filters
+            .iter()
+            .filter_map(|f| match f {
+                Filter::Network(n) => Some(n),
+                _ => None,
+            })
+            .collect();
         // The ports as bound (a requested host port 0 becomes the one the kernel chose).
         let bound = self.store.ports(None).unwrap_or_default();
         let mut out = Vec::new();
@@ -191,34 +305,90 @@ impl Lifecycle {
                 let results: Vec<bool> = filters.iter().filter_map(pred).collect();
                 results.is_empty() || results.iter().any(|b| *b)
             };
-            let ok = group_ok(&|f| match f {
-                Filter::Status(s) => Some(c.status.as_str() == s),
-                _ => None,
-            }) && group_ok(&|f| match f {
-                Filter::Name(n) => Some(c.name().contains(n.trim_start_matches('/'))),
-                _ => None,
-            }) && group_ok(&|f| match f {
-                Filter::Id(i) => Some(c.id().starts_with(i.as_str())),
-                _ => None,
-            }) && group_ok(&|f| match f {
-                Filter::Ancestor(_) => Some(ancestor_ids.contains(&c.record.image_id)),
-                _ => None,
-            }) && group_ok(&|f| match f {
-                Filter::Exited(code) => {
-                    Some(c.status == ContainerStatus::Exited && c.record.exit_code == *code)
-                }
-                _ => None,
-            }) && group_ok(&|f| match f {
-                Filter::Label(l) => Some(match l.split_once('=') {
-                    Some((k, v)) => c.spec.config.labels.get(k).is_some_and(|x| x == v),
-                    None => c.spec.config.labels.contains_key(l),
-                }),
-                _ => None,
-            });
+            let slash_name = format!("/{}", c.name());
+            let name_ok = names.is_empty()
+                || names
+                    .iter()
+                    .flatten()
+                    .any(|re| re.is_match(&slash_name) || re.is_match(c.name()));
+            let created = c.record.created;
+            let time_ok = before.is_none_or(|b| created < b) && since.is_none_or(|s| created > s);
+            let net_ok = net_filters.is_empty() || {
+                let mine = self.container_networks(&c);
+                net_filters.iter().any(|want| {
+                    mine.iter()
+                        .any(|(id, name)| name == *want || id.starts_with(want.as_str()))
+                })
+            };
+            let hc = &c.spec.host_config;
+            let ok = name_ok
+                    && time_ok
+                    && net_ok
+                    && group_ok(&|f| match f {
+                        Filter::Status(s) => Some(c.status.as_str() == s),
+                        _ => None,
+                    })
+                    && group_ok(&|f| match f {
+                        Filter::Volume(v) => Some(c.spec.volumes.iter().any(|m| {
+                            m.destination == *v || m.source.as_deref() == Some(v.as_str())
+                        })),
+                        _ => None,
+                    })
+                    && group_ok(&|f| match f {
+                        Filter::Publish(keys) => {
+                            Some(keys.iter().any(|k| hc.port_bindings.contains_key(k)))
+                        }
+                        _ => None,
+                    })
+                    && group_ok(&|f| match f {
+                        // A published port is exposed too (Docker adds it to ExposedPorts).
+                        Filter::Expose(keys) => Some(keys.iter().any(|k| {
+                            c.spec.config.exposed_ports.contains_key(k)
+                                || hc.port_bindings.contains_key(k)
+                        })),
+                        _ => None,
+                    })
+                    && group_ok(&|f| match f {
+                        Filter::Health(h) => Some(h == "none"),
+                        _ => None,
+                    })
+                    && group_ok(&|f| match f {
+                        Filter::IsTask(t) => Some(!*t),
+                        _ => None,
+                    })
+                    && group_ok(&|f| match f {
+                        Filter::Id(i) => Some(c.id().starts_with(i.as_str())),
+                        _ => None,
+                    })
+                    && group_ok(&|f| match f {
+                        Filter::Ancestor(_) => Some(ancestor_ids.contains(&c.record.image_id)),
+                        _ => None,
+                    })
+                    && group_ok(&|f| match f {
+                        Filter::Exited(code) => {
+                            Some(c.status == ContainerStatus::Exited && c.record.exit_code == *code)
+                        }
+                        _ => None,
+                    })
+                    // Every label= must hold (Docker ANDs labels).
+                    && filters.iter().all(|f| match f {
+                        Filter::Label(l) => match l.split_once('=') {
+                            Some((k, v)) => c.spec.config.labels.get(k).is_some_and(|x| x == v),
+                            None => c.spec.config.labels.contains_key(l),
+                        },
+                        _ => true,
+                    });
             if !ok {
                 continue;
             }
             let mut row = summary(&c);
+            let mut nets: Vec<String> = self
+                .container_networks(&c)
+                .into_iter()
+                .map(|(_, name)| name)
+                .collect();
+            nets.sort();
+            row.networks = nets.join(",");
             row.ports = if c.status.is_active() {
                 bound_ports(&bound, c.id())
             } else {
@@ -227,6 +397,31 @@ impl Lifecycle {
             out.push(row);
         }
         Ok(out)
+    }
+}
+
+impl Lifecycle {
+    /// `(id, name)` of the networks a container is on: its endpoints, else its `--network`.
+    fn container_networks(&self, c: &Container) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .store
+            .container_endpoints(c.id())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|ep| self.store.resolve_network(&ep.network_id).ok())
+            .map(|n| (n.id, n.name))
+            .collect();
+        if out.is_empty() {
+            let mode = match c.spec.host_config.network_mode.as_str() {
+                "" | "default" => "bridge",
+                m => m,
+            };
+            match self.store.resolve_network(mode) {
+                Ok(n) => out.push((n.id, n.name)),
+                Err(_) => out.push((String::new(), mode.to_string())),
+            }
+        }
+        out
     }
 }
 
@@ -276,6 +471,22 @@ pub fn summary(c: &Container) -> ContainerSummary {
         state: c.status.as_str().to_string(),
         ports,
         names: c.name().to_string(),
+        networks: String::new(),
+        mounts: c
+            .spec
+            .volumes
+            .iter()
+            .map(|v| v.source.clone().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(","),
+        local_volumes: c
+            .spec
+            .volumes
+            .iter()
+            .filter(|v| !v.is_bind())
+            .count()
+            .to_string(),
+        size: "0B".into(),
         labels: c
             .spec
             .config
@@ -294,6 +505,7 @@ pub fn short(id: &str) -> &str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -310,5 +522,26 @@ mod tests {
         assert!(Filter::parse("status=bogus").is_err());
         assert!(Filter::parse("nope").is_err());
         assert!(Filter::parse("color=red").is_err());
+        assert_eq!(
+            Filter::parse("publish=80").unwrap(),
+            Filter::Publish(vec!["80/tcp".into()])
+        );
+        assert_eq!(
+            Filter::parse("expose=8000-8002/udp").unwrap(),
+            Filter::Expose(vec![
+                "8000/udp".into(),
+                "8001/udp".into(),
+                "8002/udp".into()
+            ])
+        );
+        for bad in [
+            "publish=x",
+            "expose=9-8",
+            "publish=80/icmp",
+            "health=ok",
+            "is-task=1",
+        ] {
+            assert!(Filter::parse(bad).is_err(), "{bad}");
+        }
     }
 }

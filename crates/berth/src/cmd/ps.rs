@@ -30,7 +30,7 @@ pub struct PsArgs {
     /// Format output: table, json, or a Go template.
     #[arg(long)]
     pub format: Option<String>,
-    /// Display total file sizes (accepted; sizes are not computed).
+    /// Display total file sizes.
     #[arg(short, long)]
     pub size: bool,
 }
@@ -52,6 +52,15 @@ pub(crate) fn ellipsize_command(quoted: &str) -> String {
     format!("\"{cut}…\"")
 }
 
+/// Docker's `Ellipsis`: at most `max` characters, the last one `…` when cut.
+fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let cut: String = s.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
 /// Prints the containers.
 pub fn run(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<i32> {
     let mut filters = Vec::new();
@@ -70,16 +79,61 @@ pub fn run(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<i32> {
     } else {
         a.last.filter(|n| *n > 0)
     };
-    let mut rows: Vec<ContainerSummary> = lc
-        .list(a.all || last.is_some(), &filters)
-        .map_err(berth_engine::Error::from)?;
+    // A before=/since= container that does not exist (or an ambiguous prefix) is the
+    // daemon's error, as Docker's.
+    let mut rows: Vec<ContainerSummary> = match lc.list(a.all || last.is_some(), &filters) {
+        Ok(rows) => rows,
+        Err(e)
+            if matches!(
+                e.kind(),
+                berth_engine::container::ErrorKind::NotFound
+                    | berth_engine::container::ErrorKind::Conflict
+            ) =>
+        {
+            return Ok(super::container::daemon_error(&e))
+        }
+        Err(e) => return Err(berth_engine::Error::from(e).into()),
+    };
     if let Some(n) = last {
         rows.truncate(n as usize);
+    }
+    // As Docker, a template that shows `.Size` asks for the sizes.
+    let sizes = a.size || a.format.as_deref().is_some_and(|f| f.contains(".Size"));
+    if sizes && !a.quiet {
+        for r in &mut rows {
+            let Ok(c) = lc.find(&r.id) else {
+                continue;
+            };
+            let rw = lc.rw_size(&c);
+            let image = c
+                .record
+                .image_id
+                .parse()
+                .ok()
+                .and_then(|d| lc.store().image(&d).ok().flatten())
+                .map_or(0, |i| i.size);
+            r.size = format!(
+                "{} (virtual {})",
+                super::stats::decimal_size(rw),
+                super::stats::decimal_size(rw + image)
+            );
+        }
+    }
+    for r in &mut rows {
+        // Docker's `2024-01-02 03:04:05 +0000 UTC`, whole seconds.
+        r.created_at = super::images::created_at(r.created.div_euclid(1_000_000_000));
     }
     if !a.no_trunc {
         for r in &mut rows {
             r.id = short(&r.id).to_string();
             r.command = ellipsize_command(&r.command);
+            r.mounts = r
+                .mounts
+                .split(',')
+                .filter(|m| !m.is_empty())
+                .map(|m| ellipsis(m, 15))
+                .collect::<Vec<_>>()
+                .join(",");
         }
     }
     if a.quiet {
@@ -116,11 +170,12 @@ pub fn run(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<i32> {
                     ("Labels", "LABELS"),
                     ("Mounts", "MOUNTS"),
                     ("Networks", "NETWORKS"),
+                    ("LocalVolumes", "LOCAL VOLUMES"),
                 ],
             );
         }
         _ => {
-            let header = [
+            let mut header = vec![
                 "CONTAINER ID",
                 "IMAGE",
                 "COMMAND",
@@ -129,10 +184,13 @@ pub fn run(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<i32> {
                 "PORTS",
                 "NAMES",
             ];
-            let cells: Vec<[String; 7]> = rows
+            if a.size {
+                header.push("SIZE");
+            }
+            let cells: Vec<Vec<String>> = rows
                 .iter()
                 .map(|r| {
-                    [
+                    let mut row = vec![
                         r.id.clone(),
                         r.image.clone(),
                         r.command.clone(),
@@ -140,7 +198,11 @@ pub fn run(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<i32> {
                         r.status.clone(),
                         r.ports.clone(),
                         r.names.clone(),
-                    ]
+                    ];
+                    if a.size {
+                        row.push(r.size.clone());
+                    }
+                    row
                 })
                 .collect();
             let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();

@@ -53,7 +53,7 @@ fn size(b: u64) -> String {
 
 /// Docker's `HumanSizeWithPrecision(b, 3)`: decimal units, Go's `%.3g` (`648B`, `1.2kB`,
 /// `12.3MB`, and Go's `1e+03kB` just under the next unit).
-fn decimal_size(b: u64) -> String {
+pub(crate) fn decimal_size(b: u64) -> String {
     let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
     let mut f = b as f64;
     let mut i = 0;
