@@ -241,6 +241,17 @@ fn stats_shows_net_and_block_io_mem_percent_and_pids() {
     ]);
     let none = env.ok(&["stats", "--no-stream", "--format", "{{.NetIO}}", "pstat2"]);
     assert_eq!(none, "0B / 0B");
+    // A stopped one (stats -a): all zero, the limit too, as Docker.
+    env.ok(&["stop", "-t", "0", "pstat2"]);
+    let stopped = env.ok(&[
+        "stats",
+        "-a",
+        "--no-stream",
+        "--format",
+        "{{.Name}}|{{.MemUsage}}|{{.MemPerc}}|{{.NetIO}}|{{.BlockIO}}|{{.PIDs}}",
+        "pstat2",
+    ]);
+    assert_eq!(stopped, "pstat2|0B / 0B|0.00%|0B / 0B|0B / 0B|0");
     env.ok(&["rm", "-f", "pstat1", "pstat2"]);
     assert!(!blkio.exists(), "cgroup left: {}", blkio.display());
 }

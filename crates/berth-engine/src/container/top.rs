@@ -271,7 +271,8 @@ impl Lifecycle {
             } else {
                 0
             },
-            mem_limit,
+            // A stopped container shows 0B / 0B, as Docker's.
+            mem_limit: if running { mem_limit } else { 0 },
             pids: if c.status == ContainerStatus::Running {
                 pids
             } else {
