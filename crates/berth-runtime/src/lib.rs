@@ -18,6 +18,9 @@
 //! Forking: a single-threaded caller (the `berth` CLI, the monitor) gets one raw `clone(2)`
 //! into all namespaces; a multi-threaded caller (the builder's concurrent stages) gets the C
 //! library's `fork()` so the child's allocator stays usable (see [`sys::fork_into`]).
+//! The init moves itself into its cgroup ([`cgroups::SelfJoin`]): `0` into each v1
+//! hierarchy's `tasks` file, and born in the v2 directory by `clone3(CLONE_INTO_CGROUP)` on
+//! the raw-clone path; a pid written to `cgroup.procs` would wait for an RCU grace period.
 //! Descriptors given in [`Stdio`] should be close-on-exec in the caller (they are dup'ed onto
 //! 0, 1, 2 in the container), so that concurrent containers do not inherit each other's.
 //!

@@ -371,29 +371,6 @@ fn make_workdir(tree: &LayeredTree, upper: &std::path::Path, cwd: &str) -> Resul
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_merge_overrides_by_key() {
-        let base = vec!["PATH=/bin".to_string(), "A=1".to_string()];
-        let out = merge_env(&base, &["A=2".into(), "B=3".into()]);
-        assert_eq!(out, vec!["PATH=/bin", "A=2", "B=3"]);
-    }
-
-    #[test]
-    fn image_config_fields() {
-        let doc: Value = serde_json::json!({"config": {"Env": ["A=1"], "Cmd": ["sh"], "WorkingDir": "/w", "User": "app"}});
-        let c = ImageRunConfig::from_json(&doc);
-        assert_eq!(c.env, vec!["A=1"]);
-        assert_eq!(c.cmd, vec!["sh"]);
-        assert_eq!(c.working_dir, "/w");
-        assert_eq!(c.user, "app");
-        assert!(c.entrypoint.is_empty());
-    }
-}
-
 /// Whether the kernel accounts swap per cgroup (v1 `memory.memsw.*`, v2 `memory.swap.max`);
 /// without it `--memory-swap` cannot be enforced.
 pub fn swap_accounting_available() -> bool {
@@ -415,5 +392,28 @@ impl Container {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_merge_overrides_by_key() {
+        let base = vec!["PATH=/bin".to_string(), "A=1".to_string()];
+        let out = merge_env(&base, &["A=2".into(), "B=3".into()]);
+        assert_eq!(out, vec!["PATH=/bin", "A=2", "B=3"]);
+    }
+
+    #[test]
+    fn image_config_fields() {
+        let doc: Value = serde_json::json!({"config": {"Env": ["A=1"], "Cmd": ["sh"], "WorkingDir": "/w", "User": "app"}});
+        let c = ImageRunConfig::from_json(&doc);
+        assert_eq!(c.env, vec!["A=1"]);
+        assert_eq!(c.cmd, vec!["sh"]);
+        assert_eq!(c.working_dir, "/w");
+        assert_eq!(c.user, "app");
+        assert!(c.entrypoint.is_empty());
     }
 }
