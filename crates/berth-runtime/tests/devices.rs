@@ -233,3 +233,44 @@ mknod /tmp/null c 1 3 && echo hi > /tmp/null && echo null=ok"
         format!("{v1_open}head: /tmp/sda: Operation not permitted\nstatus=1\nnull=ok\n")
     );
 }
+
+/// The kernel's verifier takes the program of every subset of a rule pool (allow and deny,
+/// wildcards first, last and in between), not only Docker's.
+#[test]
+fn the_verifier_takes_every_rule_combination() {
+    let Some(_serial) = require_root() else {
+        return;
+    };
+    let pool = rules(
+        r#"[{"allow": false, "access": "rwm"},
+            {"allow": true, "access": "r"},
+            {"allow": true, "type": "c", "access": "m"},
+            {"allow": false, "type": "b", "major": 8, "access": "rw"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": false, "type": "c", "minor": 3, "access": "w"},
+            {"allow": true, "type": "b", "major": 4000000000, "minor": 7, "access": "w"}]"#,
+    );
+    for mask in 1u32..(1 << pool.len()) {
+        let subset: Vec<DeviceRule> = (0..pool.len())
+            .filter(|i| mask & (1 << i) != 0)
+            .map(|i| pool[i])
+            .collect();
+        let insns: Vec<[u8; 8]> = devices::program(&subset)
+            .unwrap()
+            .iter()
+            .map(devices::Insn::encode)
+            .collect();
+        let mut log = vec![0u8; 1 << 16];
+        let loaded = berth_runtime::sys::bpf::prog_load(
+            berth_runtime::sys::bpf::PROG_TYPE_CGROUP_DEVICE,
+            &insns,
+            "berth_test",
+            Some(&mut log),
+        );
+        assert!(
+            loaded.is_ok(),
+            "{subset:?}: {loaded:?}\n{}",
+            String::from_utf8_lossy(&log).trim_end_matches('\0')
+        );
+    }
+}
