@@ -274,3 +274,51 @@ fn the_verifier_takes_every_rule_combination() {
         );
     }
 }
+
+/// A rule the kernel cannot take is one error naming it, on the v1 path and the BPF path,
+/// and leaves no cgroup or state behind.
+#[test]
+fn a_bad_device_rule_is_refused_and_leaves_nothing() {
+    let Some(_serial) = require_root() else {
+        return;
+    };
+    let b = Bundle::new();
+    for bpf in [false, true] {
+        if bpf {
+            std::env::set_var(devices::HYBRID_BPF_ENV, "bpf");
+        } else {
+            std::env::remove_var(devices::HYBRID_BPF_ENV);
+        }
+        let id = unique_id("baddev");
+        let mut spec = b.spec(&id, "true");
+        let mut linux = spec.linux().clone().unwrap();
+        let mut res = linux.resources().clone().unwrap();
+        res.set_devices(Some(
+            serde_json::from_str(
+                r#"[{"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwx"}]"#,
+            )
+            .unwrap(),
+        ));
+        linux.set_resources(Some(res));
+        spec.set_linux(Some(linux));
+        let err = berth_runtime::run(berth_runtime::ContainerConfig::new(
+            &id,
+            b.state_dir(&id),
+            b.path(),
+            spec,
+        ))
+        .map(|_| ())
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cgroup: invalid device access (expected r, w, m): rwx",
+            "bpf={bpf}"
+        );
+        assert!(!b.state_dir(&id).exists());
+        for h in ["devices", "memory", "unified", ""] {
+            let d = Path::new("/sys/fs/cgroup").join(h).join("berth").join(&id);
+            assert!(!d.exists(), "{} left behind", d.display());
+        }
+    }
+}

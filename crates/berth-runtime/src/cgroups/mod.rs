@@ -494,6 +494,8 @@ impl Cgroup {
         let v1_devices = self.controller_dir("devices").filter(|_| !bpf);
         if let (Some(devices), Some(dir)) = (res.devices(), v1_devices) {
             for d in devices {
+                // A bad rule is named as on v2, not as the kernel's EINVAL.
+                devices::DeviceRule::from_oci(d)?;
                 let typ = d
                     .typ()
                     .map(|t| t.as_str().to_string())
