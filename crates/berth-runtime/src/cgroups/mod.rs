@@ -493,6 +493,27 @@ impl Cgroup {
         let bpf = devices::apply_hybrid_opt_in(self, res.devices().as_deref())?;
         let v1_devices = self.controller_dir("devices").filter(|_| !bpf);
         if let (Some(devices), Some(dir)) = (res.devices(), v1_devices) {
+            // Each write is one rule; each file is opened once (13 rules on every start).
+            let mut files: [Option<fs::File>; 2] = [None, None];
+            let mut add = |allow: bool, rule: &str| -> Result<(), CgroupError> {
+                use std::io::Write;
+                let (slot, name) = if allow {
+                    (0, "devices.allow")
+                } else {
+                    (1, "devices.deny")
+                };
+                let path = dir.join(name);
+                let f = match &mut files[slot] {
+                    Some(f) => f,
+                    none => none.insert(
+                        fs::OpenOptions::new()
+                            .write(true)
+                            .open(&path)
+                            .map_err(io_err("open", &path))?,
+                    ),
+                };
+                f.write_all(rule.as_bytes()).map_err(io_err("write", &path))
+            };
             for d in devices {
                 // A bad rule is named as on v2, not as the kernel's EINVAL.
                 devices::DeviceRule::from_oci(d)?;
@@ -500,7 +521,10 @@ impl Cgroup {
                     .typ()
                     .map(|t| t.as_str().to_string())
                     .unwrap_or_else(|| "a".into());
-                let num = |n: Option<i64>| n.map_or("*".to_string(), |n| n.to_string());
+                let num = |n: Option<i64>| {
+                    n.filter(|n| *n >= 0)
+                        .map_or("*".to_string(), |n| n.to_string())
+                };
                 let rule = if typ == "a" {
                     "a".to_string()
                 } else {
@@ -511,16 +535,11 @@ impl Cgroup {
                         d.access().as_deref().unwrap_or("rwm")
                     )
                 };
-                let file = if d.allow() {
-                    "devices.allow"
-                } else {
-                    "devices.deny"
-                };
-                write(&dir.join(file), &rule)?;
+                add(d.allow(), &rule)?;
             }
             if !devices.is_empty() {
                 for rule in V1_DEFAULT_DEVICE_RULES {
-                    write(&dir.join("devices.allow"), rule)?;
+                    add(true, rule)?;
                 }
             }
         }
