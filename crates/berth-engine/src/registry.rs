@@ -416,6 +416,10 @@ impl BlobSource for StoreSource {
         Ok(Box::new(self.blobs.open_blob(digest)?))
     }
 
+    fn blob_file(&self, digest: &Digest) -> Option<File> {
+        File::open(self.blobs.path(digest)).ok()
+    }
+
     fn compressed_form(&self, uncompressed: &Digest) -> Option<Descriptor> {
         let bytes = std::fs::read(self.memo_path(uncompressed)?).ok()?;
         serde_json::from_slice(&bytes).ok()

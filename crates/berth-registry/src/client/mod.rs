@@ -285,6 +285,11 @@ pub trait BlobSource: Sync {
     }
     /// Remembers the compressed form of an uncompressed blob.
     fn remember_compressed(&self, _uncompressed: &Digest, _compressed: &Descriptor) {}
+    /// The blob as a file, when it is one: a plain-HTTP upload then sends it with
+    /// `sendfile(2)`, from the page cache to the socket without copies in this process.
+    fn blob_file(&self, _digest: &Digest) -> Option<std::fs::File> {
+        None
+    }
 }
 
 /// A directory of blobs laid out as `blobs/sha256/<hex>` (an OCI layout's blob directory):
@@ -336,6 +341,9 @@ impl BlobSink for DirBlobs {
 impl BlobSource for DirBlobs {
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send>, BoxError> {
         Ok(Box::new(std::fs::File::open(self.path(digest))?))
+    }
+    fn blob_file(&self, digest: &Digest) -> Option<std::fs::File> {
+        std::fs::File::open(self.path(digest)).ok()
     }
 }
 
