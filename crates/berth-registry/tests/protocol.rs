@@ -1020,3 +1020,27 @@ fn index_push_sends_every_child_then_the_index() {
         .call();
     assert!(matches!(missing, Err(ureq::Error::Status(404, _))));
 }
+
+/// A stored blob whose bytes do not match its digest: the sendfile upload is refused, the
+/// ordinary upload is refused too and words the error; nothing is stored, no upload is left.
+#[test]
+fn corrupt_source_blob_is_refused_by_both_upload_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("storage");
+    let srv = start(&storage, AuthConfig::default());
+    let src = DirBlobs::new(dir.path().join("src")).unwrap();
+    let layer = random_bytes(100_000);
+    let manifest = make_image(&src, &[layer.clone()], protocol::OCI_LAYER_GZIP);
+    let d = Digest::of(&layer);
+    let mut bad = layer.clone();
+    bad[5000] ^= 0xff;
+    std::fs::write(src.path(&d), &bad).unwrap();
+    let err = push_oci(&session(&srv, None), "a/b", Some("1"), &manifest, &src).unwrap_err();
+    assert!(err.to_string().contains("digest invalid"), "{err}");
+    let blobs: Vec<_> = walk(&storage.join("blobs"))
+        .into_iter()
+        .filter(|p| p.ends_with(d.hex()) || p.to_string_lossy().contains(d.hex()))
+        .collect();
+    assert!(blobs.is_empty(), "stored: {blobs:?}");
+    assert!(walk(&storage.join("uploads")).is_empty());
+}
