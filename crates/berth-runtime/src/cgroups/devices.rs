@@ -16,7 +16,7 @@
 use std::fs;
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
@@ -328,61 +328,94 @@ fn access_block(rules: &[DeviceRule], access: u8) -> Result<Vec<Insn>, CgroupErr
     Ok(block)
 }
 
-/// Loads the program of `rules` and attaches it to the cgroup v2 directory `dir`
-/// (`BPF_F_ALLOW_MULTI`: the programs of its ancestors still run, and all must allow); nothing
-/// when the rules allow every access to every device. It stays attached while the directory exists; processes in it are checked from then on.
-pub fn attach(dir: &Path, rules: &[DeviceRule]) -> Result<(), CgroupError> {
-    use crate::sys::bpf;
-    // Loading costs ~0.4 ms whatever the program; one that allows everything (`--privileged`)
-    // is not worth it.
-    let checks = [ACCESS_MKNOD, ACCESS_READ, ACCESS_WRITE].map(|a| access_block(rules, a));
-    if checks.iter().all(|b| b.as_ref().is_ok_and(Vec::is_empty)) {
-        return Ok(());
-    }
-    let insns: Vec<[u8; 8]> = program(rules)?.iter().map(Insn::encode).collect();
-    let prog = match bpf::prog_load(bpf::PROG_TYPE_CGROUP_DEVICE, &insns, "berth_devices", None) {
-        Ok(p) => p,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EACCES)) => {
-            // Refused by the verifier: load again for its report, and say why.
-            let mut log = vec![0u8; 1 << 16];
-            let again = bpf::prog_load(
-                bpf::PROG_TYPE_CGROUP_DEVICE,
-                &insns,
-                "berth_devices",
-                Some(&mut log),
-            );
-            let text = String::from_utf8_lossy(&log);
-            let text = text.trim_end_matches('\0').trim();
-            log::debug!("device program refused: {text}");
-            let why = text.lines().last().unwrap_or_default();
-            let e = match again {
-                Ok(_) => e,
-                Err(e2) => std::io::Error::new(e2.kind(), format!("{e2}: verifier: {why}")),
-            };
-            return Err(io_err("load the device program for", dir)(e));
-        }
-        Err(e) => return Err(io_err("load the device program for", dir)(e)),
-    };
-    let cgroup = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(dir)
-        .map_err(io_err("open", dir))?;
-    bpf::prog_attach(
-        cgroup.as_fd(),
-        prog.as_fd(),
-        bpf::ATTACH_CGROUP_DEVICE,
-        bpf::F_ALLOW_MULTI,
-    )
-    .map_err(io_err("attach the device program to", dir))
+/// A device program built and checked, to be loaded and attached to a v2 directory
+/// ([`PendingDevices::attach`]); the runtime does that while the init sets up its mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDevices {
+    /// The cgroup v2 directory.
+    pub dir: PathBuf,
+    insns: Vec<[u8; 8]>,
 }
 
-/// Attaches the program of the spec's rules ([`container_rules`]) to the v2 directory `dir`;
-/// nothing when the spec has no rules (every device allowed, as v1 leaves it).
-pub fn apply(dir: &Path, spec: Option<&[LinuxDeviceCgroup]>) -> Result<(), CgroupError> {
+/// The program of `rules` for `dir`; `None` when the rules allow every access to every
+/// device (`--privileged`: loading a program costs ~0.4 ms whatever it holds).
+pub fn pending(dir: &Path, rules: &[DeviceRule]) -> Result<Option<PendingDevices>, CgroupError> {
+    let checks = [ACCESS_MKNOD, ACCESS_READ, ACCESS_WRITE].map(|a| access_block(rules, a));
+    if checks.iter().all(|b| b.as_ref().is_ok_and(Vec::is_empty)) {
+        return Ok(None);
+    }
+    Ok(Some(PendingDevices {
+        dir: dir.to_path_buf(),
+        insns: program(rules)?.iter().map(Insn::encode).collect(),
+    }))
+}
+
+/// [`pending`] for the spec's rules ([`container_rules`]); `None` as well when the spec has
+/// none (every device allowed, as v1 leaves it).
+pub fn pending_for_spec(
+    dir: &Path,
+    spec: Option<&[LinuxDeviceCgroup]>,
+) -> Result<Option<PendingDevices>, CgroupError> {
     match spec {
-        Some(spec) if !spec.is_empty() => attach(dir, &container_rules(spec)?),
-        _ => Ok(()),
+        Some(spec) if !spec.is_empty() => pending(dir, &container_rules(spec)?),
+        _ => Ok(None),
+    }
+}
+
+impl PendingDevices {
+    /// Loads the program and attaches it to the directory (`BPF_F_ALLOW_MULTI`: the
+    /// programs of its ancestors still run, and all must allow). It stays attached while
+    /// the directory exists; processes in it are checked from then on.
+    pub fn attach(&self) -> Result<(), CgroupError> {
+        use crate::sys::bpf;
+        let dir = self.dir.as_path();
+        let load = |log| {
+            bpf::prog_load(
+                bpf::PROG_TYPE_CGROUP_DEVICE,
+                &self.insns,
+                "berth_devices",
+                log,
+            )
+        };
+        let prog = match load(None) {
+            Ok(p) => p,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EACCES)) => {
+                // Refused by the verifier: load again for its report, and say why.
+                let mut log = vec![0u8; 1 << 16];
+                let again = load(Some(&mut log));
+                let text = String::from_utf8_lossy(&log);
+                let text = text.trim_end_matches('\0').trim();
+                log::debug!("device program refused: {text}");
+                let why = text.lines().last().unwrap_or_default();
+                let e = match again {
+                    Ok(_) => e,
+                    Err(e2) => std::io::Error::new(e2.kind(), format!("{e2}: verifier: {why}")),
+                };
+                return Err(io_err("load the device program for", dir)(e));
+            }
+            Err(e) => return Err(io_err("load the device program for", dir)(e)),
+        };
+        let cgroup = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(dir)
+            .map_err(io_err("open", dir))?;
+        bpf::prog_attach(
+            cgroup.as_fd(),
+            prog.as_fd(),
+            bpf::ATTACH_CGROUP_DEVICE,
+            bpf::F_ALLOW_MULTI,
+        )
+        .map_err(io_err("attach the device program to", dir))
+    }
+}
+
+/// Loads the program of `rules` and attaches it to the cgroup v2 directory `dir` at once
+/// (see [`PendingDevices::attach`]); nothing when the rules allow everything.
+pub fn attach(dir: &Path, rules: &[DeviceRule]) -> Result<(), CgroupError> {
+    match pending(dir, rules)? {
+        Some(p) => p.attach(),
+        None => Ok(()),
     }
 }
 
@@ -392,20 +425,13 @@ pub fn apply(dir: &Path, spec: Option<&[LinuxDeviceCgroup]>) -> Result<(), Cgrou
 /// where only a hybrid host is at hand.
 pub const HYBRID_BPF_ENV: &str = "BERTH_CGROUP_DEVICES";
 
-/// On a hybrid host with [`HYBRID_BPF_ENV`]`=bpf`, applies the rules to the cgroup's
-/// unified-hierarchy directory and returns true (the v1 devices controller is then left
-/// alone); otherwise false.
-pub(super) fn apply_hybrid_opt_in(
-    cgroup: &super::Cgroup,
-    spec: Option<&[LinuxDeviceCgroup]>,
-) -> Result<bool, CgroupError> {
+/// On a hybrid host with [`HYBRID_BPF_ENV`]`=bpf`: the cgroup's unified-hierarchy directory,
+/// which then takes the rules instead of the v1 devices controller.
+pub(super) fn hybrid_opt_in(cgroup: &super::Cgroup) -> Option<PathBuf> {
     if std::env::var_os(HYBRID_BPF_ENV).is_none_or(|v| v != "bpf") {
-        return Ok(false);
+        return None;
     }
-    match cgroup.self_join().v2_dir {
-        Some(dir) => apply(&dir, spec).map(|()| true),
-        None => Ok(false),
-    }
+    cgroup.self_join().v2_dir
 }
 
 #[cfg(test)]

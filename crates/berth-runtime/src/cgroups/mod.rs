@@ -416,21 +416,46 @@ impl Cgroup {
             .map(|(_, d)| d.as_path())
     }
 
-    /// Writes the spec's resources into the cgroup files. Returns warnings for limits this
-    /// host cannot enforce (e.g. swap without swap accounting).
+    /// Writes the spec's resources into the cgroup files (on v2 the device rules as a BPF
+    /// program). Returns warnings for limits this host cannot enforce (e.g. swap without
+    /// swap accounting).
     pub fn apply(&self, res: &LinuxResources) -> Result<Vec<String>, CgroupError> {
+        let (warnings, devices) = self.apply_deferring_devices(res)?;
+        if let Some(d) = devices {
+            d.attach()?;
+        }
+        Ok(warnings)
+    }
+
+    /// [`Cgroup::apply`], but a v2 device program (or a hybrid host's with
+    /// [`devices::HYBRID_BPF_ENV`]) is returned built and checked, for the caller to
+    /// attach (~0.5 ms) while the init sets up, before the container's process execs.
+    pub fn apply_deferring_devices(
+        &self,
+        res: &LinuxResources,
+    ) -> Result<(Vec<String>, Option<devices::PendingDevices>), CgroupError> {
         let mut warnings = Vec::new();
+        let bpf_dir = if self.v2 {
+            self.dirs.first().cloned()
+        } else {
+            devices::hybrid_opt_in(self)
+        };
+        let pending = match &bpf_dir {
+            Some(d) => devices::pending_for_spec(d, res.devices().as_deref())?,
+            None => None,
+        };
         if self.v2 {
             self.apply_v2(res, &mut warnings)?;
         } else {
-            self.apply_v1(res, &mut warnings)?;
+            self.apply_v1(res, bpf_dir.is_none(), &mut warnings)?;
         }
-        Ok(warnings)
+        Ok((warnings, pending))
     }
 
     fn apply_v1(
         &self,
         res: &LinuxResources,
+        devices_controller: bool,
         warnings: &mut Vec<String>,
     ) -> Result<(), CgroupError> {
         if let (Some(mem), Some(dir)) = (res.memory(), self.controller_dir("memory")) {
@@ -490,8 +515,9 @@ impl Cgroup {
             };
             write(&dir.join("pids.max"), &v)?;
         }
-        let bpf = devices::apply_hybrid_opt_in(self, res.devices().as_deref())?;
-        let v1_devices = self.controller_dir("devices").filter(|_| !bpf);
+        let v1_devices = self
+            .controller_dir("devices")
+            .filter(|_| devices_controller);
         if let (Some(devices), Some(dir)) = (res.devices(), v1_devices) {
             // Each write is one rule; each file is opened once (13 rules on every start).
             let mut files: [Option<fs::File>; 2] = [None, None];
@@ -621,8 +647,6 @@ impl Cgroup {
             };
             write(&dir.join("pids.max"), &v)?;
         }
-        // No devices controller on v2: a BPF program, attached before the init execs.
-        devices::apply(dir, res.devices().as_deref())?;
         for (k, v) in res.unified().iter().flatten() {
             if k.contains('/') || k.starts_with('.') {
                 return Err(CgroupError::InvalidValue {
