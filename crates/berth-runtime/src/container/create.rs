@@ -275,16 +275,18 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
     };
     let (sync_r, sync_w) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
-    // Without a user namespace the init moves itself into the cgroup (no global lock, see
-    // `SelfJoin`) and sets its own oom_score_adj: the parent has nothing to do for it and
-    // it need not wait. With one, the parent writes the id maps, the cgroup and
-    // oom_score_adj (the init may not) and then says go.
-    let go = if userns {
+    // Without a user namespace the init moves itself into the v1 hierarchies (no global
+    // lock, see `SelfJoin`) and sets its own oom_score_adj, and clone3 makes it in the v2
+    // cgroup; only when clone3 could not (the fork() path), the parent moves it there while
+    // it mounts (that waits for an RCU grace period) and then says go. With a user
+    // namespace, the parent writes the id maps, the cgroup and oom_score_adj (the init may
+    // not) and then says go.
+    let self_join = (!userns).then(|| cgroup.self_join());
+    let go = if userns || self_join.as_ref().is_some_and(|j| j.v2_dir.is_some()) {
         Some(nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?)
     } else {
         None
     };
-    let self_join = (!userns).then(|| cgroup.self_join());
     let v2_fd = match self_join.as_ref().and_then(|j| j.v2_dir.as_ref()) {
         Some(d) => Some(OwnedFd::from(
             fs::OpenOptions::new()
@@ -319,7 +321,7 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
         crate::sys::fork_into_cgroup(clone_flags, v2_fd.as_ref().map(|f| f.as_fd()))
             .map_err(|e| Error::sys("clone", e))?;
     let pid = match forked {
-        crate::sys::Forked::Child(unshare) => super::init::init_child(&ctx, unshare, in_v2),
+        crate::sys::Forked::Child(unshare) => super::init::init_child(&ctx, unshare),
         crate::sys::Forked::Parent(pid) => pid,
     };
     cleanup.child = Some(pid);
@@ -332,12 +334,20 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
     drop(v2_fd);
     if let Some((go_r, go_w)) = go {
         drop(go_r);
-        super::expect_userns(&sync_r)?;
-        write_id_maps(pid, spec)?;
-        cgroup.add_pid(pid.as_raw())?;
-        if let Some(adj) = proc_plan.oom_score_adj {
-            let path = PathBuf::from(format!("/proc/{}/oom_score_adj", pid.as_raw()));
-            fs::write(&path, adj.to_string()).map_err(|e| Error::io("write", &path, e))?;
+        if userns {
+            super::expect_userns(&sync_r)?;
+            write_id_maps(pid, spec)?;
+            cgroup.add_pid(pid.as_raw())?;
+            if let Some(adj) = proc_plan.oom_score_adj {
+                let path = PathBuf::from(format!("/proc/{}/oom_score_adj", pid.as_raw()));
+                fs::write(&path, adj.to_string()).map_err(|e| Error::io("write", &path, e))?;
+            }
+        } else if !in_v2 {
+            if let Some(d) = self_join.as_ref().and_then(|j| j.v2_dir.as_ref()) {
+                let procs = d.join("cgroup.procs");
+                fs::write(&procs, pid.as_raw().to_string())
+                    .map_err(|e| Error::io("write", &procs, e))?;
+            }
         }
         fs::File::from(go_w)
             .write_all(b"1")

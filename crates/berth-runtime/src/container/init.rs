@@ -25,10 +25,12 @@ pub(crate) struct InitContext<'a> {
     pub userns: bool,
     /// The container has a network namespace of its own: bring its loopback up.
     pub new_netns: bool,
-    /// The parent writes one byte here once it has written the id mappings (user namespace)
-    /// and moved the init into its cgroup.
+    /// The parent writes one byte here once it has written the id mappings and moved the
+    /// init into its cgroup (user namespace), or moved it into the v2 cgroup (when clone3
+    /// could not make it there).
     pub go: Option<BorrowedFd<'a>>,
-    /// Without a user namespace: the init moves itself into its cgroup, first thing.
+    /// Without a user namespace: the init moves itself into its cgroup's v1 hierarchies,
+    /// first thing.
     pub cgroup_join: Option<&'a crate::cgroups::SelfJoin>,
     pub sync: BorrowedFd<'a>,
     pub fifo: Option<BorrowedFd<'a>>,
@@ -48,10 +50,8 @@ pub(crate) fn write_all(fd: BorrowedFd<'_>, data: &[u8]) {
 }
 
 /// Runs in the child after clone; never returns.
-///
-/// `in_v2`: clone3 made the child in the cgroup's v2 directory already.
-pub(crate) fn init_child(ctx: &InitContext<'_>, unshare: CloneFlags, in_v2: bool) -> ! {
-    let failure = match init_steps(ctx, unshare, in_v2) {
+pub(crate) fn init_child(ctx: &InitContext<'_>, unshare: CloneFlags) -> ! {
+    let failure = match init_steps(ctx, unshare) {
         Ok(never) => match never {},
         Err(f) => f,
     };
@@ -101,7 +101,6 @@ pub(crate) fn decode_failure(rest: &[u8]) -> Error {
 fn init_steps(
     ctx: &InitContext<'_>,
     unshare: CloneFlags,
-    in_v2: bool,
 ) -> Result<std::convert::Infallible, InitFailure> {
     let sys = LinuxSyscalls;
     // Only what the init needs: the caller's other descriptors (other containers' pipes,
@@ -120,7 +119,8 @@ fn init_steps(
     crate::sys::close_fds_except(&keep)
         .map_err(|e| InitFailure::new("close inherited descriptors", e))?;
     if let Some(join) = ctx.cgroup_join {
-        join.join(in_v2).map_err(|e| {
+        // The v2 directory: clone3 made us there, or the parent moves us while we mount.
+        join.join(true).map_err(|e| {
             let errno = match &e {
                 crate::cgroups::CgroupError::Io { source, .. } => source.raw_os_error(),
                 _ => None,
@@ -175,8 +175,9 @@ fn init_steps(
         sys.setdomainname(d)
             .map_err(|e| InitFailure::new(format!("setdomainname {d}"), e))?;
     }
-    // With a user namespace the parent moved us into the cgroup while we mounted; the
-    // cgroup namespace and the cgroup mounts come after that.
+    // The parent may be moving us into the cgroup while we mount (a user namespace, or the
+    // v2 cgroup on the fork() path); the cgroup namespace and the cgroup mounts come after
+    // that.
     ctx.plan.setup_rootfs_with(&sys, || {
         if !ctx.userns {
             wait_go()?;
