@@ -231,30 +231,3 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod throughput {
-    use super::*;
-
-    /// `GZIP_BENCH_FILE=... cargo test --release -p berth-registry gzip_throughput -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn gzip_throughput() {
-        let Some(path) = std::env::var_os("GZIP_BENCH_FILE") else {
-            return;
-        };
-        let data = std::fs::read(path).unwrap();
-        for (workers, level) in [(1, 1), (2, 1), (2, 6)] {
-            let t = std::time::Instant::now();
-            let mut out = Vec::new();
-            ParallelGzip::new(io::Cursor::new(data.clone()), workers, level)
-                .read_to_end(&mut out)
-                .unwrap();
-            let s = t.elapsed().as_secs_f64();
-            println!(
-                "workers {workers} level {level}: {:.0} MB/s, ratio {:.2}",
-                data.len() as f64 / 1e6 / s,
-                out.len() as f64 / data.len() as f64
-            );
-        }
-    }
-}
