@@ -131,6 +131,15 @@ fn init_steps(
             )
         })?;
     }
+    // Without a user namespace the init sets its own oom_score_adj (the parent does not),
+    // through the host's /proc while it still sees it.
+    if let Some(adj) = ctx.process.oom_score_adj.filter(|_| !ctx.userns) {
+        sys.write_file(
+            std::path::Path::new("/proc/self/oom_score_adj"),
+            &adj.to_string(),
+        )
+        .map_err(|e| InitFailure::new("write oom_score_adj", e))?;
+    }
     if !unshare.is_empty() {
         sys.unshare(unshare)
             .map_err(|e| InitFailure::new("unshare namespaces", e))?;
@@ -193,8 +202,7 @@ fn init_steps(
         sys.write_file(path, value)
             .map_err(|e| InitFailure::new(format!("write {}", path.display()), e))?;
     }
-    // Without a user namespace the init sets its own oom_score_adj (the parent does not).
-    ctx.process.setup_io(ctx.stdio, ctx.console, !ctx.userns)?;
+    ctx.process.setup_io(ctx.stdio, ctx.console, false)?;
     // From here on the container's process holds 0, 1 and 2 (and our two pipes, closed on exec).
     let mut keep = vec![0, 1, 2, ctx.sync.as_raw_fd()];
     keep.extend(ctx.fifo.map(|f| f.as_raw_fd()));
