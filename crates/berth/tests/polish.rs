@@ -672,6 +672,27 @@ fn ps_filters_and_format_fields_are_dockers() {
         ps(&["-a", "--filter", "label=k", "--filter", "label=z=1"]),
         ["pps5a"]
     );
+    let labels = env.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=k",
+        "--format",
+        "table {{.Names}}\\t{{.Label \"k\"}}\\t{{.Label \"z\"}}",
+    ]);
+    let rows: Vec<Vec<&str>> = labels
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["NAMES", "k", "z"],
+            vec!["pps5b", "w"],
+            vec!["pps5a", "v", "1"]
+        ],
+        "{labels}"
+    );
     assert_eq!(ps(&["-a", "--filter", "before=pps5b"]), ["pps5a"]);
     assert_eq!(ps(&["--filter", "since=pps5b"]), ["pps5d", "pps5c"]);
     assert_eq!(ps(&["--filter", "publish=80"]), ["pps5d"]);

@@ -40,6 +40,9 @@ pub struct ContainerSummary {
     /// Creation time, unix nanoseconds.
     #[serde(skip)]
     pub created: i64,
+    /// The labels as a map (for `{{.Label "k"}}`).
+    #[serde(skip)]
+    pub label_map: std::collections::BTreeMap<String, String>,
 }
 
 /// Docker's `HumanDuration`.
@@ -496,6 +499,7 @@ pub fn summary(c: &Container) -> ContainerSummary {
             .collect::<Vec<_>>()
             .join(","),
         created: c.record.created,
+        label_map: c.spec.config.labels.clone(),
     }
 }
 

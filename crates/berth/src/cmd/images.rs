@@ -208,6 +208,7 @@ pub(crate) fn print_formatted(format: &str, values: &[Value], headers: &[(&str, 
         let header = headers.iter().fold(unescape(t), |acc, (field, title)| {
             acc.replace(&format!("{{{{.{field}}}}}"), title)
         });
+        let header = keyed_headers(&header);
         let mut table = vec![header.split('\t').map(str::to_owned).collect::<Vec<_>>()];
         for v in values {
             table.push(
@@ -248,6 +249,13 @@ pub(crate) fn render_template(template: &str, v: &Value) -> String {
             Some(p) => (true, p.trim()),
             None => (false, action),
         };
+        // `.Label "key"`: Docker's method with a key; here the key indexes the field's map
+        // (a missing key prints nothing, as the method returns "").
+        if let Some((field, key)) = keyed_field(path) {
+            let value = v.get(field).and_then(|m| m.get(key));
+            out.push_str(&value.map(go_string).unwrap_or_default());
+            continue;
+        }
         let mut cur = Some(v);
         for part in path
             .trim_start_matches('.')
@@ -262,6 +270,38 @@ pub(crate) fn render_template(template: &str, v: &Value) -> String {
         } else {
             out.push_str(&go_string(&value));
         }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `.Field "key"` split into its field and key.
+fn keyed_field(action: &str) -> Option<(&str, &str)> {
+    let (field, arg) = action.split_once(' ')?;
+    let field = field.strip_prefix('.')?;
+    let key = arg.trim().strip_prefix('"')?.strip_suffix('"')?;
+    (!field.is_empty() && !field.contains('.') && !key.contains('"')).then_some((field, key))
+}
+
+/// A table header's `{{.Label "com.example.some-key"}}` as Docker's header shows it: the
+/// key's last dotted part, `-` and `_` as spaces (`some key`).
+fn keyed_headers(header: &str) -> String {
+    let mut out = String::new();
+    let mut rest = header;
+    while let Some(start) = rest.find("{{") {
+        let Some(end) = rest[start..].find("}}") else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let action = rest[start + 2..start + end].trim();
+        match keyed_field(action) {
+            Some((_, key)) => {
+                let last = key.rsplit('.').next().unwrap_or(key);
+                out.push_str(&last.replace(['-', '_'], " "));
+            }
+            None => out.push_str(&rest[start..start + end + 2]),
+        }
+        rest = &rest[start + end + 2..];
     }
     out.push_str(rest);
     out
@@ -442,6 +482,22 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyed_fields_index_a_map_and_head_a_column() {
+        let v = serde_json::json!({"Label": {"com.example.app-name": "web"}, "Names": "n"});
+        assert_eq!(
+            render_template(
+                "{{.Names}} {{.Label \"com.example.app-name\"}}|{{.Label \"x\"}}|",
+                &v
+            ),
+            "n web||"
+        );
+        assert_eq!(
+            keyed_headers("NAMES\t{{.Label \"com.example.app-name\"}}\t{{.Other}}"),
+            "NAMES\tapp name\t{{.Other}}"
+        );
+    }
 
     #[test]
     fn sizes_like_docker() {

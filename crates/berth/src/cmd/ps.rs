@@ -149,10 +149,15 @@ pub fn run(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<i32> {
             }
         }
         Some(t) if t != "table" && !t.is_empty() => {
+            // `{{.Label "k"}}` reads the labels as a map.
             let values = rows
                 .iter()
-                .map(serde_json::to_value)
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|r| {
+                    let mut v = serde_json::to_value(r)?;
+                    v["Label"] = serde_json::to_value(&r.label_map)?;
+                    Ok(v)
+                })
+                .collect::<Result<Vec<_>, serde_json::Error>>()?;
             super::images::print_formatted(
                 t,
                 &values,
