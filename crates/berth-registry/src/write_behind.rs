@@ -89,6 +89,22 @@ impl WriteBehind {
 impl Write for WriteBehind {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
+        self.wrote(n)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let n = self.file.write_vectored(bufs)?;
+        self.wrote(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl WriteBehind {
+    /// Counts `n` bytes written and starts a flush every [`KICK_EVERY`] bytes.
+    fn wrote(&mut self, n: usize) -> io::Result<usize> {
         self.since_kick += n as u64;
         if self.since_kick >= KICK_EVERY {
             if let Some(k) = &self.kick {
@@ -107,10 +123,6 @@ impl Write for WriteBehind {
             self.since_kick = 0;
         }
         Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
     }
 }
 

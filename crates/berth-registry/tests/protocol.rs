@@ -1030,7 +1030,7 @@ fn corrupt_source_blob_is_refused_by_both_upload_paths() {
     let srv = start(&storage, AuthConfig::default());
     let src = DirBlobs::new(dir.path().join("src")).unwrap();
     let layer = random_bytes(100_000);
-    let manifest = make_image(&src, &[layer.clone()], protocol::OCI_LAYER_GZIP);
+    let manifest = make_image(&src, std::slice::from_ref(&layer), protocol::OCI_LAYER_GZIP);
     let d = Digest::of(&layer);
     let mut bad = layer.clone();
     bad[5000] ^= 0xff;

@@ -246,6 +246,9 @@ pub async fn accept_loop(
     }
 }
 
+/// The largest read of a connection (and the limit of a request head).
+const READ_BUF: usize = 1 << 20;
+
 async fn serve_conn<S>(s: S, reg: Arc<Registry>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -256,6 +259,9 @@ where
     });
     if let Err(e) = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        // Reads of up to READ_BUF bytes (hyper's default stops near 400 KiB): an upload body
+        // then arrives in a few large chunks instead of hundreds of small ones.
+        .max_buf_size(READ_BUF)
         .serve_connection(TokioIo::new(s), svc)
         .await
     {
@@ -1079,6 +1085,24 @@ fn upload_accepted(status: StatusCode, name: &RepoName, id: &str, size: u64) -> 
     r
 }
 
+/// Bytes of body chunks gathered before one write.
+const WRITE_BATCH: usize = 2 << 20;
+
+/// Writes `chunks` in order with vectored writes.
+fn write_batch(w: &mut dyn Write, chunks: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = chunks.iter().map(|c| io::IoSlice::new(c)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match w.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Streams a request body into an upload, hashing as it goes (the hashing and the writing on
 /// two threads, so that each chunk costs the slower of the two, not their sum); returns the
 /// upload's size.
@@ -1101,11 +1125,21 @@ async fn receive(reg: &Arc<Registry>, id: &str, body: Incoming) -> Result<u64> {
             path: format!("uploads/{id2}").into(),
             source,
         };
-        let mut w = io::BufWriter::with_capacity(1 << 20, w);
+        // The chunks are hyper's own buffers: gathered up to WRITE_BATCH bytes and written
+        // with one writev, without copying them into a buffer of ours first.
+        let mut w = w;
+        let mut batch: Vec<Bytes> = Vec::with_capacity(64);
+        let mut batched = 0usize;
         while let Some(chunk) = rx.blocking_recv() {
-            w.write_all(&chunk).map_err(io_err)?;
+            batched += chunk.len();
+            batch.push(chunk);
+            if batched >= WRITE_BATCH || batch.len() >= 64 {
+                write_batch(&mut *w, &batch).map_err(io_err)?;
+                batch.clear();
+                batched = 0;
+            }
         }
-        let w = w.into_inner().map_err(|e| io_err(e.into_error()))?;
+        write_batch(&mut *w, &batch).map_err(io_err)?;
         let len = w.len();
         w.finish().map_err(io_err)?;
         Ok(len)

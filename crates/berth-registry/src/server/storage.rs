@@ -244,6 +244,11 @@ impl Write for FileUpload {
         self.len += n as u64;
         Ok(n)
     }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let n = self.file.write_vectored(bufs)?;
+        self.len += n as u64;
+        Ok(n)
+    }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
