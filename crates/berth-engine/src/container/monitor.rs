@@ -241,6 +241,9 @@ fn launch_piped(
 ///
 /// Arguments: `PID LOG-PATH out:FD err:FD -- EXE ARGS...`.
 pub fn run_lean(args: &[String]) -> i32 {
+    if args.first().map(String::as_str) == Some("--sweep") {
+        return sweep(&args[1..]);
+    }
     let Some(sep) = args.iter().position(|a| a == "--") else {
         return 2;
     };
@@ -350,6 +353,37 @@ fn hand_off(
     if let Ok(path) = std::ffi::CString::new(lean.display().to_string()) {
         let _ = nix::unistd::execv(&path, &argv);
     }
+}
+
+/// `berth-monitor --sweep DIR...`: deletes what is in each trash directory, then exits.
+/// The `run --rm` that starts it exits at once; this process finishes the job (a thread
+/// of the CLI would die with it and leave the trash growing under back-to-back runs).
+/// One sweeper at a time: the others leave at once.
+fn sweep(dirs: &[String]) -> i32 {
+    let Some(first) = dirs.first() else {
+        return 2;
+    };
+    let Ok(lock) = File::open(first) else {
+        return 0;
+    };
+    if lock.try_lock().is_err() {
+        return 0;
+    }
+    // Until nothing is left: runs that end meanwhile add more.
+    for _ in 0..100 {
+        let entries: Vec<std::path::PathBuf> = dirs
+            .iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flat_map(|rd| rd.flatten().map(|e| e.path()))
+            .collect();
+        if entries.is_empty() {
+            break;
+        }
+        for e in entries {
+            let _ = std::fs::remove_dir_all(e);
+        }
+    }
+    0
 }
 
 /// The lean watcher next to `berth`, when installed.

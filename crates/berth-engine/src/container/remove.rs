@@ -146,7 +146,8 @@ impl Lifecycle {
     pub fn sweep_trash(&self, background: bool) {
         // ROOT/trash (containers' directories) and RUNROOT/trash (the runtime's state).
         let runtime_trash = super::launch::runtime_trash(&self.runroot().join("runtime"));
-        let dirs: Vec<PathBuf> = [self.trash_dir(), runtime_trash]
+        let trash_dirs = [self.trash_dir(), runtime_trash];
+        let dirs: Vec<PathBuf> = trash_dirs
             .iter()
             .filter_map(|t| fs::read_dir(t).ok())
             .flat_map(|entries| entries.flatten().map(|e| e.path()))
@@ -154,12 +155,33 @@ impl Lifecycle {
         if dirs.is_empty() {
             return;
         }
+        if background {
+            // A process of its own (the small `berth-monitor`), which outlives us.
+            if let Some(lean) = super::monitor::lean_binary() {
+                let spawned = std::process::Command::new(lean)
+                    .arg("--sweep")
+                    .args(&trash_dirs)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn();
+                if spawned.is_ok() {
+                    return;
+                }
+            }
+        }
         let sweep = move || {
             for d in dirs {
                 let _ = fs::remove_dir_all(d);
             }
         };
         if !background {
+            // After a detached sweeper (`berth-monitor --sweep`, which holds this lock) is
+            // done: what this sweep skips while racing it would be left for a moment.
+            let lock = fs::File::open(&trash_dirs[0]).ok();
+            if let Some(l) = &lock {
+                let _ = l.lock();
+            }
             sweep();
         } else if std::thread::Builder::new()
             .name("trash".into())

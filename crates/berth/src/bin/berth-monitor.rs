@@ -5,6 +5,9 @@
 //! in memory for as long as the container runs.
 //!
 //! Usage (internal): `berth-monitor PID LOG-PATH out:FD err:FD -- BERTH ARGS...`
+//!
+//! `berth-monitor --sweep DIR...` (internal): deletes what `run --rm` left in the trash
+//! directories, in a process that outlives the `run` that started it.
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
