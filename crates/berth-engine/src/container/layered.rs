@@ -155,12 +155,8 @@ impl LayeredTree {
             let p = format!("{}/{}", dir.trim_end_matches('/'), cmd);
             match check(&p) {
                 Some(CommandLookup::Found(p)) => return CommandLookup::Found(p),
-                Some(bad) => {
-                    if first_bad.is_none() {
-                        first_bad = Some(bad);
-                    }
-                }
-                None => {}
+                Some(bad) if first_bad.is_none() => first_bad = Some(bad),
+                _ => {}
             }
         }
         // As Go's LookPath: a non-executable match still means "not found in $PATH".
@@ -177,6 +173,7 @@ pub fn overlay_safe(p: &Path) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;

@@ -198,12 +198,12 @@ pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(ContainerError::sys("creating a pipe"))
 }
 
+/// A started container, the read ends of its output pipes (with the stream names) and
+/// its pty master.
+type PipedLaunch = (Started, Vec<(OwnedFd, &'static str)>, Option<OwnedFd>);
+
 /// One run of the container with its streams piped into the log.
-fn launch_piped(
-    lc: &Lifecycle,
-    c: &super::Container,
-    from: &[&str],
-) -> Result<(Started, Vec<(OwnedFd, &'static str)>, Option<OwnedFd>)> {
+fn launch_piped(lc: &Lifecycle, c: &super::Container, from: &[&str]) -> Result<PipedLaunch> {
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (stdin, keep) = if c.spec.config.open_stdin {
@@ -536,6 +536,7 @@ pub fn run_monitor(lc: &Lifecycle, id: &str, exited: Option<i32>, delay_ms: Opti
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
