@@ -1044,3 +1044,45 @@ fn corrupt_source_blob_is_refused_by_both_upload_paths() {
     assert!(blobs.is_empty(), "stored: {blobs:?}");
     assert!(walk(&storage.join("uploads")).is_empty());
 }
+
+/// An upload body of thousands of tiny chunks (each its own frame on the server) is stored
+/// whole and in order: the server hands chunks on in batches and writes each with writev.
+#[test]
+fn upload_of_many_tiny_chunks_is_stored_in_order() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(&dir.path().join("storage"), AuthConfig::default());
+    let base = format!("http://{}", srv.addr);
+    let data = random_bytes(3000 * 97);
+    let digest = Digest::of(&data);
+    let r = ureq::post(&format!("{base}/v2/tiny/blobs/uploads/"))
+        .call()
+        .unwrap();
+    let loc = r.header("location").unwrap().to_owned();
+    let path = format!(
+        "{loc}{}digest={digest}",
+        if loc.contains('?') { '&' } else { '?' }
+    );
+    let mut s = std::net::TcpStream::connect(srv.addr).unwrap();
+    let mut req = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        srv.addr
+    )
+    .into_bytes();
+    for c in data.chunks(97) {
+        req.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        req.extend_from_slice(c);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    s.write_all(&req).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let got = ureq::get(&format!("{base}/v2/tiny/blobs/{digest}"))
+        .call()
+        .unwrap();
+    let mut body = Vec::new();
+    got.into_reader().read_to_end(&mut body).unwrap();
+    assert_eq!(body, data);
+}
