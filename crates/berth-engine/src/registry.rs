@@ -147,6 +147,8 @@ pub struct PushRequest {
     pub tls_verify: Option<bool>,
     /// Keep uncompressed layers uncompressed (default: gzip them, as Docker does).
     pub no_compress: bool,
+    /// `--compression-level` (gzip 1..9; `None`: the client's default).
+    pub compression_level: Option<u32>,
 }
 
 /// What a push did.
@@ -666,11 +668,14 @@ impl Engine {
         let source = StoreSource {
             blobs: self.store().blobs().clone(),
         };
-        let opts = PushOptions {
+        let mut opts = PushOptions {
             compress: !req.no_compress,
             mount_from,
             ..Default::default()
         };
+        if let Some(level) = req.compression_level {
+            opts.gzip_level = level;
+        }
         let tag = local.tag().map(str::to_owned);
         let pushed = client::push(
             &session,

@@ -1043,3 +1043,49 @@ fn berth_arch() -> &'static str {
         other => other,
     }
 }
+
+/// The gzip size of the only layer of `repo:reference` on the registry at `addr`.
+fn pushed_layer_size(addr: &str, repo: &str, reference: &str) -> u64 {
+    let (_, body) = get_manifest(addr, repo, reference);
+    let manifest: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let layers = manifest["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 1, "{manifest}");
+    assert!(
+        layers[0]["mediaType"].as_str().unwrap().ends_with("gzip"),
+        "{manifest}"
+    );
+    layers[0]["size"].as_u64().unwrap()
+}
+
+#[test]
+fn push_compression_level_trades_speed_for_size() {
+    if !require_root("push_compression_level_trades_speed_for_size") {
+        return;
+    }
+    let env = Env::new();
+    let (_srv, addr) = env.serve("storage", &[]);
+    let fast = format!("{addr}/level/fast:1");
+    let small = format!("{addr}/level/small:1");
+    env.import_busybox("r1", &fast);
+    env.ok("r1", &["tag", &fast, &small]);
+    env.ok("r1", &["push", "--compression-level", "1", &fast]);
+    env.ok("r1", &["push", "--compression-level", "9", &small]);
+    let fast_size = pushed_layer_size(&addr, "level/fast", "1");
+    let small_size = pushed_layer_size(&addr, "level/small", "1");
+    assert!(
+        small_size < fast_size,
+        "level 9 gave {small_size} bytes, level 1 {fast_size}"
+    );
+    // Either form pulls to the same image, which runs.
+    env.ok("r2", &["pull", &small]);
+    env.ok("r3", &["pull", &fast]);
+    assert_eq!(env.image_id("r2", &small), env.image_id("r3", &fast));
+    let run = env.ok("r2", &["run", "--rm", &small, "/bin/echo", "level 9"]);
+    assert!(run.contains("level 9"), "{run}");
+
+    // A level out of range is refused before anything is sent.
+    let bad = env.run("r1", &["push", "--compression-level", "10", &fast]);
+    assert_eq!(bad.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("10 is not in 1..=9"), "{err}");
+}

@@ -21,8 +21,9 @@ pub struct PushOptions {
     /// Gzip uncompressed layers on the way (the manifest is rewritten to match).
     pub compress: bool,
     /// Gzip level (1 fastest .. 9 smallest). The default, 2, is zlib-rs' first level with
-    /// lazy-free hash chains: on a rootfs about 25% of the input (level 1: 32%, level 6:
-    /// 22%) at about 210 MB/s per core (level 1: 300, level 6: 65).
+    /// lazy-free hash chains: a 200 MB rootfs becomes 51 MB (level 1: 63 MB, level 6: 46 MB)
+    /// at about 210 MB/s per core (level 1: 300, level 6: 65). `push --compression-level`
+    /// picks another.
     pub gzip_level: u32,
     /// Threads for gzip.
     pub gzip_workers: usize,

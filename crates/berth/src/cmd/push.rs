@@ -17,6 +17,9 @@ pub struct PushArgs {
     /// Push uncompressed layers as they are (default: gzip them on the way).
     #[arg(long = "no-compress")]
     pub no_compress: bool,
+    /// Gzip level for layers compressed on the way: 1 (fastest, biggest) to 9 (smallest); default 2.
+    #[arg(long = "compression-level", value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub compression_level: Option<u32>,
     /// Suppress verbose output.
     #[arg(short, long)]
     pub quiet: bool,
@@ -38,6 +41,7 @@ pub fn run(g: &GlobalOpts, a: PushArgs) -> anyhow::Result<i32> {
             reference: a.image.clone(),
             tls_verify: a.tls_verify,
             no_compress: a.no_compress,
+            compression_level: a.compression_level,
         },
         &|p| progress.event(p),
     );
