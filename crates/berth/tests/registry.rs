@@ -210,30 +210,7 @@ fn login_push_pull_with_docker_registry_and_htpasswd() {
     let env = Env::new();
     let ht = env.path("htpasswd");
     write_htpasswd(&ht, "alice", "s3cret");
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let config = env.path("registry.yml");
-    fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: {addr}\nauth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
-            env.path("distribution").display(),
-            ht.display()
-        ),
-    )
-    .unwrap();
-    let _srv = Proc(
-        Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry"),
-    );
-    wait_for_port(&addr);
+    let (_srv, addr) = start_docker_registry(&env, &ht);
     let reference = format!("{addr}/team/busybox:latest");
     env.import_busybox("r1", &reference);
 

@@ -533,27 +533,7 @@ pub fn push(
     } else {
         manifest.to_vec()
     };
-    let digest = Digest::of(&manifest);
-    let reference = tag.map(str::to_owned).unwrap_or_else(|| digest.to_string());
-    let scope = format!("repository:{repo}:pull,push");
-    let reply = s.request(
-        "PUT",
-        &format!("/v2/{repo}/manifests/{reference}"),
-        &scope,
-        &[("Content-Type", media_type.to_owned())],
-        &mut || RequestBody::Bytes(&manifest),
-    )?;
-    if let Some(d) = reply.header("docker-content-digest") {
-        if let Ok(d) = d.parse::<Digest>() {
-            if d != digest {
-                return Err(ClientError::DigestMismatch {
-                    what: "manifest accepted by the registry".into(),
-                    expected: digest,
-                    actual: d,
-                });
-            }
-        }
-    }
+    let digest = put_manifest(s, repo, tag, &manifest, media_type, "manifest")?;
     Ok(PushedImage {
         digest,
         size: manifest.len() as u64,
@@ -623,27 +603,7 @@ pub fn push_index(
             progress,
         )?;
     }
-    let digest = Digest::of(index);
-    let reference = tag.map(str::to_owned).unwrap_or_else(|| digest.to_string());
-    let scope = format!("repository:{repo}:pull,push");
-    let reply = s.request(
-        "PUT",
-        &format!("/v2/{repo}/manifests/{reference}"),
-        &scope,
-        &[("Content-Type", media_type.to_owned())],
-        &mut || RequestBody::Bytes(index),
-    )?;
-    if let Some(d) = reply.header("docker-content-digest") {
-        if let Ok(d) = d.parse::<Digest>() {
-            if d != digest {
-                return Err(ClientError::DigestMismatch {
-                    what: "index accepted by the registry".into(),
-                    expected: digest,
-                    actual: d,
-                });
-            }
-        }
-    }
+    let digest = put_manifest(s, repo, tag, index, media_type, "index")?;
     Ok(PushedImage {
         digest,
         size: index.len() as u64,
@@ -651,4 +611,38 @@ pub fn push_index(
         manifest: index.to_vec(),
         layers: Vec::new(),
     })
+}
+
+/// PUTs a manifest or an index under `tag` (by its digest when none) and checks the digest
+/// the registry answers with; returns the digest.
+fn put_manifest(
+    s: &Session,
+    repo: &RepoName,
+    tag: Option<&str>,
+    body: &[u8],
+    media_type: &str,
+    what: &str,
+) -> Result<Digest, ClientError> {
+    let digest = Digest::of(body);
+    let reference = tag.map(str::to_owned).unwrap_or_else(|| digest.to_string());
+    let scope = format!("repository:{repo}:pull,push");
+    let reply = s.request(
+        "PUT",
+        &format!("/v2/{repo}/manifests/{reference}"),
+        &scope,
+        &[("Content-Type", media_type.to_owned())],
+        &mut || RequestBody::Bytes(body),
+    )?;
+    if let Some(d) = reply.header("docker-content-digest") {
+        if let Ok(d) = d.parse::<Digest>() {
+            if d != digest {
+                return Err(ClientError::DigestMismatch {
+                    what: format!("{what} accepted by the registry"),
+                    expected: digest,
+                    actual: d,
+                });
+            }
+        }
+    }
+    Ok(digest)
 }
