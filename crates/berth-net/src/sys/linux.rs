@@ -106,13 +106,13 @@ impl NetOps for LinuxNetOps {
                 netlink::new_addr4(idx, &ep.container_ifname, ep.address, ep.prefix_len),
             ];
             if let Some(gw) = ep.default_gateway {
-                reqs.push(netlink::default_route4(idx, gw));
+                reqs.push(netlink::default_route(idx, gw.into()));
             }
             if let Some(v6) = &ep.ipv6 {
                 let name = &ep.container_ifname;
                 reqs.push(netlink::new_addr6(idx, name, v6.address, v6.prefix_len));
                 if let Some(gw) = v6.default_gateway {
-                    reqs.push(netlink::default_route6(idx, gw));
+                    reqs.push(netlink::default_route(idx, gw.into()));
                 }
             }
             r.batch(reqs)

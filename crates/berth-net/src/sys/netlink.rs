@@ -303,36 +303,19 @@ pub(crate) fn new_addr6(index: u32, ifname: &str, addr: Ipv6Addr, prefix: u8) ->
     }
 }
 
-/// Adds the default IPv6 route via `gw` on link `index`.
-pub(crate) fn default_route6(index: u32, gw: Ipv6Addr) -> Request {
+/// Adds the default route (IPv4 or IPv6, by the gateway's family) via `gw` on link `index`.
+pub(crate) fn default_route(index: u32, gw: std::net::IpAddr) -> Request {
     let mut m = RouteMessage::default();
-    m.header.address_family = AddressFamily::Inet6;
+    let (family, gateway) = match gw {
+        std::net::IpAddr::V4(a) => (AddressFamily::Inet, RouteAddress::Inet(a)),
+        std::net::IpAddr::V6(a) => (AddressFamily::Inet6, RouteAddress::Inet6(a)),
+    };
+    m.header.address_family = family;
     m.header.table = RouteHeader::RT_TABLE_MAIN;
     m.header.protocol = RouteProtocol::Boot;
     m.header.scope = RouteScope::Universe;
     m.header.kind = RouteType::Unicast;
-    m.attributes
-        .push(RouteAttribute::Gateway(RouteAddress::Inet6(gw)));
-    m.attributes.push(RouteAttribute::Oif(index));
-    Request {
-        msg: RouteNetlinkMessage::NewRoute(m),
-        flags: NLM_F_CREATE | NLM_F_EXCL,
-        op: "add default route",
-        target: format!("via {gw}"),
-        ok_errnos: &[libc::EEXIST],
-    }
-}
-
-/// Adds the default IPv4 route via `gw` on link `index`.
-pub(crate) fn default_route4(index: u32, gw: Ipv4Addr) -> Request {
-    let mut m = RouteMessage::default();
-    m.header.address_family = AddressFamily::Inet;
-    m.header.table = RouteHeader::RT_TABLE_MAIN;
-    m.header.protocol = RouteProtocol::Boot;
-    m.header.scope = RouteScope::Universe;
-    m.header.kind = RouteType::Unicast;
-    m.attributes
-        .push(RouteAttribute::Gateway(RouteAddress::Inet(gw)));
+    m.attributes.push(RouteAttribute::Gateway(gateway));
     m.attributes.push(RouteAttribute::Oif(index));
     Request {
         msg: RouteNetlinkMessage::NewRoute(m),
