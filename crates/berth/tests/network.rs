@@ -4,8 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_engine::network::berth_net;
@@ -13,7 +12,7 @@ use berth_engine::network::berth_net;
 #[path = "containers_support/mod.rs"]
 mod support;
 
-use support::{berth_command, BIN};
+use support::BIN;
 
 fn require_root(test: &str) -> bool {
     support::require_root_for(test, "network namespaces, bridges, overlayfs")
@@ -32,77 +31,21 @@ fn free_port() -> u16 {
     }
 }
 
-/// One test's state: root, runroot, a berth.toml naming a bridge and subnet of its own.
-struct Env {
-    dir: tempfile::TempDir,
-    bridge: String,
-    third: u8,
-    _reservation: berth_net::test_support::Reservation,
+type Env = support::NetEnv;
+
+/// This file's environment: its own reservation pool, bridge names and 10.214.x.0/24.
+fn env(n: u8) -> Env {
+    Env::new("cli", "bn", 214, n)
 }
 
-impl Env {
-    fn new(n: u8) -> Env {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-net-")
-            .tempdir()
-            .expect("temp dir");
-        let reservation = berth_net::test_support::reserve("cli");
-        let third = reservation.n;
-        let bridge = format!("bn{third}x{n}");
-        std::fs::create_dir_all(dir.path().join("root")).expect("root");
-        std::fs::write(
-            dir.path().join("root/berth.toml"),
-            format!("[network]\nsubnet = \"10.214.{third}.0/24\"\nbridge = \"{bridge}\"\n"),
-        )
-        .expect("berth.toml");
-        let env = Env {
-            dir,
-            bridge,
-            third,
-            _reservation: reservation,
-        };
-        support::import_busybox(&env.dir.path().join("root"), &env.runroot());
-        env
-    }
+/// A user network's subnet unique to a test: 10.215.<reserved>.<64 i>/26.
+trait Subnets {
+    fn subnet(&self, i: u8) -> String;
+}
 
-    fn runroot(&self) -> PathBuf {
-        self.dir.path().join("run")
-    }
-
-    /// A user network's subnet unique to this test: 10.215.<reserved>.<64 i>/26.
+impl Subnets for Env {
     fn subnet(&self, i: u8) -> String {
         format!("10.215.{}.{}/26", self.third, i * 64)
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        berth_command(&self.dir.path().join("root"), &self.runroot())
-            .args(args)
-            .output()
-            .expect("run berth")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.berth(args);
-        assert!(
-            out.status.success(),
-            "berth {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let ids = self.berth(&["ps", "-aq"]);
-        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
-            let _ = self.berth(&["rm", "-f", id]);
-        }
-        let _ = self.berth(&["network", "prune", "-f"]);
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .output();
     }
 }
 
@@ -168,7 +111,7 @@ fn published_port_serves_http_on_v4_and_v6_stop_frees_it_start_rebinds() {
     if !require_root("published_port_http") {
         return;
     }
-    let env = Env::new(1);
+    let env = env(1);
     let port = free_port();
     let mut args = vec!["run", "-d", "--name", "web1", "-p"];
     let spec = format!("{port}:80");
@@ -214,7 +157,7 @@ fn udp_published_port_echoes() {
     if !require_root("udp_published_port") {
         return;
     }
-    let env = Env::new(2);
+    let env = env(2);
     let port = free_port();
     let spec = format!("{port}:53/udp");
     let id = env.ok(&["run", "-d", "-p", &spec, "busybox", "sleep", "60"]);
@@ -257,7 +200,7 @@ fn user_network_resolves_names_and_aliases_and_networks_are_isolated() {
     if !require_root("user_network") {
         return;
     }
-    let env = Env::new(3);
+    let env = env(3);
     let (s1, s2) = (env.subnet(0), env.subnet(1));
     env.ok(&["network", "create", "--subnet", &s1, "front"]);
     env.ok(&["network", "create", "--subnet", &s2, "back"]);
@@ -396,7 +339,7 @@ fn port_in_use_is_refused_before_the_container_starts() {
     if !require_root("port_in_use") {
         return;
     }
-    let env = Env::new(4);
+    let env = env(4);
     let taken = TcpListener::bind("0.0.0.0:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();
     let spec = format!("{port}:80");
@@ -428,7 +371,7 @@ fn twenty_containers_rm_f_leave_no_veth_address_or_listener() {
     if !require_root("twenty_rm") {
         return;
     }
-    let env = Env::new(5);
+    let env = env(5);
     let mut ids = Vec::new();
     let hs: Vec<_> = (0..20)
         .map(|_| {
@@ -504,7 +447,7 @@ fn connect_and_disconnect_a_running_container() {
     if !require_root("connect_disconnect") {
         return;
     }
-    let env = Env::new(6);
+    let env = env(6);
     let subnet = env.subnet(0);
     let prefix = subnet.rsplit_once('.').expect("subnet").0.to_string();
     env.ok(&["network", "create", "--subnet", &subnet, "side"]);
@@ -544,7 +487,7 @@ fn hostname_add_host_and_dns_reach_the_containers_files() {
     if !require_root("etc_files") {
         return;
     }
-    let env = Env::new(7);
+    let env = env(7);
     let out = env.ok(&[
         "run",
         "--rm",
@@ -576,7 +519,7 @@ fn network_ls_pads_to_the_longest_name_and_a_duplicate_create_is_refused() {
     if !require_root("network_ls_and_duplicate") {
         return;
     }
-    let env = Env::new(11);
+    let env = env(11);
     let long = "a-rather-long-network-name-11";
     let id = env.ok(&["network", "create", "--subnet", &env.subnet(0), long]);
     let ls = env.ok(&["network", "ls"]);
@@ -627,7 +570,7 @@ fn host_port_zero_takes_a_free_port_that_berth_port_shows() {
     if !require_root("host_port_zero") {
         return;
     }
-    let env = Env::new(12);
+    let env = env(12);
     let mut args = vec![
         "run",
         "-d",
@@ -654,7 +597,7 @@ fn ip_and_mac_address_on_a_user_network_are_checked_and_set() {
     if !require_root("ip_and_mac_address") {
         return;
     }
-    let env = Env::new(13);
+    let env = env(13);
     let subnet = env.subnet(1);
     let prefix = subnet.rsplit_once('.').expect("subnet").0.to_string();
     let base: u8 = subnet
@@ -790,7 +733,7 @@ fn a_killed_monitor_leaves_no_listener_veth_or_namespace_after_the_next_command(
     if !require_root("killed_monitor_network") {
         return;
     }
-    let env = Env::new(14);
+    let env = env(14);
     let port = free_port();
     let spec = format!("{port}:80");
     let mut args = vec!["run", "-d", "--name", "crash14", "-p", &spec, "busybox"];
@@ -843,7 +786,7 @@ fn ipv6_user_network_gives_addresses_routes_and_hosts_entries() {
     if !require_root("ipv6_user_network") {
         return;
     }
-    let env = Env::new(15);
+    let env = env(15);
     let subnet6 = format!("fd00:215:{}:15::/64", env.third);
     env.ok(&[
         "network",

@@ -4,97 +4,22 @@
 //! own root, bridge and subnet (10.218.<reserved>.0/24) and removes what it made.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-use berth_engine::network::berth_net;
+use std::process::Command;
 
 #[path = "containers_support/mod.rs"]
 mod support;
 
-use support::{berth_command, require_root_for};
+use support::require_root_for;
 
 fn require_root(test: &str) -> bool {
     require_root_for(test, "namespaces, bridges, overlayfs, cgroups")
 }
 
-/// One test's state: root and runroot, a berth.toml naming a bridge and subnet of its own,
-/// busybox imported.
-struct Env {
-    dir: tempfile::TempDir,
-    bridge: String,
-    third: u8,
-    _reservation: berth_net::test_support::Reservation,
-}
+type Env = support::NetEnv;
 
-impl Env {
-    fn new(n: u8) -> Env {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-polish-")
-            .tempdir()
-            .expect("temp dir");
-        let reservation = berth_net::test_support::reserve("polish");
-        let third = reservation.n;
-        let bridge = format!("bp{third}x{n}");
-        std::fs::create_dir_all(dir.path().join("root")).expect("root");
-        std::fs::write(
-            dir.path().join("root/berth.toml"),
-            format!("[network]\nsubnet = \"10.218.{third}.0/24\"\nbridge = \"{bridge}\"\n"),
-        )
-        .expect("berth.toml");
-        let env = Env {
-            dir,
-            bridge,
-            third,
-            _reservation: reservation,
-        };
-        support::import_busybox(&env.root(), &env.runroot());
-        env
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    fn runroot(&self) -> PathBuf {
-        self.dir.path().join("run")
-    }
-
-    /// The default bridge's gateway.
-    fn gateway(&self) -> String {
-        format!("10.218.{}.1", self.third)
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        berth_command(&self.root(), &self.runroot())
-            .args(args)
-            .output()
-            .expect("run berth")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.berth(args);
-        assert!(
-            out.status.success(),
-            "berth {args:?} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let ids = self.berth(&["ps", "-aq"]);
-        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
-            let _ = self.berth(&["rm", "-f", id]);
-        }
-        let _ = self.berth(&["network", "prune", "-f"]);
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .output();
-    }
+/// This file's environment: its own reservation pool, bridge names and 10.218.x.0/24.
+fn env(n: u8) -> Env {
+    Env::new("polish", "bp", 218, n)
 }
 
 /// Bytes of a Docker decimal size (`648B`, `1.2kB`, `4.19MB`).
@@ -132,7 +57,7 @@ fn stats_shows_net_and_block_io_mem_percent_and_pids() {
     if !require_root("stats_shows_net_and_block_io_mem_percent_and_pids") {
         return;
     }
-    let env = Env::new(1);
+    let env = env(1);
     let id = env.ok(&[
         "run",
         "-d",
@@ -266,7 +191,7 @@ fn mac_addresses_show_in_inspect_and_network_inspect() {
     if !require_root("mac_addresses_show_in_inspect_and_network_inspect") {
         return;
     }
-    let env = Env::new(2);
+    let env = env(2);
     let subnet = format!("10.219.{}.0/26", env.third);
     env.ok(&["network", "create", "--subnet", &subnet, "pmac2"]);
     let fixed = env.ok(&[
@@ -405,7 +330,7 @@ fn a_stopped_container_leaves_network_inspect_and_its_peers_hosts() {
     if !require_root("a_stopped_container_leaves_network_inspect_and_its_peers_hosts") {
         return;
     }
-    let env = Env::new(3);
+    let env = env(3);
     let subnet = format!("10.219.{}.64/26", env.third);
     env.ok(&["network", "create", "--subnet", &subnet, "pnet3"]);
     let a = env.ok(&[
@@ -484,7 +409,7 @@ fn wait_prints_each_status_in_order_and_names_an_unknown_one_last() {
     if !require_root("wait_prints_each_status_in_order_and_names_an_unknown_one_last") {
         return;
     }
-    let env = Env::new(4);
+    let env = env(4);
     env.ok(&[
         "run",
         "-d",
@@ -555,7 +480,7 @@ fn ps_filters_and_format_fields_are_dockers() {
     if !require_root("ps_filters_and_format_fields_are_dockers") {
         return;
     }
-    let env = Env::new(5);
+    let env = env(5);
     let ctx = env.dir.path().join("ctx");
     std::fs::create_dir_all(&ctx).expect("ctx");
     std::fs::write(

@@ -276,3 +276,91 @@ pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// A network test's state: root and runroot in a temp dir, a berth.toml naming a default
+/// bridge and a /24 of its own (`10.SECOND.<reserved>.0/24`, the reservation keeps parallel
+/// tests apart), busybox imported. Dropping it removes containers, networks and the bridge.
+pub struct NetEnv {
+    pub dir: tempfile::TempDir,
+    pub bridge: String,
+    /// The reserved third octet.
+    pub third: u8,
+    /// The second octet of this test file's range.
+    pub second: u8,
+    _reservation: berth_engine::network::berth_net::test_support::Reservation,
+}
+
+impl NetEnv {
+    /// `tag` names the reservation pool and the temp dir, `bridge_prefix` the bridge
+    /// (`PREFIX<third>x<n>`, `n` telling a test's environments apart).
+    pub fn new(tag: &str, bridge_prefix: &str, second: u8, n: u8) -> NetEnv {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("berth-{tag}-"))
+            .tempdir()
+            .expect("temp dir");
+        let reservation = berth_engine::network::berth_net::test_support::reserve(tag);
+        let third = reservation.n;
+        let bridge = format!("{bridge_prefix}{third}x{n}");
+        std::fs::create_dir_all(dir.path().join("root")).expect("root");
+        std::fs::write(
+            dir.path().join("root/berth.toml"),
+            format!("[network]\nsubnet = \"10.{second}.{third}.0/24\"\nbridge = \"{bridge}\"\n"),
+        )
+        .expect("berth.toml");
+        let env = NetEnv {
+            dir,
+            bridge,
+            third,
+            second,
+            _reservation: reservation,
+        };
+        import_busybox(&env.root(), &env.runroot());
+        env
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn runroot(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    /// The default bridge's gateway.
+    pub fn gateway(&self) -> String {
+        format!("10.{}.{}.1", self.second, self.third)
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Output {
+        berth_command(&self.root(), &self.runroot())
+            .args(args)
+            .output()
+            .expect("run berth")
+    }
+
+    /// Runs berth, asserts success, returns stdout trimmed.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for NetEnv {
+    fn drop(&mut self) {
+        let ids = self.berth(&["ps", "-aq"]);
+        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            let _ = self.berth(&["rm", "-f", id]);
+        }
+        let _ = self.berth(&["network", "prune", "-f"]);
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .output();
+    }
+}
