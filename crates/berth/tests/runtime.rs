@@ -1,63 +1,13 @@
 //! `berth runtime`: runc's command line on OCI bundles, and a differential test against runc
 //! itself on the same `runc spec` bundle. Root only.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
-fn berth() -> &'static str {
-    env!("CARGO_BIN_EXE_berth")
-}
+#[path = "containers_support/mod.rs"]
+mod support;
 
-fn root_or_skip() -> bool {
-    // SAFETY-free check: /proc/self/status Uid line, to avoid a libc dependency here.
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
-    if root {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("needs root (CI is set: failing instead of skipping)");
-    }
-    eprintln!("skipped: needs root");
-    false
-}
-
-fn busybox_tar() -> &'static PathBuf {
-    // Shared by every test process (nextest runs each test alone): made once per busybox
-    // binary, atomically (temp file + rename).
-    static TAR: OnceLock<PathBuf> = OnceLock::new();
-    TAR.get_or_init(|| {
-        let meta = std::fs::metadata("/bin/busybox").expect("/bin/busybox (busybox-static)");
-        let stamp = format!(
-            "{}-{}",
-            meta.len(),
-            meta.modified()
-                .unwrap()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs()
-        );
-        let tar = std::env::temp_dir().join(format!("berth-busybox-{stamp}.tar"));
-        if tar.exists() {
-            return tar;
-        }
-        let tmp =
-            std::env::temp_dir().join(format!("berth-busybox-{stamp}.{}.tmp", std::process::id()));
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mk-busybox-rootfs.sh");
-        let st = Command::new("bash")
-            .arg(script)
-            .arg(&tmp)
-            .status()
-            .expect("run mk-busybox-rootfs.sh");
-        assert!(st.success(), "mk-busybox-rootfs.sh failed");
-        std::fs::rename(&tmp, &tar).unwrap();
-        tar
-    })
-}
+use support::{busybox_tar, BIN};
 
 /// A bundle made by `berth runtime spec` with a busybox rootfs, and its own runroot.
 struct Bundle {
@@ -109,7 +59,7 @@ impl Bundle {
 
     fn berth_with(&self, args: &[&str], capture: bool) -> Output {
         let log = self.path().join("stderr.log");
-        let mut cmd = Command::new(berth());
+        let mut cmd = Command::new(BIN);
         if !capture {
             cmd.stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
@@ -136,7 +86,7 @@ fn id(name: &str) -> String {
 #[test]
 fn spec_writes_what_runc_spec_writes() {
     let ours = tempfile::tempdir().unwrap();
-    let out = Command::new(berth())
+    let out = Command::new(BIN)
         .args(["runtime", "spec", "-b"])
         .arg(ours.path())
         .output()
@@ -145,7 +95,7 @@ fn spec_writes_what_runc_spec_writes() {
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(ours.path().join("config.json")).unwrap()).unwrap();
     // A second time refuses to overwrite.
-    let again = Command::new(berth())
+    let again = Command::new(BIN)
         .args(["runtime", "spec", "-b"])
         .arg(ours.path())
         .output()
@@ -170,7 +120,7 @@ fn spec_writes_what_runc_spec_writes() {
 
 #[test]
 fn create_start_state_kill_delete() {
-    if !root_or_skip() {
+    if !support::require_root("create_start_state_kill_delete") {
         return;
     }
     let b = Bundle::new();
@@ -234,7 +184,7 @@ fn create_start_state_kill_delete() {
 
 #[test]
 fn run_exits_with_the_containers_status_and_cleans_up() {
-    if !root_or_skip() {
+    if !support::require_root("run_exits_with_the_containers_status_and_cleans_up") {
         return;
     }
     let b = Bundle::new();
@@ -297,7 +247,7 @@ fn observe(out: &str) -> Vec<String> {
 
 #[test]
 fn same_bundle_same_container_as_runc() {
-    if !root_or_skip() {
+    if !support::require_root("same_bundle_same_container_as_runc") {
         return;
     }
     if Command::new("runc").arg("--version").output().is_err() {
@@ -356,7 +306,7 @@ fn same_bundle_same_container_as_runc() {
 
 #[test]
 fn foreground_run_forwards_signals_to_the_container() {
-    if !root_or_skip() {
+    if !support::require_root("foreground_run_forwards_signals_to_the_container") {
         return;
     }
     let b = Bundle::new();
@@ -365,7 +315,7 @@ fn foreground_run_forwards_signals_to_the_container() {
         |_| {},
     );
     let id = id("sig");
-    let mut child = Command::new(berth())
+    let mut child = Command::new(BIN)
         .arg("--runroot")
         .arg(b.runroot.path())
         .args(["runtime", "run", &id])

@@ -1,4 +1,4 @@
-//! Shared helpers of the CLI tests (every `tests/*.rs` of this crate but runtime.rs): the
+//! Shared helpers of the CLI tests (every `tests/*.rs` of this crate): the
 //! root-only and tool guards, the busybox rootfs tar, the `berth` command with a root and
 //! runroot of its own, and for the container tests (lifecycle, limits, isolation,
 //! acceptance) a temp root with the busybox image imported.
@@ -134,23 +134,38 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The busybox rootfs tar, made once per test process.
+/// The busybox rootfs tar, shared by every test process (nextest runs each test alone): made
+/// once per busybox binary in the temp dir, atomically (temp file + rename).
 pub fn busybox_tar() -> &'static Path {
-    static TAR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, p) = TAR.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let tar = dir.path().join("busybox.tar");
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let meta = std::fs::metadata("/bin/busybox").expect("/bin/busybox (busybox-static)");
+        let stamp = format!(
+            "{}-{}",
+            meta.len(),
+            meta.modified()
+                .expect("mtime")
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("mtime after 1970")
+                .as_secs()
+        );
+        let tar = std::env::temp_dir().join(format!("berth-busybox-{stamp}.tar"));
+        if tar.exists() {
+            return tar;
+        }
+        let tmp =
+            std::env::temp_dir().join(format!("berth-busybox-{stamp}.{}.tmp", std::process::id()));
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mk-busybox-rootfs.sh");
         let st = Command::new("bash")
             .arg(&script)
-            .arg(&tar)
+            .arg(&tmp)
             .status()
             .expect("run mk-busybox-rootfs.sh");
         assert!(st.success(), "mk-busybox-rootfs.sh failed");
-        (dir, tar)
-    });
-    p
+        std::fs::rename(&tmp, &tar).expect("rename the busybox tar into place");
+        tar
+    })
 }
 
 /// One test's berth state: its own root and runroot, busybox imported as `busybox:latest`.
