@@ -353,31 +353,8 @@ fn registry_refusals_are_worded_as_docker() {
         .expect("htpasswd");
     assert!(made.status.success());
     let storage = env.dir.path().join("storage");
-    let mut server = env
-        .cmd(&[
-            "registry",
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--storage",
-            storage.to_str().expect("utf-8"),
-            "--htpasswd",
-            ht.to_str().expect("utf-8"),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("registry serve");
-    let addr = {
-        use std::io::BufRead;
-        let mut line = String::new();
-        let stdout = server.stdout.take().expect("stdout");
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("first line");
-        line.trim()
-            .trim_start_matches("listening on http://")
-            .to_string()
-    };
+    let (server, addr) =
+        support::serve_registry(&storage, &["--htpasswd", ht.to_str().expect("utf-8")]);
     let home = env.dir.path().join("home");
     let berth = |args: &[&str]| env.cmd(args).env("HOME", &home).output().expect("berth");
     let image = format!("{addr}/p/bb:1");
@@ -385,8 +362,7 @@ fn registry_refusals_are_worded_as_docker() {
     let push = berth(&["push", &image]);
     let pull = berth(&["pull", &image]);
     let login = berth(&["login", "-u", "alice", "-p", "wrong", &addr]);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert_eq!(push.status.code(), Some(1));
     assert_eq!(
         stderr(&push),
@@ -445,29 +421,7 @@ fn run_pulls_a_missing_image_from_its_registry() {
     }
     let env = Env::new();
     let storage = env.dir.path().join("storage");
-    let mut server = env
-        .cmd(&[
-            "registry",
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--storage",
-            storage.to_str().expect("utf-8"),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("registry serve");
-    let addr = {
-        use std::io::BufRead;
-        let mut line = String::new();
-        let stdout = server.stdout.take().expect("stdout");
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("first line");
-        line.trim()
-            .trim_start_matches("listening on http://")
-            .to_string()
-    };
+    let (server, addr) = support::serve_registry(&storage, &[]);
     let home = env.dir.path().join("home");
     let berth = |args: &[&str]| env.cmd(args).env("HOME", &home).output().expect("berth");
     let image = format!("{addr}/auto/bb:1");
@@ -477,8 +431,7 @@ fn run_pulls_a_missing_image_from_its_registry() {
     env.ok(&["rmi", &image]);
     let run = berth(&["run", "--rm", "--network", "none", &image, "echo", "ran"]);
     let missing = berth(&["run", "--rm", &format!("{addr}/auto/nope:1"), "true"]);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
     assert_eq!(stdout(&run), "ran\n");
     let err = stderr(&run);
