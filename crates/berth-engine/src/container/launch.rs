@@ -330,9 +330,8 @@ pub fn start_process(
             return Err(e.into());
         }
     };
-    // The published ports were bound by attach; forwarding starts now that the runtime has
-    // forked (single-threaded, its fast path).
-    if let Err(e) = net.start_forwarding() {
+    // Kills the new process and undoes what its start made (the network goes with `net`).
+    let abandon = |net: crate::network_container::AttachedNetwork| {
         let _ = nix::sys::signal::kill(
             Pid::from_raw(launched.pid),
             nix::sys::signal::Signal::SIGKILL,
@@ -340,6 +339,11 @@ pub fn start_process(
         let _ = wait_exit(launched.pid);
         drop(net);
         let _ = cleanup_after_exit(lc, c.id(), Some(&c.spec.host_config.runtime));
+    };
+    // The published ports were bound by attach; forwarding starts now that the runtime has
+    // forked (single-threaded, its fast path).
+    if let Err(e) = net.start_forwarding() {
+        abandon(net);
         return Err(e.into());
     }
     let me = std::process::id() as i64;
@@ -364,13 +368,7 @@ pub fn start_process(
         },
     )?;
     if !recorded {
-        let _ = nix::sys::signal::kill(
-            Pid::from_raw(launched.pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        let _ = wait_exit(launched.pid);
-        drop(net);
-        let _ = cleanup_after_exit(lc, c.id(), Some(&c.spec.host_config.runtime));
+        abandon(net);
         let _ = crate::network_container::detach(lc, c.id(), false);
         return Err(ContainerError::BadStatus(format!(
             "container {} was stopped or removed while it was starting",
