@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use berth_engine::images::{ImageFilter, ImageSummary, ListOptions};
 
+use super::gotemplate::go_string;
 use super::GlobalOpts;
 
 /// `images [OPTIONS] [REPOSITORY[:TAG]]`
@@ -305,27 +306,6 @@ fn keyed_headers(header: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// How Go's template prints a value: strings bare, arrays `[a b]`, maps `map[k:v]`, null
-/// `<no value>`.
-fn go_string(v: &Value) -> String {
-    match v {
-        Value::Null => "<no value>".into(),
-        Value::String(s) => s.clone(),
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(go_string).collect::<Vec<_>>().join(" ")
-        ),
-        Value::Object(m) => format!(
-            "map[{}]",
-            m.iter()
-                .map(|(k, v)| format!("{k}:{}", go_string(v)))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        other => other.to_string(),
-    }
 }
 
 /// Prints rows as Docker's tabwriter does (columns padded by 3, at least 10 wide; the last
