@@ -140,9 +140,10 @@ impl Lifecycle {
         }
     }
 
-    /// Deletes what earlier `--rm` runs left in the trash. With `background`, in a thread
-    /// that nobody waits for: a process that exits first leaves the rest to the next one
-    /// (several processes sweeping at once only skip each other's files).
+    /// Deletes what earlier `--rm` runs left in the trash. With `background`, in a detached
+    /// `berth-monitor --sweep` that outlives the caller (or, when it cannot be started, a
+    /// thread nobody waits for: a process that exits first leaves the rest to the next one;
+    /// several sweepers at once only skip each other's files).
     pub fn sweep_trash(&self, background: bool) {
         // ROOT/trash (containers' directories) and RUNROOT/trash (the runtime's state).
         let runtime_trash = super::launch::runtime_trash(&self.runroot().join("runtime"));
