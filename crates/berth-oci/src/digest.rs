@@ -142,6 +142,11 @@ impl<'de> Deserialize<'de> for Digest {
     }
 }
 
+/// Bytes hashed per step of [`Hasher::update`] (the next step's bytes are fetched meanwhile).
+const HASH_PIECE: usize = 2048;
+/// The stride of the fetching loads.
+const CACHE_LINE: usize = 64;
+
 /// Hashes bytes incrementally; [`DigestWriter`] wraps a writer with one.
 #[derive(Clone, Default)]
 pub struct Hasher {
@@ -157,8 +162,20 @@ impl Hasher {
 
     /// Adds bytes.
     pub fn update(&mut self, bytes: &[u8]) {
-        self.inner.update(bytes);
         self.len += bytes.len() as u64;
+        // Big inputs are hashed a piece at a time, each piece's successor read one byte per
+        // cache line first: the loads fetch it from memory while SHA-256 works on cached
+        // bytes. Where the hardware prefetcher does not keep up (virtual machines), hashing
+        // bytes that are not in cache measured 1.15 GB/s without this and 1.6 GB/s with it.
+        let mut pieces = bytes.chunks(HASH_PIECE).peekable();
+        while let Some(piece) = pieces.next() {
+            if let Some(next) = pieces.peek() {
+                for line in next.iter().step_by(CACHE_LINE) {
+                    std::hint::black_box(*line);
+                }
+            }
+            self.inner.update(piece);
+        }
     }
 
     /// How many bytes were added.
