@@ -282,7 +282,7 @@ fn login_push_pull_with_docker_registry_and_htpasswd() {
 #[test]
 fn skopeo_copies_out_of_and_into_berth_registry() {
     let test = "skopeo_copies_out_of_and_into_berth_registry";
-    if !require_root(test) || !require_tool(test, "skopeo") {
+    if !require_root(test) || !require_tool(test, "skopeo") || !require_tool(test, "umoci") {
         return;
     }
     let env = Env::new();
@@ -303,6 +303,22 @@ fn skopeo_copies_out_of_and_into_berth_registry() {
     let index: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(oci.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"][0]["digest"], pushed);
+    // berth gzips a layer as a series of gzip members (1 MiB of input each: busybox's 2 MB
+    // layer makes several); Go's reader, in umoci as in Docker and containerd, reads them all.
+    let bundle = env.path("bundle");
+    let out = Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:one", oci.display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert_ok(&out, "umoci unpack");
+    let out = Command::new(bundle.join("rootfs/bin/busybox"))
+        .args(["echo", "whole"])
+        .output()
+        .unwrap();
+    assert_eq!(assert_ok(&out, "unpacked busybox"), "whole\n");
 
     // In: a docker-archive made by berth save -> skopeo -> berth's registry -> berth pull.
     let archive = env.path("busybox-docker.tar");

@@ -1,32 +1,26 @@
-//! Gzip on every core, pigz-style: the input is cut into chunks of [`CHUNK`] bytes, each
-//! deflated on its own thread with the previous chunk's last 32 KiB as its dictionary and
-//! ended with a sync flush (byte-aligned, not final), and the pieces are emitted in order
-//! between one gzip header and one trailer (an empty final block, the CRC-32 of the whole
-//! input combined from the chunks' CRCs, and its length). The result is a single gzip
-//! member (RFC 1952), compressing about as well as a one-thread deflate of the same level.
+//! Gzip on every core: the input is cut into chunks of [`CHUNK`] bytes, each compressed by
+//! libdeflate on one of a few worker threads into a gzip member of its own (header, deflate,
+//! CRC-32 and length), and the members are emitted in order.
+//!
+//! RFC 1952 defines a gzip file as a series of members, and the readers that pull images
+//! decode them as one stream: Go's `compress/gzip` (Docker, containerd, skopeo, umoci),
+//! pigz, zlib's gunzip, flate2's `MultiGzDecoder`. eStargz layers are made the same way.
+//! Each member starts with an empty window, which costs about 1% in size at 1 MiB chunks;
+//! libdeflate is about 40% faster than zlib at a given size, and no chunk waits for another.
 
-use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::sync::mpsc::{sync_channel, Receiver};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use flate2::{Compress, Compression, Crc, FlushCompress, Status};
+use libdeflater::{CompressionLvl, Compressor};
 
-/// Bytes per chunk.
+/// Bytes per chunk (one gzip member each).
 pub const CHUNK: usize = 1 << 20;
-
-/// The deflate window: the dictionary each chunk gets from the one before.
-const WINDOW: usize = 32 * 1024;
-
-/// The gzip header: deflate, no flags, no mtime, OS unknown.
-const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
-
-/// An empty final block with fixed codes (BFINAL=1, BTYPE=01, end-of-block).
-const LAST_BLOCK: [u8; 2] = [0x03, 0x00];
 
 /// A reader yielding the gzip of its source, compressed in parallel.
 pub struct ParallelGzip {
-    rx: Receiver<io::Result<Vec<u8>>>,
+    /// Worker `i`'s members, for chunks `i`, `i + workers`, ...: read in turn, they are in order.
+    results: Vec<Receiver<io::Result<Vec<u8>>>>,
+    next: usize,
     current: Vec<u8>,
     pos: usize,
     done: bool,
@@ -51,107 +45,66 @@ fn read_full(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// One chunk as raw deflate, primed with `dict`, ended by a sync flush; with its CRC.
-fn deflate_chunk(chunk: &[u8], dict: &[u8], level: u32) -> io::Result<(Vec<u8>, Crc)> {
-    let mut c = Compress::new(Compression::new(level), false);
-    if !dict.is_empty() {
-        c.set_dictionary(dict).map_err(io::Error::other)?;
-    }
-    let mut out = Vec::with_capacity(chunk.len() / 2 + 4096);
-    loop {
-        if out.capacity() - out.len() < 4096 {
-            out.reserve(out.capacity().max(64 * 1024));
-        }
-        let consumed = c.total_in() as usize;
-        let status = c
-            .compress_vec(&chunk[consumed..], &mut out, FlushCompress::Sync)
-            .map_err(io::Error::other)?;
-        // The flush is complete when all input is in and room for output was left over.
-        if c.total_in() as usize == chunk.len() && out.len() < out.capacity() {
-            break;
-        }
-        if status == Status::StreamEnd {
-            break;
+/// A worker: compresses each chunk it is given into a gzip member (a read error is passed on
+/// in its place) until its input ends or nobody reads its output.
+fn worker(
+    level: CompressionLvl,
+    jobs: Receiver<io::Result<Vec<u8>>>,
+    out: SyncSender<io::Result<Vec<u8>>>,
+) {
+    let mut c = Compressor::new(level);
+    while let Ok(job) = jobs.recv() {
+        let member = job.and_then(|chunk| {
+            let mut buf = vec![0u8; c.gzip_compress_bound(chunk.len())];
+            let n = c
+                .gzip_compress(&chunk, &mut buf)
+                .map_err(|e| io::Error::other(format!("gzip: {e:?}")))?;
+            buf.truncate(n);
+            Ok(buf)
+        });
+        if out.send(member).is_err() {
+            return;
         }
     }
-    let mut crc = Crc::new();
-    crc.update(chunk);
-    Ok((out, crc))
 }
 
-type Piece = JoinHandle<io::Result<(Vec<u8>, Crc)>>;
-
 impl ParallelGzip {
-    /// Compresses `src` at `level` (0-9) on `workers` threads.
+    /// Compresses `src` at `level` (0 stores, 1 is fastest, 9 smallest; libdeflate's levels
+    /// up to 12 are taken too) on `workers` threads.
     pub fn new<R: Read + Send + 'static>(mut src: R, workers: usize, level: u32) -> ParallelGzip {
         let workers = workers.max(1);
-        let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(workers + 1);
+        let level = CompressionLvl::new(level.min(12) as i32).unwrap_or_default();
+        let mut jobs = Vec::with_capacity(workers);
+        let mut results = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (job_tx, job_rx) = sync_channel(1);
+            let (out_tx, out_rx) = sync_channel(1);
+            std::thread::spawn(move || worker(level, job_rx, out_tx));
+            jobs.push(job_tx);
+            results.push(out_rx);
+        }
+        // The reader: chunk k goes to worker k % workers. An empty input still makes one
+        // (empty) member: a gzip file has at least one.
         std::thread::spawn(move || {
-            let mut inflight: VecDeque<Piece> = VecDeque::new();
-            let mut total = Crc::new();
-            // Joins the oldest piece and sends it on; false when the reader is gone.
-            let emit = |h: Piece, total: &mut Crc| -> bool {
-                let piece = h
-                    .join()
-                    .unwrap_or_else(|_| Err(io::Error::other("gzip worker panicked")));
-                match piece {
-                    Ok((bytes, crc)) => {
-                        total.combine(&crc);
-                        tx.send(Ok(bytes)).is_ok()
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        false
-                    }
-                }
-            };
-            let mut dict: Vec<u8> = Vec::new();
-            let mut first = true;
-            loop {
+            for k in 0.. {
                 let mut buf = vec![0u8; CHUNK];
-                let n = match read_full(&mut src, &mut buf) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
+                let job = match read_full(&mut src, &mut buf) {
+                    Ok(0) if k > 0 => return,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Ok(buf)
                     }
+                    Err(e) => Err(e),
                 };
-                if n == 0 {
-                    break;
-                }
-                buf.truncate(n);
-                let next_dict = buf[buf.len().saturating_sub(WINDOW)..].to_vec();
-                let d = std::mem::replace(&mut dict, next_dict);
-                inflight.push_back(std::thread::spawn(move || deflate_chunk(&buf, &d, level)));
-                if first {
-                    first = false;
-                    if tx.send(Ok(HEADER.to_vec())).is_err() {
-                        return;
-                    }
-                }
-                if inflight.len() > workers {
-                    if let Some(h) = inflight.pop_front() {
-                        if !emit(h, &mut total) {
-                            return;
-                        }
-                    }
-                }
-            }
-            if first && tx.send(Ok(HEADER.to_vec())).is_err() {
-                return;
-            }
-            while let Some(h) = inflight.pop_front() {
-                if !emit(h, &mut total) {
+                let failed = job.is_err();
+                if jobs[k % workers].send(job).is_err() || failed {
                     return;
                 }
             }
-            let mut trailer = LAST_BLOCK.to_vec();
-            trailer.extend_from_slice(&total.sum().to_le_bytes());
-            trailer.extend_from_slice(&total.amount().to_le_bytes());
-            let _ = tx.send(Ok(trailer));
         });
         ParallelGzip {
-            rx,
+            results,
+            next: 0,
             current: Vec::new(),
             pos: 0,
             done: false,
@@ -165,16 +118,19 @@ impl Read for ParallelGzip {
             if self.done {
                 return Ok(0);
             }
-            match self.rx.recv() {
-                Ok(Ok(chunk)) => {
-                    self.current = chunk;
+            let turn = self.next % self.results.len();
+            match self.results[turn].recv() {
+                Ok(Ok(member)) => {
+                    self.current = member;
                     self.pos = 0;
+                    self.next += 1;
                 }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => {
+                Ok(Err(e)) => {
                     self.done = true;
-                    return Ok(0);
+                    return Err(e);
                 }
+                // The worker whose turn it is has no more: the input ended.
+                Err(_) => self.done = true,
             }
         }
         let n = out.len().min(self.current.len() - self.pos);
@@ -188,17 +144,16 @@ impl Read for ParallelGzip {
 mod tests {
     use super::*;
 
-    fn gzip(input: &[u8], workers: usize) -> Vec<u8> {
+    fn gzip(input: &[u8], workers: usize, level: u32) -> Vec<u8> {
         let mut gz = Vec::new();
-        ParallelGzip::new(io::Cursor::new(input.to_vec()), workers, 1)
+        ParallelGzip::new(io::Cursor::new(input.to_vec()), workers, level)
             .read_to_end(&mut gz)
             .unwrap();
         gz
     }
 
     #[test]
-    fn one_member_that_decodes_to_the_input() {
-        // Text-like data repeating across chunk borders, so the dictionaries matter.
+    fn members_in_order_that_decode_to_the_input() {
         let text: Vec<u8> = (0..(CHUNK * 3 + 12345))
             .map(|i| b"the quick brown fox jumps over the lazy dog "[(i * 7 / 5) % 44])
             .collect();
@@ -206,27 +161,64 @@ mod tests {
             Vec::new(),
             vec![42u8],
             text[..CHUNK - 1].to_vec(),
+            text[..CHUNK].to_vec(),
             text.clone(),
         ] {
-            for workers in [1, 2] {
-                let gz = gzip(&input, workers);
-                // A single-member decoder reads all of it (and checks CRC and length).
-                let mut back = Vec::new();
-                let mut d = flate2::read::GzDecoder::new(&gz[..]);
-                d.read_to_end(&mut back).unwrap();
-                assert_eq!(back, input);
+            for workers in [1, 2, 3] {
+                for level in [0, 1, 6] {
+                    let gz = gzip(&input, workers, level);
+                    // Go's reader, like MultiGzDecoder, reads every member (CRCs and lengths
+                    // checked).
+                    let mut back = Vec::new();
+                    flate2::read::MultiGzDecoder::new(&gz[..])
+                        .read_to_end(&mut back)
+                        .unwrap();
+                    assert_eq!(
+                        back,
+                        input,
+                        "{} bytes, {workers} workers, level {level}",
+                        input.len()
+                    );
+                    let members = input.len().div_ceil(CHUNK).max(1);
+                    assert!(gz.windows(3).filter(|w| *w == [0x1f, 0x8b, 8]).count() >= members);
+                }
             }
         }
-        // Chunks use the previous chunk as dictionary: about as small as one deflate.
-        let mut one = flate2::write::GzEncoder::new(Vec::new(), Compression::new(1));
+    }
+
+    #[test]
+    fn compresses_about_as_well_as_one_deflate() {
+        let text: Vec<u8> = (0..(CHUNK * 4))
+            .map(|i| b"the quick brown fox jumps over the lazy dog "[(i * 7 / 5) % 44])
+            .collect();
+        let mut one = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(1));
         std::io::Write::write_all(&mut one, &text).unwrap();
         let one = one.finish().unwrap();
-        let ours = gzip(&text, 2);
+        let ours = gzip(&text, 2, 1);
         assert!(
             ours.len() < one.len() * 11 / 10,
             "{} vs {}",
             ours.len(),
             one.len()
         );
+    }
+
+    #[test]
+    fn a_read_error_reaches_the_reader() {
+        struct Failing(usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::other("disk gone"));
+                }
+                let n = buf.len().min(self.0);
+                buf[..n].fill(7);
+                self.0 -= n;
+                Ok(n)
+            }
+        }
+        let mut gz = ParallelGzip::new(Failing(CHUNK * 2 + 5), 2, 1);
+        let err = gz.read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(err.to_string(), "disk gone");
     }
 }

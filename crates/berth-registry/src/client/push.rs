@@ -20,10 +20,10 @@ use crate::protocol::{self, Descriptor, ManifestView};
 pub struct PushOptions {
     /// Gzip uncompressed layers on the way (the manifest is rewritten to match).
     pub compress: bool,
-    /// Gzip level (1 fastest .. 9 smallest). The default, 2, is zlib-rs' first level with
-    /// lazy-free hash chains: a 200 MB rootfs becomes 51 MB (level 1: 63 MB, level 6: 46 MB)
-    /// at about 210 MB/s per core (level 1: 300, level 6: 65). `push --compression-level`
-    /// picks another.
+    /// Gzip level (1 fastest .. 9 smallest, libdeflate's). With the default, 2, a 200 MB
+    /// rootfs becomes 47 MB at about 230 MB/s per core (level 1: 49 MB at 290 MB/s, level 6:
+    /// 44 MB at 135 MB/s; Go's default level, which skopeo uses, 46 MB). `push
+    /// --compression-level` picks another.
     pub gzip_level: u32,
     /// Threads for gzip.
     pub gzip_workers: usize,
