@@ -781,9 +781,17 @@ impl Engine {
                 ..Default::default()
             },
         );
-        session.login().map_err(RegistryError::from)?;
+        // A refresh token, when the registry's token service gives one, is stored instead
+        // of the password (as Docker stores an identity token).
+        let stored = match session.login().map_err(RegistryError::from)? {
+            Some(token) => Credentials {
+                username: client::credentials::IDENTITY_TOKEN_USER.to_owned(),
+                password: token,
+            },
+            None => creds,
+        };
         CredentialStore::default_location()
-            .store(&host, &creds)
+            .store(&host, &stored)
             .map_err(RegistryError::from)?;
         Ok(host)
     }

@@ -707,8 +707,15 @@ fn credential_helper_stores_and_supplies_credentials() {
         assert_eq!(config["experimental"], "enabled");
         assert!(!config.to_string().contains("s3cret"));
         let stored = fs::read_to_string(helper.1.join(addr.replace(':', "_"))).unwrap();
-        assert!(stored.contains("\"Secret\":\"s3cret\""), "{stored}");
-        assert!(stored.contains("\"Username\":\"alice\""), "{stored}");
+        if n == 0 {
+            // Basic auth: the password is what there is to keep.
+            assert!(stored.contains("\"Secret\":\"s3cret\""), "{stored}");
+            assert!(stored.contains("\"Username\":\"alice\""), "{stored}");
+        } else {
+            // A token service: its refresh token is kept instead, as Docker keeps it.
+            assert!(!stored.contains("s3cret"), "{stored}");
+            assert!(stored.contains("\"Username\":\"<token>\""), "{stored}");
+        }
 
         let out = env.run_with_helper(&format!("src{n}"), &["push", &reference], &helper, "");
         let digest = pushed_digest(&assert_ok(&out, "push"));
@@ -745,6 +752,47 @@ fn credential_helper_stores_and_supplies_credentials() {
         err.contains("error getting credentials - err: exec: \"docker-credential-missing\": executable file not found in $PATH"),
         "{err}"
     );
+}
+
+/// Login to a registry with a token service keeps the refresh token it grants (offline
+/// access, as Docker's login asks for it), never the password; push and pull use it; an
+/// entry as Docker writes it (`auth` with an empty password next to `identitytoken`) works.
+#[test]
+fn login_keeps_the_refresh_token_not_the_password() {
+    let test = "login_keeps_the_refresh_token_not_the_password";
+    if !require_root(test) || !require_tool(test, "htpasswd") {
+        return;
+    }
+    let env = Env::new();
+    let ht = env.path("htpasswd");
+    write_htpasswd(&ht, "carol", "hunter2");
+    let (_srv, addr) = env.serve("storage", &["--htpasswd", ht.to_str().unwrap()]);
+    let reference = format!("{addr}/carol/busybox:1");
+    env.import_busybox("r1", &reference);
+    let helper = (std::env::var("PATH").unwrap_or_default(), env.path("none"));
+    let out = env.run_with_helper(
+        "r1",
+        &["login", "-u", "carol", "--password-stdin", &addr],
+        &helper,
+        "hunter2\n",
+    );
+    assert!(assert_ok(&out, "login").contains("Login Succeeded"));
+    let text = fs::read_to_string(env.path("docker-config/config.json")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let entry = &config["auths"][addr.as_str()];
+    let token = entry["identitytoken"].as_str().unwrap_or("").to_owned();
+    assert!(!token.is_empty(), "{config}");
+    assert!(entry.get("auth").is_none(), "{config}");
+    assert!(!text.contains("hunter2"), "{text}");
+    let digest = pushed_digest(&env.ok("r1", &["push", &reference]));
+
+    // Docker's form of the same entry.
+    env.write_docker_config(&serde_json::json!({"auths": {addr.as_str(): {
+        "auth": "Y2Fyb2w6", // carol: (an empty password)
+        "identitytoken": token,
+    }}}));
+    let out = env.ok("r2", &["pull", &reference]);
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
 }
 
 /// A token service that wants the OAuth2 form POST (its GET answers 405): login, push and

@@ -225,6 +225,17 @@ impl CredentialStore {
             if normalize_key(key) != want {
                 continue;
             }
+            // An identity token wins over `auth` (Docker writes both, the password empty).
+            if let Some(t) = entry
+                .get("identitytoken")
+                .and_then(|v| v.as_str())
+                .filter(|t| !t.is_empty())
+            {
+                return Ok(Some(Credentials {
+                    username: IDENTITY_TOKEN_USER.to_owned(),
+                    password: t.to_owned(),
+                }));
+            }
             if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
                 let raw = STANDARD
                     .decode(auth.trim())
@@ -237,16 +248,6 @@ impl CredentialStore {
                 return Ok(Some(Credentials {
                     username: u.to_owned(),
                     password: p.to_owned(),
-                }));
-            }
-            if let Some(t) = entry
-                .get("identitytoken")
-                .and_then(|v| v.as_str())
-                .filter(|t| !t.is_empty())
-            {
-                return Ok(Some(Credentials {
-                    username: IDENTITY_TOKEN_USER.to_owned(),
-                    password: t.to_owned(),
                 }));
             }
             if let (Some(u), Some(p)) = (

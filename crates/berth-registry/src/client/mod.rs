@@ -454,6 +454,9 @@ struct TokenAnswer {
     token: Option<String>,
     #[serde(default)]
     access_token: Option<String>,
+    /// An OAuth2 refresh token (offline access, asked for at login): the identity token.
+    #[serde(default)]
+    refresh_token: Option<String>,
 }
 
 /// A session with one registry.
@@ -465,6 +468,8 @@ pub struct Session {
     credentials: Option<Credentials>,
     challenge: Mutex<Option<Challenge>>,
     tokens: Mutex<HashMap<String, String>>,
+    /// The refresh token a token answer carried (only login asks for one).
+    refresh: Mutex<Option<String>>,
     options: EndpointOptions,
 }
 
@@ -608,6 +613,7 @@ impl Session {
             credentials,
             challenge: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
+            refresh: Mutex::new(None),
             options,
         }
     }
@@ -690,21 +696,23 @@ impl Session {
     }
 
     /// Checks the credentials against the registry (as `docker login` does).
-    pub fn login(&self) -> Result<(), ClientError> {
+    pub fn login(&self) -> Result<Option<String>, ClientError> {
         let base = self.ping()?;
         let url = format!("{base}/v2/");
         let challenge = self.challenge.lock().ok().and_then(|c| c.clone());
         let Some(challenge) = challenge else {
             // The registry asks for nothing: any credentials "work", as with Docker.
-            return Ok(());
+            return Ok(None);
         };
         if challenge.scheme == "bearer" {
+            // Offline access asked for, as Docker's login does: a token service that grants
+            // it answers with a refresh token, kept instead of the password.
             self.fetch_token(&challenge, "", &url)?;
-            return Ok(());
+            return Ok(self.refresh.lock().ok().and_then(|mut r| r.take()));
         }
         let headers = self.auth_header_basic();
         match self.send_with_retry("GET", &url, &headers, || RequestBody::Empty, None) {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(None),
             Err(Raw::Status(401, _)) | Err(Raw::Status(403, _)) => Err(ClientError::Unauthorized {
                 url,
                 message: "incorrect username or password".into(),
@@ -747,6 +755,10 @@ impl Session {
         for s in scope.split(' ').filter(|s| !s.is_empty()) {
             url.push_str(&format!("{sep}scope={}", encode(s)));
             sep = '&';
+        }
+        if scope.is_empty() && self.credentials.is_some() {
+            // Login: Docker's token flow asks for a refresh token with offline_token.
+            url.push_str(&format!("{sep}offline_token=true&client_id=berth"));
         }
         let refused = || ClientError::Unauthorized {
             url: for_url.to_owned(),
@@ -796,6 +808,9 @@ impl Session {
             })?;
         if let Ok(mut t) = self.tokens.lock() {
             t.insert(scope.to_owned(), token.clone());
+        }
+        if let (Some(r), Ok(mut slot)) = (answer.refresh_token, self.refresh.lock()) {
+            *slot = Some(r);
         }
         Ok(token)
     }

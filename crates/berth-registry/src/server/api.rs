@@ -526,8 +526,8 @@ where
 }
 
 /// The token service: `GET` with basic auth (Docker's token flow), or the OAuth2 form `POST`
-/// with `grant_type=password` or `refresh_token` (a refresh token is issued when
-/// `access_type=offline`, as Docker's client asks at login).
+/// with `grant_type=password` or `refresh_token`. A refresh token is issued when asked for
+/// as Docker's client asks at login: `offline_token=true` (GET), `access_type=offline` (POST).
 async fn token(reg: &Arc<Registry>, req: Request<Incoming>) -> Result<Response<Body>> {
     let Some(auth) = &reg.auth else {
         return Err(RequestError::RouteUnknown);
@@ -538,7 +538,9 @@ async fn token(reg: &Arc<Registry>, req: Request<Incoming>) -> Result<Response<B
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        (auth.identify(value), scope_params(&q), false)
+        // Docker's token flow asks for a refresh token with offline_token=true.
+        let offline = param(&q, "offline_token") == Some("true");
+        (auth.identify(value), scope_params(&q), offline)
     } else if req.method() == Method::POST {
         let body = read_limited(req.into_body(), 64 * 1024).await?;
         let form = parse_pairs(&String::from_utf8_lossy(&body));
