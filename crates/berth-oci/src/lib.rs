@@ -15,7 +15,8 @@
 //! - [`layer`]: [`apply_layer`] (secure, streaming, one snapshot per layer, whiteouts to
 //!   overlayfs), [`diff_upper`] and [`write_dir_tar`] (deterministic layer tars),
 //!   [`remove_snapshot`];
-//! - [`archive`]: docker-archive and OCI-layout archives.
+//! - [`archive`]: docker-archive and OCI-layout archives;
+//! - [`writeback`]: blob files sent to the disk while they grow, so their final fsync is short.
 //!
 //! ```
 //! use berth_oci::{Digest, ImageRef};
@@ -32,6 +33,7 @@ pub mod layer;
 pub mod manifest;
 pub mod media;
 pub mod reference;
+pub mod writeback;
 
 pub use digest::{Digest, DigestError, DigestReader, DigestWriter, Hasher};
 pub use layer::{

@@ -10,7 +10,7 @@
 //! and anonymous auth, credentials in a Docker-compatible `config.json` or its credential
 //! helpers, manifest lists and OCI indexes (pulled per platform or whole, pushed whole),
 //! parallel verified blob transfers with retries and resume, and parallel gzip on push.
-//! Blob files are flushed while they arrive ([`write_behind`]), so the fsync before a blob
+//! Blob files go to the disk while they arrive ([`berth_oci::writeback`]), so the fsync before a blob
 //! is acknowledged is short.
 //! It writes pulled blobs to a [`client::BlobSink`] and reads pushed blobs from a
 //! [`client::BlobSource`]; `berth-engine` implements both with the local store.
@@ -30,7 +30,6 @@ pub mod name;
 pub mod protocol;
 pub mod server;
 pub mod test_support;
-pub mod write_behind;
 
 /// The broad kind of any error of this crate, for callers that map errors to exit codes or
 /// responses.

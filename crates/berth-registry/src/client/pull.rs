@@ -12,7 +12,7 @@ use berth_oci::{Digest, Hasher};
 use super::{BlobSink, ClientError, Progress, ProgressFn, RequestBody, Session};
 use crate::name::RepoName;
 use crate::protocol::{self, Descriptor, ManifestView, Platform};
-use crate::write_behind::WriteBehind;
+use berth_oci::writeback::WriteBehind;
 
 /// Largest manifest accepted from a registry.
 pub const MAX_MANIFEST: u64 = 4 << 20;
@@ -469,7 +469,7 @@ fn download(
                 });
             }
         }
-        file = out.finish().map_err(io)?;
+        file = out.into_inner();
         // The copy ends here; whether it was whole is told after the verification below.
         tee_whole = teed && tee.is_some() && have == desc.size;
         drop(tee);
