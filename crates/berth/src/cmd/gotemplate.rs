@@ -7,6 +7,13 @@
 //! `else` and `end`, and the functions Docker's templates use most: `json`, `join`, `split`,
 //! `lower`, `upper`, `title`, `truncate`, `pad`, `print`, `println`, `printf`, `len`, `index`,
 //! `eq`, `ne`, `not`, `and`, `or`.
+//!
+//! Docker's listings (`ps`, `images`, `stats`, ...) call methods with a key on their rows,
+//! `{{.Label "com.example.x"}}`. Rows here are JSON, so a field whose value is a map, called
+//! with one string argument, indexes that map; a missing key is an empty string, as the
+//! method returns. [`Template::execute_header`] runs a template for a table's header the way
+//! Docker's CLI does: on a map of column titles, with the string functions passing their
+//! value through and a keyed call giving the key's title.
 
 use std::fmt;
 
@@ -27,6 +34,11 @@ impl std::error::Error for TemplateError {}
 const FUNCS: &[&str] = &[
     "json", "join", "split", "lower", "upper", "title", "truncate", "pad", "print", "println",
     "printf", "len", "index", "eq", "ne", "not", "and", "or",
+];
+
+/// The functions whose value a table header shows untouched (Docker's `HeaderFunctions`).
+const HEADER_FUNCS: &[&str] = &[
+    "json", "split", "join", "title", "lower", "upper", "truncate",
 ];
 
 /// A parsed template.
@@ -91,7 +103,13 @@ impl Template {
             }
             items.push(Item::Text(lit));
             let Some(close) = text[inner_start..].find("}}") else {
-                return Err(parse_error(&text, start, "unclosed action"));
+                // `{{.Name}` is Go's "unexpected "}" in operand", `{{.Name` unclosed.
+                let why = if text[inner_start..].contains('}') {
+                    "unexpected \"}\" in operand"
+                } else {
+                    "unclosed action"
+                };
+                return Err(parse_error(&text, start, why));
             };
             let mut inner_end = inner_start + close;
             let mut trim_next = false;
@@ -123,9 +141,26 @@ impl Template {
         let ex = Exec {
             root: data,
             text: &self.text,
+            header: false,
         };
         ex.walk(&self.nodes, data, &mut out)?;
         Ok(out)
+    }
+
+    /// Runs the template for a table's header, as Docker's CLI: on `titles` (field name →
+    /// column title), where `json`, `split`, `join`, `title`, `lower`, `upper` and
+    /// `truncate` give back their value untouched, `.Field "a.b-c"` is the key's last dotted
+    /// part with `-` and `_` as spaces (`b c`), and a field with no title is `<no value>`.
+    /// Docker ignores errors in the header: what was rendered before one stays.
+    pub fn execute_header(&self, titles: &Value) -> String {
+        let mut out = String::new();
+        let ex = Exec {
+            root: titles,
+            text: &self.text,
+            header: true,
+        };
+        let _ = ex.walk(&self.nodes, titles, &mut out);
+        out
     }
 }
 
@@ -402,6 +437,8 @@ fn parse_pipe(
 struct Exec<'a> {
     root: &'a Value,
     text: &'a str,
+    /// Rendering a table header ([`Template::execute_header`]).
+    header: bool,
 }
 
 impl Exec<'_> {
@@ -474,6 +511,9 @@ impl Exec<'_> {
                 args.push(self.arg(a, dot)?);
             }
             args.extend(prev);
+            if self.header && HEADER_FUNCS.contains(&name.as_str()) {
+                return Ok(args.into_iter().next().unwrap_or(Value::Null));
+            }
             return call(name, &args).map_err(|e| {
                 TemplateError(format!(
                     "template: :{}: executing \"\" at <{name}>: error calling {name}: {e}",
@@ -482,11 +522,66 @@ impl Exec<'_> {
             });
         }
         if cmd.len() > 1 || prev.is_some() {
-            return Err(TemplateError(
-                "template: :1: can't give argument to non-function".into(),
-            ));
+            return self.keyed(first, &cmd[1..], dot, prev);
         }
         self.arg(first, dot)
+    }
+
+    /// `.Field "key"` (or `"key" | .Field`): Docker's keyed methods (`.Label "k"`) on a
+    /// field that holds a map; the key indexes the map, a missing key is "".
+    fn keyed(
+        &self,
+        field: &Arg,
+        args: &[Arg],
+        dot: &Value,
+        prev: Option<Value>,
+    ) -> Result<Value, TemplateError> {
+        let Arg::Field { pos, src, .. } = field else {
+            return Err(TemplateError(format!(
+                "template: :1: can't give argument to non-function {}",
+                arg_text(field)
+            )));
+        };
+        let mut values = Vec::new();
+        for a in args {
+            values.push(self.arg(a, dot)?);
+        }
+        values.extend(prev);
+        let fail = |why: String| {
+            let line_start = self.text[..*pos].rfind('\n').map_or(0, |i| i + 1);
+            TemplateError(format!(
+                "template: :{}:{}: executing \"\" at <{src}>: {why}",
+                line_of(self.text, *pos),
+                pos - line_start
+            ))
+        };
+        let key = match values.as_slice() {
+            [Value::String(key)] => key,
+            [other] => {
+                return Err(fail(format!(
+                    "wrong type for value; expected string; got {}",
+                    go_type(other)
+                )))
+            }
+            _ => {
+                return Err(fail(format!(
+                    "wrong number of args for {}: want 1 got {}",
+                    src.rsplit('.').next().unwrap_or(src),
+                    values.len()
+                )))
+            }
+        };
+        if self.header {
+            let last = key.rsplit('.').next().unwrap_or(key);
+            return Ok(Value::String(last.replace(['-', '_'], " ")));
+        }
+        match self.arg(field, dot)? {
+            Value::Object(m) => Ok(m
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| Value::String(String::new()))),
+            _ => Err(fail(format!("can't give argument to non-function {src}"))),
+        }
     }
 
     fn arg(&self, a: &Arg, dot: &Value) -> Result<Value, TemplateError> {
@@ -501,6 +596,13 @@ impl Exec<'_> {
                 src,
             } => {
                 let mut cur = if *root { self.root } else { dot };
+                if self.header {
+                    // Titles are a flat map: anything else has no title.
+                    for k in keys {
+                        cur = cur.get(k).unwrap_or(&Value::Null);
+                    }
+                    return Ok(cur.clone());
+                }
                 for k in keys {
                     let fail = |why: String| {
                         let line_start = self.text[..*pos].rfind('\n').map_or(0, |i| i + 1);
@@ -528,6 +630,16 @@ impl Exec<'_> {
                 Ok(cur.clone())
             }
         }
+    }
+}
+
+/// An argument as written, for error messages.
+fn arg_text(a: &Arg) -> String {
+    match a {
+        Arg::Field { src, .. } => src.clone(),
+        Arg::Literal(v) => serde_json::to_string(v).unwrap_or_default(),
+        Arg::Func(name) => name.clone(),
+        Arg::Sub(_) => "(...)".into(),
     }
 }
 
@@ -825,5 +937,57 @@ mod tests {
             "template: :1:6: executing \"\" at <.State.Nope>: map has no entry for key \"Nope\""
         );
         assert_eq!(run("{{.Gone}}", &v).unwrap(), "<no value>");
+    }
+
+    #[test]
+    fn keyed_calls_index_a_map_field() {
+        let v = json!({"Names": "web", "Label": {"com.example.app-name": "shop", "k": "v"}});
+        assert_eq!(
+            run(
+                "{{.Names}} {{.Label \"com.example.app-name\"}}|{{.Label \"nope\"}}|",
+                &v
+            )
+            .unwrap(),
+            "web shop||"
+        );
+        assert_eq!(run("{{\"k\" | .Label | upper}}", &v).unwrap(), "V");
+        assert_eq!(run("{{upper (.Label \"k\")}}", &v).unwrap(), "V");
+        assert_eq!(
+            run("{{.Label \"k\" \"z\"}}", &v).unwrap_err(),
+            "template: :1:2: executing \"\" at <.Label>: wrong number of args for Label: want 1 got 2"
+        );
+        assert_eq!(
+            run("{{.Names \"k\"}}", &v).unwrap_err(),
+            "template: :1:2: executing \"\" at <.Names>: can't give argument to non-function .Names"
+        );
+        assert_eq!(
+            run("{{.Label 1}}", &v).unwrap_err(),
+            "template: :1:2: executing \"\" at <.Label>: wrong type for value; expected string; got int"
+        );
+    }
+
+    #[test]
+    fn headers_show_titles_as_docker() {
+        let titles = json!({"Names": "NAMES", "Repository": "REPOSITORY"});
+        let header = |t: &str| Template::parse(t).unwrap().execute_header(&titles);
+        assert_eq!(
+            header("{{.Names}}\\t{{.Label \"com.example.app-name\"}}\\t{{.Label \"a_b\"}}"),
+            "NAMES\tapp name\ta b"
+        );
+        assert_eq!(
+            header("{{.Repository | upper}} {{lower .Names}}"),
+            "REPOSITORY NAMES"
+        );
+        assert_eq!(header("{{.Other}}"), "<no value>");
+        // Docker keeps what rendered before an error.
+        assert_eq!(header("{{.Names}} {{index .Names 1}}"), "NAMES ");
+    }
+
+    #[test]
+    fn a_lone_brace_is_gos_operand_error() {
+        assert_eq!(
+            run("{{.Name}", &json!({})).unwrap_err(),
+            "template: :1: unexpected \"}\" in operand"
+        );
     }
 }

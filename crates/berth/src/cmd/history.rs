@@ -81,7 +81,7 @@ pub fn run(g: &GlobalOpts, a: HistoryArgs) -> anyhow::Result<i32> {
                     ("Size", "SIZE"),
                     ("Comment", "COMMENT"),
                 ],
-            ),
+            )?,
             _ => print_columns(
                 &rows,
                 &[

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 
 use berth_engine::images::PruneFilter;
 
-use super::images::{human_size, render_template};
+use super::images::human_size;
 use super::GlobalOpts;
 
 /// `image COMMAND`
@@ -93,6 +93,14 @@ pub(crate) fn print_json(v: &serde_json::Value) {
 /// the status is 1.
 pub fn inspect(g: &GlobalOpts, a: InspectArgs) -> anyhow::Result<i32> {
     crate::exit::status_1(|| {
+        // As `inspect`: a template that does not parse is refused first, status 64.
+        let template = match a.format.as_deref() {
+            Some("json") => None,
+            f => match super::inspect::parse_format(f) {
+                Ok(t) => t,
+                Err(code) => return Ok(code),
+            },
+        };
         let engine = g.engine()?;
         let mut docs = Vec::new();
         let mut status = 0;
@@ -105,18 +113,17 @@ pub fn inspect(g: &GlobalOpts, a: InspectArgs) -> anyhow::Result<i32> {
                 }
             }
         }
+        if let Some(t) = &template {
+            let printed = super::inspect::print(&docs, Some(t))?;
+            return Ok(status.max(printed));
+        }
         match a.format.as_deref() {
-            None | Some("") => print_json(&serde_json::Value::Array(docs)),
             Some("json") => {
                 for d in &docs {
                     println!("{}", serde_json::to_string(d).unwrap_or_default());
                 }
             }
-            Some(t) => {
-                for d in &docs {
-                    println!("{}", render_template(t, d));
-                }
-            }
+            _ => print_json(&serde_json::Value::Array(docs)),
         }
         Ok(status)
     })

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use berth_engine::images::{ImageFilter, ImageSummary, ListOptions};
 
-use super::gotemplate::go_string;
+use super::gotemplate::{Template, TemplateError};
 use super::GlobalOpts;
 
 /// `images [OPTIONS] [REPOSITORY[:TAG]]`
@@ -53,7 +53,7 @@ pub fn run(g: &GlobalOpts, a: ImagesArgs) -> anyhow::Result<i32> {
             all: a.all,
             filters,
         })?;
-        print_images(&images, &a);
+        print_images(&images, &a)?;
         Ok(0)
     })
 }
@@ -118,7 +118,7 @@ pub(crate) fn split_tag(t: &str) -> (&str, &str) {
     }
 }
 
-fn print_images(images: &[ImageSummary], a: &ImagesArgs) {
+fn print_images(images: &[ImageSummary], a: &ImagesArgs) -> anyhow::Result<()> {
     let rows = rows(images);
     let id_of = |img: &ImageSummary| {
         if a.no_trunc {
@@ -135,7 +135,7 @@ fn print_images(images: &[ImageSummary], a: &ImagesArgs) {
                 let _ = writeln!(out, "{}", id_of(&r.image));
             }
         }
-        return;
+        return Ok(());
     }
     let json_of = |r: &Row| {
         json!({
@@ -166,8 +166,12 @@ fn print_images(images: &[ImageSummary], a: &ImagesArgs) {
                     ("CreatedSince", "CREATED"),
                     ("CreatedAt", "CREATED AT"),
                     ("Size", "SIZE"),
+                    ("Containers", "CONTAINERS"),
+                    ("SharedSize", "SHARED SIZE"),
+                    ("UniqueSize", "UNIQUE SIZE"),
+                    ("VirtualSize", "VIRTUAL SIZE"),
                 ],
-            );
+            )?;
         }
         _ => {
             let mut table = vec![];
@@ -192,120 +196,94 @@ fn print_images(images: &[ImageSummary], a: &ImagesArgs) {
             print_table(&table);
         }
     }
+    Ok(())
 }
 
-/// Prints `values` as `--format` asks: `json` (one object per line), `table TEMPLATE` (a
-/// header from `headers`, then rows), or a template per value.
-pub(crate) fn print_formatted(format: &str, values: &[Value], headers: &[(&str, &str)]) {
-    let mut out = std::io::stdout().lock();
-    if format == "json" {
-        for v in values {
-            let _ = writeln!(out, "{}", serde_json::to_string(v).unwrap_or_default());
+/// A listing's `--format`, as Docker's CLI takes it: `json` (one object per row),
+/// `table TEMPLATE` (a header, then a row per value, aligned as Docker's tabwriter), or a Go
+/// template ([`Template`]) per row.
+pub(crate) enum ListFormat {
+    Json,
+    Table(Template),
+    Rows(Template),
+}
+
+impl ListFormat {
+    /// Parses `format`. A template that does not parse is Docker's one line on stderr,
+    /// `template parsing error: template: :1: unclosed action`, and status 1.
+    pub(crate) fn parse(format: &str) -> anyhow::Result<ListFormat> {
+        if format == "json" {
+            return Ok(ListFormat::Json);
         }
-        return;
-    }
-    if let Some(t) = format.strip_prefix("table") {
-        let t = t.trim_start();
-        let header = headers.iter().fold(unescape(t), |acc, (field, title)| {
-            acc.replace(&format!("{{{{.{field}}}}}"), title)
-        });
-        let header = keyed_headers(&header);
-        let mut table = vec![header.split('\t').map(str::to_owned).collect::<Vec<_>>()];
-        for v in values {
-            table.push(
-                render_template(t, v)
-                    .split('\t')
-                    .map(str::to_owned)
-                    .collect(),
-            );
-        }
-        drop(out);
-        print_table(&table);
-        return;
-    }
-    for v in values {
-        let _ = writeln!(out, "{}", render_template(format, v));
-    }
-}
-
-fn unescape(t: &str) -> String {
-    t.replace("\\t", "\t").replace("\\n", "\n")
-}
-
-/// Renders a Go-template subset against `v`: `{{.Field}}`, `{{.A.B}}`, `{{json .X}}`,
-/// `{{json .}}`, `{{.}}`; `\t` and `\n` escapes.
-pub(crate) fn render_template(template: &str, v: &Value) -> String {
-    let t = unescape(template);
-    let mut out = String::new();
-    let mut rest = t.as_str();
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
+        let (table, text) = match format.strip_prefix("table") {
+            Some(rest) => (true, rest.trim_matches(' ')),
+            None => (false, format),
         };
-        let action = rest[start + 2..start + end].trim();
-        rest = &rest[start + end + 2..];
-        let (json_out, path) = match action.strip_prefix("json ") {
-            Some(p) => (true, p.trim()),
-            None => (false, action),
-        };
-        // `.Label "key"`: Docker's method with a key; here the key indexes the field's map
-        // (a missing key prints nothing, as the method returns "").
-        if let Some((field, key)) = keyed_field(path) {
-            let value = v.get(field).and_then(|m| m.get(key));
-            out.push_str(&value.map(go_string).unwrap_or_default());
-            continue;
-        }
-        let mut cur = Some(v);
-        for part in path
-            .trim_start_matches('.')
-            .split('.')
-            .filter(|p| !p.is_empty())
-        {
-            cur = cur.and_then(|c| c.get(part));
-        }
-        let value = cur.cloned().unwrap_or(Value::Null);
-        if json_out {
-            out.push_str(&serde_json::to_string(&value).unwrap_or_default());
+        let template = Template::parse(text).map_err(template_error)?;
+        Ok(if table {
+            ListFormat::Table(template)
         } else {
-            out.push_str(&go_string(&value));
-        }
+            ListFormat::Rows(template)
+        })
     }
-    out.push_str(rest);
-    out
-}
 
-/// `.Field "key"` split into its field and key.
-fn keyed_field(action: &str) -> Option<(&str, &str)> {
-    let (field, arg) = action.split_once(' ')?;
-    let field = field.strip_prefix('.')?;
-    let key = arg.trim().strip_prefix('"')?.strip_suffix('"')?;
-    (!field.is_empty() && !field.contains('.') && !key.contains('"')).then_some((field, key))
-}
-
-/// A table header's `{{.Label "com.example.some-key"}}` as Docker's header shows it: the
-/// key's last dotted part, `-` and `_` as spaces (`some key`).
-fn keyed_headers(header: &str) -> String {
-    let mut out = String::new();
-    let mut rest = header;
-    while let Some(start) = rest.find("{{") {
-        let Some(end) = rest[start..].find("}}") else {
-            break;
-        };
-        out.push_str(&rest[..start]);
-        let action = rest[start + 2..start + end].trim();
-        match keyed_field(action) {
-            Some((_, key)) => {
-                let last = key.rsplit('.').next().unwrap_or(key);
-                out.push_str(&last.replace(['-', '_'], " "));
+    /// Prints `values`; `titles` (field, column title) head a table's columns. Every row is
+    /// rendered before anything is printed, so a row the template fails on (a missing
+    /// field) is the same one-line error and status 1, with nothing on stdout, as Docker.
+    pub(crate) fn print(&self, values: &[Value], titles: &[(&str, &str)]) -> anyhow::Result<()> {
+        let mut text = String::new();
+        let template = match self {
+            ListFormat::Json => {
+                for v in values {
+                    text.push_str(&serde_json::to_string(v)?);
+                    text.push('\n');
+                }
+                std::io::stdout().lock().write_all(text.as_bytes())?;
+                return Ok(());
             }
-            None => out.push_str(&rest[start..start + end + 2]),
+            ListFormat::Table(t) => {
+                let titles: serde_json::Map<String, Value> = titles
+                    .iter()
+                    .map(|(field, title)| (field.to_string(), Value::from(*title)))
+                    .collect();
+                text.push_str(&t.execute_header(&Value::Object(titles)));
+                text.push('\n');
+                t
+            }
+            ListFormat::Rows(t) => t,
+        };
+        for v in values {
+            text.push_str(&template.execute(v).map_err(template_error)?);
+            text.push('\n');
         }
-        rest = &rest[start + end + 2..];
+        if let ListFormat::Table(_) = self {
+            let rows: Vec<Vec<String>> = text
+                .strip_suffix('\n')
+                .unwrap_or(&text)
+                .split('\n')
+                .map(|line| line.split('\t').map(str::to_owned).collect())
+                .collect();
+            print_table(&rows);
+            return Ok(());
+        }
+        std::io::stdout().lock().write_all(text.as_bytes())?;
+        Ok(())
     }
-    out.push_str(rest);
-    out
+}
+
+/// Prints `values` as the `--format` `format` asks ([`ListFormat`]).
+pub(crate) fn print_formatted(
+    format: &str,
+    values: &[Value],
+    titles: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    ListFormat::parse(format)?.print(values, titles)
+}
+
+/// Docker's line for a `--format` that does not parse or run; the status is 1.
+fn template_error(e: TemplateError) -> anyhow::Error {
+    eprintln!("template parsing error: {e}");
+    crate::exit::ExitStatus(crate::exit::CLI_ERROR).into()
 }
 
 /// Prints rows as Docker's tabwriter does (columns padded by 3, at least 10 wide; the last
@@ -464,22 +442,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keyed_fields_index_a_map_and_head_a_column() {
-        let v = serde_json::json!({"Label": {"com.example.app-name": "web"}, "Names": "n"});
-        assert_eq!(
-            render_template(
-                "{{.Names}} {{.Label \"com.example.app-name\"}}|{{.Label \"x\"}}|",
-                &v
-            ),
-            "n web||"
-        );
-        assert_eq!(
-            keyed_headers("NAMES\t{{.Label \"com.example.app-name\"}}\t{{.Other}}"),
-            "NAMES\tapp name\t{{.Other}}"
-        );
-    }
-
-    #[test]
     fn sizes_like_docker() {
         assert_eq!(human_size(0), "0B");
         assert_eq!(human_size(999), "999B");
@@ -501,9 +463,19 @@ mod tests {
     #[test]
     fn templates() {
         let v = json!({"Repository": "busybox", "Tag": "1", "Config": {"Cmd": ["sh"]}});
-        assert_eq!(render_template("{{.Repository}}:{{.Tag}}", &v), "busybox:1");
-        assert_eq!(render_template("{{json .Config.Cmd}}", &v), r#"["sh"]"#);
-        assert_eq!(render_template("{{.Config.Cmd}}", &v), "[sh]");
+        let render = |t: &str| Template::parse(t).unwrap().execute(&v).unwrap();
+        assert_eq!(render("{{.Repository}}:{{.Tag}}"), "busybox:1");
+        assert_eq!(render("{{json .Config.Cmd}}"), r#"["sh"]"#);
+        assert_eq!(render("{{.Config.Cmd}}"), "[sh]");
+        assert_eq!(render("{{.Repository | upper}}\\t{{.Tag}}"), "BUSYBOX\t1");
+        assert!(matches!(
+            ListFormat::parse("table {{.Repository}}").unwrap(),
+            ListFormat::Table(_)
+        ));
+        assert!(matches!(
+            ListFormat::parse("json").unwrap(),
+            ListFormat::Json
+        ));
         assert_eq!(created_at(0), "1970-01-01 00:00:00 +0000 UTC");
         assert_eq!(created_at(951782400), "2000-02-29 00:00:00 +0000 UTC");
     }

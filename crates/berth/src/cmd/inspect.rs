@@ -24,7 +24,7 @@ pub struct InspectArgs {
 
 /// Checks `--format` before anything is looked up, as Docker does: a template that does not
 /// parse is "template parsing error: ..." with status 64.
-fn parse_format(format: Option<&str>) -> Result<Option<Template>, i32> {
+pub(crate) fn parse_format(format: Option<&str>) -> Result<Option<Template>, i32> {
     match format {
         Some(f) if f != "json" && !f.is_empty() => match Template::parse(f) {
             Ok(t) => Ok(Some(t)),
@@ -39,7 +39,10 @@ fn parse_format(format: Option<&str>) -> Result<Option<Template>, i32> {
 
 /// Prints `values` (as JSON, or through the template); a template that fails on a value is
 /// an error for that value (status 1), the others still print.
-fn print(values: &[serde_json::Value], template: Option<&Template>) -> anyhow::Result<i32> {
+pub(crate) fn print(
+    values: &[serde_json::Value],
+    template: Option<&Template>,
+) -> anyhow::Result<i32> {
     let Some(t) = template else {
         println!("{}", serde_json::to_string_pretty(values)?);
         return Ok(0);

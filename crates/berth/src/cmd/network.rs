@@ -69,7 +69,8 @@ pub struct LsArgs {
     /// Filter output (`name=`, `id=`, `driver=`).
     #[arg(short, long)]
     pub filter: Vec<String>,
-    /// Output format: `table` (default) or `json` (one object per line).
+    /// Format output: 'table', 'table TEMPLATE', 'json' (one object per line), or a Go
+    /// template.
     #[arg(long)]
     pub format: Option<String>,
 }
@@ -230,16 +231,47 @@ fn ls(g: &GlobalOpts, a: LsArgs) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
-    if a.format.as_deref() == Some("json") || a.format.as_deref() == Some("{{json .}}") {
-        for n in &nets {
-            let v = serde_json::json!({
-                "ID": id(&n.id), "Name": n.name, "Driver": n.driver, "Scope": n.scope,
-                "IPv6": n.ipv6.to_string(), "Internal": n.internal.to_string(),
-                "Labels": n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
-            });
-            writeln!(out, "{v}")?;
+    let row = |n: &berth_engine::network::NetworkSummary| {
+        serde_json::json!({
+            "ID": id(&n.id), "Name": n.name, "Driver": n.driver, "Scope": n.scope,
+            "IPv6": n.ipv6.to_string(), "Internal": n.internal.to_string(),
+            "Labels": n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+        })
+    };
+    match a.format.as_deref() {
+        Some("json") | Some("{{json .}}") => {
+            for n in &nets {
+                writeln!(out, "{}", row(n))?;
+            }
+            return Ok(0);
         }
-        return Ok(0);
+        Some(f) if f != "table" && !f.is_empty() => {
+            let format = super::images::ListFormat::parse(f)?;
+            // `{{.Label "k"}}` indexes the labels as a map (Docker's `Label` method).
+            let values: Vec<_> = nets
+                .iter()
+                .map(|n| {
+                    let mut v = row(n);
+                    v["Label"] = serde_json::json!(n.labels);
+                    v
+                })
+                .collect();
+            drop(out);
+            format.print(
+                &values,
+                &[
+                    ("ID", "NETWORK ID"),
+                    ("Name", "NAME"),
+                    ("Driver", "DRIVER"),
+                    ("Scope", "SCOPE"),
+                    ("IPv6", "IPV6"),
+                    ("Internal", "INTERNAL"),
+                    ("Labels", "LABELS"),
+                ],
+            )?;
+            return Ok(0);
+        }
+        _ => {}
     }
     // Docker's tabwriter: every column as wide as its longest cell plus 3 (at least 10).
     let mut rows = vec![vec![

@@ -149,7 +149,8 @@ pub fn run(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<i32> {
             }
         }
         Some(t) if t != "table" && !t.is_empty() => {
-            // `{{.Label "k"}}` reads the labels as a map.
+            let format = super::images::ListFormat::parse(t)?;
+            // `{{.Label "k"}}` indexes the labels as a map (Docker's `Label` method).
             let values = rows
                 .iter()
                 .map(|r| {
@@ -158,8 +159,7 @@ pub fn run(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<i32> {
                     Ok(v)
                 })
                 .collect::<Result<Vec<_>, serde_json::Error>>()?;
-            super::images::print_formatted(
-                t,
+            format.print(
                 &values,
                 &[
                     ("ID", "CONTAINER ID"),
@@ -177,7 +177,7 @@ pub fn run(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<i32> {
                     ("Networks", "NETWORKS"),
                     ("LocalVolumes", "LOCAL VOLUMES"),
                 ],
-            );
+            )?;
         }
         _ => {
             let mut header = vec![

@@ -126,10 +126,10 @@ pub fn run(g: &GlobalOpts, a: StatsArgs) -> anyhow::Result<i32> {
             Err(e) => return Ok(super::container::daemon_error(&e)),
         }
     }
-    let format = match a.format.as_deref() {
+    let format = super::images::ListFormat::parse(match a.format.as_deref() {
         None | Some("") | Some("table") => DEFAULT_FORMAT,
         Some(f) => f,
-    };
+    })?;
     let redraw = !a.no_stream && std::io::stdout().is_terminal();
     if !a.no_stream {
         // Streaming into a pipe: end when the reader goes away (Rust ignores SIGPIPE).
@@ -170,7 +170,7 @@ pub fn run(g: &GlobalOpts, a: StatsArgs) -> anyhow::Result<i32> {
         if redraw {
             print!("\x1b[2J\x1b[H");
         }
-        super::images::print_formatted(format, &values(&rows, a.no_trunc), HEADERS);
+        format.print(&values(&rows, a.no_trunc), HEADERS)?;
         if a.no_stream || rows.is_empty() {
             return Ok(0);
         }

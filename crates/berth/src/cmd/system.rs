@@ -63,7 +63,7 @@ fn df(g: &GlobalOpts, a: DfArgs) -> anyhow::Result<i32> {
             json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
         ];
         match a.format.as_deref() {
-            Some(f) if f != "table" => print_formatted(f, &rows, DF_COLUMNS),
+            Some(f) if f != "table" => print_formatted(f, &rows, DF_COLUMNS)?,
             _ => print_columns(&rows, DF_COLUMNS),
         }
         Ok(0)
