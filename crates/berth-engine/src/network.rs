@@ -353,6 +353,16 @@ impl Net {
         }
     }
 
+    /// The network as berth's nftables rules see it.
+    fn bridge_net(&self) -> nft::BridgeNet<'_> {
+        nft::BridgeNet {
+            bridge: &self.rec.bridge,
+            subnet: &self.subnet,
+            subnet6: self.v6.as_ref().map(|(s, _)| s),
+            internal: self.rec.internal,
+        }
+    }
+
     /// The default bridge resolves no names (as Docker's); user-defined networks do.
     fn resolves_names(&self) -> bool {
         self.rec.name != "bridge"
@@ -720,11 +730,11 @@ impl<'a> Networks<'a> {
         self.store.delete_network(&n.id)?;
         if !n.bridge.is_empty() {
             if self.net_config()?.nftables {
-                if let Ok(subnet) = n.subnet.parse::<Ipv4Net>() {
+                if let Ok(net) = Net::from_record(n.clone()) {
                     let others = self.all_bridges();
                     nft::apply_each(
                         self.firewall(),
-                        &nft::remove_bridge(&n.bridge, &subnet, &others),
+                        &nft::remove_bridge(&net.bridge_net(), &others),
                     );
                 }
             }
@@ -1012,16 +1022,11 @@ impl<'a> Networks<'a> {
         ports: &[BoundPort],
     ) -> Result<()> {
         let fw = self.firewall();
-        nft::ensure_table(fw)?;
+        nft::ensure_table(fw, || self.nft_elements())?;
         let others = self.all_bridges();
         let mut script = String::new();
         for n in nets {
-            script.push_str(&nft::add_bridge(
-                &n.rec.bridge,
-                &n.subnet,
-                n.rec.internal,
-                &others,
-            ));
+            script.push_str(&nft::add_bridge(&n.bridge_net(), &others));
         }
         if let Some(addr) = nets.first().and_then(|n| addresses.get(&n.rec.name)) {
             script.push_str(&nft::add_dnat(&dnat_entries(
@@ -1032,6 +1037,40 @@ impl<'a> Networks<'a> {
         fw.apply(&script)?;
         nft::enable_ip_forward()?;
         Ok(())
+    }
+
+    /// The elements of every bridge network and of every running container's published
+    /// ports, for a table made anew ([`nft::ensure_table`]). Caller holds the network lock.
+    fn nft_elements(&self) -> String {
+        let others = self.all_bridges();
+        let mut script = String::new();
+        for rec in self.store.list_networks().unwrap_or_default() {
+            if rec.bridge.is_empty() {
+                continue;
+            }
+            if let Ok(n) = Net::from_record(rec) {
+                script.push_str(&nft::add_bridge(&n.bridge_net(), &others));
+            }
+        }
+        let mut first: BTreeMap<String, EndpointRecord> = BTreeMap::new();
+        for ep in self.store.all_endpoints().unwrap_or_default() {
+            if !self.netns_path(&ep.container_id).exists() {
+                continue;
+            }
+            let better = first
+                .get(&ep.container_id)
+                .is_none_or(|f| ep.container_ifname < f.container_ifname);
+            if better {
+                first.insert(ep.container_id.clone(), ep);
+            }
+        }
+        for (id, ep) in first {
+            if let Ok(addr) = ep.address.parse::<Ipv4Addr>() {
+                let ports = self.container_ports_by_id(&id).unwrap_or_default();
+                script.push_str(&nft::add_dnat(&dnat_entries(ports.into_iter(), addr)));
+            }
+        }
+        script
     }
 
     /// The container's endpoint on `n`: the stored one, else a new one with the `wanted`
@@ -1943,7 +1982,7 @@ mod tests {
             .args([
                 "list",
                 what,
-                "ip",
+                "inet",
                 "berth",
                 match what {
                     "map" => "dnat_tcp",
@@ -1980,14 +2019,14 @@ mod tests {
         impl Drop for Restore {
             fn drop(&mut self) {
                 if !self.table_before {
-                    let _ = NftFirewall.apply("delete table ip berth\n");
+                    let _ = NftFirewall.apply("delete table inet berth\n");
                 }
                 let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", self.forward.trim());
             }
         }
         let _restore = Restore {
             forward: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
-            table_before: NftFirewall.table_exists().unwrap(),
+            table_before: NftFirewall.table_exists(nft::FAMILY).unwrap(),
         };
         let env = env_with(5, "nftables = true\n");
         let e = &env.engine.networks();
@@ -2015,9 +2054,18 @@ mod tests {
             "DNAT element left"
         );
         // The test bridge's elements go; `_restore` puts back the table and ip_forward.
+        let subnet: Ipv4Net = subnet.parse().unwrap();
         nft::apply_each(
             &NftFirewall,
-            &nft::remove_bridge(&env.bridge, &subnet.parse().unwrap(), &[]),
+            &nft::remove_bridge(
+                &nft::BridgeNet {
+                    bridge: &env.bridge,
+                    subnet: &subnet,
+                    subnet6: None,
+                    internal: false,
+                },
+                &[],
+            ),
         );
     }
 }

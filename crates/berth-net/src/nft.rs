@@ -1,33 +1,50 @@
 //! Optional nftables rules, only when `nftables = true` in berth.toml, all in berth's own
-//! table `ip berth` (nothing else of the host's firewall is touched):
-//! - masquerade of outbound traffic from berth's subnets (set `subnets`, bridges `bridges`);
+//! table `inet berth` (nothing else of the host's firewall is touched), so they cover IPv4
+//! and IPv6 alike:
+//! - masquerade of outbound traffic from berth's subnets (sets `subnets` and `subnets6`,
+//!   bridges `bridges`); IPv6 traffic leaves only when the host forwards IPv6 itself (berth
+//!   turns on IPv4 forwarding, never IPv6's: that would change how the host takes router
+//!   advertisements);
 //! - DNAT of published ports for traffic from outside (maps `dnat_tcp`, `dnat_udp`:
-//!   host port -> container address . port); local clients keep using the port forwarder;
-//! - isolation between berth's bridges once forwarding is on (set `pairs` of bridge names).
+//!   host port -> container IPv4 address . port); local clients keep using the port
+//!   forwarder;
+//! - isolation between berth's bridges (set `pairs` of bridge names): the kernel routes
+//!   between them once forwarding is on, IPv4's (berth's doing) or IPv6's (the host's).
 //!
 //! The rules are fixed; containers and networks only add and delete set and map elements,
 //! so nothing needs rule handles and removal is exact. Scripts go through [`Firewall`]:
 //! [`NftFirewall`] feeds them to `nft -f -`, [`RecordingFirewall`] records them for tests.
+//!
+//! Earlier berth kept the same rules in a table `ip berth` (IPv4 only). [`ensure_table`]
+//! replaces such a table with the `inet` one in a single atomic script that also carries
+//! the elements of the networks and containers berth knows, so an upgraded host never has
+//! both tables, neither, or a table without its elements.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::error::{Error, Result};
 use crate::port::Proto;
 
-/// The table's name (family `ip`).
+/// The table's name.
 pub const TABLE: &str = "berth";
+
+/// The table's family: IPv4 and IPv6.
+pub const FAMILY: &str = "inet";
+
+/// The family of the table that earlier berth made (IPv4 only); see [`ensure_table`].
+pub const LEGACY_FAMILY: &str = "ip";
 
 /// Applies nftables scripts.
 pub trait Firewall: Send + Sync {
     /// Applies one script atomically.
     fn apply(&self, script: &str) -> Result<()>;
-    /// Whether berth's table exists.
-    fn table_exists(&self) -> Result<bool>;
+    /// Whether berth's table exists in `family` (`inet`, or the legacy `ip`).
+    fn table_exists(&self, family: &str) -> Result<bool>;
 }
 
 /// `nft -f -`.
@@ -71,9 +88,9 @@ impl Firewall for NftFirewall {
         }
     }
 
-    fn table_exists(&self) -> Result<bool> {
+    fn table_exists(&self, family: &str) -> Result<bool> {
         let st = Command::new("nft")
-            .args(["list", "table", "ip", TABLE])
+            .args(["list", "table", family, TABLE])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -85,37 +102,70 @@ impl Firewall for NftFirewall {
     }
 }
 
-/// Records scripts instead of applying them.
+/// Records scripts instead of applying them, and which tables they leave (from their
+/// `table FAMILY berth` and `delete table FAMILY berth` lines).
 #[derive(Debug, Default)]
 pub struct RecordingFirewall {
     scripts: Mutex<Vec<String>>,
+    tables: Mutex<Vec<String>>,
 }
 
 impl RecordingFirewall {
+    /// A firewall on which berth's table of `family` already exists (e.g. the legacy
+    /// `ip` one of an earlier berth).
+    pub fn with_table(family: &str) -> Self {
+        RecordingFirewall {
+            scripts: Mutex::default(),
+            tables: Mutex::new(vec![family.to_string()]),
+        }
+    }
+
     /// The scripts applied so far.
     pub fn scripts(&self) -> Vec<String> {
         self.scripts.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The families in which berth's table exists now.
+    pub fn tables(&self) -> Vec<String> {
+        self.tables.lock().map(|t| t.clone()).unwrap_or_default()
     }
 }
 
 impl Firewall for RecordingFirewall {
     fn apply(&self, script: &str) -> Result<()> {
+        if let Ok(mut t) = self.tables.lock() {
+            for line in script.lines() {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                match words.as_slice() {
+                    ["table", family, name, ..]
+                        if *name == TABLE && !t.iter().any(|f| f == family) =>
+                    {
+                        t.push(family.to_string())
+                    }
+                    ["delete", "table", family, name] if *name == TABLE => {
+                        t.retain(|f| f != family)
+                    }
+                    _ => {}
+                }
+            }
+        }
         if let Ok(mut s) = self.scripts.lock() {
             s.push(script.to_string());
         }
         Ok(())
     }
-    fn table_exists(&self) -> Result<bool> {
-        Ok(!self.scripts().is_empty())
+    fn table_exists(&self, family: &str) -> Result<bool> {
+        Ok(self.tables().iter().any(|f| f == family))
     }
 }
 
 /// The table with its fixed sets, maps and rules.
 pub fn base_table() -> String {
     format!(
-        "table ip {TABLE} {{
+        "table {FAMILY} {TABLE} {{
   set bridges {{ type ifname; }}
   set subnets {{ type ipv4_addr; flags interval; }}
+  set subnets6 {{ type ipv6_addr; flags interval; }}
   set pairs {{ type ifname . ifname; }}
   map dnat_tcp {{ type inet_service : ipv4_addr . inet_service; }}
   map dnat_udp {{ type inet_service : ipv4_addr . inet_service; }}
@@ -127,6 +177,7 @@ pub fn base_table() -> String {
   chain postrouting {{
     type nat hook postrouting priority srcnat; policy accept;
     ip saddr @subnets oifname != @bridges masquerade
+    ip6 saddr @subnets6 oifname != @bridges masquerade
   }}
   chain forward {{
     type filter hook forward priority filter; policy accept;
@@ -137,12 +188,34 @@ pub fn base_table() -> String {
     )
 }
 
-/// Creates the table when missing. Callers serialize (berth's network lock).
-pub fn ensure_table(fw: &dyn Firewall) -> Result<()> {
-    if fw.table_exists()? {
-        return Ok(());
+/// Creates the table when missing, with the elements `elements` returns (every network and
+/// running container berth knows: a table made anew, after a reboot or a flush, or in place
+/// of the legacy `ip berth` table, must not lose what that one held). The legacy table is
+/// deleted in the same script, so the change is atomic. Returns whether it made the table.
+/// Callers serialize (berth's network lock).
+pub fn ensure_table(fw: &dyn Firewall, elements: impl FnOnce() -> String) -> Result<bool> {
+    if fw.table_exists(FAMILY)? {
+        return Ok(false);
     }
-    fw.apply(&base_table())
+    let mut script = String::new();
+    if fw.table_exists(LEGACY_FAMILY)? {
+        script.push_str(&format!("delete table {LEGACY_FAMILY} {TABLE}\n"));
+    }
+    script.push_str(&base_table());
+    script.push_str(&elements());
+    fw.apply(&script)?;
+    Ok(true)
+}
+
+/// Deletes berth's tables (both families, whichever exist): the end of
+/// `nftables = true` on a host.
+pub fn remove_tables(fw: &dyn Firewall) -> Result<()> {
+    for family in [FAMILY, LEGACY_FAMILY] {
+        if fw.table_exists(family)? {
+            fw.apply(&format!("delete table {family} {TABLE}\n"))?;
+        }
+    }
+    Ok(())
 }
 
 fn pairs(bridge: &str, others: &[String]) -> String {
@@ -159,29 +232,60 @@ fn pairs(bridge: &str, others: &[String]) -> String {
         .join(", ")
 }
 
-/// Elements for a bridge network: its name, its subnet (masqueraded unless `internal`), and
-/// the pairs isolating it from `others` (berth's other bridges).
-pub fn add_bridge(bridge: &str, subnet: &Ipv4Net, internal: bool, others: &[String]) -> String {
-    let mut s = format!("add element ip {TABLE} bridges {{ \"{bridge}\" }}\n");
-    if !internal {
-        s.push_str(&format!("add element ip {TABLE} subnets {{ {subnet} }}\n"));
+/// A bridge network as the rules see it.
+#[derive(Debug, Clone, Copy)]
+pub struct BridgeNet<'a> {
+    /// The bridge interface.
+    pub bridge: &'a str,
+    /// Its IPv4 subnet.
+    pub subnet: &'a Ipv4Net,
+    /// Its IPv6 subnet, for a network made with `--ipv6`.
+    pub subnet6: Option<&'a Ipv6Net>,
+    /// `--internal`: no masquerade (nothing leaves).
+    pub internal: bool,
+}
+
+/// Elements for a bridge network: its name, its subnets (masqueraded unless `internal`),
+/// and the pairs isolating it from `others` (berth's other bridges), for both IP families.
+pub fn add_bridge(net: &BridgeNet<'_>, others: &[String]) -> String {
+    let bridge = net.bridge;
+    let mut s = format!("add element {FAMILY} {TABLE} bridges {{ \"{bridge}\" }}\n");
+    if !net.internal {
+        s.push_str(&format!(
+            "add element {FAMILY} {TABLE} subnets {{ {} }}\n",
+            net.subnet
+        ));
+        if let Some(s6) = net.subnet6 {
+            s.push_str(&format!(
+                "add element {FAMILY} {TABLE} subnets6 {{ {s6} }}\n"
+            ));
+        }
     }
     let p = pairs(bridge, others);
     if !p.is_empty() {
-        s.push_str(&format!("add element ip {TABLE} pairs {{ {p} }}\n"));
+        s.push_str(&format!("add element {FAMILY} {TABLE} pairs {{ {p} }}\n"));
     }
     s
 }
 
 /// The reverse of [`add_bridge`] (each element in its own script line; see [`apply_each`]).
-pub fn remove_bridge(bridge: &str, subnet: &Ipv4Net, others: &[String]) -> Vec<String> {
+pub fn remove_bridge(net: &BridgeNet<'_>, others: &[String]) -> Vec<String> {
+    let bridge = net.bridge;
     let mut v = vec![
-        format!("delete element ip {TABLE} bridges {{ \"{bridge}\" }}\n"),
-        format!("delete element ip {TABLE} subnets {{ {subnet} }}\n"),
+        format!("delete element {FAMILY} {TABLE} bridges {{ \"{bridge}\" }}\n"),
+        format!(
+            "delete element {FAMILY} {TABLE} subnets {{ {} }}\n",
+            net.subnet
+        ),
     ];
+    if let Some(s6) = net.subnet6 {
+        v.push(format!(
+            "delete element {FAMILY} {TABLE} subnets6 {{ {s6} }}\n"
+        ));
+    }
     for o in others.iter().filter(|o| o.as_str() != bridge) {
         v.push(format!(
-            "delete element ip {TABLE} pairs {{ \"{bridge}\" . \"{o}\", \"{o}\" . \"{bridge}\" }}\n"
+            "delete element {FAMILY} {TABLE} pairs {{ \"{bridge}\" . \"{o}\", \"{o}\" . \"{bridge}\" }}\n"
         ));
     }
     v
@@ -213,7 +317,7 @@ pub fn add_dnat(entries: &[DnatEntry]) -> String {
         .iter()
         .map(|e| {
             format!(
-                "add element ip {TABLE} {} {{ {} : {} . {} }}\n",
+                "add element {FAMILY} {TABLE} {} {{ {} : {} . {} }}\n",
                 map_of(e.proto),
                 e.host_port,
                 e.address,
@@ -229,7 +333,7 @@ pub fn remove_dnat(entries: &[DnatEntry]) -> Vec<String> {
         .iter()
         .map(|e| {
             format!(
-                "delete element ip {TABLE} {} {{ {} }}\n",
+                "delete element {FAMILY} {TABLE} {} {{ {} }}\n",
                 map_of(e.proto),
                 e.host_port
             )
@@ -269,15 +373,30 @@ pub fn enable_ip_forward() -> Result<bool> {
 mod tests {
     use super::*;
 
+    fn nets() -> (Ipv4Net, Ipv6Net) {
+        (
+            "10.88.0.0/16".parse().unwrap(),
+            "fd00:88::/64".parse().unwrap(),
+        )
+    }
+
     #[test]
-    fn scripts_name_only_berths_table() {
+    fn scripts_name_only_berths_inet_table() {
         let fw = RecordingFirewall::default();
-        ensure_table(&fw).unwrap();
-        ensure_table(&fw).unwrap();
+        assert!(ensure_table(&fw, String::new).unwrap());
+        assert!(!ensure_table(&fw, String::new).unwrap());
         assert_eq!(fw.scripts().len(), 1, "the table is made once");
-        let net: Ipv4Net = "10.88.0.0/16".parse().unwrap();
-        let s = add_bridge("berth0", &net, false, &["br-1".into(), "berth0".into()]);
-        assert!(s.contains("subnets { 10.88.0.0/16 }"));
+        assert_eq!(fw.tables(), vec!["inet"]);
+        let (v4, v6) = nets();
+        let net = BridgeNet {
+            bridge: "berth0",
+            subnet: &v4,
+            subnet6: Some(&v6),
+            internal: false,
+        };
+        let s = add_bridge(&net, &["br-1".into(), "berth0".into()]);
+        assert!(s.contains("subnets { 10.88.0.0/16 }"), "{s}");
+        assert!(s.contains("subnets6 { fd00:88::/64 }"), "{s}");
         assert!(s.contains("\"berth0\" . \"br-1\", \"br-1\" . \"berth0\""));
         let e = DnatEntry {
             proto: Proto::Udp,
@@ -287,23 +406,102 @@ mod tests {
         };
         assert_eq!(
             add_dnat(&[e]),
-            "add element ip berth dnat_udp { 15353 : 10.88.0.2 . 53 }\n"
+            "add element inet berth dnat_udp { 15353 : 10.88.0.2 . 53 }\n"
         );
         assert_eq!(
             remove_dnat(&[e]),
-            vec!["delete element ip berth dnat_udp { 15353 }\n"]
+            vec!["delete element inet berth dnat_udp { 15353 }\n"]
         );
         for s in fw
             .scripts()
             .iter()
-            .chain(remove_bridge("b", &net, &[]).iter())
+            .chain([s].iter())
+            .chain(remove_bridge(&net, &[]).iter())
         {
             for line in s
                 .lines()
                 .filter(|l| l.starts_with("add ") || l.starts_with("delete "))
             {
-                assert!(line.contains(" ip berth "), "{line}");
+                assert!(line.contains(" inet berth "), "{line}");
             }
         }
+    }
+
+    #[test]
+    fn isolation_and_masquerade_cover_ipv6() {
+        let t = base_table();
+        assert!(t.starts_with("table inet berth {"), "{t}");
+        // The pairs rule names no family, so in an inet table it drops IPv6 as well.
+        assert!(t.contains("\n    iifname . oifname @pairs drop\n"), "{t}");
+        assert!(t.contains("ip6 saddr @subnets6 oifname != @bridges masquerade"));
+        assert!(t.contains("set subnets6 { type ipv6_addr; flags interval; }"));
+    }
+
+    #[test]
+    fn internal_networks_are_isolated_but_not_masqueraded() {
+        let (v4, v6) = nets();
+        let s = add_bridge(
+            &BridgeNet {
+                bridge: "br-int",
+                subnet: &v4,
+                subnet6: Some(&v6),
+                internal: true,
+            },
+            &["br-x".into()],
+        );
+        assert!(!s.contains("subnets"), "{s}");
+        assert!(s.contains("pairs { \"br-int\" . \"br-x\", \"br-x\" . \"br-int\" }"));
+    }
+
+    #[test]
+    fn removal_deletes_exactly_what_was_added() {
+        let (v4, v6) = nets();
+        for subnet6 in [None, Some(&v6)] {
+            let net = BridgeNet {
+                bridge: "br-a",
+                subnet: &v4,
+                subnet6,
+                internal: false,
+            };
+            let others = ["br-b".to_string(), "br-a".to_string()];
+            let mut added: Vec<String> = add_bridge(&net, &others)
+                .lines()
+                .map(|l| l.replacen("add element", "delete element", 1))
+                .collect();
+            let mut removed: Vec<String> = remove_bridge(&net, &others)
+                .iter()
+                .map(|l| l.trim_end().to_string())
+                .collect();
+            added.sort();
+            removed.sort();
+            assert_eq!(added, removed);
+        }
+    }
+
+    #[test]
+    fn legacy_ip_table_is_replaced_in_one_script_with_its_elements() {
+        let fw = RecordingFirewall::with_table("ip");
+        let (v4, v6) = nets();
+        let net = BridgeNet {
+            bridge: "br-up",
+            subnet: &v4,
+            subnet6: Some(&v6),
+            internal: false,
+        };
+        let elements = add_bridge(&net, &[]);
+        assert!(ensure_table(&fw, || elements.clone()).unwrap());
+        let scripts = fw.scripts();
+        assert_eq!(scripts.len(), 1, "one atomic script: {scripts:?}");
+        let s = &scripts[0];
+        assert!(s.starts_with("delete table ip berth\n"), "{s}");
+        let made = s.find("table inet berth {").unwrap();
+        assert!(s[made..].contains("add element inet berth subnets { 10.88.0.0/16 }"));
+        assert!(s[made..].contains("add element inet berth bridges { \"br-up\" }"));
+        assert_eq!(fw.tables(), vec!["inet"], "the legacy table is gone");
+        // Once migrated nothing more happens; removal takes whichever tables exist.
+        assert!(!ensure_table(&fw, || unreachable!()).unwrap());
+        remove_tables(&fw).unwrap();
+        assert!(fw.tables().is_empty());
+        assert_eq!(fw.scripts().last().unwrap(), "delete table inet berth\n");
     }
 }

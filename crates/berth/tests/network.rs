@@ -924,3 +924,213 @@ fn ipv6_user_network_gives_addresses_routes_and_hosts_entries() {
     env.ok(&["rm", "-f", "web15"]);
     env.ok(&["network", "rm", "six15", "auto15"]);
 }
+
+/// A named network namespace of a test's own (`ip netns add`), in which berth runs through
+/// `nsenter --net` (no new mount namespace, so berth's mounts and pins stay visible), so a
+/// test can turn on forwarding and load nftables rules without touching the host's. Drop
+/// removes the containers and networks made in it, then the namespace with whatever is left
+/// in it (bridges, the nftables table).
+struct NetnsEnv {
+    env: Env,
+    name: String,
+}
+
+impl NetnsEnv {
+    fn new(env: Env, name: &str) -> NetnsEnv {
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+        let out = Command::new("ip")
+            .args(["netns", "add", name])
+            .output()
+            .expect("ip netns add");
+        assert!(out.status.success(), "ip netns add {name}: {out:?}");
+        let ns = NetnsEnv {
+            env,
+            name: name.to_string(),
+        };
+        ns.sh("ip link set lo up");
+        ns
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    /// Runs a shell command inside the namespace, asserting success.
+    fn sh(&self, script: &str) -> String {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", self.path()))
+            .args(["sh", "-c", script])
+            .output()
+            .expect("nsenter");
+        assert!(out.status.success(), "{script}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn berth(&self, args: &[&str]) -> std::process::Output {
+        Command::new("nsenter")
+            .arg(format!("--net={}", self.path()))
+            .arg(BIN)
+            .arg("--root")
+            .arg(self.env.root())
+            .arg("--runroot")
+            .arg(self.env.runroot())
+            .args(args)
+            .env_remove("BERTH_ROOT")
+            .env_remove("BERTH_RUNROOT")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run berth")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for NetnsEnv {
+    fn drop(&mut self) {
+        let ids = self.berth(&["ps", "-aq"]);
+        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            let _ = self.berth(&["rm", "-f", id]);
+        }
+        let _ = self.berth(&["network", "prune", "-f"]);
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// The nftables table of berth before the `inet` one (IPv4 only), as a host upgraded from
+/// that berth still has it.
+const LEGACY_TABLE: &str = "table ip berth {
+  set bridges { type ifname; }
+  set subnets { type ipv4_addr; flags interval; }
+  set pairs { type ifname . ifname; }
+  map dnat_tcp { type inet_service : ipv4_addr . inet_service; }
+  map dnat_udp { type inet_service : ipv4_addr . inet_service; }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    iifname . oifname @pairs drop
+  }
+}
+";
+
+#[test]
+fn nftables_isolate_ipv6_between_networks_when_the_host_forwards_ipv6() {
+    if !require_root("nftables_ipv6_isolation")
+        || !support::require_tool("nftables_ipv6_isolation", "nft")
+        || !support::require_tool("nftables_ipv6_isolation", "nsenter")
+    {
+        return;
+    }
+    let env = env(16);
+    let toml = env.root().join("berth.toml");
+    let mut cfg = std::fs::read_to_string(&toml).expect("berth.toml");
+    cfg.push_str("nftables = true\n");
+    std::fs::write(&toml, cfg).expect("berth.toml");
+    let third = env.third;
+    let (s1, s2) = (env.subnet(0), env.subnet(1));
+    let ns = NetnsEnv::new(env, &format!("berth-v6iso-{third}"));
+    // In the test's namespace only: IPv6 forwarding on (as on a router host), and the
+    // legacy `ip berth` table that berth must replace on first use.
+    ns.sh("echo 1 > /proc/sys/net/ipv6/conf/all/forwarding");
+    ns.sh(&format!("nft -f - <<'EOF'\n{LEGACY_TABLE}EOF"));
+    let (a6, b6) = (
+        format!("fd00:216:{third}:1::/64"),
+        format!("fd00:216:{third}:2::/64"),
+    );
+    ns.ok(&[
+        "network", "create", "--ipv6", "--subnet", &a6, "--subnet", &s1, "v6a16",
+    ]);
+    ns.ok(&[
+        "network", "create", "--ipv6", "--subnet", &b6, "--subnet", &s2, "v6b16",
+    ]);
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        "web16",
+        "--network",
+        "v6b16",
+        "busybox",
+    ];
+    args.extend_from_slice(HTTPD);
+    let web = ns.ok(&args);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&ns.ok(&["network", "inspect", "v6b16"])).expect("json");
+    let web6 = inspect[0]["Containers"][&web]["IPv6Address"]
+        .as_str()
+        .expect("an IPv6 address")
+        .trim_end_matches("/64")
+        .to_string();
+    let web4 = inspect[0]["Containers"][&web]["IPv4Address"]
+        .as_str()
+        .expect("an IPv4 address")
+        .split('/')
+        .next()
+        .expect("ip")
+        .to_string();
+    let tables = ns.sh("nft list tables");
+    assert_eq!(
+        tables.trim(),
+        "table inet berth",
+        "the legacy table is replaced, not kept"
+    );
+    // A client on the other network, probing with exec: each `run` re-adds the pairs of
+    // its networks, so the control below needs a container that is already running.
+    ns.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cli16",
+        "--network",
+        "v6a16",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let script = |url: &str, tries: u32| {
+        format!(
+            "for i in $(seq {tries}); do timeout 2 wget -q -O- {url} && exit 0; sleep 0.2; done; exit 1"
+        )
+    };
+    let url6 = format!("http://[{web6}]:80/");
+    let url4 = format!("http://{web4}:80/");
+    let same = ns.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "v6b16",
+        "busybox",
+        "sh",
+        "-c",
+        &script(&url6, 15),
+    ]);
+    assert!(
+        same.status.success() && String::from_utf8_lossy(&same.stdout).contains(&web[..12]),
+        "same network over IPv6: {same:?}"
+    );
+    let other = ns.berth(&["exec", "cli16", "sh", "-c", &script(&url6, 3)]);
+    assert!(
+        !other.status.success(),
+        "a container on another network reached {web6} over IPv6: {other:?}"
+    );
+    let other4 = ns.berth(&["exec", "cli16", "sh", "-c", &script(&url4, 2)]);
+    assert!(!other4.status.success(), "reached {web4} over IPv4");
+    // Without the isolation pairs the namespace routes between the bridges (the failures
+    // above were the rules' doing, not a missing route).
+    ns.sh("nft flush set inet berth pairs");
+    let open = ns.berth(&["exec", "cli16", "sh", "-c", &script(&url6, 15)]);
+    assert!(
+        open.status.success() && String::from_utf8_lossy(&open.stdout).contains(&web[..12]),
+        "routing between the networks works once the pairs are gone: {open:?}"
+    );
+}
