@@ -95,6 +95,19 @@ fn images_format_runs_template_functions() {
         ]),
         "REPOSITORY   TAG\nFMT/APP      V1"
     );
+    // An empty --format is the default table, as Docker.
+    let table = env.ok(&["images", "--format", "", "fmt/app"]);
+    assert!(table.starts_with("REPOSITORY   TAG "), "{table}");
+    assert_eq!(
+        env.ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Name | upper}} {{.Driver}}",
+            "bridge"
+        ]),
+        "BRIDGE bridge"
+    );
 }
 
 /// A `--format` that does not parse is Docker's one line, `template parsing error: ...`,
@@ -135,10 +148,15 @@ fn a_template_that_does_not_parse_is_one_line_and_a_failure() {
         "template parsing error: template: :1:13: executing \"\" at <.Nope>: map has no entry for key \"Nope\"\n"
     );
     assert_eq!(stdout(&out), "");
-    let out = env.berth(&["image", "inspect", "-f", "{{.Id", "busybox"]);
-    assert_eq!(out.status.code(), Some(64));
-    assert_eq!(stderr(&out), unclosed);
-    assert_eq!(stdout(&out), "");
+    for args in [
+        &["image", "inspect", "-f", "{{.Id", "busybox"][..],
+        &["network", "inspect", "-f", "{{.Name", "bridge"],
+    ] {
+        let out = env.berth(args);
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        assert_eq!(stderr(&out), unclosed, "{args:?}");
+        assert_eq!(stdout(&out), "", "{args:?}");
+    }
 }
 
 /// `--format json` (and `{{json .}}`) print one JSON object per row with Docker's fields.

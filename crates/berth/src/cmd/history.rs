@@ -70,7 +70,7 @@ pub fn run(g: &GlobalOpts, a: HistoryArgs) -> anyhow::Result<i32> {
             })
             .collect();
         match a.format.as_deref() {
-            Some(f) if f != "table" => print_formatted(
+            Some(f) if f != "table" && !f.is_empty() => print_formatted(
                 f,
                 &rows,
                 &[

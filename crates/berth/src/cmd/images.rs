@@ -153,7 +153,7 @@ fn print_images(images: &[ImageSummary], a: &ImagesArgs) -> anyhow::Result<()> {
         })
     };
     match a.format.as_deref() {
-        Some(f) if f != "table" => {
+        Some(f) if f != "table" && !f.is_empty() => {
             let values: Vec<Value> = rows.iter().map(json_of).collect();
             print_formatted(
                 f,

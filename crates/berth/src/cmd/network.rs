@@ -81,7 +81,7 @@ pub struct InspectArgs {
     /// Networks by name or ID.
     #[arg(required = true)]
     pub networks: Vec<String>,
-    /// Output format (`json`, the default).
+    /// Format output: 'json' (the default) or a Go template.
     #[arg(short, long)]
     pub format: Option<String>,
 }
@@ -294,6 +294,11 @@ fn ls(g: &GlobalOpts, a: LsArgs) -> anyhow::Result<i32> {
 }
 
 fn inspect(g: &GlobalOpts, a: InspectArgs) -> anyhow::Result<i32> {
+    // As `inspect`: a template that does not parse is refused first, status 64.
+    let template = match super::inspect::parse_format(a.format.as_deref()) {
+        Ok(t) => t,
+        Err(code) => return Ok(code),
+    };
     let engine = g.engine()?;
     let e = engine.networks();
     let mut all = Vec::new();
@@ -307,7 +312,10 @@ fn inspect(g: &GlobalOpts, a: InspectArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    let _ = a.format;
+    if let Some(t) = &template {
+        let printed = super::inspect::print(&all, Some(t))?;
+        return Ok(status.max(printed));
+    }
     println!("{}", serde_json::to_string_pretty(&all)?);
     Ok(status)
 }

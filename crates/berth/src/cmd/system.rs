@@ -50,7 +50,11 @@ const DF_COLUMNS: &[(&str, &str)] = &[
 
 fn df(g: &GlobalOpts, a: DfArgs) -> anyhow::Result<i32> {
     crate::exit::status_1(|| {
-        if a.verbose && a.format.as_deref().is_none_or(|f| f == "table") {
+        if a.verbose
+            && a.format
+                .as_deref()
+                .is_none_or(|f| f == "table" || f.is_empty())
+        {
             return super::df_verbose::print(g);
         }
         let du = g.engine()?.disk_usage()?;
@@ -63,7 +67,7 @@ fn df(g: &GlobalOpts, a: DfArgs) -> anyhow::Result<i32> {
             json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
         ];
         match a.format.as_deref() {
-            Some(f) if f != "table" => print_formatted(f, &rows, DF_COLUMNS)?,
+            Some(f) if f != "table" && !f.is_empty() => print_formatted(f, &rows, DF_COLUMNS)?,
             _ => print_columns(&rows, DF_COLUMNS),
         }
         Ok(0)
