@@ -527,6 +527,16 @@ impl Exec<'_> {
         self.arg(first, dot)
     }
 
+    /// Go's execution error at the operand `src` written at `pos`.
+    fn exec_error(&self, pos: usize, src: &str, why: &str) -> TemplateError {
+        let line_start = self.text[..pos].rfind('\n').map_or(0, |i| i + 1);
+        TemplateError(format!(
+            "template: :{}:{}: executing \"\" at <{src}>: {why}",
+            line_of(self.text, pos),
+            pos - line_start
+        ))
+    }
+
     /// `.Field "key"` (or `"key" | .Field`): Docker's keyed methods (`.Label "k"`) on a
     /// field that holds a map; the key indexes the map, a missing key is "".
     fn keyed(
@@ -547,14 +557,7 @@ impl Exec<'_> {
             values.push(self.arg(a, dot)?);
         }
         values.extend(prev);
-        let fail = |why: String| {
-            let line_start = self.text[..*pos].rfind('\n').map_or(0, |i| i + 1);
-            TemplateError(format!(
-                "template: :{}:{}: executing \"\" at <{src}>: {why}",
-                line_of(self.text, *pos),
-                pos - line_start
-            ))
-        };
+        let fail = |why: String| self.exec_error(*pos, src, &why);
         let key = match values.as_slice() {
             [Value::String(key)] => key,
             [other] => {
@@ -604,14 +607,7 @@ impl Exec<'_> {
                     return Ok(cur.clone());
                 }
                 for k in keys {
-                    let fail = |why: String| {
-                        let line_start = self.text[..*pos].rfind('\n').map_or(0, |i| i + 1);
-                        TemplateError(format!(
-                            "template: :{}:{}: executing \"\" at <{src}>: {why}",
-                            line_of(self.text, *pos),
-                            pos - line_start
-                        ))
-                    };
+                    let fail = |why: String| self.exec_error(*pos, src, &why);
                     cur = match cur {
                         Value::Object(m) => m
                             .get(k)
