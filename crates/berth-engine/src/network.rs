@@ -826,7 +826,8 @@ impl<'a> Networks<'a> {
             }),
             Err(e) => {
                 drop(ports);
-                let _ = self.network_teardown(&req.container_id, true);
+                // Nothing made stays; the networks it is connected to do.
+                let _ = self.network_teardown(&req.container_id, false);
                 Err(e)
             }
         }
@@ -922,7 +923,7 @@ impl<'a> Networks<'a> {
         let mut links = Vec::new();
         for (i, n) in nets.iter().enumerate() {
             let mode_net = i == 0 && has_mode_net;
-            let ep = self.allocate(req, n, i, req.ip.filter(|_| mode_net))?;
+            let ep = self.allocate(req, n, i, req.ip.filter(|_| mode_net), false)?;
             let address = parse_v4("address", &ep.address)?;
             addresses.insert(n.rec.name.clone(), address);
             links.push((
@@ -1073,15 +1074,18 @@ impl<'a> Networks<'a> {
         script
     }
 
-    /// The container's endpoint on `n`: the stored one, else a new one with the `wanted`
-    /// address (checked: a host address of the subnet, not the gateway's, not in use) or
-    /// the next free address.
+    /// The container's endpoint on `n`: the stored one with its address, else the stored
+    /// one released at stop or a new one, with the `wanted` address (checked: a host
+    /// address of the subnet, not the gateway's, not in use), else the address it last had
+    /// if still free (as Docker tries), else the next free address; for a `stopped`
+    /// container without a `wanted` address, none yet (`network connect`).
     fn allocate(
         &self,
         req: &NetworkRequest,
         n: &Net,
         index: usize,
         wanted: Option<Ipv4Addr>,
+        stopped: bool,
     ) -> Result<EndpointRecord> {
         if let Some(a) = wanted {
             if !n.subnet.contains(&a) || a == n.subnet.network() || a == n.subnet.broadcast() {
@@ -1106,16 +1110,26 @@ impl<'a> Networks<'a> {
             aliases: serde_json::to_string(&names).unwrap_or_else(|_| "[]".into()),
         };
         let (subnet, gw) = (n.subnet, n.gateway);
-        let got = self.store.allocate_endpoint(&want, |used| {
+        let got = self.store.allocate_endpoint(&want, |used, last| {
             let used: HashSet<Ipv4Addr> = used.iter().filter_map(|a| a.parse().ok()).collect();
+            // The address a restarted container had, when nobody took it meanwhile.
+            let last = last.and_then(|l| l.parse::<Ipv4Addr>().ok()).filter(|a| {
+                subnet.contains(a)
+                    && *a != subnet.network()
+                    && *a != subnet.broadcast()
+                    && *a != gw
+                    && !used.contains(a)
+            });
             match wanted {
                 Some(a) if used.contains(&a) || a == gw => {
                     taken.set(true);
                     None
                 }
                 Some(a) => Some(a.to_string()),
-                None => berth_net::ipam::next_free(&subnet, gw, &used)
-                    .ok()
+                // Connected while stopped: an address comes at start.
+                None if stopped => Some(String::new()),
+                None => last
+                    .or_else(|| berth_net::ipam::next_free(&subnet, gw, &used).ok())
                     .map(|a| a.to_string()),
             }
         });
@@ -1207,11 +1221,12 @@ impl<'a> Networks<'a> {
         Ok(())
     }
 
-    /// Undoes [`Networks::network_setup`]: interfaces, namespace and published-port rows go
-    /// and its name leaves its peers' hosts files; with `release` (container removal) its
-    /// addresses are freed too. Without it the addresses stay the container's: `start` gets
-    /// them back, even after a restart policy's back-off (Docker would pick anew). Keeps going past failures; safe to call again or on a container that
-    /// never had a network.
+    /// Undoes [`Networks::network_setup`]: interfaces, namespace and published-port rows go,
+    /// its addresses return to the pool and its name leaves its peers' hosts files. Without
+    /// `release` (stop, a failed start) its endpoints stay, so it is still connected to its
+    /// networks, and `start` gives it an address again, the same one when it is still free;
+    /// with `release` (container removal) the endpoints go too. Keeps going past failures;
+    /// safe to call again or on a container that never had a network.
     pub fn network_teardown(&self, container_id: &str, release: bool) -> Result<()> {
         let t0 = std::time::Instant::now();
         let r = self.network_teardown_timed(container_id, release);
@@ -1244,20 +1259,18 @@ impl<'a> Networks<'a> {
             for ep in &eps {
                 let _ = self.sync_hosts(&ep.network_id, None);
             }
-        } else {
-            // Stopped: its name leaves the hosts files of its peers on user networks (the
-            // default bridge resolves no names), and comes back when it starts again.
-            let resolving: Vec<&EndpointRecord> = eps
-                .iter()
-                .filter(|ep| {
-                    self.store
-                        .resolve_network(&ep.network_id)
-                        .is_ok_and(|n| n.name != "bridge")
-                })
-                .collect();
-            if !resolving.is_empty() {
-                let _lock = self.network_lock()?;
-                for ep in resolving {
+        } else if !eps.is_empty() {
+            // Stopped: it stays connected to its networks but its addresses go back to the
+            // pool (as Docker's), and its name leaves the hosts files of its peers on user
+            // networks (the default bridge resolves no names) until it starts again.
+            let _lock = self.network_lock()?;
+            self.store.release_addresses(container_id)?;
+            for ep in &eps {
+                let resolving = self
+                    .store
+                    .resolve_network(&ep.network_id)
+                    .is_ok_and(|n| n.name != "bridge");
+                if resolving {
                     let _ = self.sync_hosts(&ep.network_id, None);
                 }
             }
@@ -1268,7 +1281,8 @@ impl<'a> Networks<'a> {
     }
 
     /// `network connect [--ip IP]`: records an endpoint for the container (at `ip`, checked
-    /// as `run --ip`) and, when it is running, adds the interface to its namespace now.
+    /// as `run --ip`) and, when it is running, adds the interface to its namespace now. A
+    /// stopped container gets an address when it starts (the `ip` one is held until then).
     pub fn network_connect(
         &self,
         network: &str,
@@ -1302,7 +1316,7 @@ impl<'a> Networks<'a> {
             aliases: aliases.to_vec(),
             ..Default::default()
         };
-        let ep = self.allocate(&req, &net, current.len(), ip)?;
+        let ep = self.allocate(&req, &net, current.len(), ip, !running)?;
         if running {
             let address = parse_v4("address", &ep.address)?;
             let spec = EndpointSpec {

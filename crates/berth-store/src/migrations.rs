@@ -44,4 +44,9 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "networks: IPv6 subnet and gateway",
         sql: include_str!("migrations/0005_networks_ipv6.sql"),
     },
+    Migration {
+        version: 6,
+        name: "endpoints: stopped containers release their addresses",
+        sql: include_str!("migrations/0006_endpoints_release.sql"),
+    },
 ];

@@ -278,27 +278,34 @@ pub fn delete_network(conn: &Connection, id: &str) -> Result<()> {
 }
 
 /// Allocates an address and records an endpoint, in one transaction. `choose` gets the
-/// addresses in use on the network and returns a free one (or `None`: subnet exhausted).
-/// If the container has an endpoint on that network already, it is returned unchanged.
+/// addresses in use on the network and the address the container last had there (if it
+/// has a released endpoint, see [`release_addresses`]) and returns a free one (or `None`:
+/// subnet exhausted). An endpoint of the container on that network that has an address
+/// is returned unchanged; a released one keeps its interface names and aliases and gets
+/// the address `choose` picks.
 pub fn allocate_endpoint(
     conn: &Connection,
     ep: &EndpointRecord,
-    choose: impl FnOnce(&[String]) -> Option<String>,
+    choose: impl FnOnce(&[String], Option<&str>) -> Option<String>,
 ) -> Result<EndpointRecord> {
     let tx = immediate(conn)?;
     let q = format!(
-        "SELECT {EP_COLUMNS} FROM network_endpoints WHERE network_id = ?1 AND container_id = ?2"
+        "SELECT {EP_COLUMNS}, last_address FROM network_endpoints WHERE network_id = ?1 AND container_id = ?2"
     );
-    if let Some(existing) = tx
-        .query_row(&q, params![ep.network_id, ep.container_id], ep_row)
+    let existing = tx
+        .query_row(&q, params![ep.network_id, ep.container_id], |r| {
+            Ok((ep_row(r)?, r.get::<_, String>(6)?))
+        })
         .optional()
-        .map_err(db("finding endpoint"))?
-    {
-        return Ok(existing);
+        .map_err(db("finding endpoint"))?;
+    if let Some((existing, _)) = existing.as_ref().filter(|(e, _)| !e.address.is_empty()) {
+        return Ok(existing.clone());
     }
     let used: Vec<String> = {
         let mut st = tx
-            .prepare_cached("SELECT address FROM network_endpoints WHERE network_id = ?1")
+            .prepare_cached(
+                "SELECT address FROM network_endpoints WHERE network_id = ?1 AND address != ''",
+            )
             .map_err(db("reading allocations"))?;
         let rows = st
             .query_map([&ep.network_id], |r| r.get(0))
@@ -306,26 +313,48 @@ pub fn allocate_endpoint(
         rows.collect::<rusqlite::Result<_>>()
             .map_err(db("reading allocations"))?
     };
+    let last = existing
+        .as_ref()
+        .map(|(_, last)| last.as_str())
+        .filter(|l| !l.is_empty());
     let address = if ep.address.is_empty() {
-        choose(&used).ok_or_else(|| NetworkStoreError::NoFreeAddress(ep.network_id.clone()))?
+        choose(&used, last)
+            .ok_or_else(|| NetworkStoreError::NoFreeAddress(ep.network_id.clone()))?
     } else {
         ep.address.clone()
     };
-    let rec = EndpointRecord {
-        address,
-        ..ep.clone()
+    let (rec, r) = match existing {
+        Some((stored, _)) => {
+            let rec = EndpointRecord { address, ..stored };
+            let r = tx.execute(
+                "UPDATE network_endpoints SET address = ?3, last_address = ?3 \
+                 WHERE network_id = ?1 AND container_id = ?2",
+                params![rec.network_id, rec.container_id, rec.address],
+            );
+            (rec, r)
+        }
+        None => {
+            let rec = EndpointRecord {
+                address,
+                ..ep.clone()
+            };
+            let r = tx.execute(
+                &format!(
+                    "INSERT INTO network_endpoints ({EP_COLUMNS}, last_address) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?3)"
+                ),
+                params![
+                    rec.network_id,
+                    rec.container_id,
+                    rec.address,
+                    rec.host_ifname,
+                    rec.container_ifname,
+                    rec.aliases
+                ],
+            );
+            (rec, r)
+        }
     };
-    let r = tx.execute(
-        &format!("INSERT INTO network_endpoints ({EP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-        params![
-            rec.network_id,
-            rec.container_id,
-            rec.address,
-            rec.host_ifname,
-            rec.container_ifname,
-            rec.aliases
-        ],
-    );
     match r {
         Ok(_) => {}
         Err(e) if is_unique_violation(&e) => {
@@ -367,7 +396,20 @@ pub fn all_endpoints(conn: &Connection) -> Result<Vec<EndpointRecord>> {
         .map_err(db("listing endpoints"))
 }
 
-/// Frees a container's address on one network (or on all, with `network_id` `None`).
+/// Frees the addresses of a container that stops: its endpoints stay (the networks it is
+/// connected to), with address '' until [`allocate_endpoint`] gives them one again,
+/// preferring the one each last had.
+pub fn release_addresses(conn: &Connection, container_id: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE network_endpoints SET address = '' WHERE container_id = ?1",
+        [container_id],
+    )
+    .map(|_| ())
+    .map_err(db("releasing addresses"))
+}
+
+/// Removes a container's endpoint on one network (or all, with `network_id` `None`),
+/// freeing their addresses: `rm` and `network disconnect`.
 pub fn release_endpoints(
     conn: &Connection,
     container_id: &str,
@@ -464,9 +506,14 @@ impl crate::Store {
     pub fn allocate_endpoint(
         &self,
         ep: &EndpointRecord,
-        choose: impl FnOnce(&[String]) -> Option<String>,
+        choose: impl FnOnce(&[String], Option<&str>) -> Option<String>,
     ) -> Result<EndpointRecord> {
         allocate_endpoint(&self.conn.borrow(), ep, choose)
+    }
+
+    /// Frees the addresses of a stopped container (see [`release_addresses`]).
+    pub fn release_addresses(&self, container_id: &str) -> Result<()> {
+        release_addresses(&self.conn.borrow(), container_id)
     }
 
     /// A container's endpoints.
@@ -532,11 +579,15 @@ mod tests {
         }
     }
 
-    /// The lowest free 10.89.0.x, as berth-net would pick.
-    fn pick(used: &[String]) -> Option<String> {
-        (2..255)
-            .map(|i| format!("10.89.0.{i}"))
-            .find(|a| !used.contains(a))
+    /// The last address if free, else the lowest free 10.89.0.x, as the engine picks.
+    fn pick(used: &[String], last: Option<&str>) -> Option<String> {
+        last.filter(|l| !used.iter().any(|u| u == l))
+            .map(str::to_string)
+            .or_else(|| {
+                (2..255)
+                    .map(|i| format!("10.89.0.{i}"))
+                    .find(|a| !used.contains(a))
+            })
     }
 
     #[test]
@@ -584,6 +635,61 @@ mod tests {
         release_endpoints(&conn, "c3", None).unwrap();
         delete_network(&conn, &a).unwrap();
         assert!(list_networks(&conn).unwrap().is_empty());
+    }
+
+    #[test]
+    fn released_addresses_return_to_the_pool_and_come_back_when_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open(&dir.path().join("berth.db")).unwrap();
+        let a = "ab".repeat(32);
+        insert_network(&conn, &net(&a, "small"), false).unwrap();
+        let mut aliased = ep(&a, "c1");
+        aliased.aliases = "[\"web\"]".into();
+        assert_eq!(
+            allocate_endpoint(&conn, &aliased, pick).unwrap().address,
+            "10.89.0.2"
+        );
+        assert_eq!(
+            allocate_endpoint(&conn, &ep(&a, "c2"), pick)
+                .unwrap()
+                .address,
+            "10.89.0.3"
+        );
+        // c1 stops: still connected, no address; c3 takes the freed one.
+        release_addresses(&conn, "c1").unwrap();
+        let eps = endpoints(&conn, "c1", false).unwrap();
+        assert_eq!((eps.len(), eps[0].address.as_str()), (1, ""));
+        assert_eq!(
+            allocate_endpoint(&conn, &ep(&a, "c3"), pick)
+                .unwrap()
+                .address,
+            "10.89.0.2"
+        );
+        // c1 starts: its address is taken, so it gets another; its aliases stay.
+        let back = allocate_endpoint(&conn, &ep(&a, "c1"), pick).unwrap();
+        assert_eq!(
+            (back.address.as_str(), back.aliases.as_str()),
+            ("10.89.0.4", "[\"web\"]")
+        );
+        // Stopped twice with its address free in between: the same one comes back.
+        release_addresses(&conn, "c1").unwrap();
+        release_addresses(&conn, "c2").unwrap();
+        assert_eq!(
+            allocate_endpoint(&conn, &ep(&a, "c1"), pick)
+                .unwrap()
+                .address,
+            "10.89.0.4"
+        );
+        assert_eq!(
+            allocate_endpoint(&conn, &ep(&a, "c2"), pick)
+                .unwrap()
+                .address,
+            "10.89.0.3"
+        );
+        // Two stopped containers never collide on ''.
+        release_addresses(&conn, "c1").unwrap();
+        release_addresses(&conn, "c2").unwrap();
+        assert_eq!(endpoints(&conn, &a, true).unwrap().len(), 3);
     }
 
     #[test]

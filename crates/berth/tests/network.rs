@@ -1134,3 +1134,149 @@ fn nftables_isolate_ipv6_between_networks_when_the_host_forwards_ipv6() {
         "routing between the networks works once the pairs are gone: {open:?}"
     );
 }
+
+#[test]
+fn stopped_container_releases_its_address_and_gets_one_again_at_start() {
+    if !require_root("stop_releases_address") {
+        return;
+    }
+    let env = env(17);
+    // A /29: gateway .193, hosts .194 to .198.
+    let inspect = |name: &str, template: &str| env.ok(&["inspect", "-f", template, name]);
+    let base = format!("10.215.{}.192", env.third);
+    let host = |n: u8| format!("10.215.{}.{}", env.third, 192 + n);
+    env.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("{base}/29"),
+        "small17",
+    ]);
+    let run = |name: &str| {
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "small17",
+            "busybox",
+        ];
+        args.extend_from_slice(HTTPD);
+        env.ok(&args)
+    };
+    let ip_of = |name: &str| inspect(name, "{{.NetworkSettings.Networks.small17.IPAddress}}");
+    let a = run("first17");
+    assert_eq!(ip_of("first17"), host(2));
+    let veth = inspect(
+        "first17",
+        "{{.NetworkSettings.Networks.small17.EndpointID}}",
+    );
+    assert!(!veth.is_empty());
+    env.ok(&["stop", "-t", "1", "first17"]);
+    // Stopped: no address anywhere in inspect, still connected to the network, its
+    // interface gone from the host.
+    assert_eq!(inspect("first17", "{{.NetworkSettings.IPAddress}}"), "");
+    assert_eq!(ip_of("first17"), "");
+    assert!(
+        inspect("first17", "{{json .NetworkSettings.Networks}}").contains("small17"),
+        "still connected"
+    );
+    assert!(
+        support::eventually(5, || !std::path::Path::new("/sys/class/net")
+            .join(&veth)
+            .exists()),
+        "veth {veth} left on the host"
+    );
+    // The address went back to the pool: the next container gets it.
+    let b = run("second17");
+    assert_eq!(ip_of("second17"), host(2));
+    // Started again, the first gets the next free address, and the two reach each other,
+    // by name (hosts files updated) and by address.
+    env.ok(&["start", "first17"]);
+    assert_eq!(ip_of("first17"), host(3));
+    let fetch = |from: &str, target: &str| {
+        let script = format!(
+            "for i in $(seq 20); do ip=$(awk -v h={target} '{{for (i = 2; i <= NF; i++) if ($i == h) print $1}}' /etc/hosts); \
+             [ -n \"$ip\" ] && timeout 2 wget -q -O- http://$ip:80/ && exit 0; sleep 0.2; done; cat /etc/hosts >&2; exit 1"
+        );
+        env.ok(&["exec", from, "sh", "-c", &script])
+    };
+    assert_eq!(fetch("second17", "first17"), &a[..12]);
+    assert_eq!(fetch("first17", "second17"), &b[..12]);
+    let out = env.ok(&["exec", "first17", "ping", "-c", "1", "-W", "2", &host(2)]);
+    assert!(out.contains("1 packets received"), "{out}");
+    // Both stopped, then started in the other order: each gets back the address it had
+    // (the first's .195 though .194 is lower and free).
+    env.ok(&["stop", "-t", "1", "second17", "first17"]);
+    assert_eq!(inspect("second17", "{{.NetworkSettings.IPAddress}}"), "");
+    env.ok(&["start", "first17"]);
+    assert_eq!(ip_of("first17"), host(3));
+    env.ok(&["start", "second17"]);
+    assert_eq!(ip_of("second17"), host(2));
+    assert_eq!(fetch("second17", "first17"), &a[..12]);
+    // A /30 holds one container: while another has the address, start fails with nothing
+    // made (no namespace pinned, no address held) and works once the address is free.
+    env.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("10.215.{}.200/30", env.third),
+        "tiny17",
+    ]);
+    env.ok(&["network", "connect", "tiny17", "first17"]);
+    assert_eq!(
+        inspect("first17", "{{.NetworkSettings.Networks.tiny17.IPAddress}}"),
+        format!("10.215.{}.202", env.third)
+    );
+    env.ok(&["stop", "-t", "1", "first17"]);
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        "taker17",
+        "--network",
+        "tiny17",
+        "busybox",
+    ];
+    args.extend_from_slice(HTTPD);
+    env.ok(&args);
+    let out = env.berth(&["start", "first17"]);
+    // Docker's `start` exits 1 when a container fails to start.
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let first_id = inspect("first17", "{{.Id}}");
+    assert!(
+        !env.runroot().join("netns").join(&first_id).exists(),
+        "netns pin left"
+    );
+    assert_eq!(inspect("first17", "{{.State.Running}}"), "false");
+    // The failed start held no address on small17 either: a new container takes .195.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "probe17",
+        "--network",
+        "small17",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(ip_of("probe17"), host(3));
+    env.ok(&["rm", "-f", "taker17", "probe17"]);
+    env.ok(&["start", "first17"]);
+    assert_eq!(ip_of("first17"), host(3));
+    assert_eq!(
+        inspect("first17", "{{.NetworkSettings.Networks.tiny17.IPAddress}}"),
+        format!("10.215.{}.202", env.third)
+    );
+    // rm frees everything: a new container takes .194 once both are gone.
+    env.ok(&["rm", "-f", "first17", "second17"]);
+    run("third17");
+    assert_eq!(ip_of("third17"), host(2));
+    env.ok(&["rm", "-f", "third17"]);
+    env.ok(&["network", "rm", "small17"]);
+    env.ok(&["network", "rm", "tiny17"]);
+}
