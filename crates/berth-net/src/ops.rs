@@ -20,7 +20,9 @@ pub struct BridgeSpec {
     /// The bridge's own address, the containers' gateway.
     pub gateway: Ipv4Addr,
     /// Whether the host routes packets arriving on this bridge elsewhere (needed only for
-    /// outbound traffic with nftables masquerade; off keeps networks isolated).
+    /// outbound traffic with nftables masquerade; off keeps networks isolated: IPv4
+    /// forwarding off on the bridge, and an IPv6 policy rule `iif BRIDGE prohibit`, since
+    /// IPv6 forwarding has only a host-wide switch).
     pub forwarding: bool,
     /// The bridge's IPv6 address on a network with IPv6 (`network create --ipv6`).
     pub ipv6: Option<Ipv6Interface>,

@@ -1025,47 +1025,67 @@ const LEGACY_TABLE: &str = "table ip berth {
 
 #[test]
 fn nftables_isolate_ipv6_between_networks_when_the_host_forwards_ipv6() {
-    if !require_root("nftables_ipv6_isolation")
-        || !support::require_tool("nftables_ipv6_isolation", "nft")
-        || !support::require_tool("nftables_ipv6_isolation", "nsenter")
+    ipv6_isolation("nftables_ipv6_isolation", true, 16);
+}
+
+#[test]
+fn without_nftables_ipv6_between_networks_is_refused_when_the_host_forwards_ipv6() {
+    ipv6_isolation("rules_ipv6_isolation", false, 18);
+}
+
+/// Two IPv6 networks in a namespace of the test's own that forwards IPv6 (as a router host
+/// does): a container on one cannot reach one on the other, over IPv6 or IPv4, while the
+/// same network works; with `nftables` the inet table's pairs do it, without it berth's
+/// IPv6 policy rules (`iif BRIDGE prohibit`). Taking those away opens the route, so the
+/// refusal was theirs.
+fn ipv6_isolation(test: &str, nftables: bool, n: u8) {
+    if !require_root(test)
+        || !support::require_tool(test, "nft")
+        || !support::require_tool(test, "nsenter")
     {
         return;
     }
-    let env = env(16);
-    let toml = env.root().join("berth.toml");
-    let mut cfg = std::fs::read_to_string(&toml).expect("berth.toml");
-    cfg.push_str("nftables = true\n");
-    std::fs::write(&toml, cfg).expect("berth.toml");
+    let env = env(n);
+    if nftables {
+        let toml = env.root().join("berth.toml");
+        let mut cfg = std::fs::read_to_string(&toml).expect("berth.toml");
+        cfg.push_str("nftables = true\n");
+        std::fs::write(&toml, cfg).expect("berth.toml");
+    }
     let third = env.third;
     let (s1, s2) = (env.subnet(0), env.subnet(1));
     let ns = NetnsEnv::new(env, &format!("berth-v6iso-{third}"));
     // In the test's namespace only: IPv6 forwarding on (as on a router host), and the
     // legacy `ip berth` table that berth must replace on first use.
     ns.sh("echo 1 > /proc/sys/net/ipv6/conf/all/forwarding");
-    ns.sh(&format!("nft -f - <<'EOF'\n{LEGACY_TABLE}EOF"));
+    if nftables {
+        ns.sh(&format!("nft -f - <<'EOF'\n{LEGACY_TABLE}EOF"));
+    }
+    let (neta, netb) = (format!("v6a{n}"), format!("v6b{n}"));
+    let (web_name, cli) = (format!("web{n}"), format!("cli{n}"));
     let (a6, b6) = (
-        format!("fd00:216:{third}:1::/64"),
-        format!("fd00:216:{third}:2::/64"),
+        format!("fd00:216:{third}:{n}1::/64"),
+        format!("fd00:216:{third}:{n}2::/64"),
     );
     ns.ok(&[
-        "network", "create", "--ipv6", "--subnet", &a6, "--subnet", &s1, "v6a16",
+        "network", "create", "--ipv6", "--subnet", &a6, "--subnet", &s1, &neta,
     ]);
     ns.ok(&[
-        "network", "create", "--ipv6", "--subnet", &b6, "--subnet", &s2, "v6b16",
+        "network", "create", "--ipv6", "--subnet", &b6, "--subnet", &s2, &netb,
     ]);
     let mut args = vec![
         "run",
         "-d",
         "--name",
-        "web16",
+        &web_name,
         "--network",
-        "v6b16",
+        &netb,
         "busybox",
     ];
     args.extend_from_slice(HTTPD);
     let web = ns.ok(&args);
     let inspect: serde_json::Value =
-        serde_json::from_str(&ns.ok(&["network", "inspect", "v6b16"])).expect("json");
+        serde_json::from_str(&ns.ok(&["network", "inspect", &netb])).expect("json");
     let web6 = inspect[0]["Containers"][&web]["IPv6Address"]
         .as_str()
         .expect("an IPv6 address")
@@ -1081,7 +1101,7 @@ fn nftables_isolate_ipv6_between_networks_when_the_host_forwards_ipv6() {
     let tables = ns.sh("nft list tables");
     assert_eq!(
         tables.trim(),
-        "table inet berth",
+        if nftables { "table inet berth" } else { "" },
         "the legacy table is replaced, not kept"
     );
     // A client on the other network, probing with exec: each `run` re-adds the pairs of
@@ -1090,9 +1110,9 @@ fn nftables_isolate_ipv6_between_networks_when_the_host_forwards_ipv6() {
         "run",
         "-d",
         "--name",
-        "cli16",
+        &cli,
         "--network",
-        "v6a16",
+        &neta,
         "busybox",
         "sleep",
         "600",
@@ -1108,7 +1128,7 @@ fn nftables_isolate_ipv6_between_networks_when_the_host_forwards_ipv6() {
         "run",
         "--rm",
         "--network",
-        "v6b16",
+        &netb,
         "busybox",
         "sh",
         "-c",
@@ -1118,21 +1138,53 @@ fn nftables_isolate_ipv6_between_networks_when_the_host_forwards_ipv6() {
         same.status.success() && String::from_utf8_lossy(&same.stdout).contains(&web[..12]),
         "same network over IPv6: {same:?}"
     );
-    let other = ns.berth(&["exec", "cli16", "sh", "-c", &script(&url6, 3)]);
+    let other = ns.berth(&["exec", &cli, "sh", "-c", &script(&url6, 3)]);
     assert!(
         !other.status.success(),
         "a container on another network reached {web6} over IPv6: {other:?}"
     );
-    let other4 = ns.berth(&["exec", "cli16", "sh", "-c", &script(&url4, 2)]);
+    let other4 = ns.berth(&["exec", &cli, "sh", "-c", &script(&url4, 2)]);
     assert!(!other4.status.success(), "reached {web4} over IPv4");
-    // Without the isolation pairs the namespace routes between the bridges (the failures
-    // above were the rules' doing, not a missing route).
-    ns.sh("nft flush set inet berth pairs");
-    let open = ns.berth(&["exec", "cli16", "sh", "-c", &script(&url6, 15)]);
+    let bridge = |net: &str| -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&ns.ok(&["network", "inspect", net])).expect("json");
+        v[0]["Options"]["com.docker.network.bridge.name"]
+            .as_str()
+            .expect("bridge name")
+            .to_string()
+    };
+    let (bra, brb) = (bridge(&neta), bridge(&netb));
+    let rules = ns.sh("ip -6 rule");
+    for br in [&bra, &brb] {
+        assert_eq!(
+            rules.contains(&format!("iif {br} prohibit")),
+            !nftables,
+            "{rules}"
+        );
+    }
+    // Without the isolation the namespace routes between the bridges (the failures above
+    // were its doing, not a missing route).
+    if nftables {
+        ns.sh("nft flush set inet berth pairs");
+    } else {
+        for br in [&bra, &brb] {
+            ns.sh(&format!("ip -6 rule del iif {br} priority 1000 prohibit"));
+        }
+    }
+    let open = ns.berth(&["exec", &cli, "sh", "-c", &script(&url6, 15)]);
     assert!(
         open.status.success() && String::from_utf8_lossy(&open.stdout).contains(&web[..12]),
         "routing between the networks works once the pairs are gone: {open:?}"
     );
+    if !nftables {
+        // The next container on the network puts its rule back; removing the network
+        // takes it away.
+        ns.ok(&["run", "--rm", "--network", &neta, "busybox", "true"]);
+        assert!(ns.sh("ip -6 rule").contains(&format!("iif {bra} prohibit")));
+        ns.ok(&["rm", "-f", &cli]);
+        ns.ok(&["network", "rm", &neta]);
+        assert!(!ns.sh("ip -6 rule").contains(&format!("iif {bra} ")));
+    }
 }
 
 #[test]

@@ -70,6 +70,9 @@ impl NetOps for LinuxNetOps {
                 reqs.push(netlink::new_addr6(idx, &b.name, v6.address, v6.prefix_len));
             }
             reqs.push(netlink::link_up(idx, &b.name));
+            // Without forwarding the bridge's IPv6 traffic must not be routed either (the
+            // host may forward IPv6 on its own); with it, nftables' pairs isolate.
+            reqs.push(netlink::bridge_rule6(&b.name, !b.forwarding));
             r.batch(reqs)?;
             Ok(idx)
         })?;
@@ -79,7 +82,12 @@ impl NetOps for LinuxNetOps {
     }
 
     fn remove_bridge(&self, name: &str) -> Result<()> {
-        self.with_host(|r| r.batch(vec![netlink::del_link(name)]))
+        self.with_host(|r| {
+            r.batch(vec![
+                netlink::del_link(name),
+                netlink::bridge_rule6(name, false),
+            ])
+        })
     }
 
     fn add_endpoint(&self, netns: &Path, bridge: &BridgeSpec, ep: &EndpointSpec) -> Result<()> {

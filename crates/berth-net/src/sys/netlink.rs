@@ -16,6 +16,7 @@ use netlink_packet_route::link::{
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
@@ -300,6 +301,43 @@ pub(crate) fn new_addr6(index: u32, ifname: &str, addr: Ipv6Addr, prefix: u8) ->
         op: "add address",
         target: format!("{addr}/{prefix} on {ifname}"),
         ok_errnos: &[libc::EEXIST],
+    }
+}
+
+/// The priority of berth's IPv6 policy rules: right after the `local` table's (0), so
+/// traffic to the host's own addresses is still delivered, before any other rule.
+pub(crate) const BRIDGE_RULE_PRIORITY: u32 = 1000;
+
+/// The IPv6 policy rule `from all iif BRIDGE prohibit` (priority
+/// [`BRIDGE_RULE_PRIORITY`]): what arrives on the bridge for an address that is not the
+/// host's own is refused instead of routed, as IPv4's per-interface `forwarding = 0` does
+/// (IPv6 has only the host-wide switch). `add` false deletes it. EEXIST on add, ENOENT
+/// on delete and a kernel without IPv6 count as success.
+pub(crate) fn bridge_rule6(bridge: &str, add: bool) -> Request {
+    let mut m = RuleMessage::default();
+    m.header.family = AddressFamily::Inet6;
+    m.header.action = RuleAction::Prohibit;
+    m.attributes
+        .push(RuleAttribute::Iifname(bridge.to_string()));
+    m.attributes
+        .push(RuleAttribute::Priority(BRIDGE_RULE_PRIORITY));
+    if add {
+        Request {
+            msg: RouteNetlinkMessage::NewRule(m),
+            flags: NLM_F_CREATE | NLM_F_EXCL,
+            op: "add IPv6 rule",
+            target: format!("iif {bridge} prohibit"),
+            // A kernel without IPv6 has nothing to route.
+            ok_errnos: &[libc::EEXIST, libc::EAFNOSUPPORT, libc::EOPNOTSUPP],
+        }
+    } else {
+        Request {
+            msg: RouteNetlinkMessage::DelRule(m),
+            flags: 0,
+            op: "delete IPv6 rule",
+            target: format!("iif {bridge} prohibit"),
+            ok_errnos: &[libc::ENOENT, libc::EAFNOSUPPORT, libc::EOPNOTSUPP],
+        }
     }
 }
 

@@ -377,5 +377,18 @@ impl Drop for NetEnv {
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge])
             .output();
+        // berth's IPv6 rule for the bridge (see berth-net's BridgeSpec::forwarding).
+        let _ = Command::new("ip")
+            .args([
+                "-6",
+                "rule",
+                "del",
+                "iif",
+                &self.bridge,
+                "priority",
+                "1000",
+                "prohibit",
+            ])
+            .output();
     }
 }
