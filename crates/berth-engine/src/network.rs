@@ -98,6 +98,14 @@ pub enum NetworkError {
         /// Network name.
         network: String,
     },
+    /// Every address of the network's subnet is taken (Docker's words).
+    #[error("no available IPv4 addresses on this network's address pools: {network} ({id})")]
+    NoFreeAddress {
+        /// Network name.
+        network: String,
+        /// Network ID.
+        id: String,
+    },
     /// A malformed stored row (should not happen).
     #[error("stored network {0} is damaged: {1}")]
     Damaged(String, String),
@@ -124,7 +132,9 @@ impl NetworkError {
             NetworkError::AlreadyConnected { .. } => ErrorKind::AlreadyExists,
             NetworkError::NotConnected { .. } => ErrorKind::NotFound,
             NetworkError::AddressOutside { .. } => ErrorKind::InvalidArgument,
-            NetworkError::AddressInUse { .. } => ErrorKind::Conflict,
+            NetworkError::AddressInUse { .. } | NetworkError::NoFreeAddress { .. } => {
+                ErrorKind::Conflict
+            }
             NetworkError::Damaged(..) => ErrorKind::Internal,
         }
     }
@@ -1138,6 +1148,12 @@ impl<'a> Networks<'a> {
                 return Err(NetworkError::AddressInUse {
                     address,
                     network: n.rec.name.clone(),
+                })
+            }
+            (Err(NetworkStoreError::NoFreeAddress(_)), None) => {
+                return Err(NetworkError::NoFreeAddress {
+                    network: n.rec.name.clone(),
+                    id: n.rec.id.clone(),
                 })
             }
             (r, _) => r?,

@@ -114,7 +114,8 @@ pub fn attach(lc: &Lifecycle, c: &Container) -> Result<AttachedNetwork, NetworkE
 }
 
 /// Removes what [`attach`] made, after the container's process ended (`release` false:
-/// it keeps its address) or when it is removed (`release` true). Safe to repeat, and to
+/// it stays connected to its networks but its addresses return to the pool until the next
+/// start) or when it is removed (`release` true). Safe to repeat, and to
 /// call after a crashed monitor.
 pub fn detach(lc: &Lifecycle, id: &str, release: bool) -> Result<(), NetworkError> {
     networks(lc).network_teardown(id, release)

@@ -333,3 +333,47 @@ fn setup_cost_breakdown() {
     let _ = ops.remove_bridge(&b.name);
     eprintln!("{}", lines.join("\n"));
 }
+
+/// The host's IPv6 policy rules that name `bridge`, as `ip -6 rule` prints them.
+fn rules_of(bridge: &str) -> Vec<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-6", "rule"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("iif {bridge} ")))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn a_bridge_without_forwarding_refuses_to_route_ipv6_and_the_rule_goes_with_it() {
+    if !root_or_skip("bridge_ipv6_rule") {
+        return;
+    }
+    let mut b = bridge(6);
+    let guard = Cleanup {
+        ops: LinuxNetOps::new(),
+        netns: Vec::new(),
+        links: Vec::new(),
+        bridges: vec![b.name.clone()],
+    };
+    let want = format!("1000:\tfrom all iif {} prohibit", b.name);
+    guard.ops.ensure_bridge(&b).unwrap();
+    guard.ops.ensure_bridge(&b).unwrap();
+    assert_eq!(rules_of(&b.name), vec![want.clone()], "one rule, made once");
+    // Forwarding on (nftables): routing is the firewall's business, the rule goes.
+    b.forwarding = true;
+    guard.ops.ensure_bridge(&b).unwrap();
+    assert!(rules_of(&b.name).is_empty());
+    b.forwarding = false;
+    guard.ops.ensure_bridge(&b).unwrap();
+    assert_eq!(rules_of(&b.name), vec![want]);
+    guard.ops.remove_bridge(&b.name).unwrap();
+    assert!(
+        rules_of(&b.name).is_empty(),
+        "rule left with the bridge gone"
+    );
+    assert!(!guard.ops.link_exists(&b.name).unwrap());
+}

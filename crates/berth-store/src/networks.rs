@@ -693,6 +693,47 @@ mod tests {
     }
 
     #[test]
+    fn migration_6_keeps_endpoints_and_remembers_their_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.db");
+        let old = crate::db::migrate(
+            rusqlite::Connection::open(&path).unwrap(),
+            &crate::migrations::MIGRATIONS[..5],
+        )
+        .unwrap();
+        let a = "ab".repeat(32);
+        insert_network(&old, &net(&a, "n"), false).unwrap();
+        old.execute(
+            "INSERT INTO network_endpoints VALUES (?1, 'c1', '10.89.0.7', 'vb1', 'eth0', '[]')",
+            [&a],
+        )
+        .unwrap();
+        let conn = crate::db::migrate(old, crate::migrations::MIGRATIONS).unwrap();
+        let eps = endpoints(&conn, "c1", false).unwrap();
+        assert_eq!(
+            (eps[0].address.as_str(), eps[0].host_ifname.as_str()),
+            ("10.89.0.7", "vb1")
+        );
+        // Released after the upgrade, it comes back to the same address.
+        release_addresses(&conn, "c1").unwrap();
+        assert_eq!(
+            allocate_endpoint(&conn, &ep(&a, "c1"), pick)
+                .unwrap()
+                .address,
+            "10.89.0.7"
+        );
+        // Addresses stay unique per network.
+        let e = conn
+            .execute(
+                "INSERT INTO network_endpoints (network_id, container_id, address, host_ifname, container_ifname) \
+                 VALUES (?1, 'c2', '10.89.0.7', 'vb2', 'eth0')",
+                [&a],
+            )
+            .unwrap_err();
+        assert!(is_unique_violation(&e), "{e}");
+    }
+
+    #[test]
     fn parallel_allocations_never_collide() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("berth.db");

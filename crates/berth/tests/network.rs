@@ -1298,6 +1298,10 @@ fn stopped_container_releases_its_address_and_gets_one_again_at_start() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no available IPv4 addresses on this network's address pools: tiny17 ("),
+        "{err}"
+    );
     let first_id = inspect("first17", "{{.Id}}");
     assert!(
         !env.runroot().join("netns").join(&first_id).exists(),
