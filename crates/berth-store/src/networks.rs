@@ -768,7 +768,7 @@ mod tests {
             host_port: 8080,
             container_port: 80,
         };
-        set_ports(&conn, "c", &[p.clone()]).unwrap();
+        set_ports(&conn, "c", std::slice::from_ref(&p)).unwrap();
         assert_eq!(ports(&conn, Some("c")).unwrap(), vec![p]);
         set_ports(&conn, "c", &[]).unwrap();
         assert!(ports(&conn, None).unwrap().is_empty());
