@@ -1345,9 +1345,19 @@ impl<'a> Networks<'a> {
                 ipv6: net.endpoint_v6(address, false),
             };
             let nft = self.net_config()?.nftables;
-            if let Err(e) = endpoint::connect(self.net_ops(), &ns, &net.bridge_spec(nft), &spec) {
+            // The network's isolation pairs before its bridge forwards (a network first used
+            // through `connect` has had none yet).
+            let attached = if nft {
+                self.nft_attach(std::slice::from_ref(&net), &BTreeMap::new(), &[])
+            } else {
+                Ok(())
+            };
+            if let Err(e) = attached.and_then(|()| {
+                endpoint::connect(self.net_ops(), &ns, &net.bridge_spec(nft), &spec)
+                    .map_err(Into::into)
+            }) {
                 let _ = self.store.release_endpoints(&c.id, Some(&net.rec.id));
-                return Err(e.into());
+                return Err(e);
             }
         }
         self.sync_hosts(&net.rec.id, None)?;

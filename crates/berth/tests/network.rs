@@ -1053,7 +1053,7 @@ fn ipv6_isolation(test: &str, nftables: bool, n: u8) {
         std::fs::write(&toml, cfg).expect("berth.toml");
     }
     let third = env.third;
-    let (s1, s2) = (env.subnet(0), env.subnet(1));
+    let (s1, s2, s3) = (env.subnet(0), env.subnet(1), env.subnet(2));
     let ns = NetnsEnv::new(env, &format!("berth-v6iso-{third}"));
     // In the test's namespace only: IPv6 forwarding on (as on a router host), and the
     // legacy `ip berth` table that berth must replace on first use.
@@ -1176,6 +1176,22 @@ fn ipv6_isolation(test: &str, nftables: bool, n: u8) {
         open.status.success() && String::from_utf8_lossy(&open.stdout).contains(&web[..12]),
         "routing between the networks works once the pairs are gone: {open:?}"
     );
+    if nftables {
+        // A network made after every container started and first used through `network
+        // connect` gets its isolation pairs too.
+        let netc = format!("v6c{n}");
+        ns.ok(&["network", "create", "--subnet", &s3, &netc]);
+        ns.ok(&["network", "connect", &netc, &cli]);
+        let brc = bridge(&netc);
+        let pairs = ns.sh("nft list set inet berth pairs");
+        for other in [&bra, &brb] {
+            assert!(
+                pairs.contains(&format!("\"{brc}\" . \"{other}\""))
+                    && pairs.contains(&format!("\"{other}\" . \"{brc}\"")),
+                "{pairs}"
+            );
+        }
+    }
     if !nftables {
         // The next container on the network puts its rule back; removing the network
         // takes it away.
