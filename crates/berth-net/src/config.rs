@@ -6,6 +6,11 @@
 //! bridge = "berth0"         # the default bridge's interface name
 //! nftables = false          # DNAT for published ports and masquerade for outbound traffic
 //! ```
+//!
+//! Networks are isolated from each other either way: without nftables the bridges do not
+//! forward (IPv4 `forwarding = 0` per bridge, an IPv6 policy rule `iif BRIDGE prohibit` per
+//! bridge, as IPv6 forwarding is host-wide); with it they forward and the `inet berth`
+//! table drops traffic between berth's bridges, IPv4 and IPv6 (see [`crate::nft`]).
 
 use std::net::Ipv4Addr;
 use std::path::Path;
