@@ -742,6 +742,10 @@ impl<'a> Networks<'a> {
             if self.net_config()?.nftables {
                 if let Ok(net) = Net::from_record(n.clone()) {
                     let others = self.all_bridges();
+                    // A legacy table goes first, so nothing of this network stays in it.
+                    if let Err(e) = nft::ensure_table(self.firewall(), || self.nft_elements()) {
+                        log::warn!("nftables: {e}");
+                    }
                     nft::apply_each(
                         self.firewall(),
                         &nft::remove_bridge(&net.bridge_net(), &others),
@@ -1265,7 +1269,15 @@ impl<'a> Networks<'a> {
             if let Some(addr) = first.and_then(|e| e.address.parse::<Ipv4Addr>().ok()) {
                 let ports = self.container_ports_by_id(container_id).unwrap_or_default();
                 let entries = dnat_entries(ports.into_iter(), addr);
-                nft::apply_each(self.firewall(), &nft::remove_dnat(&entries));
+                if !entries.is_empty() {
+                    // A legacy table goes first (its DNAT of this container must not stay
+                    // to reach whoever gets the address next).
+                    let _lock = self.network_lock().ok();
+                    if let Err(e) = nft::ensure_table(self.firewall(), || self.nft_elements()) {
+                        log::warn!("nftables: {e}");
+                    }
+                    nft::apply_each(self.firewall(), &nft::remove_dnat(&entries));
+                }
             }
         }
         let ports_result = self.store.set_ports(container_id, &[]);

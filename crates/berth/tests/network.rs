@@ -1059,6 +1059,12 @@ fn ipv6_isolation(test: &str, nftables: bool, n: u8) {
     // legacy `ip berth` table that berth must replace on first use.
     ns.sh("echo 1 > /proc/sys/net/ipv6/conf/all/forwarding");
     if nftables {
+        // Any nftables step replaces it, a network's removal as well as a container's start.
+        ns.sh(&format!("nft -f - <<'EOF'\n{LEGACY_TABLE}EOF"));
+        ns.ok(&["network", "create", "--subnet", &s3, "gone"]);
+        ns.ok(&["network", "rm", "gone"]);
+        assert_eq!(ns.sh("nft list tables").trim(), "table inet berth");
+        ns.sh("nft delete table inet berth");
         ns.sh(&format!("nft -f - <<'EOF'\n{LEGACY_TABLE}EOF"));
     }
     let (neta, netb) = (format!("v6a{n}"), format!("v6b{n}"));
