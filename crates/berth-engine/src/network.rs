@@ -1092,7 +1092,7 @@ impl<'a> Networks<'a> {
     /// one released at stop or a new one, with the `wanted` address (checked: a host
     /// address of the subnet, not the gateway's, not in use), else the address it last had
     /// if still free (as Docker tries), else the next free address; for a `stopped`
-    /// container without a `wanted` address, none yet (`network connect`).
+    /// container none yet (`network connect`: the `wanted` one is recorded and checked).
     fn allocate(
         &self,
         req: &NetworkRequest,
@@ -1101,6 +1101,16 @@ impl<'a> Networks<'a> {
         wanted: Option<Ipv4Addr>,
         stopped: bool,
     ) -> Result<EndpointRecord> {
+        // An address asked for earlier (`network connect --ip`) holds at every start.
+        let wanted = match wanted {
+            Some(a) => Some(a),
+            None => self
+                .store
+                .container_endpoints(&req.container_id)?
+                .into_iter()
+                .find(|e| e.network_id == n.rec.id)
+                .and_then(|e| e.static_address.parse().ok()),
+        };
         if let Some(a) = wanted {
             if !n.subnet.contains(&a) || a == n.subnet.network() || a == n.subnet.broadcast() {
                 return Err(NetworkError::AddressOutside {
@@ -1122,6 +1132,7 @@ impl<'a> Networks<'a> {
             host_ifname: endpoint::veth_name(&req.container_id, &n.rec.id),
             container_ifname: format!("eth{index}"),
             aliases: serde_json::to_string(&names).unwrap_or_else(|_| "[]".into()),
+            static_address: wanted.map(|a| a.to_string()).unwrap_or_default(),
         };
         let (subnet, gw) = (n.subnet, n.gateway);
         let got = self.store.allocate_endpoint(&want, |used, last| {
@@ -1139,9 +1150,9 @@ impl<'a> Networks<'a> {
                     taken.set(true);
                     None
                 }
+                // Connected while stopped: the address comes at start.
+                _ if stopped => Some(String::new()),
                 Some(a) => Some(a.to_string()),
-                // Connected while stopped: an address comes at start.
-                None if stopped => Some(String::new()),
                 None => last
                     .or_else(|| berth_net::ipam::next_free(&subnet, gw, &used).ok())
                     .map(|a| a.to_string()),
@@ -1310,7 +1321,8 @@ impl<'a> Networks<'a> {
 
     /// `network connect [--ip IP]`: records an endpoint for the container (at `ip`, checked
     /// as `run --ip`) and, when it is running, adds the interface to its namespace now. A
-    /// stopped container gets an address when it starts (the `ip` one is held until then).
+    /// stopped container gets an address when it starts (the `ip` one, which is not held
+    /// until then: as with Docker, that start fails if another container took it).
     pub fn network_connect(
         &self,
         network: &str,
@@ -1492,7 +1504,7 @@ impl<'a> Networks<'a> {
             networks.insert(
                 net.rec.name.clone(),
                 serde_json::json!({
-                    "IPAMConfig": null,
+                    "IPAMConfig": if ep.static_address.is_empty() { serde_json::Value::Null } else { serde_json::json!({"IPv4Address": ep.static_address}) },
                     "Links": null,
                     "Aliases": if net.resolves_names() { serde_json::json!(aliases) } else { serde_json::Value::Null },
                     "NetworkID": net.rec.id,

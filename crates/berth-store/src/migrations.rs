@@ -49,4 +49,9 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "endpoints: stopped containers release their addresses",
         sql: include_str!("migrations/0006_endpoints_release.sql"),
     },
+    Migration {
+        version: 7,
+        name: "endpoints: the address asked for",
+        sql: include_str!("migrations/0007_endpoints_static_address.sql"),
+    },
 ];

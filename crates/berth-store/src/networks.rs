@@ -52,6 +52,9 @@ pub struct EndpointRecord {
     pub container_ifname: String,
     /// JSON list of names (`--network-alias`).
     pub aliases: String,
+    /// The address asked for (`network connect --ip`, `run --ip`), '' for any: a container
+    /// that starts again gets this one or fails.
+    pub static_address: String,
 }
 
 /// One published port as stored.
@@ -130,7 +133,7 @@ type Result<T> = std::result::Result<T, NetworkStoreError>;
 const NET_COLUMNS: &str =
     "id, name, driver, bridge, subnet, gateway, internal, labels, created, subnet6, gateway6";
 const EP_COLUMNS: &str =
-    "network_id, container_id, address, host_ifname, container_ifname, aliases";
+    "network_id, container_id, address, host_ifname, container_ifname, aliases, static_address";
 
 fn net_row(r: &Row<'_>) -> rusqlite::Result<NetworkRecord> {
     Ok(NetworkRecord {
@@ -156,6 +159,7 @@ fn ep_row(r: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
         host_ifname: r.get(3)?,
         container_ifname: r.get(4)?,
         aliases: r.get(5)?,
+        static_address: r.get(6)?,
     })
 }
 
@@ -294,7 +298,7 @@ pub fn allocate_endpoint(
     );
     let existing = tx
         .query_row(&q, params![ep.network_id, ep.container_id], |r| {
-            Ok((ep_row(r)?, r.get::<_, String>(6)?))
+            Ok((ep_row(r)?, r.get::<_, String>(7)?))
         })
         .optional()
         .map_err(db("finding endpoint"))?;
@@ -341,7 +345,7 @@ pub fn allocate_endpoint(
             let r = tx.execute(
                 &format!(
                     "INSERT INTO network_endpoints ({EP_COLUMNS}, last_address) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?3)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?3)"
                 ),
                 params![
                     rec.network_id,
@@ -349,7 +353,8 @@ pub fn allocate_endpoint(
                     rec.address,
                     rec.host_ifname,
                     rec.container_ifname,
-                    rec.aliases
+                    rec.aliases,
+                    rec.static_address
                 ],
             );
             (rec, r)
@@ -576,6 +581,7 @@ mod tests {
             host_ifname: format!("vb{c}"),
             container_ifname: "eth0".into(),
             aliases: "[]".into(),
+            static_address: String::new(),
         }
     }
 

@@ -1358,3 +1358,79 @@ fn stopped_container_releases_its_address_and_gets_one_again_at_start() {
     env.ok(&["network", "rm", "small17"]);
     env.ok(&["network", "rm", "tiny17"]);
 }
+
+#[test]
+fn connect_ip_holds_at_every_start_but_not_while_stopped() {
+    if !require_root("connect_ip_static") {
+        return;
+    }
+    let env = env(19);
+    let ip = format!("10.215.{}.212", env.third);
+    env.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("10.215.{}.208/29", env.third),
+        "stat19",
+    ]);
+    env.ok(&["create", "--name", "c19", "busybox", "sleep", "600"]);
+    env.ok(&["network", "connect", "--ip", &ip, "stat19", "c19"]);
+    let inspect = |what: &str| env.ok(&["inspect", "-f", what, "c19"]);
+    assert_eq!(
+        inspect("{{json .NetworkSettings.Networks.stat19.IPAMConfig}}"),
+        format!("{{\"IPv4Address\":\"{ip}\"}}")
+    );
+    assert_eq!(
+        inspect("{{.NetworkSettings.Networks.stat19.IPAddress}}"),
+        ""
+    );
+    // Not held while stopped (as Docker): another container may take it, and then the
+    // start fails, saying so, with nothing left behind.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "t19",
+        "--network",
+        "stat19",
+        "--ip",
+        &ip,
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let out = env.berth(&["start", "c19"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("Address already in use: {ip}")),
+        "{err}"
+    );
+    assert_eq!(inspect("{{.State.Running}}"), "false");
+    env.ok(&["rm", "-f", "t19"]);
+    env.ok(&["start", "c19"]);
+    assert_eq!(
+        inspect("{{.NetworkSettings.Networks.stat19.IPAddress}}"),
+        ip
+    );
+    // Stopped and started again with lower addresses free: still the one asked for.
+    env.ok(&["stop", "-t", "1", "c19"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "t19b",
+        "--network",
+        "stat19",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    env.ok(&["start", "c19"]);
+    assert_eq!(
+        inspect("{{.NetworkSettings.Networks.stat19.IPAddress}}"),
+        ip
+    );
+    env.ok(&["rm", "-f", "c19", "t19b"]);
+    env.ok(&["network", "rm", "stat19"]);
+}
