@@ -423,8 +423,9 @@ fn download(
             hasher = Hasher::new();
         }
         file.seek(SeekFrom::Start(have)).map_err(io)?;
-        // Flushed to disk while it arrives, so the fsync below is short.
-        let mut out = WriteBehind::new(file);
+        // Sent to the disk while it arrives, so the fsync below is short; its pages are
+        // dropped (the unpacker reads the stream, not the file).
+        let mut out = WriteBehind::dropping(file);
         // A copy of a whole fresh download for the sink (to unpack while it arrives); any
         // failure below drops it, which the sink sees as a cut stream.
         let mut tee = if have == 0 { sink.tee(desc) } else { None };
@@ -469,7 +470,7 @@ fn download(
                 });
             }
         }
-        file = out.into_inner();
+        file = out.finish().map_err(io)?;
         // The copy ends here; whether it was whole is told after the verification below.
         tee_whole = teed && tee.is_some() && have == desc.size;
         drop(tee);

@@ -22,10 +22,10 @@ use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use berth_oci::writeback::WriteBehind;
 use berth_oci::{Digest, Hasher};
 
 use crate::name::RepoName;
-use berth_oci::writeback::WriteBehind;
 
 /// What went wrong in a storage backend.
 #[derive(Debug, thiserror::Error)]
@@ -233,7 +233,8 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 struct FileUpload {
-    // Flushed while the upload arrives, so the fsync of the commit is short.
+    // Flushed while the upload arrives, so the fsync of the commit is short; its pages stay
+    // cached for the pulls that follow a push.
     file: WriteBehind,
     len: u64,
 }
@@ -259,7 +260,7 @@ impl UploadWrite for FileUpload {
         self.len
     }
     fn finish(self: Box<Self>) -> io::Result<()> {
-        Ok(())
+        self.file.finish().map(drop)
     }
 }
 
@@ -446,7 +447,7 @@ impl Storage for FsStorage {
         };
         let len = file.metadata().map_err(io_err(&p))?.len();
         Ok(Box::new(FileUpload {
-            file: WriteBehind::new(file),
+            file: WriteBehind::keeping(file),
             len,
         }))
     }
