@@ -850,7 +850,11 @@ impl Session {
         if !scopes.is_empty() {
             form.push_str(&format!("&scope={}", encode(&scopes.join(" "))));
         }
-        form.push_str("&client_id=berth&access_type=offline");
+        form.push_str("&client_id=berth");
+        if scopes.is_empty() {
+            // Login: offline access asks for a refresh token, as Docker's login does.
+            form.push_str("&access_type=offline");
+        }
         let headers = vec![(
             "Content-Type".to_owned(),
             "application/x-www-form-urlencoded".to_owned(),
