@@ -566,6 +566,12 @@ impl Engine {
         )?;
         let repo_digest = format!("{}@{}", r.repository(), pulled.repo_digest);
         self.store().add_repo_digest(&repo_digest, &id)?;
+        if pulled.index.is_some() {
+            // No row names the index or the other platforms' blobs: kept on the image's
+            // behalf, a collection (after any rmi) leaves them for the push of the index.
+            self.store()
+                .keep_blobs_for_image(&id, &index_blobs(blobs, &pulled))?;
+        }
         let shown = match &tagged {
             Some(t) => ImageRef::parse(t)?.familiar_string(),
             None => r.familiar_string(),
@@ -824,6 +830,25 @@ impl PutChecked for berth_store::BlobStore {
         w.commit(Some(digest))?;
         Ok(())
     }
+}
+
+/// The blobs of a pulled index that no image row names: the index, the other platforms'
+/// manifests, and those of their configs and layers that are in the store.
+fn index_blobs(blobs: &berth_store::BlobStore, pulled: &client::PulledImage) -> Vec<Digest> {
+    let mut out = vec![pulled.repo_digest.clone()];
+    for (d, bytes) in &pulled.other_manifests {
+        out.push(d.digest.clone());
+        if let Ok(m) = serde_json::from_slice::<berth_registry::protocol::ManifestView>(bytes) {
+            out.extend(
+                m.config
+                    .iter()
+                    .chain(m.layers.iter().flatten())
+                    .map(|x| x.digest.clone())
+                    .filter(|x| blobs.contains(x)),
+            );
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -39,6 +39,11 @@ pub struct GcReport {
     pub blob_bytes: u64,
 }
 
+/// The `blob_refs` holder of the blobs image `id` keeps.
+pub(crate) fn image_holder(id: &Digest) -> String {
+    format!("image:{id}")
+}
+
 impl Store {
     fn gc_lock_file(&self) -> Result<File> {
         let path = self.root.join("locks").join("gc.lock");
@@ -185,6 +190,26 @@ impl Store {
                 [digest.to_string(), holder.to_owned()],
             )
             .map_err(Error::db("adding blob reference"))?;
+        Ok(())
+    }
+
+    /// Keeps `digests` alive for as long as image `id` exists: blobs an image needs but no
+    /// row of its names (the index it was pulled as, the other platforms' manifests, configs
+    /// and layers, which a push sends on). [`Store::delete_image`] drops them.
+    pub fn keep_blobs_for_image(&self, id: &Digest, digests: &[Digest]) -> Result<()> {
+        let holder = image_holder(id);
+        let mut conn = self.conn.borrow_mut();
+        let tx = conn
+            .transaction()
+            .map_err(Error::db("adding blob references"))?;
+        for d in digests {
+            tx.execute(
+                "INSERT OR IGNORE INTO blob_refs (digest, holder) VALUES (?1, ?2)",
+                [d.to_string(), holder.clone()],
+            )
+            .map_err(Error::db("adding blob reference"))?;
+        }
+        tx.commit().map_err(Error::db("adding blob references"))?;
         Ok(())
     }
 

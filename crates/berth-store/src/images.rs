@@ -401,6 +401,11 @@ impl Store {
             [id.to_string()],
         )
         .map_err(Error::db("dropping layer references"))?;
+        tx.execute(
+            "DELETE FROM blob_refs WHERE holder = ?1",
+            [crate::gc::image_holder(id)],
+        )
+        .map_err(Error::db("dropping blob references"))?;
         let n = tx
             .execute("DELETE FROM images WHERE id = ?1", [id.to_string()])
             .map_err(Error::db("deleting image"))?;

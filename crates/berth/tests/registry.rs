@@ -1045,6 +1045,10 @@ fn multi_platform_index_pull_all_platforms_then_push() {
     let all = format!("{addr}/multi/app:1");
     let out = env.ok("all", &["pull", "--all-platforms", &all]);
     assert!(out.contains(&format!("Digest: {index_digest}")), "{out}");
+    // A collection (every rmi runs one) keeps the index and the other platform's blobs,
+    // which no image row names, for as long as the image is there.
+    env.import_busybox("all", "scratch/gc:1");
+    env.ok("all", &["rmi", "scratch/gc:1"]);
     for target in [format!("{dist}/multi/app:1"), format!("{addr}/copy/app:1")] {
         env.ok("all", &["tag", &all, &target]);
         let out = env.ok("all", &["push", &target]);
@@ -1063,6 +1067,17 @@ fn multi_platform_index_pull_all_platforms_then_push() {
         let out = env.ok(&format!("h-{host}"), &["pull", &target]);
         assert!(out.contains(&format!("Digest: {index_digest}")), "{out}");
     }
+
+    // With the image gone, so are they.
+    let index_file = |root: &str| {
+        blob_files(&env.path(root))
+            .iter()
+            .any(|p| p.ends_with(index_digest.trim_start_matches("sha256:")))
+    };
+    assert!(index_file("all"));
+    let id = env.image_id("all", &all);
+    env.ok("all", &["rmi", "-f", &id]);
+    assert!(!index_file("all"), "the index blob outlived its image");
 
     // Without --all-platforms only the host's image is at hand: it alone is pushed.
     env.ok("one", &["pull", &all]);
