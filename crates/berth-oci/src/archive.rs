@@ -390,6 +390,21 @@ pub struct ArchivedImage {
     pub layers: Vec<ArchivedLayer>,
     /// Names, as written (`busybox:latest`, `docker.io/library/busybox:latest`).
     pub names: Vec<String>,
+    /// The index the image was chosen from, when the archive names one.
+    pub index: Option<ArchivedIndex>,
+}
+
+/// A multi-platform index of an archive: kept with the image chosen from it, so that a push
+/// can send the whole index on.
+#[derive(Debug, Clone)]
+pub struct ArchivedIndex {
+    /// The index's exact bytes and media type.
+    pub bytes: Vec<u8>,
+    /// Its media type.
+    pub media_type: String,
+    /// The other platforms' manifests, configs and layers that the archive holds: (digest,
+    /// entry path).
+    pub blobs: Vec<(Digest, String)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -590,6 +605,7 @@ impl<R: Read + Seek> ArchiveReader<R> {
                     manifest: from_oci.and_then(|o| o.manifest.clone()),
                     layers,
                     names: e.repo_tags,
+                    index: from_oci.and_then(|o| o.index.clone()),
                 });
             }
             return Ok(out);
@@ -654,7 +670,23 @@ impl<R: Read + Seek> ArchiveReader<R> {
                     Err(_) if index.manifests().len() == 1 => index.manifests()[0].clone(),
                     Err(_) => return Err(ArchiveError::NoImage(path)),
                 };
-                self.oci_image(&chosen, depth + 1)
+                let Some((child, mut image)) = self.oci_image(&chosen, depth + 1)? else {
+                    return Ok(None);
+                };
+                if image.index.is_none() {
+                    let mut blobs = Vec::new();
+                    for other in index.manifests() {
+                        if other.digest() != chosen.digest() {
+                            self.other_platform_blobs(other, &mut blobs);
+                        }
+                    }
+                    image.index = Some(ArchivedIndex {
+                        bytes,
+                        media_type: d.media_type().to_string(),
+                        blobs,
+                    });
+                }
+                Ok(Some((child, image)))
             }
             Manifest::Image(m) => {
                 let media_type = m
@@ -695,8 +727,36 @@ impl<R: Read + Seek> ArchiveReader<R> {
                         manifest: Some((bytes, media_type)),
                         layers,
                         names: Vec::new(),
+                        index: None,
                     },
                 )))
+            }
+        }
+    }
+
+    /// Adds what the archive holds of an index's child: its manifest, config and layers.
+    fn other_platform_blobs(&mut self, child: &Descriptor, out: &mut Vec<(Digest, String)>) {
+        let Ok(digest) = manifest::descriptor_digest(child) else {
+            return;
+        };
+        let path = format!("blobs/sha256/{}", digest.hex());
+        if !self.contains(&path) {
+            return;
+        }
+        let Ok(bytes) = self.read_blob(&digest) else {
+            return;
+        };
+        out.push((digest, path));
+        if let Ok(Manifest::Image(m)) =
+            manifest::parse_manifest(&bytes, Some(child.media_type().as_ref()))
+        {
+            for d in std::iter::once(m.config()).chain(m.layers()) {
+                if let Ok(digest) = manifest::descriptor_digest(d) {
+                    let path = format!("blobs/sha256/{}", digest.hex());
+                    if self.contains(&path) {
+                        out.push((digest, path));
+                    }
+                }
             }
         }
     }

@@ -949,7 +949,10 @@ fn sha256_hex(data: &[u8]) -> String {
 #[test]
 fn multi_platform_index_pull_all_platforms_then_push() {
     let test = "multi_platform_index_pull_all_platforms_then_push";
-    if !require_root(test) || !require_tool(test, "docker-registry") {
+    if !require_root(test)
+        || !require_tool(test, "docker-registry")
+        || !require_tool(test, "skopeo")
+    {
         return;
     }
     let env = Env::new();
@@ -1089,6 +1092,25 @@ fn multi_platform_index_pull_all_platforms_then_push() {
         entries[0]["digest"].as_str().unwrap(),
         "{out}"
     );
+
+    // An OCI archive of the whole index (skopeo copy --all), loaded: the index is kept and
+    // pushed on whole.
+    let archive = env.path("multi.tar");
+    let st = Command::new("skopeo")
+        .args(["copy", "-q", "--all", "--src-tls-verify=false"])
+        .arg(format!("docker://{all}"))
+        .arg(format!("oci-archive:{}:multi/app:1", archive.display()))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    env.ok("loaded", &["load", "-i", archive.to_str().unwrap()]);
+    let again = format!("{addr}/loaded/app:1");
+    env.ok("loaded", &["tag", "multi/app:1", &again]);
+    let out = env.ok("loaded", &["push", &again]);
+    assert_eq!(pushed_digest(&out), index_digest, "{out}");
+    let (ctype, body) = get_manifest(&addr, "loaded/app", "1");
+    assert_eq!(ctype, "application/vnd.oci.image.index.v1+json");
+    assert_eq!(body, index);
 }
 
 /// The host's architecture in OCI terms.

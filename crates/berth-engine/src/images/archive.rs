@@ -383,12 +383,54 @@ impl Engine {
                     report.renamed.push((familiar(&m.reference), prev));
                 }
             }
+            if let (Some(index), false) = (&image.index, full_names.is_empty()) {
+                self.keep_archived_index(&mut reader, index, &id, &full_names, &what)?;
+            }
             report
                 .images
                 .push((id, full_names.iter().map(|n| familiar(n)).collect()));
         }
         let _ = media::OCI_MANIFEST;
         Ok(report)
+    }
+}
+
+impl Engine {
+    /// Keeps the index an image was loaded from, with the other platforms' blobs the archive
+    /// holds (each checked against its digest), as a pull keeps the index it pulled: named
+    /// by a repo digest `NAME@<index digest>` per name, as Docker's containerd store shows a
+    /// loaded index, so that a push sends the whole index on when every platform is there.
+    fn keep_archived_index<R: Read + io::Seek>(
+        &self,
+        reader: &mut ArchiveReader<R>,
+        index: &berth_oci::archive::ArchivedIndex,
+        id: &Digest,
+        names: &[String],
+        what: &str,
+    ) -> Result<(), Error> {
+        let blobs = self.store.blobs();
+        let mut kept = Vec::with_capacity(index.blobs.len() + 1);
+        for (digest, path) in &index.blobs {
+            if !blobs.contains(digest) {
+                let mut w = blobs.begin_blob()?;
+                io::copy(&mut reader.open(path)?, &mut w).map_err(|error| ImageError::Io {
+                    op: "reading",
+                    path: format!("{what}: {path}").into(),
+                    error,
+                })?;
+                w.commit(Some(digest))?;
+            }
+            kept.push(digest.clone());
+        }
+        let info = blobs.put_bytes(&index.bytes)?;
+        for n in names {
+            let r = ImageRef::parse(n)?;
+            self.store
+                .add_repo_digest(&format!("{}@{}", r.repository(), info.digest), id)?;
+        }
+        kept.push(info.digest);
+        self.store.keep_blobs_for_image(id, &kept)?;
+        Ok(())
     }
 }
 
