@@ -39,6 +39,18 @@ pub fn require_root_for(test: &str, why: &str) -> bool {
     false
 }
 
+/// Asserts that berth (run with `args`) succeeded; its stdout, trimmed.
+pub fn ok_stdout(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "berth {args:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Whether `tool` is installed; skips when not, fails under CI.
 pub fn require_tool(test: &str, tool: &str) -> bool {
     let found = Command::new(tool)
@@ -212,15 +224,7 @@ impl Env {
 
     /// Runs berth, asserts success, returns stdout trimmed.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.berth(args);
-        assert!(
-            out.status.success(),
-            "berth {args:?} failed ({:?}): {}{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        ok_stdout(args, self.berth(args))
     }
 
     /// `inspect -f TEMPLATE NAME`.
@@ -355,15 +359,7 @@ impl NetEnv {
 
     /// Runs berth, asserts success, returns stdout trimmed.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.berth(args);
-        assert!(
-            out.status.success(),
-            "berth {args:?} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        ok_stdout(args, self.berth(args))
     }
 }
 
