@@ -398,10 +398,8 @@ pub struct ArchivedImage {
 /// can send the whole index on.
 #[derive(Debug, Clone)]
 pub struct ArchivedIndex {
-    /// The index's exact bytes and media type.
+    /// The index's exact bytes.
     pub bytes: Vec<u8>,
-    /// Its media type.
-    pub media_type: String,
     /// The other platforms' manifests, configs and layers that the archive holds: (digest,
     /// entry path).
     pub blobs: Vec<(Digest, String)>,
@@ -680,11 +678,7 @@ impl<R: Read + Seek> ArchiveReader<R> {
                             self.other_platform_blobs(other, &mut blobs);
                         }
                     }
-                    image.index = Some(ArchivedIndex {
-                        bytes,
-                        media_type: d.media_type().to_string(),
-                        blobs,
-                    });
+                    image.index = Some(ArchivedIndex { bytes, blobs });
                 }
                 Ok(Some((child, image)))
             }

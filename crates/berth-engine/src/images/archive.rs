@@ -347,6 +347,14 @@ impl Engine {
             }
             let blobs = self.store.blobs();
             blobs.put_bytes(&image.config)?;
+            // The index it came from, stored before the image is recorded: a bad blob fails
+            // the load with nothing recorded (what was stored is collected).
+            let index_blobs = match (&image.index, full_names.is_empty()) {
+                (Some(index), false) => {
+                    Some(self.store_archived_index(&mut reader, index, &what)?)
+                }
+                _ => None,
+            };
             // Keep the archive's manifest when it describes exactly the stored blobs.
             let kept = image
                 .manifest
@@ -383,8 +391,16 @@ impl Engine {
                     report.renamed.push((familiar(&m.reference), prev));
                 }
             }
-            if let (Some(index), false) = (&image.index, full_names.is_empty()) {
-                self.keep_archived_index(&mut reader, index, &id, &full_names, &what)?;
+            if let Some((index_digest, kept)) = index_blobs {
+                // Named by a repo digest NAME@<index> per name, as Docker's containerd store
+                // shows a loaded index, and kept for the image, as a pull keeps the index it
+                // pulled: push sends the whole index on when every platform is there.
+                for n in &full_names {
+                    let r = ImageRef::parse(n)?;
+                    self.store
+                        .add_repo_digest(&format!("{}@{index_digest}", r.repository()), &id)?;
+                }
+                self.store.keep_blobs_for_image(&id, &kept)?;
             }
             report
                 .images
@@ -396,18 +412,15 @@ impl Engine {
 }
 
 impl Engine {
-    /// Keeps the index an image was loaded from, with the other platforms' blobs the archive
-    /// holds (each checked against its digest), as a pull keeps the index it pulled: named
-    /// by a repo digest `NAME@<index digest>` per name, as Docker's containerd store shows a
-    /// loaded index, so that a push sends the whole index on when every platform is there.
-    fn keep_archived_index<R: Read + io::Seek>(
+    /// Stores the index an image was loaded from and the other platforms' blobs the archive
+    /// holds, each checked against its digest; returns the index's digest and every digest
+    /// stored (the index's too).
+    fn store_archived_index<R: Read + io::Seek>(
         &self,
         reader: &mut ArchiveReader<R>,
         index: &berth_oci::archive::ArchivedIndex,
-        id: &Digest,
-        names: &[String],
         what: &str,
-    ) -> Result<(), Error> {
+    ) -> Result<(Digest, Vec<Digest>), Error> {
         let blobs = self.store.blobs();
         let mut kept = Vec::with_capacity(index.blobs.len() + 1);
         for (digest, path) in &index.blobs {
@@ -423,14 +436,8 @@ impl Engine {
             kept.push(digest.clone());
         }
         let info = blobs.put_bytes(&index.bytes)?;
-        for n in names {
-            let r = ImageRef::parse(n)?;
-            self.store
-                .add_repo_digest(&format!("{}@{}", r.repository(), info.digest), id)?;
-        }
-        kept.push(info.digest);
-        self.store.keep_blobs_for_image(id, &kept)?;
-        Ok(())
+        kept.push(info.digest.clone());
+        Ok((info.digest, kept))
     }
 }
 
