@@ -1111,6 +1111,47 @@ fn multi_platform_index_pull_all_platforms_then_push() {
     let (ctype, body) = get_manifest(&addr, "loaded/app", "1");
     assert_eq!(ctype, "application/vnd.oci.image.index.v1+json");
     assert_eq!(body, index);
+
+    // The same archive with one byte of the other platform's layer changed: the load fails
+    // in one line and records nothing.
+    let mut files: Vec<(tar::Header, Vec<u8>)> = Vec::new();
+    let mut ar = tar::Archive::new(fs::File::open(&archive).unwrap());
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        files.push((e.header().clone(), data));
+    }
+    let blob = |files: &[(tar::Header, Vec<u8>)], digest: &str| -> Vec<u8> {
+        let want = format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
+        let (_, data) = files
+            .iter()
+            .find(|(h, _)| h.path().unwrap().to_string_lossy().trim_start_matches("./") == want)
+            .unwrap_or_else(|| panic!("{want} not in the archive"));
+        data.clone()
+    };
+    let arm: serde_json::Value =
+        serde_json::from_slice(&blob(&files, entries[1]["digest"].as_str().unwrap())).unwrap();
+    let layer = arm["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let bad = env.path("bad.tar");
+    let mut out = tar::Builder::new(fs::File::create(&bad).unwrap());
+    for (h, mut data) in files {
+        if h.path()
+            .unwrap()
+            .ends_with(layer.trim_start_matches("sha256:"))
+        {
+            let last = data.len() - 1;
+            data[last] ^= 0xff;
+        }
+        out.append(&h, &data[..]).unwrap();
+    }
+    out.finish().unwrap();
+    let failed = env.run("badload", &["load", "-i", bad.to_str().unwrap()]);
+    assert_ne!(failed.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("digest"), "{err}");
+    assert_eq!(env.ok("badload", &["images", "-q"]).trim(), "");
 }
 
 /// The host's architecture in OCI terms.
