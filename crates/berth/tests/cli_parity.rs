@@ -5,6 +5,9 @@
 #[path = "containers_support/mod.rs"]
 mod support;
 
+use std::io::Write;
+use std::process::Stdio;
+
 use support::{stderr, stdout, Env};
 
 #[test]
@@ -235,6 +238,45 @@ fn start_attach_streams_a_stopped_one_and_attaches_to_a_running_one() {
         "you cannot start and attach multiple containers at once\n"
     );
     env.ok(&["rm", "parity-start", "parity-running"]);
+}
+
+/// Like Docker: `start -a` of a container created with `-i` does not hand it the caller's
+/// stdin (its stdin stays open and empty); `start -ai` does.
+#[test]
+fn start_attaches_stdin_only_with_i() {
+    let Some(env) = Env::for_root_test("start_attaches_stdin_only_with_i") else {
+        return;
+    };
+    env.ok(&[
+        "create",
+        "-i",
+        "--name",
+        "parity-stdin",
+        "busybox",
+        "sh",
+        "-c",
+        "if read -t 2 line; then echo got:$line; else echo nothing; fi",
+    ]);
+    let feed = |args: &[&str]| {
+        let mut child = env
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The pipe stays open: only a container that reads it sees the line.
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(b"hello\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        drop(input);
+        out
+    };
+    let out = feed(&["start", "-a", "parity-stdin"]);
+    assert_eq!(stdout(&out), "nothing\n", "{}", stderr(&out));
+    let out = feed(&["start", "-ai", "parity-stdin"]);
+    assert_eq!(stdout(&out), "got:hello\n", "{}", stderr(&out));
+    env.ok(&["rm", "parity-stdin"]);
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! or by a detached monitor process.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Command, Stdio as StdStdio};
 
@@ -70,42 +71,50 @@ impl Lifecycle {
 
     /// Runs `c` in the foreground with the caller's stdio, waits, records the exit, and
     /// removes the container when `--rm`. Returns the exit status.
-    pub fn run_attached(&self, c: &Container) -> Result<i32> {
+    ///
+    /// The caller's stdin goes to a container created with `-i` only when `attach_stdin`
+    /// (`run -i`, `start -i`); otherwise, as with Docker's `start -a`, its stdin is a pipe
+    /// that stays open and empty until it exits.
+    pub fn run_attached(&self, c: &Container, attach_stdin: bool) -> Result<i32> {
         self.check_startable(c)?;
         // runc hands the process over to us when `runc create` exits.
         let _ = nix::sys::prctl::set_child_subreaper(true);
         // With --rm nobody will read the log: give the process our stdio as is (the fast
         // path). Otherwise tee its output into the json-file log.
         let tee = !c.spec.host_config.auto_remove || c.spec.config.tty;
+        let open_stdin = c.spec.config.open_stdin;
+        let stdin_attached = open_stdin && attach_stdin;
+        // The write end of an open, empty stdin, held until the container exits.
+        let mut _held_stdin = None;
+        let mut quiet_stdin = || -> Result<Option<OwnedFd>> {
+            if stdin_attached {
+                return Ok(None);
+            }
+            if open_stdin {
+                let (r, w) = super::monitor::pipe()?;
+                _held_stdin = Some(w);
+                return Ok(Some(r));
+            }
+            Ok(Some(
+                std::fs::File::open("/dev/null")
+                    .map_err(ContainerError::io("opening", "/dev/null"))?
+                    .into(),
+            ))
+        };
         let mut pipes = Vec::new();
         let stdio = if tee {
             let (out_r, out_w) = super::monitor::pipe()?;
             let (err_r, err_w) = super::monitor::pipe()?;
             pipes.push((out_r, "stdout"));
             pipes.push((err_r, "stderr"));
-            let stdin = if c.spec.config.open_stdin {
-                None
-            } else {
-                Some(
-                    std::fs::File::open("/dev/null")
-                        .map_err(ContainerError::io("opening", "/dev/null"))?
-                        .into(),
-                )
-            };
             Stdio {
-                stdin,
+                stdin: quiet_stdin()?,
                 stdout: Some(out_w),
                 stderr: Some(err_w),
             }
-        } else if c.spec.config.open_stdin {
-            Stdio::default()
         } else {
             Stdio {
-                stdin: Some(
-                    std::fs::File::open("/dev/null")
-                        .map_err(ContainerError::io("opening", "/dev/null"))?
-                        .into(),
-                ),
+                stdin: quiet_stdin()?,
                 stdout: None,
                 stderr: None,
             }
@@ -137,7 +146,7 @@ impl Lifecycle {
             if let Some(master) = started.pty_master {
                 pipes.clear();
                 raw = super::tty::RawMode::enter();
-                if c.spec.config.open_stdin {
+                if stdin_attached {
                     super::tty::copy_stdin_to(
                         master
                             .try_clone()

@@ -45,7 +45,9 @@ pub fn run(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
         println!("{}", c.id());
         return Ok(0);
     }
-    Ok(lc.run_attached(&c).map_err(berth_engine::Error::from)?)
+    Ok(lc
+        .run_attached(&c, true)
+        .map_err(berth_engine::Error::from)?)
 }
 
 /// `-it` needs a terminal on stdin (Docker refuses `docker run -it X </dev/null` likewise).

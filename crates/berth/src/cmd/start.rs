@@ -37,7 +37,9 @@ pub fn run(g: &GlobalOpts, a: StartArgs) -> anyhow::Result<i32> {
                 Err(e) => Ok(super::container::daemon_error(&e)),
             };
         }
-        return Ok(lc.run_attached(&c).map_err(berth_engine::Error::from)?);
+        return Ok(lc
+            .run_attached(&c, a.interactive)
+            .map_err(berth_engine::Error::from)?);
     }
     let exe = std::env::current_exe()?;
     let code = super::container::for_each(&lc, &a.containers, |c| lc.start_detached(c, &exe));
