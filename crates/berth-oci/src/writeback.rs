@@ -174,6 +174,7 @@ impl Write for WriteBehind {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

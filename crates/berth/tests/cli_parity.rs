@@ -264,11 +264,11 @@ fn start_attaches_stdin_only_with_i() {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
+            .expect("spawn berth");
         // The pipe stays open: only a container that reads it sees the line.
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(b"hello\n").unwrap();
-        let out = child.wait_with_output().unwrap();
+        let mut input = child.stdin.take().expect("piped");
+        input.write_all(b"hello\n").expect("write stdin");
+        let out = child.wait_with_output().expect("wait berth");
         drop(input);
         out
     };
