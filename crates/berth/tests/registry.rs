@@ -1150,7 +1150,13 @@ fn multi_platform_index_pull_all_platforms_then_push() {
     assert_ne!(failed.status.code(), Some(0));
     let err = String::from_utf8_lossy(&failed.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("digest"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "blobs/sha256/{}",
+            layer.trim_start_matches("sha256:")
+        )) && err.contains(&format!("not the one it is named by ({layer})")),
+        "{err}"
+    );
     assert_eq!(env.ok("badload", &["images", "-q"]).trim(), "");
 }
 

@@ -431,7 +431,17 @@ impl Engine {
                     path: format!("{what}: {path}").into(),
                     error,
                 })?;
-                w.commit(Some(digest))?;
+                match w.commit(Some(digest)) {
+                    Err(berth_store::Error::DigestMismatch { expected, actual }) => {
+                        return Err(ImageError::BlobMismatch {
+                            path: format!("{what}: {path}"),
+                            expected,
+                            actual,
+                        }
+                        .into())
+                    }
+                    r => drop(r?),
+                }
             }
             kept.push(digest.clone());
         }

@@ -56,6 +56,16 @@ pub enum ImageError {
         /// What is wrong.
         reason: String,
     },
+    /// An archive entry's content does not match the digest it is stored under.
+    #[error("{path}: content has digest {actual}, not the one it is named by ({expected})")]
+    BlobMismatch {
+        /// The archive and entry.
+        path: String,
+        /// The digest the entry is named by.
+        expected: Digest,
+        /// The digest of its content.
+        actual: Digest,
+    },
     /// A layer's content does not match the diff ID its config lists.
     #[error("layer {index} ({path}) has diff ID {actual}, but the image config says {expected}")]
     DiffIdMismatch {
@@ -147,6 +157,7 @@ impl ImageError {
             | ImageError::InUseRunning { .. }
             | ImageError::MultipleRepositories(_) => ErrorKind::Conflict,
             ImageError::BadChange { .. }
+            | ImageError::BlobMismatch { .. }
             | ImageError::DiffIdMismatch { .. }
             | ImageError::LayerCount { .. }
             | ImageError::BadFilter(_)
