@@ -735,12 +735,7 @@ impl Engine {
                 continue;
             }
             let complete = children.iter().all(|c| {
-                manifest_at(&c.digest).is_some_and(|m| {
-                    m.config
-                        .iter()
-                        .chain(m.layers.iter().flatten())
-                        .all(|x| blobs.contains(&x.digest))
-                })
+                manifest_at(&c.digest).is_some_and(|m| m.blobs().all(|x| blobs.contains(&x.digest)))
             });
             if complete {
                 let mt = view
@@ -840,9 +835,7 @@ fn index_blobs(blobs: &berth_store::BlobStore, pulled: &client::PulledImage) -> 
         out.push(d.digest.clone());
         if let Ok(m) = serde_json::from_slice::<berth_registry::protocol::ManifestView>(bytes) {
             out.extend(
-                m.config
-                    .iter()
-                    .chain(m.layers.iter().flatten())
+                m.blobs()
                     .map(|x| x.digest.clone())
                     .filter(|x| blobs.contains(x)),
             );

@@ -240,11 +240,13 @@ pub struct ManifestView {
 }
 
 impl ManifestView {
+    /// The blobs of an image manifest: its config, then its layers.
+    pub fn blobs(&self) -> impl Iterator<Item = &Descriptor> {
+        self.config.iter().chain(self.layers.iter().flatten())
+    }
+
     /// Every blob or manifest this one refers to (config, layers, children; not subject).
     pub fn references(&self) -> impl Iterator<Item = &Descriptor> {
-        self.config
-            .iter()
-            .chain(self.layers.iter().flatten())
-            .chain(self.manifests.iter().flatten())
+        self.blobs().chain(self.manifests.iter().flatten())
     }
 }

@@ -822,7 +822,7 @@ async fn put_manifest(
                 return Err(RequestError::ManifestBlobUnknown(child.digest.clone()));
             }
         }
-        for blob in view.config.iter().chain(view.layers.iter().flatten()) {
+        for blob in view.blobs() {
             if storage.linked(&n, LinkKind::Layer, &blob.digest)?.is_some() {
                 continue;
             }
