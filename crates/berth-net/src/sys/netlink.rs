@@ -258,21 +258,25 @@ pub(crate) fn del_link(name: &str) -> Request {
     }
 }
 
-/// Adds an IPv4 address with its prefix to a link; EEXIST counts as success.
-pub(crate) fn new_addr4(index: u32, ifname: &str, addr: Ipv4Addr, prefix: u8) -> Request {
+/// Adds an address with its prefix to a link, with the family's `extra` attribute;
+/// EEXIST counts as success.
+fn new_addr(
+    index: u32,
+    ifname: &str,
+    addr: std::net::IpAddr,
+    prefix: u8,
+    extra: AddressAttribute,
+) -> Request {
     let mut m = AddressMessage::default();
-    m.header.family = AddressFamily::Inet;
+    m.header.family = match addr {
+        std::net::IpAddr::V4(_) => AddressFamily::Inet,
+        std::net::IpAddr::V6(_) => AddressFamily::Inet6,
+    };
     m.header.prefix_len = prefix;
     m.header.index = index;
-    m.attributes
-        .push(AddressAttribute::Local(std::net::IpAddr::V4(addr)));
-    m.attributes
-        .push(AddressAttribute::Address(std::net::IpAddr::V4(addr)));
-    let bits = if prefix >= 32 { 0 } else { u32::MAX >> prefix };
-    m.attributes
-        .push(AddressAttribute::Broadcast(Ipv4Addr::from(
-            u32::from(addr) | bits,
-        )));
+    m.attributes.push(AddressAttribute::Local(addr));
+    m.attributes.push(AddressAttribute::Address(addr));
+    m.attributes.push(extra);
     Request {
         msg: RouteNetlinkMessage::NewAddress(m),
         flags: NLM_F_CREATE | NLM_F_EXCL,
@@ -282,26 +286,19 @@ pub(crate) fn new_addr4(index: u32, ifname: &str, addr: Ipv4Addr, prefix: u8) ->
     }
 }
 
+/// Adds an IPv4 address with its prefix (and the subnet's broadcast address) to a link;
+/// EEXIST counts as success.
+pub(crate) fn new_addr4(index: u32, ifname: &str, addr: Ipv4Addr, prefix: u8) -> Request {
+    let bits = if prefix >= 32 { 0 } else { u32::MAX >> prefix };
+    let broadcast = AddressAttribute::Broadcast(Ipv4Addr::from(u32::from(addr) | bits));
+    new_addr(index, ifname, addr.into(), prefix, broadcast)
+}
+
 /// Adds an IPv6 address with its prefix to a link, usable at once (no duplicate address
 /// detection: berth allocated it); EEXIST counts as success.
 pub(crate) fn new_addr6(index: u32, ifname: &str, addr: Ipv6Addr, prefix: u8) -> Request {
-    let mut m = AddressMessage::default();
-    m.header.family = AddressFamily::Inet6;
-    m.header.prefix_len = prefix;
-    m.header.index = index;
-    m.attributes
-        .push(AddressAttribute::Local(std::net::IpAddr::V6(addr)));
-    m.attributes
-        .push(AddressAttribute::Address(std::net::IpAddr::V6(addr)));
-    m.attributes
-        .push(AddressAttribute::Flags(AddressFlags::Nodad));
-    Request {
-        msg: RouteNetlinkMessage::NewAddress(m),
-        flags: NLM_F_CREATE | NLM_F_EXCL,
-        op: "add address",
-        target: format!("{addr}/{prefix} on {ifname}"),
-        ok_errnos: &[libc::EEXIST],
-    }
+    let nodad = AddressAttribute::Flags(AddressFlags::Nodad);
+    new_addr(index, ifname, addr.into(), prefix, nodad)
 }
 
 /// The priority of berth's IPv6 policy rules: right after the `local` table's (0), so
