@@ -1103,6 +1103,26 @@ pub enum Progress {
 /// A callback receiving progress events from transfer threads.
 pub type ProgressFn<'a> = &'a (dyn Fn(Progress) + Sync);
 
+/// Reports `done` of a transfer of `digest` (of `total` bytes; 0: unknown) when at least
+/// 512 KiB passed since the `last` report, or at the `end` when anything did.
+pub(crate) fn report_transfer(
+    progress: ProgressFn<'_>,
+    digest: &Digest,
+    done: u64,
+    total: u64,
+    last: &mut u64,
+    end: bool,
+) {
+    if done - *last >= 512 * 1024 || (end && done != *last) {
+        *last = done;
+        progress(Progress::Transferring {
+            digest: digest.clone(),
+            done,
+            total,
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use berth_oci::{Digest, Hasher};
 
-use super::{BlobSink, ClientError, Progress, ProgressFn, RequestBody, Session};
+use super::{report_transfer, BlobSink, ClientError, Progress, ProgressFn, RequestBody, Session};
 use crate::name::RepoName;
 use crate::protocol::{self, Descriptor, ManifestView, Platform};
 use berth_oci::writeback::WriteBehind;
@@ -461,14 +461,15 @@ fn download(
                     tee = None;
                 }
             }
-            if have - last_report >= 512 * 1024 || have == desc.size {
-                last_report = have;
-                progress(Progress::Transferring {
-                    digest: desc.digest.clone(),
-                    done: have,
-                    total: desc.size,
-                });
-            }
+            let end = have == desc.size;
+            report_transfer(
+                progress,
+                &desc.digest,
+                have,
+                desc.size,
+                &mut last_report,
+                end,
+            );
         }
         file = out.finish().map_err(io)?;
         // The copy ends here; whether it was whole is told after the verification below.

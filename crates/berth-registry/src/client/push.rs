@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use berth_oci::{Digest, DigestReader};
 
 use super::gzip::ParallelGzip;
-use super::{BlobSource, ClientError, Progress, ProgressFn, RequestBody, Session};
+use super::{report_transfer, BlobSource, ClientError, Progress, ProgressFn, RequestBody, Session};
 use crate::name::RepoName;
 use crate::protocol::{self, Descriptor, ManifestView};
 
@@ -164,14 +164,15 @@ impl<R: Read> Read for Counted<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.done += n as u64;
-        if self.done - self.last >= 512 * 1024 || (n == 0 && self.done != self.last) {
-            self.last = self.done;
-            (self.progress)(Progress::Transferring {
-                digest: self.digest.clone(),
-                done: self.done,
-                total: self.total,
-            });
-        }
+        let (done, total) = (self.done, self.total);
+        report_transfer(
+            self.progress,
+            &self.digest,
+            done,
+            total,
+            &mut self.last,
+            n == 0,
+        );
         Ok(n)
     }
 }
@@ -222,14 +223,8 @@ fn put_by_sendfile(
         if n == 0 {
             return None;
         }
-        if offset - last >= 512 * 1024 || offset == desc.size {
-            last = offset;
-            progress(Progress::Transferring {
-                digest: desc.digest.clone(),
-                done: offset,
-                total: desc.size,
-            });
-        }
+        let end = offset == desc.size;
+        report_transfer(progress, &desc.digest, offset, desc.size, &mut last, end);
     }
     let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
