@@ -989,11 +989,7 @@ impl NetnsEnv {
 
 impl Drop for NetnsEnv {
     fn drop(&mut self) {
-        let ids = self.berth(&["ps", "-aq"]);
-        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
-            let _ = self.berth(&["rm", "-f", id]);
-        }
-        let _ = self.berth(&["network", "prune", "-f"]);
+        support::remove_containers_and_networks(|args| self.berth(args));
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .output();

@@ -363,13 +363,19 @@ impl NetEnv {
     }
 }
 
+/// Removes every container and unused network of a test's root, through `berth` (a test
+/// environment's runner), ignoring failures: the clean-up of a test environment's `Drop`.
+pub fn remove_containers_and_networks(berth: impl Fn(&[&str]) -> Output) {
+    let ids = berth(&["ps", "-aq"]);
+    for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+        let _ = berth(&["rm", "-f", id]);
+    }
+    let _ = berth(&["network", "prune", "-f"]);
+}
+
 impl Drop for NetEnv {
     fn drop(&mut self) {
-        let ids = self.berth(&["ps", "-aq"]);
-        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
-            let _ = self.berth(&["rm", "-f", id]);
-        }
-        let _ = self.berth(&["network", "prune", "-f"]);
+        remove_containers_and_networks(|args| self.berth(args));
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge])
             .output();
