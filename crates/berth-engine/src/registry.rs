@@ -16,7 +16,7 @@ use berth_registry::client::{
 };
 use berth_registry::name::{NameError, RepoName};
 use berth_registry::protocol::Descriptor;
-use berth_store::BlobReader;
+use berth_store::{BlobReader, Ingester};
 
 pub use berth_registry::client::{Progress, ProgressFn as TransferProgressFn};
 pub use berth_registry::server::{
@@ -536,14 +536,14 @@ impl Engine {
             let what = format!("{}: layer {}", r.familiar_string(), layer.digest);
             records.push(self.unpack_pulled_layer(layer, i, parent, &diff_ids[i], &what)?);
         }
-        blobs.put_bytes_checked(&pulled.manifest, &pulled.manifest_digest)?;
+        blobs.ingest(&mut &pulled.manifest[..], Some(&pulled.manifest_digest))?;
         // The index too (and, with --all-platforms, every platform's manifest), so that a
         // push can send the whole multi-platform image on.
         if let Some((_, index_bytes)) = &pulled.index {
             for (d, b) in &pulled.other_manifests {
-                blobs.put_bytes_checked(b, &d.digest)?;
+                blobs.ingest(&mut &b[..], Some(&d.digest))?;
             }
-            blobs.put_bytes_checked(index_bytes, &pulled.repo_digest)?;
+            blobs.ingest(&mut &index_bytes[..], Some(&pulled.repo_digest))?;
         }
         let created = config.created().clone().unwrap_or_default();
         let tagged = if r.digest().is_none() {
@@ -809,21 +809,6 @@ impl Engine {
         Ok(CredentialStore::default_location()
             .remove(host)
             .map_err(RegistryError::from)?)
-    }
-}
-
-/// Checked storing of small blobs whose digest is known.
-trait PutChecked {
-    fn put_bytes_checked(&self, bytes: &[u8], digest: &Digest) -> Result<(), Error>;
-}
-
-impl PutChecked for berth_store::BlobStore {
-    fn put_bytes_checked(&self, bytes: &[u8], digest: &Digest) -> Result<(), Error> {
-        use berth_store::Ingester;
-        let mut w = self.begin_blob()?;
-        std::io::Write::write_all(&mut w, bytes).map_err(berth_store::Error::Read)?;
-        w.commit(Some(digest))?;
-        Ok(())
     }
 }
 

@@ -425,22 +425,26 @@ impl Engine {
         let mut kept = Vec::with_capacity(index.blobs.len() + 1);
         for (digest, path) in &index.blobs {
             if !blobs.contains(digest) {
-                let mut w = blobs.begin_blob()?;
-                io::copy(&mut reader.open(path)?, &mut w).map_err(|error| ImageError::Io {
-                    op: "reading",
-                    path: format!("{what}: {path}").into(),
-                    error,
-                })?;
-                match w.commit(Some(digest)) {
+                let entry = format!("{what}: {path}");
+                match blobs.ingest(&mut reader.open(path)?, Some(digest)) {
+                    Ok(_) => {}
+                    Err(berth_store::Error::Read(error)) => {
+                        return Err(ImageError::Io {
+                            op: "reading",
+                            path: entry.into(),
+                            error,
+                        }
+                        .into())
+                    }
                     Err(berth_store::Error::DigestMismatch { expected, actual }) => {
                         return Err(ImageError::BlobMismatch {
-                            path: format!("{what}: {path}"),
+                            path: entry,
                             expected,
                             actual,
                         }
                         .into())
                     }
-                    r => drop(r?),
+                    Err(e) => return Err(e.into()),
                 }
             }
             kept.push(digest.clone());
