@@ -183,21 +183,18 @@ impl Store {
 
     /// Keeps `digest` alive through garbage collection on behalf of `holder`.
     pub fn add_blob_ref(&self, digest: &Digest, holder: &str) -> Result<()> {
-        self.conn
-            .borrow()
-            .execute(
-                "INSERT OR IGNORE INTO blob_refs (digest, holder) VALUES (?1, ?2)",
-                [digest.to_string(), holder.to_owned()],
-            )
-            .map_err(Error::db("adding blob reference"))?;
-        Ok(())
+        self.add_blob_refs(std::slice::from_ref(digest), holder)
     }
 
     /// Keeps `digests` alive for as long as image `id` exists: blobs an image needs but no
     /// row of its names (the index it was pulled as, the other platforms' manifests, configs
     /// and layers, which a push sends on). [`Store::delete_image`] drops them.
     pub fn keep_blobs_for_image(&self, id: &Digest, digests: &[Digest]) -> Result<()> {
-        let holder = image_holder(id);
+        self.add_blob_refs(digests, &image_holder(id))
+    }
+
+    /// Keeps `digests` alive on behalf of `holder`, in one transaction.
+    fn add_blob_refs(&self, digests: &[Digest], holder: &str) -> Result<()> {
         let mut conn = self.conn.borrow_mut();
         let tx = conn
             .transaction()
@@ -205,7 +202,7 @@ impl Store {
         for d in digests {
             tx.execute(
                 "INSERT OR IGNORE INTO blob_refs (digest, holder) VALUES (?1, ?2)",
-                [d.to_string(), holder.clone()],
+                [d.to_string(), holder.to_owned()],
             )
             .map_err(Error::db("adding blob reference"))?;
         }
