@@ -37,9 +37,6 @@ pub struct ImportRequest {
 
 /// Size of the chunks handed to the blob thread.
 const CHUNK: usize = 1 << 20;
-/// The blob thread starts the writeback of what it wrote every this many bytes, so the
-/// final sync is short.
-const WRITEBACK_EVERY: u64 = 8 << 20;
 
 /// Passes what it reads on, in chunks, to the blob thread.
 struct Tee<R> {
@@ -88,7 +85,7 @@ fn blob_thread(mut blob: BlobWriter, rx: Receiver<Vec<u8>>) -> io::Result<BlobWr
     for chunk in rx {
         blob.write_all(&chunk)?;
         since_writeback += chunk.len() as u64;
-        if since_writeback >= WRITEBACK_EVERY {
+        if since_writeback >= berth_oci::writeback::KICK_EVERY {
             blob.start_writeback()?;
             since_writeback = 0;
         }
