@@ -4,7 +4,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -268,12 +268,18 @@ impl ProcessPlan {
         Ok(())
     }
 
-    /// Drops privileges, installs seccomp and execs. Returns only on failure.
+    /// Drops privileges, installs seccomp and execs the command through the sealed exec
+    /// stub ([`crate::sys::exec_sealed_stub`]), which reports a failed exec on `report` (the
+    /// sync pipe, in the format of `init::report_failure`). Returns only on failure.
+    ///
+    /// Never `execve` straight from here: this process is berth's binary, and a command
+    /// that is a script with `#!/proc/self/exe` would run (and expose) it in the container.
     pub(crate) fn apply_and_exec(
         &self,
+        report: BorrowedFd<'_>,
         ready: impl FnOnce() -> Result<(), InitFailure>,
     ) -> InitFailure {
-        match self.apply_and_exec_inner(ready) {
+        match self.apply_and_exec_inner(report, ready) {
             Ok(never) => match never {},
             Err(e) => e,
         }
@@ -281,9 +287,13 @@ impl ProcessPlan {
 
     fn apply_and_exec_inner(
         &self,
+        report: BorrowedFd<'_>,
         ready: impl FnOnce() -> Result<(), InitFailure>,
     ) -> Result<std::convert::Infallible, InitFailure> {
         let path = self.resolve_command()?;
+        // Before seccomp: the profile need not allow memfd_create.
+        let stub = crate::sys::sealed_exec_stub()
+            .map_err(|e| InitFailure::new("make the sealed exec stub", e))?;
         if self.no_new_privs {
             nix::sys::prctl::set_no_new_privs()
                 .map_err(|e| InitFailure::new("set no_new_privs", e.into()))?;
@@ -316,6 +326,9 @@ impl ProcessPlan {
             }
         }
         self.set_user()?;
+        // A change of user resets dumpability to fs.suid_dumpable, which may be 2: set it
+        // again (see `sys::fork_into_cgroup`).
+        crate::sys::set_not_dumpable().map_err(|e| InitFailure::new("set not dumpable", e))?;
         if let Some(c) = &self.caps {
             let set = |which: CapSet, v: &CapsHashSet, name: &str| {
                 caps::set(None, which, v).map_err(|e| {
@@ -357,20 +370,14 @@ impl ProcessPlan {
         }
         crate::sys::reset_signals();
         ready()?;
-        let err = match nix::unistd::execve(&path, &self.args, &self.env) {
-            Ok(never) => match never {},
-            Err(e) => e,
-        };
-        let arg0 = self.args[0].to_string_lossy().into_owned();
-        Err(match err {
-            nix::errno::Errno::ENOENT => {
-                InitFailure::new(format!("exec-not-found {arg0}"), err.into())
-            }
-            nix::errno::Errno::EACCES | nix::errno::Errno::ENOEXEC => {
-                InitFailure::new(format!("exec-not-executable {arg0}"), err.into())
-            }
-            e => InitFailure::new(format!("exec {arg0}"), e.into()),
-        })
+        // The stub inherits the report pipe and closes it on its own exec of the command.
+        crate::sys::set_cloexec(report, false)
+            .map_err(|e| InitFailure::new("pass the sync pipe to the exec stub", e))?;
+        let err = crate::sys::exec_sealed_stub(stub.as_fd(), report, &path, &self.args, &self.env);
+        Err(InitFailure::new(
+            format!("exec the sealed exec stub for {}", self.args[0].to_string_lossy()),
+            err,
+        ))
     }
 
     fn set_user(&self) -> Result<(), InitFailure> {

@@ -196,7 +196,7 @@ fn exec_child(
     if let Err(e) = crate::sys::close_fds_except(&[0, 1, 2, sync.as_raw_fd()]) {
         return InitFailure::new("close inherited descriptors", e);
     }
-    plan.apply_and_exec(|| {
+    plan.apply_and_exec(sync, || {
         super::init::write_all(sync, b"X");
         Ok(())
     })

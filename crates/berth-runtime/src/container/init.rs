@@ -210,7 +210,7 @@ fn init_steps(
         .map_err(|e| InitFailure::new("close inherited descriptors", e))?;
     let sync = ctx.sync;
     let fifo = ctx.fifo;
-    Err(ctx.process.apply_and_exec(move || {
+    Err(ctx.process.apply_and_exec(sync, move || {
         let r = wait_start(sync, fifo);
         // "About to exec": end of file after this means the exec happened.
         write_all(sync, b"X");

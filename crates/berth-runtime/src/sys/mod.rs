@@ -36,10 +36,16 @@ pub fn fork_into(flags: CloneFlags) -> io::Result<Forked> {
 /// `cgroup` (an open directory, `O_PATH` is enough) with `clone3(CLONE_INTO_CGROUP)`: no
 /// later move, which waits for an RCU grace period. The flag says whether that happened (it
 /// does not on the `fork()` path, nor on kernels or layouts that refuse it).
+///
+/// The caller is made not dumpable first ([`set_not_dumpable`]) and stays so: the child
+/// inherits that from its first instruction, while it is still berth's binary inside the
+/// container's namespaces (an `exec`'s child is born in the container's pid namespace).
+/// Setting it back in the caller would race with a concurrent fork of another thread.
 pub fn fork_into_cgroup(
     flags: CloneFlags,
     cgroup: Option<BorrowedFd<'_>>,
 ) -> io::Result<(Forked, bool)> {
+    set_not_dumpable()?;
     // A pid namespace made before the user namespace would not belong to it (no /proc
     // mount inside): with a user namespace, one clone makes them all, in the right order.
     if thread_count() <= 1 || flags.contains(CloneFlags::CLONE_NEWUSER) {
@@ -401,5 +407,113 @@ pub fn close_fds_except(keep: &[RawFd]) -> io::Result<()> {
         }
         from = k + 1;
     }
+    Ok(())
+}
+
+/// `berth-exec`, the sealed exec stub (source: `sys/exec_stub.rs`, built by `build.rs`):
+/// every process berth starts in a container is exec'd through it ([`exec_sealed_stub`]).
+pub static EXEC_STUB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-exec"));
+
+/// Name of the stub's memfd: a container process that looks at `/proc/PID/exe` during the
+/// stub's exec sees `/memfd:berth-exec (deleted)`.
+pub const EXEC_STUB_NAME: &str = "berth-exec";
+
+const MFD_EXEC: libc::c_uint = 0x10;
+
+/// A memfd holding [`EXEC_STUB`], sealed against any change (write, grow, shrink, and
+/// further seals), close-on-exec. Writing to it (through `/proc/PID/exe` or otherwise)
+/// fails, and it is not berth's binary anyway.
+pub fn sealed_exec_stub() -> io::Result<OwnedFd> {
+    let name = c"berth-exec";
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // Kernels since 6.3 want MFD_EXEC said (vm.memfd_noexec may refuse it unsaid);
+    // older ones reject the flag.
+    let fd = match memfd_create(name, flags | MFD_EXEC) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => memfd_create(name, flags)?,
+        r => r?,
+    };
+    let mut off = 0;
+    while off < EXEC_STUB.len() {
+        match nix::unistd::write(&fd, &EXEC_STUB[off..]) {
+            Ok(n) => off += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: F_ADD_SEALS takes an integer argument and touches no memory of ours.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+fn memfd_create(name: &std::ffi::CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is a NUL-terminated string valid for the call.
+    let ret = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret) })
+}
+
+/// Execs `path` with `args` and `env` through the sealed stub `stub` (from
+/// [`sealed_exec_stub`]): `berth-exec REPORT PATH ARGS...`. The stub reports a failed exec
+/// of `path` on `report` (which must not be close-on-exec) and exits 127. Returns only when
+/// the stub itself could not be exec'd.
+///
+/// `execveat(stub, "", AT_EMPTY_PATH)` needs no `/proc`; when that is refused (a seccomp
+/// profile without `execveat`), `execve("/proc/self/fd/N")` runs the same sealed file.
+pub fn exec_sealed_stub(
+    stub: BorrowedFd<'_>,
+    report: BorrowedFd<'_>,
+    path: &std::ffi::CStr,
+    args: &[std::ffi::CString],
+    env: &[std::ffi::CString],
+) -> io::Error {
+    let report_arg = match std::ffi::CString::new(report.as_raw_fd().to_string()) {
+        Ok(s) => s,
+        Err(e) => return io::Error::new(io::ErrorKind::InvalidInput, e),
+    };
+    let mut argv: Vec<*const libc::c_char> = Vec::with_capacity(args.len() + 4);
+    argv.push(c"berth-exec".as_ptr());
+    argv.push(report_arg.as_ptr());
+    argv.push(path.as_ptr());
+    argv.extend(args.iter().map(|a| a.as_ptr()));
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: argv and envp are NULL-terminated arrays of pointers to NUL-terminated
+    // strings (`args`, `env`, `report_arg`, literals), all alive for the call; execveat
+    // returns only on failure.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            stub.as_raw_fd(),
+            c"".as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+    }
+    let first = io::Error::last_os_error();
+    let Ok(proc_path) = std::ffi::CString::new(format!("/proc/self/fd/{}", stub.as_raw_fd())) else {
+        return first;
+    };
+    // SAFETY: as above, with a NUL-terminated path.
+    unsafe {
+        libc::execve(proc_path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+    }
+    // The first error says more (no /proc in the container says ENOENT for the second).
+    first
+}
+
+/// Makes this process not dumpable: its `/proc/PID` entries belong to root and only a
+/// process with CAP_SYS_PTRACE over it may open `/proc/PID/exe`, `fd/`, `mem` or ptrace it.
+/// A forked child inherits it (until its next exec), so a container process never gets at
+/// berth's binary through a child of berth that is still setting up in its namespaces.
+pub fn set_not_dumpable() -> io::Result<()> {
+    nix::sys::prctl::set_dumpable(false)?;
     Ok(())
 }
