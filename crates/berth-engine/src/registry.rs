@@ -232,7 +232,7 @@ pub fn insecure_registries(root: &Path) -> Result<Vec<String>, RegistryError> {
 /// A layer being unpacked while its blob downloads.
 #[derive(Debug)]
 struct Unpacking {
-    staging: tempfile::TempDir,
+    staging: berth_store::Staging,
     handle: std::thread::JoinHandle<Result<berth_oci::AppliedStream, berth_oci::LayerError>>,
     /// The client verified the download this unpacker was fed, every byte of it.
     verified: bool,
@@ -244,6 +244,10 @@ struct Unpacking {
 pub struct StoreSink {
     blobs: berth_store::BlobStore,
     unpacking: std::sync::Mutex<std::collections::HashMap<Digest, Unpacking>>,
+    /// The partial downloads this process owns (`ROOT/tmp/pull-<hex>.partial`, one owner
+    /// at a time across processes): released once the blob is stored, removed with the
+    /// sink when the pull fails.
+    partials: std::sync::Mutex<std::collections::HashMap<Digest, berth_store::Staging>>,
 }
 
 /// Feeds a byte stream from a download thread to an unpacking thread.
@@ -306,6 +310,7 @@ impl StoreSink {
         StoreSink {
             blobs,
             unpacking: std::sync::Mutex::new(std::collections::HashMap::new()),
+            partials: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -314,7 +319,7 @@ impl StoreSink {
     fn take_unpacked(
         &self,
         digest: &Digest,
-    ) -> Option<(tempfile::TempDir, berth_oci::AppliedStream)> {
+    ) -> Option<(berth_store::Staging, berth_oci::AppliedStream)> {
         let u = self.unpacking.lock().ok()?.remove(digest)?;
         let result = u.handle.join().ok()?;
         match result {
@@ -330,21 +335,44 @@ impl BlobSink for StoreSink {
     }
 
     fn partial_path(&self, digest: &Digest) -> PathBuf {
-        // No pid in the name: a later pull resumes it, and store gc leaves it alone.
-        self.blobs
-            .tmp_dir()
-            .join(format!("pull-{}.partial", digest.hex()))
+        let name = format!("pull-{}.partial", digest.hex());
+        let path = self.blobs.tmp_dir().join(&name);
+        if self
+            .partials
+            .lock()
+            .is_ok_and(|held| held.contains_key(digest))
+        {
+            // A retry of this process's own download: resume it.
+            return path;
+        }
+        // One download of a blob at a time on this store: a parallel pull of the same
+        // blob waits here for the first to finish (or die: then its partial is resumed).
+        match berth_store::Staging::named_in(self.blobs.tmp_dir(), &name) {
+            Ok(owned) => {
+                if self.blobs.contains(digest) {
+                    // Stored by the other pull while this one waited: the download finds
+                    // the whole blob in its partial file (a second name of the stored
+                    // one), verifies it and downloads nothing.
+                    let _ = std::fs::remove_file(&path);
+                    if let Err(e) = std::fs::hard_link(self.blobs.path(digest), &path) {
+                        log::debug!("linking {} to {}: {e}", digest, path.display());
+                    }
+                }
+                if let Ok(mut held) = self.partials.lock() {
+                    held.insert(digest.clone(), owned);
+                }
+            }
+            // The download then goes on unlocked, as before the lock existed.
+            Err(e) => log::warn!("{e}"),
+        }
+        path
     }
 
     fn tee(&self, desc: &Descriptor) -> Option<Box<dyn std::io::Write + Send>> {
         if !berth_oci::media::is_layer(&desc.media_type) {
             return None;
         }
-        // Same naming as the store's staging directories, so its gc knows them.
-        let staging = tempfile::Builder::new()
-            .prefix(&format!("layer-{}-", std::process::id()))
-            .tempdir_in(self.blobs.tmp_dir())
-            .ok()?;
+        let staging = berth_store::Staging::new_dir_in(self.blobs.tmp_dir(), "layer").ok()?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
         let target = staging.path().to_owned();
         let handle = std::thread::spawn(move || {
@@ -392,6 +420,10 @@ impl BlobSink for StoreSink {
                     digest: desc.digest.clone(),
                     source,
                 })?;
+        }
+        // Stored: the partial's lock goes, and a pull waiting for it finds the blob.
+        if let Ok(mut held) = self.partials.lock() {
+            held.remove(&desc.digest);
         }
         Ok(())
     }

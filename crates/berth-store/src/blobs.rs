@@ -10,9 +10,9 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use berth_oci::{Digest, Hasher};
-use tempfile::NamedTempFile;
 
 use crate::error::{Error, Result};
+use crate::staging::Staging;
 
 /// What the store knows of a blob after writing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,12 +145,10 @@ impl BlobReader for BlobStore {
 
 impl Ingester for BlobStore {
     fn begin_blob(&self) -> Result<BlobWriter> {
-        let file = tempfile::Builder::new()
-            .prefix(&format!("blob-{}-", std::process::id()))
-            .tempfile_in(&self.tmp)
-            .map_err(Error::io("creating a temp file in", self.tmp.as_path()))?;
+        let (staging, file) = Staging::new_file_in(&self.tmp, "blob")?;
         Ok(BlobWriter {
             dir: self.dir.clone(),
+            staging,
             file: BufWriter::with_capacity(1 << 20, file),
             hasher: Hasher::new(),
         })
@@ -161,7 +159,9 @@ impl Ingester for BlobStore {
 /// Dropping it without committing removes the temp file.
 pub struct BlobWriter {
     dir: PathBuf,
-    file: BufWriter<NamedTempFile>,
+    /// The temp file's owner lock (see [`crate::staging`]).
+    staging: Staging,
+    file: BufWriter<File>,
     hasher: Hasher,
 }
 
@@ -186,7 +186,7 @@ impl BlobWriter {
     /// last part. Writers that stream big blobs call it every few megabytes.
     pub fn start_writeback(&mut self) -> io::Result<()> {
         self.file.flush()?;
-        berth_oci::writeback::start_writeback(self.file.get_ref().as_file())
+        berth_oci::writeback::start_writeback(self.file.get_ref())
     }
 
     /// Verifies the digest (when `expected` is given), fsyncs, renames into place and
@@ -208,11 +208,9 @@ impl BlobWriter {
         if target.is_file() {
             return Ok(BlobInfo { digest, size });
         }
-        tmp.as_file()
-            .sync_data()
-            .map_err(Error::io("syncing", tmp.path()))?;
-        tmp.persist(&target)
-            .map_err(|e| Error::io("renaming into", target.as_path())(e.error))?;
+        let staged = self.staging.path();
+        tmp.sync_data().map_err(Error::io("syncing", staged))?;
+        fs::rename(staged, &target).map_err(Error::io("renaming into", target.as_path()))?;
         sync_dir(&self.dir)?;
         Ok(BlobInfo { digest, size })
     }

@@ -12,6 +12,32 @@ use crate::migrations::{Migration, MIGRATIONS};
 /// How long a writer waits for another process's transaction before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Refuses a store whose database is missing or empty while it holds content: SQLite
+/// would take such a file for a new, empty database, and the next collection would
+/// delete every blob and layer no row names (all of them). Costs one `stat` when the
+/// database is there.
+pub fn check_not_lost(root: &Path, path: &Path) -> Result<()> {
+    let state = match std::fs::metadata(path) {
+        Ok(m) if m.len() > 0 => return Ok(()),
+        Ok(_) => "is empty",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "is missing",
+        Err(e) => return Err(Error::io("reading metadata of", path)(e)),
+    };
+    let count = |d: &Path| std::fs::read_dir(d).map_or(0, |e| e.count());
+    let blobs = count(&root.join("blobs").join("sha256"));
+    let layers = count(&root.join("layers"));
+    if blobs == 0 && layers == 0 {
+        return Ok(());
+    }
+    Err(Error::DatabaseLost {
+        path: path.to_owned(),
+        state,
+        root: root.to_owned(),
+        blobs,
+        layers,
+    })
+}
+
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.
 pub fn open(path: &Path) -> Result<Connection> {
     if !path.exists() {

@@ -47,6 +47,25 @@ pub enum Error {
         /// The SQLite error.
         source: rusqlite::Error,
     },
+    /// The database is missing or empty while the store holds content: refusing to start
+    /// over (a collection would delete every blob and layer).
+    #[error(
+        "store database {} {state} but {} holds {blobs} blobs and {layers} layers: \
+         refusing to treat it as a new store; restore the database or move {} aside",
+        path.display(), root.display(), root.display()
+    )]
+    DatabaseLost {
+        /// The database file.
+        path: PathBuf,
+        /// `is empty` or `is missing`.
+        state: &'static str,
+        /// The store's root.
+        root: PathBuf,
+        /// Blob files found.
+        blobs: usize,
+        /// Layer directories found.
+        layers: usize,
+    },
     /// The database was written by a newer berth.
     #[error("store database schema version {found} is newer than this berth supports ({known})")]
     SchemaTooNew {
@@ -112,9 +131,10 @@ impl Error {
             Error::Io { .. } | Error::Read(_) | Error::Db { .. } | Error::SchemaTooNew { .. } => {
                 ErrorKind::Internal
             }
-            Error::DigestMismatch { .. } | Error::Corrupt { .. } | Error::MissingParent { .. } => {
-                ErrorKind::DataLoss
-            }
+            Error::DigestMismatch { .. }
+            | Error::Corrupt { .. }
+            | Error::MissingParent { .. }
+            | Error::DatabaseLost { .. } => ErrorKind::DataLoss,
             Error::BlobNotFound(_) | Error::ImageNotFound(_) | Error::LayerNotFound(_) => {
                 ErrorKind::NotFound
             }

@@ -37,6 +37,15 @@ pub struct GcReport {
     pub layer_bytes: u64,
     /// Bytes of removed blobs.
     pub blob_bytes: u64,
+    /// Bytes of removed staging entries of dead processes (`ROOT/tmp`).
+    pub staging_bytes: u64,
+}
+
+impl GcReport {
+    /// Every byte the collection freed.
+    pub fn total_bytes(&self) -> u64 {
+        self.layer_bytes + self.blob_bytes + self.staging_bytes
+    }
 }
 
 /// The `blob_refs` holder of the blobs image `id` keeps.
@@ -158,25 +167,9 @@ impl Store {
                 report.blobs.push(d);
             }
         }
-        // Staging leftovers of processes that died (names carry the writer's pid).
-        let tmp = self.root.join("tmp");
-        for entry in fs::read_dir(&tmp).map_err(Error::io("listing", tmp.as_path()))? {
-            let entry = entry.map_err(Error::io("listing", tmp.as_path()))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
-            let dead = match pid {
-                Some(pid) => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-                None => false,
-            };
-            if dead {
-                let p = entry.path();
-                if p.is_dir() {
-                    remove_tree(&p)?;
-                } else {
-                    let _ = fs::remove_file(&p);
-                }
-            }
-        }
+        // Staging leftovers of processes that died.
+        let swept = self.sweep_staging()?;
+        report.staging_bytes += swept.bytes;
         let _ = FileExt::unlock(&lock);
         Ok(report)
     }

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use berth_oci::Digest;
 use fs2::FileExt;
 use rusqlite::{params, OptionalExtension};
-use tempfile::TempDir;
 
 use crate::blobs::sync_dir;
+use crate::staging::{self, Staging, SweepReport};
 use crate::error::{Error, Result};
 use crate::{now_unix, parse_digest, Store};
 
@@ -83,13 +83,41 @@ impl Store {
         self.root.join("layers").join(chain_id.hex())
     }
 
-    /// A fresh staging directory in `ROOT/tmp/`, removed when dropped.
-    pub fn staging_dir(&self) -> Result<TempDir> {
-        let tmp = self.root.join("tmp");
-        tempfile::Builder::new()
-            .prefix(&format!("layer-{}-", std::process::id()))
-            .tempdir_in(&tmp)
-            .map_err(Error::io("creating a staging directory in", tmp))
+    /// A fresh directory `ROOT/tmp/layer-*` to unpack a snapshot into, removed when
+    /// dropped, swept after its process died (see [`crate::staging`]).
+    pub fn staging_dir(&self) -> Result<Staging> {
+        self.stage_dir("layer")
+    }
+
+    /// The staging area, `ROOT/tmp` (same file system as blobs and layers).
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// A fresh directory `ROOT/tmp/KIND-*` owned by this process (see [`crate::staging`]).
+    pub fn stage_dir(&self, kind: &str) -> Result<Staging> {
+        Staging::new_dir_in(&self.tmp_dir(), kind)
+    }
+
+    /// A fresh file `ROOT/tmp/KIND-*` owned by this process (see [`crate::staging`]).
+    pub fn stage_file(&self, kind: &str) -> Result<(Staging, File)> {
+        Staging::new_file_in(&self.tmp_dir(), kind)
+    }
+
+    /// The entry `ROOT/tmp/NAME`, owned by this process once other live owners of the name
+    /// let it go (blocks until then; see [`Staging::named_in`]).
+    pub fn stage_named(&self, name: &str) -> Result<Staging> {
+        Staging::named_in(&self.tmp_dir(), name)
+    }
+
+    /// Removes the staging entries of dead processes (see [`crate::staging::sweep`]).
+    pub fn sweep_staging(&self) -> Result<SweepReport> {
+        staging::sweep(&self.tmp_dir(), &|_| false)
+    }
+
+    /// Bytes held in `ROOT/tmp` (live and dead staging), for `system df`.
+    pub fn staging_bytes(&self) -> Result<u64> {
+        staging::usage(&self.tmp_dir())
     }
 
     /// Takes the layer's exclusive lock (blocking until other processes release it).
@@ -111,7 +139,7 @@ impl Store {
     /// the layer exists already, `staging` is dropped and the existing record returned.
     pub fn commit_layer(
         &self,
-        staging: TempDir,
+        staging: Staging,
         parent: Option<&Digest>,
         new: &NewLayer,
     ) -> Result<LayerRecord> {
@@ -135,11 +163,9 @@ impl Store {
             fs::remove_dir_all(&target).map_err(Error::io("removing stale", target.as_path()))?;
         }
         let size = content_size(staging.path())?;
-        let staged = staging.keep();
-        if let Err(e) = fs::rename(&staged, &target) {
-            let _ = fs::remove_dir_all(&staged);
-            return Err(Error::io("renaming into", target)(e));
-        }
+        // Once renamed, dropping `staging` finds nothing to remove and releases its lock.
+        fs::rename(staging.path(), &target).map_err(Error::io("renaming into", &target))?;
+        drop(staging);
         sync_dir(target.parent().unwrap_or(&self.root))?;
         self.conn
             .borrow()

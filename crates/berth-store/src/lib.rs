@@ -74,6 +74,7 @@ pub mod images;
 pub mod layers;
 pub mod migrations;
 pub mod networks;
+pub mod staging;
 
 pub use blobs::{BlobInfo, BlobReader, BlobStore, BlobWriter, Ingester};
 pub use build_cache::{BuildCachePrune, BuildCacheRecord};
@@ -81,6 +82,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use gc::{ContentLease, GcReport};
 pub use images::{ImageRecord, NewImage, TagMove};
 pub use layers::{chain_id, LayerLock, LayerRecord, NewLayer};
+pub use staging::{Staging, SweepReport};
 
 /// The store under one root directory. One per process (or thread): it holds one database
 /// connection.
@@ -99,7 +101,12 @@ impl Store {
             fs::create_dir_all(&d).map_err(Error::io("creating", d))?;
         }
         let blobs = BlobStore::new(root)?;
+        db::check_not_lost(root, &root.join("berth.db"))?;
         let conn = db::open(&root.join("berth.db"))?;
+        // Debris of dead processes (see `staging`): one getdents when there is none.
+        if let Err(e) = staging::sweep(&root.join("tmp"), &|_| false) {
+            log::warn!("sweeping {}: {e}", root.join("tmp").display());
+        }
         Ok(Store {
             root: root.to_path_buf(),
             blobs,
