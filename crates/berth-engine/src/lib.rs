@@ -161,6 +161,8 @@ impl Engine {
     /// database, migrated to the current schema.
     pub fn open(config: EngineConfig) -> Result<Self, Error> {
         let store = berth_store::Store::open(&config.root)?;
+        // Monitor sockets, netns files and mount points: closed to other users (0700).
+        berth_store::private_dir(&config.runroot)?;
         Ok(Engine { config, store })
     }
 

@@ -95,10 +95,16 @@ pub struct Store {
 
 impl Store {
     /// Opens the store at `root`, creating its layout and database as needed.
+    ///
+    /// ROOT and the directories of the layout are made (or, in a store made by an older
+    /// berth, fixed to be) private to the store's owner: mode 0700, owned by the caller.
+    /// Other users must not reach anything under ROOT: the layer snapshots hold images'
+    /// setuid binaries and device nodes, and containers' rw layers whatever their processes
+    /// made (the CVE-2021-41091 class).
     pub fn open(root: &Path) -> Result<Store> {
-        for sub in ["blobs/sha256", "layers", "locks", "tmp"] {
-            let d = root.join(sub);
-            fs::create_dir_all(&d).map_err(Error::io("creating", d))?;
+        private_dir(root)?;
+        for sub in ["blobs", "blobs/sha256", "layers", "locks", "tmp"] {
+            private_dir(&root.join(sub))?;
         }
         let blobs = BlobStore::new(root)?;
         db::check_not_lost(root, &root.join("berth.db"))?;
@@ -142,6 +148,41 @@ impl Store {
         tx.commit().map_err(Error::db("committing"))?;
         Ok(v)
     }
+}
+
+/// Makes `dir` a directory closed to other users: created with mode 0700 (its parents with
+/// the usual modes) when missing; an existing one gets mode 0700 and, when the caller is
+/// root and someone else owns it, the caller as owner. Used for the store's root and
+/// layout and for the engine's runroot.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io("creating", dir)(e)),
+    }
+    // The umask may have taken bits off a new directory, and an existing one (an older
+    // berth made them 0755) keeps its mode: set it whenever it is not 0700.
+    let md = fs::metadata(dir).map_err(Error::io("securing", dir))?;
+    if !md.is_dir() {
+        return Err(Error::io("securing", dir)(std::io::Error::from(
+            std::io::ErrorKind::NotADirectory,
+        )));
+    }
+    let euid = rustix::process::geteuid();
+    if euid.is_root() && md.uid() != 0 {
+        let egid = rustix::process::getegid();
+        std::os::unix::fs::chown(dir, Some(euid.as_raw()), Some(egid.as_raw()))
+            .map_err(Error::io("securing", dir))?;
+    }
+    if md.mode() & 0o7777 != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(Error::io("securing", dir))?;
+    }
+    Ok(())
 }
 
 pub(crate) fn now_unix() -> i64 {

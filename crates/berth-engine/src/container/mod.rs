@@ -243,6 +243,8 @@ impl Lifecycle {
     /// Opens the store under `root`; `runroot` holds runtime state.
     pub fn open(root: &Path, runroot: &Path) -> Result<Lifecycle> {
         let store = Store::open(root)?;
+        // Monitor sockets, netns files and mount points: closed to other users (0700).
+        berth_store::private_dir(runroot)?;
         Ok(Lifecycle {
             store,
             root: root.to_path_buf(),
