@@ -16,6 +16,8 @@
 //!   overlayfs), [`diff_upper`] and [`write_dir_tar`] (deterministic layer tars),
 //!   [`remove_snapshot`];
 //! - [`archive`]: docker-archive and OCI-layout archives;
+//! - [`in_root`]: host-side lookups inside a root someone else controls (a layer, a
+//!   container's root file system) that no symlink or `..` leads out of;
 //! - [`writeback`]: blob files sent to the disk while they grow, so their final fsync is short.
 //!
 //! ```
@@ -29,6 +31,7 @@
 
 pub mod archive;
 pub mod digest;
+pub mod in_root;
 pub mod layer;
 pub mod manifest;
 pub mod media;

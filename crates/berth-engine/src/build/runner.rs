@@ -127,24 +127,23 @@ fn in_lowers(lowers: &[PathBuf], rel: &str) -> bool {
         .any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
 }
 
-/// Looks up `name` in `etc/<file>` of the topmost layer that has it.
+/// Looks up `name` in the image's `/etc/<file>` (`passwd` or `group`) of the layers `lowers`.
+/// The file is read through the layers as the step's overlay will show them, every symlink
+/// resolved inside them (never `layer/etc/passwd` by host path: `etc` or `passwd` may be a
+/// symlink to a host file).
 fn lookup_id(lowers: &[PathBuf], file: &str, name: &str) -> Option<(u32, u32)> {
-    for l in lowers {
-        let Ok(text) = fs::read_to_string(l.join("etc").join(file)) else {
-            continue;
-        };
-        // passwd: name:x:uid:gid:...; group: name:x:gid:members.
-        return text.lines().find_map(|line| {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.first() != Some(&name) || f.len() < 3 {
-                return None;
-            }
-            let id: u32 = f[2].parse().ok()?;
-            let second = f.get(3).and_then(|g| g.parse().ok()).unwrap_or(id);
-            Some((id, second))
-        });
-    }
-    None
+    let tree = crate::container::layered::LayeredTree::new(lowers.to_vec());
+    let text = tree.read(&format!("/etc/{file}"))?;
+    // passwd: name:x:uid:gid:...; group: name:x:gid:members.
+    String::from_utf8_lossy(&text).lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.first() != Some(&name) || f.len() < 3 {
+            return None;
+        }
+        let id: u32 = f[2].parse().ok()?;
+        let second = f.get(3).and_then(|g| g.parse().ok()).unwrap_or(id);
+        Some((id, second))
+    })
 }
 
 fn resolve_user(lowers: &[PathBuf], user: &str) -> Result<(u32, u32), BackendError> {

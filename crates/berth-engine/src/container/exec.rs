@@ -1,14 +1,12 @@
 //! `exec`: one more process in a running container (its namespaces and cgroup).
 
-use std::path::PathBuf;
-
 use serde_json::json;
 
 use super::create::merge_env;
 use super::launch::wait_exit;
-use super::layered::LayeredTree;
+use super::layered::MountedRoot;
 use super::runtime::{self, Stdio};
-use super::{options, user, Container, ContainerError, ContainerStatus, Lifecycle, Result};
+use super::{options, procfs, user, Container, ContainerError, ContainerStatus, Lifecycle, Result};
 
 /// `exec` as asked.
 #[derive(Debug, Clone, Default)]
@@ -47,9 +45,7 @@ impl Lifecycle {
         let env = merge_env(&c.spec.config.env, &env_flags);
         let (uid, gid, gids) = match &req.user {
             Some(u) => {
-                let tree =
-                    LayeredTree::new(vec![PathBuf::from(format!("/proc/{}/root", c.record.pid))]);
-                let r = user::resolve_user(&tree, u)?;
+                let r = user::resolve_user(&container_root(c)?, u)?;
                 (r.uid, r.gid, r.additional_gids)
             }
             None => (c.spec.uid, c.spec.gid, c.spec.additional_gids.clone()),
@@ -130,6 +126,22 @@ impl Lifecycle {
         drop(raw);
         Ok(code)
     }
+}
+
+/// The root file system of the running container `c`, as its first process sees it
+/// (`/proc/PID/root`, its mounts included), for lookups that stay inside it whatever the
+/// container swaps in. The PID is checked again once the root is open: had the process
+/// exited and its PID been reused, the handle could be another process's root (the host's).
+fn container_root(c: &Container) -> Result<MountedRoot> {
+    let path = format!("/proc/{}/root", c.record.pid);
+    let root = MountedRoot::open(path.as_ref()).map_err(ContainerError::io("opening", &path))?;
+    if !procfs::is_alive(c.record.pid, c.record.pid_start) {
+        return Err(ContainerError::BadStatus(format!(
+            "container {} is not running",
+            c.id()
+        )));
+    }
+    Ok(root)
 }
 
 /// The runtime's failure to start an exec'd process as Docker reports it: 127 when the

@@ -4,15 +4,39 @@
 //! binary fails with 127/126 before anything is set up) and to read `/etc/passwd` and
 //! `/etc/group` for `--user`.
 
-use std::fs;
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use berth_oci::in_root;
+
+/// The largest /etc/passwd or /etc/group (or other file) read through a tree.
+const MAX_FILE: u64 = 16 << 20;
+
+/// Files of a container's or an image's root file system, read from the host without ever
+/// leaving that root: every symlink in it resolves inside it.
+pub trait RootFiles {
+    /// The bytes of the regular file at `path` (absolute inside the root); `None` when it
+    /// is absent, not a regular file, larger than 16 MiB or unreadable.
+    fn read(&self, path: &str) -> Option<Vec<u8>>;
+}
+
 /// The layers of a root filesystem, top-most first (the container's upper dir, then the
-/// image's layers from the last to the first).
-#[derive(Debug, Clone)]
+/// image's layers from the last to the first), looked up as overlayfs merges them.
+///
+/// Nothing is resolved by host path operations: each layer is opened once, each path
+/// component is looked up in each layer's directory handle without following it (an
+/// intermediate symlink in a lower layer, `etc -> /host/dir` under an upper `etc/`, is
+/// never walked through), and symlinks are resolved here, within the merged view:
+/// absolute targets from the tree's root, `..` stopping at it, at most 40 of them.
+#[derive(Debug)]
 pub struct LayeredTree {
     layers: Vec<PathBuf>,
+    /// Each layer's directory opened for reading, `None` for one that cannot be opened
+    /// (treated as empty).
+    roots: Vec<Option<OwnedFd>>,
 }
 
 /// What a command lookup found.
@@ -28,102 +52,206 @@ pub enum CommandLookup {
 
 const MAX_SYMLINKS: usize = 40;
 
+/// One directory of the merged view: the layers' directories that show through in it,
+/// top-most first (none below an opaque one or a non-directory).
+struct MergedDir {
+    dirs: Vec<(usize, OwnedFd)>,
+}
+
+/// What one name in a merged directory is.
+enum Lookup {
+    /// A directory (the top-most one's metadata).
+    Dir(MergedDir, fs::Metadata),
+    /// A symlink, with its target as written.
+    Link(Vec<u8>),
+    /// Anything else, from `layer`, with an `O_PATH` handle of it.
+    Other {
+        layer: usize,
+        file: OwnedFd,
+        md: fs::Metadata,
+    },
+}
+
+/// The final entry of a resolved path.
+struct Entry {
+    /// The host path it was found at (for display and comparisons, never to be opened).
+    host: PathBuf,
+    md: fs::Metadata,
+    /// An `O_PATH` handle of a non-directory; `None` for a directory.
+    file: Option<OwnedFd>,
+}
+
+/// What one layer's directory holds under a name.
+enum Probe {
+    Absent,
+    Whiteout,
+    Dir(OwnedFd, fs::Metadata),
+    Other(OwnedFd, fs::Metadata),
+}
+
+/// Looks `name` up in one layer directory without following anything: a directory is
+/// opened for reading (`O_NOFOLLOW | O_DIRECTORY`), anything else only as an `O_PATH`
+/// handle (a device or FIFO of an image is never opened).
+fn probe(dir: &OwnedFd, name: &[u8]) -> Probe {
+    let md_of = |fd: OwnedFd| -> io::Result<(OwnedFd, fs::Metadata)> {
+        let f = File::from(fd);
+        let md = f.metadata()?;
+        Ok((OwnedFd::from(f), md))
+    };
+    match in_root::open_subdir(dir, name) {
+        Ok(fd) => match md_of(fd) {
+            Ok((fd, md)) => Probe::Dir(fd, md),
+            Err(_) => Probe::Absent,
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Probe::Absent,
+        Err(_) => match in_root::open_entry(dir, name).and_then(md_of) {
+            Ok((_, md)) if md.file_type().is_char_device() && md.rdev() == 0 => Probe::Whiteout,
+            Ok((fd, md)) => Probe::Other(fd, md),
+            Err(_) => Probe::Absent,
+        },
+    }
+}
+
+impl MergedDir {
+    /// Looks `name` up as overlayfs would: the top-most layer that has it decides; a
+    /// whiteout hides it; directories merge down to an opaque one or a non-directory.
+    fn lookup(&self, name: &[u8]) -> Option<Lookup> {
+        let mut top: Option<fs::Metadata> = None;
+        let mut dirs = Vec::new();
+        for (layer, dir) in &self.dirs {
+            match probe(dir, name) {
+                Probe::Absent => continue,
+                Probe::Whiteout => break,
+                Probe::Dir(fd, md) => {
+                    let opaque = in_root::is_opaque(&fd);
+                    dirs.push((*layer, fd));
+                    top.get_or_insert(md);
+                    if opaque {
+                        break;
+                    }
+                }
+                // Below a directory, a non-directory is hidden; on top, it is the entry.
+                Probe::Other(_, _) if top.is_some() => break,
+                Probe::Other(_, md) if md.file_type().is_symlink() => {
+                    return in_root::read_link(dir, name).ok().map(Lookup::Link);
+                }
+                Probe::Other(file, md) => {
+                    return Some(Lookup::Other {
+                        layer: *layer,
+                        file,
+                        md,
+                    })
+                }
+            }
+        }
+        top.map(|md| Lookup::Dir(MergedDir { dirs }, md))
+    }
+}
+
 impl LayeredTree {
     /// A tree over `layers`, top-most first.
     pub fn new(layers: Vec<PathBuf>) -> Self {
-        LayeredTree { layers }
-    }
-
-    /// Finds the top-most entry for an already-resolved path (no symlinks followed).
-    fn entry(&self, rel: &[String]) -> Option<(PathBuf, fs::Metadata)> {
-        let relpath: PathBuf = rel.iter().collect();
-        for layer in &self.layers {
-            let p = layer.join(&relpath);
-            if let Ok(md) = fs::symlink_metadata(&p) {
-                if md.file_type().is_char_device() && md.rdev() == 0 {
-                    return None; // whiteout
-                }
-                return Some((p, md));
-            }
-            // A whiteout of a parent directory hides the whole subtree below it.
-            let mut parent = layer.clone();
-            for c in rel.iter().take(rel.len().saturating_sub(1)) {
-                parent.push(c);
-                if let Ok(md) = fs::symlink_metadata(&parent) {
-                    if md.file_type().is_char_device() && md.rdev() == 0 {
-                        return None;
-                    }
-                    if !md.is_dir() {
-                        return None;
-                    }
-                }
-            }
-        }
-        None
-    }
-
-    /// Resolves `path` (absolute inside the container), following symlinks within the tree.
-    /// Returns the host path of the final entry and its metadata.
-    pub fn resolve(&self, path: &str) -> Option<(PathBuf, fs::Metadata)> {
-        let mut pending: Vec<String> = path
-            .split('/')
-            .filter(|c| !c.is_empty())
-            .rev()
-            .map(str::to_string)
+        let roots = layers
+            .iter()
+            .map(|l| {
+                File::open(l)
+                    .ok()
+                    .filter(|f| f.metadata().is_ok_and(|m| m.is_dir()))
+                    .map(OwnedFd::from)
+            })
             .collect();
-        let mut cur: Vec<String> = Vec::new();
-        let mut hops = 0;
-        let mut last = None;
-        if pending.is_empty() {
-            return self.entry(&[]).or_else(|| {
-                let p = self.layers.last()?.clone();
-                let md = fs::metadata(&p).ok()?;
-                Some((p, md))
-            });
+        LayeredTree { layers, roots }
+    }
+
+    /// The merged root directory (fresh handles: lookups consume levels as they go).
+    fn root_dir(&self) -> MergedDir {
+        MergedDir {
+            dirs: self
+                .roots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| Some((i, r.as_ref()?.try_clone().ok()?)))
+                .collect(),
         }
+    }
+
+    /// Resolves `path` (absolute inside the container) to its final entry, following
+    /// symlinks within the tree.
+    fn entry(&self, path: &str) -> Option<Entry> {
+        let mut pending: Vec<Vec<u8>> = split(path.as_bytes());
+        pending.reverse();
+        // The directories walked so far, each with its name.
+        let mut stack: Vec<(Vec<u8>, MergedDir, fs::Metadata)> = Vec::new();
+        let root = self.root_dir();
+        let mut hops = 0;
         while let Some(comp) = pending.pop() {
-            match comp.as_str() {
-                "." => continue,
-                ".." => {
-                    cur.pop();
+            match comp.as_slice() {
+                b"." => continue,
+                b".." => {
+                    stack.pop();
                     continue;
                 }
                 _ => {}
             }
-            cur.push(comp);
-            let (host, md) = self.entry(&cur)?;
-            if md.file_type().is_symlink() {
-                hops += 1;
-                if hops > MAX_SYMLINKS {
-                    return None;
+            let here = stack.last().map_or(&root, |(_, d, _)| d);
+            match here.lookup(&comp)? {
+                Lookup::Dir(dir, md) => stack.push((comp, dir, md)),
+                Lookup::Link(target) => {
+                    hops += 1;
+                    if hops > MAX_SYMLINKS {
+                        return None;
+                    }
+                    if target.first() == Some(&b'/') {
+                        stack.clear();
+                    }
+                    pending.extend(split(&target).into_iter().rev());
                 }
-                let target = fs::read_link(&host).ok()?;
-                let t = target.to_string_lossy().to_string();
-                cur.pop();
-                if t.starts_with('/') {
-                    cur.clear();
+                Lookup::Other { layer, file, md } => {
+                    // A file with more to walk below it: ENOTDIR.
+                    if !pending.is_empty() {
+                        return None;
+                    }
+                    let mut host = self.layers.get(layer)?.clone();
+                    host.extend(stack.iter().map(|(n, _, _)| os(n)));
+                    host.push(os(&comp));
+                    return Some(Entry {
+                        host,
+                        md,
+                        file: Some(file),
+                    });
                 }
-                for c in t.split('/').filter(|c| !c.is_empty()).rev() {
-                    pending.push(c.to_string());
-                }
-                last = None;
-                continue;
             }
-            if !pending.is_empty() && !md.is_dir() {
-                return None;
-            }
-            last = Some((host, md));
         }
-        last.or_else(|| self.entry(&cur))
+        let (dirs, md) = match stack.last() {
+            Some((_, d, md)) => (d, md.clone()),
+            None => {
+                let (_, top) = root.dirs.first()?;
+                let md = File::from(top.try_clone().ok()?).metadata().ok()?;
+                (&root, md)
+            }
+        };
+        let (layer, _) = dirs.dirs.first()?;
+        let mut host = self.layers.get(*layer)?.clone();
+        host.extend(stack.iter().map(|(n, _, _)| os(n)));
+        Some(Entry {
+            host,
+            md,
+            file: None,
+        })
     }
 
-    /// Reads a file's bytes through the tree (None when absent or unreadable).
+    /// Resolves `path` (absolute inside the container), following symlinks within the tree.
+    /// Returns the host path of the final entry (to compare, never to open: only this
+    /// tree's handles are safe to read through) and its metadata.
+    pub fn resolve(&self, path: &str) -> Option<(PathBuf, fs::Metadata)> {
+        self.entry(path).map(|e| (e.host, e.md))
+    }
+
+    /// Reads a file's bytes through the tree (None when absent, not a regular file, larger
+    /// than 16 MiB or unreadable).
     pub fn read(&self, path: &str) -> Option<Vec<u8>> {
-        let (host, md) = self.resolve(path)?;
-        if !md.is_file() || md.len() > 16 << 20 {
-            return None;
-        }
-        fs::read(host).ok()
+        let file = self.entry(path)?.file?;
+        in_root::read_regular(file, MAX_FILE).ok()
     }
 
     /// True when `path` resolves to a directory.
@@ -163,6 +291,47 @@ impl LayeredTree {
         let _ = first_bad;
         CommandLookup::NotFound
     }
+}
+
+impl RootFiles for LayeredTree {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        LayeredTree::read(self, path)
+    }
+}
+
+/// A mounted root file system (a running container's, through `/proc/PID/root` of a process
+/// in it), read with `openat2(RESOLVE_IN_ROOT)` from a handle of its root: a symlink that
+/// the container swaps in at any moment can only ever point inside it.
+#[derive(Debug)]
+pub struct MountedRoot {
+    root: OwnedFd,
+}
+
+impl MountedRoot {
+    /// Opens the root directory at `path` (a host path the caller trusts).
+    pub fn open(path: &Path) -> io::Result<MountedRoot> {
+        Ok(MountedRoot {
+            root: in_root::open_root(path)?,
+        })
+    }
+}
+
+impl RootFiles for MountedRoot {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        in_root::read_in_root(self.root.as_fd(), Path::new(path), MAX_FILE).ok()
+    }
+}
+
+/// The non-empty components of a path.
+fn split(path: &[u8]) -> Vec<Vec<u8>> {
+    path.split(|b| *b == b'/')
+        .filter(|c| !c.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn os(name: &[u8]) -> &std::ffi::OsStr {
+    std::os::unix::ffi::OsStrExt::from_bytes(name)
 }
 
 /// The layer directories as a colon-free list check: overlayfs cannot take paths with `:`
@@ -232,5 +401,77 @@ mod tests {
         assert!(t.resolve("/loop").is_none());
         // Escapes stay inside: /.. is /.
         assert!(t.read("/../../etc/passwd").is_some());
+    }
+
+    #[test]
+    fn lower_layer_symlinks_never_lead_to_host_files() {
+        let host = tempfile::tempdir().unwrap();
+        fs::write(
+            host.path().join("passwd"),
+            "evil:x:4242:4242::/evil:/bin/sh\n",
+        )
+        .unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let (up, low) = (d.path().join("up"), d.path().join("low"));
+        fs::create_dir_all(up.join("etc")).unwrap();
+        fs::create_dir_all(&low).unwrap();
+        // The attack: a lower `etc` that points out, under an upper `etc/` without passwd.
+        symlink(host.path(), low.join("etc")).unwrap();
+        let t = LayeredTree::new(vec![up.clone(), low.clone()]);
+        assert_eq!(t.read("/etc/passwd"), None);
+        assert!(t.is_dir("/etc"));
+        // Symlinks to host paths, absolute or climbing, resolve inside the tree.
+        let host_passwd = host.path().join("passwd").display().to_string();
+        symlink(&host_passwd, up.join("etc/passwd")).unwrap();
+        symlink(
+            format!("../../../../../..{host_passwd}"),
+            up.join("etc/group"),
+        )
+        .unwrap();
+        let t = LayeredTree::new(vec![up.clone(), low.clone()]);
+        assert_eq!(t.read("/etc/passwd"), None);
+        assert_eq!(t.read("/etc/group"), None);
+        // ... and find the tree's own file when it has one there.
+        fs::create_dir_all(up.join(host.path().strip_prefix("/").unwrap())).unwrap();
+        fs::write(up.join(host_passwd.trim_start_matches('/')), "inside").unwrap();
+        let t = LayeredTree::new(vec![up, low]);
+        assert_eq!(t.read("/etc/passwd").as_deref(), Some(b"inside".as_slice()));
+        assert_eq!(t.read("/etc/group").as_deref(), Some(b"inside".as_slice()));
+    }
+
+    #[test]
+    fn opaque_dirs_and_non_dirs_hide_lower_entries() {
+        let d = tempfile::tempdir().unwrap();
+        let (up, mid, low) = (
+            d.path().join("up"),
+            d.path().join("mid"),
+            d.path().join("low"),
+        );
+        for l in [&up, &mid, &low] {
+            fs::create_dir_all(l.join("a")).unwrap();
+        }
+        fs::write(low.join("a/low"), "1").unwrap();
+        fs::write(mid.join("a/mid"), "2").unwrap();
+        fs::create_dir_all(low.join("f")).unwrap();
+        fs::write(low.join("f/x"), "3").unwrap();
+        fs::write(mid.join("f"), "file").unwrap();
+        fs::create_dir_all(up.join("f")).unwrap();
+        let t = LayeredTree::new(vec![up.clone(), mid.clone(), low.clone()]);
+        assert!(t.read("/a/low").is_some() && t.read("/a/mid").is_some());
+        // A file in the middle cuts the directory below it off.
+        assert_eq!(t.read("/f/x"), None);
+        // Not a directory: ENOTDIR.
+        assert_eq!(t.read("/a/mid/x"), None);
+        let opaque = rustix::fs::setxattr(
+            mid.join("a").as_path(),
+            "user.overlay.opaque",
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        );
+        if opaque.is_ok() {
+            let t = LayeredTree::new(vec![up, mid, low]);
+            assert!(t.read("/a/mid").is_some());
+            assert_eq!(t.read("/a/low"), None, "below an opaque directory");
+        }
     }
 }

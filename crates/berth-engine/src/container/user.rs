@@ -1,6 +1,9 @@
 //! `--user name|uid[:group|gid]`, resolved in the image's /etc/passwd and /etc/group.
+//!
+//! The files are read through a [`RootFiles`] (an image's layers or a running container's
+//! root), never by host paths: a symlink in the image cannot make berth read a host file.
 
-use super::layered::LayeredTree;
+use super::layered::RootFiles;
 
 /// The user a container's process runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +52,7 @@ struct GroupEntry {
     members: Vec<String>,
 }
 
-fn passwd(tree: &LayeredTree) -> Vec<PasswdEntry> {
+fn passwd(tree: &(impl RootFiles + ?Sized)) -> Vec<PasswdEntry> {
     let text = tree.read("/etc/passwd").unwrap_or_default();
     String::from_utf8_lossy(&text)
         .lines()
@@ -68,7 +71,7 @@ fn passwd(tree: &LayeredTree) -> Vec<PasswdEntry> {
         .collect()
 }
 
-fn groups(tree: &LayeredTree) -> Vec<GroupEntry> {
+fn groups(tree: &(impl RootFiles + ?Sized)) -> Vec<GroupEntry> {
     let text = tree.read("/etc/group").unwrap_or_default();
     String::from_utf8_lossy(&text)
         .lines()
@@ -95,7 +98,10 @@ fn groups(tree: &LayeredTree) -> Vec<GroupEntry> {
 }
 
 /// Resolves `spec` (empty = root) against the tree's /etc/passwd and /etc/group.
-pub fn resolve_user(tree: &LayeredTree, spec: &str) -> Result<ResolvedUser, UserError> {
+pub fn resolve_user(
+    tree: &(impl RootFiles + ?Sized),
+    spec: &str,
+) -> Result<ResolvedUser, UserError> {
     let spec = spec.trim();
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -160,6 +166,7 @@ pub fn resolve_user(tree: &LayeredTree, spec: &str) -> Result<ResolvedUser, User
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::layered::LayeredTree;
 
     #[test]
     fn resolves_names_and_ids() {

@@ -46,7 +46,7 @@
 //!   Apply into a fresh temporary directory and rename it into place on success.
 
 mod apply;
-mod fsops;
+pub(crate) mod fsops;
 mod write;
 
 use std::io;
