@@ -18,6 +18,10 @@ use crate::{Engine, EngineConfig};
 pub struct StoreBackend {
     engine: Mutex<Engine>,
     root: PathBuf,
+    /// `ROOT/tmp/build-*`: this build's scratch directory (layer tars, views, contexts),
+    /// owned by this process's lock and removed when the backend is dropped; after a crash
+    /// the next command sweeps it (see `berth_store::staging`).
+    scratch: berth_store::Staging,
 }
 
 /// A merged view in a temporary directory, removed when dropped.
@@ -58,9 +62,13 @@ pub(crate) fn layer_ref(r: &LayerRecord) -> LayerRef {
 impl StoreBackend {
     /// A backend on the store at `config.root`.
     pub fn open(config: &EngineConfig) -> Result<Self, crate::Error> {
+        let engine = Engine::open(config.clone())?;
+        let tmp = config.root.join("tmp");
+        let scratch = berth_store::Staging::new_dir_in(&tmp, "build")?;
         Ok(StoreBackend {
-            engine: Mutex::new(Engine::open(config.clone())?),
+            engine: Mutex::new(engine),
             root: config.root.clone(),
+            scratch,
         })
     }
 
@@ -180,7 +188,7 @@ impl BuildBackend for StoreBackend {
     }
 
     fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
+        self.scratch.path().to_path_buf()
     }
 
     fn put_layer(&self, parents: &[LayerRef], tar: &Path) -> Result<LayerRef, BackendError> {

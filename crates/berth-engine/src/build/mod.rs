@@ -288,7 +288,11 @@ impl Engine {
                 .into());
             }
         }
-        let tmp = self.config.root.join("tmp");
+        // Steps of builds that died (SIGKILL) are killed and removed before this one runs.
+        runner::sweep_dead_steps(&self.config.runroot);
+        let backend = StoreBackend::open(&self.config)?;
+        // Everything this build writes under ROOT/tmp is in its own scratch directory.
+        let tmp = berth_build::exec::BuildBackend::tmp_dir(&backend);
         let (secrets, _secret_files) = parse_secrets(&opts.secrets, &tmp)?;
         let (context, dockerfile_text, file_name) =
             self.load_context(opts.context, opts.dockerfile, &tmp)?;
@@ -307,7 +311,6 @@ impl Engine {
             network: opts.network,
             source_date_epoch: opts.source_date_epoch,
         };
-        let backend = StoreBackend::open(&self.config)?;
         let out = exec::build(&req, &backend, runner, progress).map_err(BuildFailure::from)?;
         let created = out.config.created.clone().unwrap_or_default();
         let id = backend.commit_image(&out.config_bytes, &out.layers, &created, &names)?;
@@ -389,6 +392,7 @@ impl Engine {
 
     /// `builder prune`: empties the build cache; returns what it removed.
     pub fn builder_prune(&self) -> Result<BuildCachePrune, Error> {
+        runner::sweep_dead_steps(&self.config.runroot);
         let p = self.store().build_cache_prune()?;
         let mounts = self.config.root.join("build-cache-mounts");
         if mounts.exists() {

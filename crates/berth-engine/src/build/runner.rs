@@ -220,9 +220,9 @@ impl StepRunner for RuntimeStepRunner {
         }
         let tmp = self.root.join("tmp");
         fs::create_dir_all(&tmp).map_err(|e| failed("creating the scratch directory", e))?;
-        let work = tempfile::Builder::new()
-            .prefix("build-run-")
-            .tempdir_in(&tmp)
+        // Owned by this process's lock (see berth_store::staging): a killed build's step
+        // directory is swept by the next command.
+        let work = berth_store::Staging::new_dir_in(&tmp, "build-run")
             .map_err(|e| failed("creating the step's directory", e))?;
         let upper = work.path().join("upper");
         let ovl_work = work.path().join("work");
@@ -288,11 +288,15 @@ impl StepRunner for RuntimeStepRunner {
         let oci: berth_runtime::oci::Spec =
             serde_json::from_value(v).map_err(|e| failed("building the runtime spec", e))?;
         let id = new_id();
-        let state_dir = self.runroot.join("build").join(&id);
-        if let Some(parent) = state_dir.parent() {
-            fs::create_dir_all(parent)
-                .map_err(|e| failed("creating the runtime state directory", e))?;
-        }
+        // The step's runtime state lives in a staging entry of RUNROOT/build owned by this
+        // process: should it die, the next command finds the entry's lock free and kills
+        // the step, removes its cgroup and state ([`sweep_dead_steps`]).
+        let steps = self.runroot.join("build");
+        fs::create_dir_all(&steps)
+            .map_err(|e| failed("creating the runtime state directory", e))?;
+        let owner = berth_store::Staging::new_dir_in(&steps, "step")
+            .map_err(|e| failed("creating the runtime state directory", e))?;
+        let state_dir = owner.path().join(&id);
         let (rd, wr) = nix::unistd::pipe().map_err(|e| failed("creating a pipe", e))?;
         let wr2 = wr
             .try_clone()
@@ -320,7 +324,7 @@ impl StepRunner for RuntimeStepRunner {
         let mut container = match started {
             Ok(c) => c,
             Err(e) => {
-                let _ = fs::remove_dir_all(&state_dir);
+                drop(owner);
                 return Err(failed(format!("starting the step's container {id}"), e));
             }
         };
@@ -346,7 +350,7 @@ impl StepRunner for RuntimeStepRunner {
         let status = container.wait();
         running().retain(|(rid, _)| *rid != id);
         let deleted = container.delete(true);
-        let _ = fs::remove_dir_all(&state_dir);
+        drop(owner);
         if cancelled() {
             return Err(canceled_error());
         }
@@ -382,6 +386,100 @@ impl StepRunner for RuntimeStepRunner {
             .map_err(|e| failed("writing the step's layer", e))?;
         Ok(code)
     }
+}
+
+/// Kills and removes the RUN steps of builds that died (SIGKILL, crash): every staging
+/// entry of `RUNROOT/build` whose owner lock is free holds the runtime state of one step
+/// (`ENTRY/<id>`); its processes are killed, its cgroup (`berth/<id>` in every hierarchy)
+/// and its state removed, then the entry and its lock. Entries of live builds are left
+/// alone. Returns how many steps were removed. Called by `build`, `builder prune` and every
+/// container command (one failed `opendir` when there is nothing).
+pub fn sweep_dead_steps(runroot: &Path) -> usize {
+    let dir = runroot.join("build");
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(entry) = name.strip_suffix(berth_store::staging::LOCK_SUFFIX) else {
+            continue;
+        };
+        let lock_path = e.path();
+        let Ok(lock) = File::options().write(true).open(&lock_path) else {
+            continue;
+        };
+        // Held: a live build owns it. Taken: its owner is dead, and holding the lock
+        // keeps a second sweeper (and a new owner of the name) out while this one works.
+        if lock.try_lock().is_err() {
+            continue;
+        }
+        let entry = dir.join(entry);
+        for step in fs::read_dir(&entry).into_iter().flatten().flatten() {
+            let id = step.file_name().to_string_lossy().into_owned();
+            remove_dead_step(&step.path(), &id);
+            removed += 1;
+        }
+        let _ = fs::remove_dir_all(&entry);
+        let _ = fs::remove_file(&lock_path);
+    }
+    removed
+}
+
+/// Kills step `id` (state in `state_dir`) and removes its cgroup and state. A state
+/// directory without state (the build died while creating the step) still names the
+/// cgroup, which is destroyed by its name.
+fn remove_dead_step(state_dir: &Path, id: &str) {
+    match berth_runtime::Container::load(state_dir) {
+        Ok(c) => {
+            if let Err(e) = c.delete(true) {
+                log::warn!("removing the dead build step {id}: {e}");
+            }
+        }
+        Err(_) => {
+            if let Some(cg) = cgroup_named(id) {
+                if let Err(e) = cg.destroy() {
+                    log::warn!("removing the cgroup of the dead build step {id}: {e}");
+                }
+            }
+        }
+    }
+    let _ = fs::remove_dir_all(state_dir);
+}
+
+/// The cgroup berth's runtime makes for container `id` (`berth/<id>`), in every hierarchy
+/// of this host.
+fn cgroup_named(id: &str) -> Option<berth_runtime::cgroups::Cgroup> {
+    use berth_runtime::cgroups::{cgroup_relative_path, Cgroup, CgroupLayout};
+    let rel = cgroup_relative_path(None, id);
+    Some(match CgroupLayout::detect().ok()? {
+        CgroupLayout::V2 { root } => Cgroup {
+            v2: true,
+            dirs: vec![root.join(&rel)],
+            controllers: Vec::new(),
+        },
+        CgroupLayout::V1 {
+            hierarchies,
+            unified,
+        } => {
+            let mut cg = Cgroup {
+                v2: false,
+                dirs: Vec::new(),
+                controllers: Vec::new(),
+            };
+            for h in hierarchies {
+                let d = h.mount_point.join(&rel);
+                for c in &h.controllers {
+                    cg.controllers.push((c.clone(), d.clone()));
+                }
+                cg.dirs.push(d);
+            }
+            if let Some(u) = unified {
+                cg.dirs.push(u.join(&rel));
+            }
+            cg
+        }
+    })
 }
 
 #[cfg(test)]

@@ -245,6 +245,8 @@ impl Lifecycle {
         let store = Store::open(root)?;
         // Monitor sockets, netns files and mount points: closed to other users (0700).
         berth_store::private_dir(runroot)?;
+        // RUN steps of builds that were killed: their processes, cgroups and state go.
+        crate::build::runner::sweep_dead_steps(runroot);
         Ok(Lifecycle {
             store,
             root: root.to_path_buf(),
@@ -265,6 +267,14 @@ impl Lifecycle {
     /// Runtime root.
     pub fn runroot(&self) -> &Path {
         &self.runroot
+    }
+
+    /// Makes sure the runtime root is a directory we can use, before anything is created
+    /// or attached: a bad `--runroot` is then one error line, with nothing to undo (and no
+    /// teardown warning about a network namespace that could never be pinned there).
+    pub fn ensure_runroot(&self) -> Result<()> {
+        let dir = self.runroot.join("runtime");
+        std::fs::create_dir_all(&dir).map_err(ContainerError::io("creating", dir))
     }
 
     /// `ROOT/containers/<id>`.
