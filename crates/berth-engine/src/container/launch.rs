@@ -288,6 +288,10 @@ pub fn start_process(
 ) -> Result<Started> {
     let rt = runtime::for_name(&c.spec.host_config.runtime);
     let mounts = rootfs_mounts(lc, c)?;
+    // Before the network: a runroot that cannot hold the runtime's state fails here with
+    // nothing to undo.
+    let state_root = lc.runroot().join("runtime");
+    fs::create_dir_all(&state_root).map_err(ContainerError::io("creating", &state_root))?;
     let mut net = crate::network_container::attach(lc, c)?;
     let spec = match build_spec(lc, c, &net) {
         Ok(s) => s,
@@ -299,8 +303,6 @@ pub fn start_process(
     };
     let bundle = lc.container_dir(c.id());
     let rootfs = rootfs_dir(lc, c.id());
-    let state_root = lc.runroot().join("runtime");
-    fs::create_dir_all(&state_root).map_err(ContainerError::io("creating", &state_root))?;
     // A previous run may have left runtime state (the monitor was killed).
     let _ = rt.cleanup(c.id(), &state_root, &rootfs);
     let launched = rt.launch(LaunchRequest {

@@ -2,6 +2,8 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Container, ContainerError, Lifecycle, Result};
@@ -26,6 +28,137 @@ pub struct LogOptions {
     pub tail: Option<usize>,
     /// Only entries at or after this RFC 3339 time.
     pub since: Option<String>,
+}
+
+/// How large a container's json-file log may grow: `max-size` bytes per file, `max-file`
+/// files (the live one and its rotated predecessors `LOG.1`, `LOG.2`, ..., oldest last).
+/// Unbounded logs filled disks: the default is Docker's `local` driver's, 20 MB times 5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// Bytes per file; 0: unbounded (one file that grows for ever).
+    pub max_size: u64,
+    /// Files kept, the live one included (at least 1).
+    pub max_files: u32,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        LogLimits {
+            max_size: 20 * 1024 * 1024,
+            max_files: 5,
+        }
+    }
+}
+
+/// Why a log option is refused.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid log option {key}={value:?}: {reason}")]
+pub struct LogOptionError {
+    /// `max-size` or `max-file`.
+    pub key: String,
+    /// The value given.
+    pub value: String,
+    /// What was expected.
+    pub reason: &'static str,
+}
+
+impl LogLimits {
+    /// The limits of a container: its own `LogConfig` options (`max-size`, `max-file`, as
+    /// Docker's `--log-opt`), else `[log]` of `ROOT/berth.toml`, else the default. A
+    /// `max-size` of `-1` (or `0`) lifts the bound.
+    pub fn of(spec: &super::ContainerSpec, root: &Path) -> LogLimits {
+        let opts = &spec.host_config.log_config.config;
+        let mut limits = Self::from_toml(root).unwrap_or_default();
+        if let Some(v) = opts.get("max-size") {
+            if let Ok(n) = parse_max_size(v) {
+                limits.max_size = n;
+            }
+        }
+        if let Some(v) = opts.get("max-file") {
+            if let Ok(n) = parse_max_file(v) {
+                limits.max_files = n;
+            }
+        }
+        limits
+    }
+
+    /// `[log]` of `ROOT/berth.toml` (`max-size = "20m"`, `max-file = 5`), when present and
+    /// valid.
+    fn from_toml(root: &Path) -> Option<LogLimits> {
+        let text = std::fs::read_to_string(root.join("berth.toml")).ok()?;
+        let doc: toml::Table = text.parse().ok()?;
+        let log = doc.get("log")?.as_table()?;
+        let mut limits = LogLimits::default();
+        let text_of = |v: &toml::Value| match v {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if let Some(v) = log.get("max-size") {
+            limits.max_size = parse_max_size(&text_of(v)).ok()?;
+        }
+        if let Some(v) = log.get("max-file") {
+            limits.max_files = parse_max_file(&text_of(v)).ok()?;
+        }
+        Some(limits)
+    }
+}
+
+/// `max-size`: a size with an optional unit (`k`, `m`, `g`, as Docker's), `-1` or `0` for
+/// unbounded.
+pub fn parse_max_size(v: &str) -> std::result::Result<u64, LogOptionError> {
+    let bad = || LogOptionError {
+        key: "max-size".into(),
+        value: v.into(),
+        reason: "expected a size such as 20m, or -1 for no limit",
+    };
+    let t = v.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Ok(0);
+    }
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    n.checked_mul(mult).ok_or_else(bad)
+}
+
+/// `max-file`: a count of at least 1.
+pub fn parse_max_file(v: &str) -> std::result::Result<u32, LogOptionError> {
+    match v.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(LogOptionError {
+            key: "max-file".into(),
+            value: v.into(),
+            reason: "expected a count of at least 1",
+        }),
+    }
+}
+
+/// The rotated file `n` of the log at `path` (`LOG.n`; 0 is the live file).
+pub fn rotated(path: &Path, n: u32) -> PathBuf {
+    if n == 0 {
+        return path.to_path_buf();
+    }
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+/// The files of the log at `path` that exist, oldest first (the live one last).
+fn log_files(path: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut n = 1;
+    while rotated(path, n).exists() {
+        files.push(rotated(path, n));
+        n += 1;
+    }
+    files.reverse();
+    files.push(path.to_path_buf());
+    files
 }
 
 fn parse_line(line: &str) -> Option<LogEntry> {
@@ -67,6 +200,37 @@ pub fn parse_since(s: &str, now_nanos: i64) -> Option<String> {
         .map(|d| nanos(d.midnight().assume_utc()))
 }
 
+/// Reads the whole lines of `file` from byte `from`, passing each entry to `each` until it
+/// returns false; returns the offset after the last whole line read.
+fn read_entries(
+    file: File,
+    from: u64,
+    path: &Path,
+    each: &mut dyn FnMut(LogEntry) -> bool,
+) -> Result<u64> {
+    let mut reader = BufReader::new(file);
+    reader
+        .seek(SeekFrom::Start(from))
+        .map_err(ContainerError::io("reading", path))?;
+    let mut pos = from;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .map_err(ContainerError::io("reading", path))?;
+        if n == 0 || !line.ends_with('\n') {
+            return Ok(pos);
+        }
+        pos += n as u64;
+        if let Some(e) = parse_line(&line) {
+            if !each(e) {
+                return Ok(pos);
+            }
+        }
+    }
+}
+
 impl Lifecycle {
     /// Calls `sink` with every entry selected by `opts`, following new ones with `follow`
     /// until the container stops.
@@ -77,32 +241,40 @@ impl Lifecycle {
         sink: &mut dyn FnMut(&LogEntry) -> std::io::Result<()>,
     ) -> Result<()> {
         let path = self.log_path(c.id());
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !opts.follow => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::File::create(&path).map_err(ContainerError::io("creating", &path))?;
-                File::open(&path).map_err(ContainerError::io("opening", &path))?
+        if !path.exists() {
+            if !opts.follow {
+                return Ok(());
             }
-            Err(e) => return Err(ContainerError::io("opening", &path)(e)),
-        };
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(ContainerError::io("creating", &path))?;
+        }
         let since = opts.since.clone();
         let keep = |e: &LogEntry| since.as_ref().is_none_or(|s| e.time.as_str() >= s.as_str());
-        let mut reader = BufReader::new(file);
         let mut entries = Vec::new();
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = reader
-                .read_line(&mut line)
-                .map_err(ContainerError::io("reading", &path))?;
-            if n == 0 || !line.ends_with('\n') {
-                break;
-            }
-            if let Some(e) = parse_line(&line) {
+        // The live file's identity and how far it was read, for following it across a
+        // rotation.
+        let mut live: Option<(u64, u64)> = None;
+        let files = log_files(&path);
+        let last = files.len() - 1;
+        for (i, f) in files.iter().enumerate() {
+            let file = match File::open(f) {
+                Ok(file) => file,
+                // Rotated away meanwhile: its entries are in the next file read.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(ContainerError::io("opening", f)(e)),
+            };
+            let ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
+            let read = read_entries(file, 0, f, &mut |e| {
                 if keep(&e) {
                     entries.push(e);
                 }
+                true
+            })?;
+            if i == last {
+                live = Some((ino, read));
             }
         }
         let skip = match opts.tail {
@@ -117,48 +289,40 @@ impl Lifecycle {
         if !opts.follow {
             return Ok(());
         }
-        // Re-read from the end of the last whole line.
-        let mut pos = reader
-            .stream_position()
-            .map_err(ContainerError::io("reading", &path))?
-            - line.len() as u64;
-        let mut partial = String::new();
+        let (mut ino, mut pos) = live.unwrap_or((0, 0));
+        let mut emit = |e: LogEntry| !keep(&e) || sink(&e).is_ok();
         loop {
-            let mut f = File::open(&path).map_err(ContainerError::io("opening", &path))?;
-            f.seek(SeekFrom::Start(pos))
-                .map_err(ContainerError::io("reading", &path))?;
-            let mut r = BufReader::new(f);
-            loop {
-                partial.clear();
-                let n = r
-                    .read_line(&mut partial)
-                    .map_err(ContainerError::io("reading", &path))?;
-                if n == 0 || !partial.ends_with('\n') {
-                    break;
-                }
-                pos += n as u64;
-                if let Some(e) = parse_line(&partial) {
-                    if keep(&e) && sink(&e).is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-            let now = match self.find(c.id()) {
-                Ok(now) => now,
+            let stopped = match self.find(c.id()) {
+                Ok(now) => !now.status.is_active(),
                 Err(_) => return Ok(()),
             };
-            if !now.status.is_active() {
-                // One last read for what was written before the exit.
-                let mut f = File::open(&path).map_err(ContainerError::io("opening", &path))?;
-                f.seek(SeekFrom::Start(pos))
-                    .map_err(ContainerError::io("reading", &path))?;
-                for l in BufReader::new(f).lines().map_while(|l| l.ok()) {
-                    if let Some(e) = parse_line(&l) {
-                        if keep(&e) && sink(&e).is_err() {
+            // Rotated since the last read: the rest of the old file is now LOG.1.
+            let file = File::open(&path).map_err(ContainerError::io("opening", &path))?;
+            let now_ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
+            if now_ino != ino {
+                let old = rotated(&path, 1);
+                if let Ok(f) = File::open(&old) {
+                    if f.metadata().map(|m| m.ino()).unwrap_or(0) == ino {
+                        let mut go = true;
+                        read_entries(f, pos, &old, &mut |e| {
+                            go = go && emit(e);
+                            go
+                        })?;
+                        if !go {
                             return Ok(());
                         }
                     }
                 }
+                ino = now_ino;
+                pos = 0;
+            }
+            let mut go = true;
+            pos = read_entries(file, pos, &path, &mut |e| {
+                go = go && emit(e);
+                go
+            })?;
+            if !go || stopped {
+                // Stopped: what was written before the exit has just been read.
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));

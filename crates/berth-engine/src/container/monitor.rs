@@ -13,6 +13,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::launch::{record_exit, start_process, Started};
+use super::logs::{rotated, LogLimits};
 use super::runtime::Stdio;
 use super::start::report;
 use super::{now_nanos, rfc3339, ContainerError, Lifecycle, Result};
@@ -20,21 +21,42 @@ use super::{now_nanos, rfc3339, ContainerError, Lifecycle, Result};
 /// Longest log line before it is split (Docker's json-file uses 16 KiB).
 const MAX_LINE: usize = 16 * 1024;
 
-/// Writes the json-file log: one JSON object per line.
+/// Writes the json-file log: one JSON object per line, rotated by [`LogLimits`] (the live
+/// file `LOG` moves to `LOG.1`, `LOG.1` to `LOG.2`, ..., the oldest beyond `max_files` goes).
 #[derive(Debug)]
 pub struct LogWriter {
     file: File,
+    path: std::path::PathBuf,
+    limits: LogLimits,
+    /// Bytes in the live file.
+    size: u64,
 }
 
 impl LogWriter {
-    /// Opens (appending) the log at `path`.
+    /// Opens (appending) the log at `path`, bounded by the default [`LogLimits`].
     pub fn open(path: &std::path::Path) -> Result<LogWriter> {
+        Self::open_bounded(path, LogLimits::default())
+    }
+
+    /// Opens (appending) the log at `path`, bounded by `limits`.
+    pub fn open_bounded(path: &std::path::Path, limits: LogLimits) -> Result<LogWriter> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(ContainerError::io("opening the log", path))?;
-        Ok(LogWriter { file })
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(LogWriter {
+            file,
+            path: path.to_path_buf(),
+            limits,
+            size,
+        })
+    }
+
+    /// The limits as the lean watcher's argument (`rotate:SIZE:FILES`).
+    fn limits_arg(&self) -> String {
+        format!("rotate:{}:{}", self.limits.max_size, self.limits.max_files)
     }
 
     /// Appends one entry.
@@ -46,7 +68,37 @@ impl LogWriter {
         });
         let mut line = serde_json::to_vec(&entry).expect("a JSON value serializes");
         line.push(b'\n');
-        let _ = self.file.write_all(&line);
+        let max = self.limits.max_size;
+        if max > 0 && self.size > 0 && self.size + line.len() as u64 > max {
+            self.rotate();
+        }
+        if self.file.write_all(&line).is_ok() {
+            self.size += line.len() as u64;
+        }
+    }
+
+    /// Moves the live file to `LOG.1` (and the older ones up, dropping the oldest) and
+    /// starts a new one; with one file allowed, the live file starts over. Readers
+    /// following the log notice the new file by its inode.
+    fn rotate(&mut self) {
+        let n = self.limits.max_files.max(1);
+        if n > 1 {
+            let _ = std::fs::remove_file(rotated(&self.path, n - 1));
+            for i in (1..n - 1).rev() {
+                let _ = std::fs::rename(rotated(&self.path, i), rotated(&self.path, i + 1));
+            }
+            let _ = std::fs::rename(&self.path, rotated(&self.path, 1));
+        } else {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        if let Ok(f) = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+        {
+            self.file = f;
+            self.size = 0;
+        }
     }
 }
 
@@ -244,6 +296,9 @@ pub fn run_lean(args: &[String]) -> i32 {
     if args.first().map(String::as_str) == Some("--sweep") {
         return sweep(&args[1..]);
     }
+    if args.first().map(String::as_str) == Some("--rm-guard") {
+        return rm_guard(&args[1..]);
+    }
     let Some(sep) = args.iter().position(|a| a == "--") else {
         return 2;
     };
@@ -254,11 +309,23 @@ pub fn run_lean(args: &[String]) -> i32 {
     ) else {
         return 2;
     };
-    let Ok(mut log) = LogWriter::open(std::path::Path::new(log_path)) else {
+    let mut limits = LogLimits::default();
+    for spec in &head[2..] {
+        if let Some(r) = spec.strip_prefix("rotate:") {
+            if let Some((size, files)) = r.split_once(':') {
+                limits.max_size = size.parse().unwrap_or(limits.max_size);
+                limits.max_files = files.parse().unwrap_or(limits.max_files);
+            }
+        }
+    }
+    let Ok(mut log) = LogWriter::open_bounded(std::path::Path::new(log_path), limits) else {
         return 2;
     };
     let mut outputs = Vec::new();
     for spec in &head[2..] {
+        if spec.starts_with("rotate:") {
+            continue;
+        }
         let Some((stream, fd)) = spec.split_once(':') else {
             continue;
         };
@@ -295,9 +362,11 @@ pub fn run_lean(args: &[String]) -> i32 {
 
 /// Hands the watching over to the lean binary `lean` (see [`run_lean`]); returns only when
 /// that is not possible (then the caller keeps watching itself).
+#[allow(clippy::too_many_arguments)]
 fn hand_off(
     lc: &Lifecycle,
     c: &super::Container,
+    log: &LogWriter,
     lean: &std::path::Path,
     pid: i32,
     outputs: &[(OwnedFd, &'static str)],
@@ -318,6 +387,7 @@ fn hand_off(
         lean.display().to_string(),
         pid.to_string(),
         lc.log_path(c.id()).display().to_string(),
+        log.limits_arg(),
     ];
     for (fd, stream) in outputs {
         if !inherit(fd.as_raw_fd()) {
@@ -386,6 +456,138 @@ fn sweep(dirs: &[String]) -> i32 {
     0
 }
 
+/// `berth-monitor --rm-guard -- BERTH ARGS...`: the owner of a foreground `run --rm`
+/// should its CLI die. Its stdin is the read end of a pipe whose write end only the CLI
+/// holds: a byte means the CLI removed the container itself (the guard leaves); end of file
+/// means the CLI died with the container still in the store, and the guard executes
+/// `BERTH ARGS...` (`_monitor ID --adopt PID:START`), which waits for the container's end
+/// and removes it, as Docker's daemon does for a client that went away. The guard runs in
+/// a session of its own, so the terminal's Ctrl-C or a killed process group leaves it.
+fn rm_guard(args: &[String]) -> i32 {
+    let _ = nix::unistd::setsid();
+    let Some(sep) = args.iter().position(|a| a == "--") else {
+        return 2;
+    };
+    let cont = &args[sep + 1..];
+    let mut byte = [0u8; 1];
+    let finished = loop {
+        match std::io::stdin().read(&mut byte) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Ok(n) => break n > 0,
+            Err(_) => break false,
+        }
+    };
+    if finished {
+        return 0;
+    }
+    exec(cont)
+}
+
+/// Replaces this process with `argv` (argv[0] is the program); 2 when that fails.
+fn exec(argv: &[String]) -> i32 {
+    let Some(exe) = argv.first() else {
+        return 2;
+    };
+    let cargs: Vec<std::ffi::CString> = argv
+        .iter()
+        .filter_map(|a| std::ffi::CString::new(a.as_str()).ok())
+        .collect();
+    if let Ok(path) = std::ffi::CString::new(exe.as_str()) {
+        let _ = nix::unistd::execv(&path, &cargs);
+    }
+    2
+}
+
+/// The guard of a foreground `run --rm` ([`rm_guard`]), started once the container runs.
+/// Dropping it (or calling [`RmGuard::release`]) tells the guard that the CLI finished the
+/// job itself. Needs the lean binary (`berth-monitor`) next to `berth`.
+#[derive(Debug)]
+pub struct RmGuard {
+    done: Option<OwnedFd>,
+}
+
+impl RmGuard {
+    /// Starts the guard of container `id`, whose process is `pid`; `None` when it cannot be
+    /// started (the run goes on unguarded, as before).
+    pub fn spawn(lc: &Lifecycle, id: &str, pid: i32) -> Option<RmGuard> {
+        let exe = std::env::current_exe().ok()?;
+        let (r, w) = pipe().ok()?;
+        let start = super::procfs::start_time(pid as i64).unwrap_or(0);
+        let mut cmd = std::process::Command::new(lean_binary()?);
+        cmd.arg("--rm-guard")
+            .arg("--")
+            .arg(&exe)
+            .arg("--root")
+            .arg(lc.root())
+            .arg("--runroot")
+            .arg(lc.runroot())
+            .arg("_monitor")
+            .arg(id)
+            .arg("--adopt")
+            .arg(format!("{pid}:{start}"))
+            .stdin(std::process::Stdio::from(r))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // Not waited for: it exits on its own once released (or outlives us).
+        cmd.spawn().ok()?;
+        Some(RmGuard { done: Some(w) })
+    }
+
+    /// Tells the guard that the container was removed by the CLI.
+    pub fn release(&mut self) {
+        if let Some(w) = self.done.take() {
+            let _ = File::from(w).write_all(b"x");
+        }
+    }
+}
+
+impl Drop for RmGuard {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// `_monitor ID --adopt PID:START`: the CLI of a foreground `run --rm` died (see
+/// [`rm_guard`]); this process becomes the container's watcher, waits for its process to
+/// end and removes the container. Returns the process's exit status.
+pub fn adopt_orphan(lc: &Lifecycle, id: &str, pid: i32, start: i64) -> i32 {
+    let me = std::process::id() as i64;
+    // Recorded as the watcher first, so that the next command does not take the container
+    // for one whose watcher died (and kill it).
+    let _ = lc.store().update_container(
+        id,
+        &ContainerUpdate {
+            monitor: Some((me, super::procfs::start_time(me).unwrap_or(0))),
+            only_if_status: vec!["running".into()],
+            ..Default::default()
+        },
+    );
+    if super::procfs::is_alive(pid as i64, start) {
+        if let Ok(pidfd) = berth_runtime::sys::pidfd_open(Pid::from_raw(pid)) {
+            // A pidfd turns readable when the process exits, child of ours or not.
+            loop {
+                let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(n) if n > 0 => break,
+                    Err(nix::Error::EINTR) | Ok(_) => continue,
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    let Ok(c) = lc.find(id) else {
+        return 0; // removed meanwhile
+    };
+    if c.status.is_active() {
+        // The exit status of a process that is not our child is not ours to read.
+        let _ = record_exit(lc, &c, 0);
+    }
+    if let Ok(fresh) = lc.find(id) {
+        let _ = lc.remove_container(&fresh, true, true);
+    }
+    0
+}
+
 /// The lean watcher next to `berth`, when installed.
 pub fn lean_binary() -> Option<std::path::PathBuf> {
     let exe = std::env::current_exe().ok()?;
@@ -412,7 +614,8 @@ pub fn run_monitor(lc: &Lifecycle, id: &str, exited: Option<i32>, delay_ms: Opti
             return 1;
         }
     };
-    let mut log = match LogWriter::open(&lc.log_path(c.id())) {
+    let limits = LogLimits::of(&c.spec, lc.root());
+    let mut log = match LogWriter::open_bounded(&lc.log_path(c.id()), limits) {
         Ok(l) => l,
         Err(e) => {
             if first_start {
@@ -513,6 +716,7 @@ pub fn run_monitor(lc: &Lifecycle, id: &str, exited: Option<i32>, delay_ms: Opti
                 hand_off(
                     lc,
                     &c,
+                    &log,
                     lean,
                     started.pid,
                     &outputs,

@@ -13,6 +13,12 @@ impl Lifecycle {
     /// `volumes` also removes its anonymous volumes.
     pub fn remove_container(&self, c: &Container, force: bool, volumes: bool) -> Result<()> {
         let c = self.find(c.id()).unwrap_or_else(|_| c.clone());
+        if Self::removal_in_progress(&c) {
+            return Err(ContainerError::BadStatus(format!(
+                "removal of container {} is already in progress",
+                c.name()
+            )));
+        }
         if c.status.is_active() {
             if !force {
                 return Err(ContainerError::BadStatus(format!(
@@ -35,8 +41,12 @@ impl Lifecycle {
             }
             self.wait_stopped(&c, Duration::from_secs(10));
         }
-        // Let a monitor finish (it may be recording the exit or removing for --rm).
-        if c.record.monitor_pid != 0 && c.record.monitor_pid != std::process::id() as i64 {
+        // Let a monitor finish (it may be recording the exit or removing for --rm); a dead
+        // remover's record is no monitor to wait for.
+        if c.status != ContainerStatus::Removing
+            && c.record.monitor_pid != 0
+            && c.record.monitor_pid != std::process::id() as i64
+        {
             for _ in 0..500 {
                 if !procfs::is_alive(c.record.monitor_pid, c.record.monitor_start) {
                     break;
@@ -44,14 +54,26 @@ impl Lifecycle {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+        // The remover records itself (in the monitor's columns, free once the process is
+        // gone): should it die half-way, a later `rm` or `prune` sees a dead remover and
+        // finishes the removal instead of leaving "Removal In Progress" for ever.
+        let me = std::process::id() as i64;
         let _ = self.store().update_container(
             c.id(),
             &ContainerUpdate {
                 status: Some(ContainerStatus::Removing.as_str().into()),
+                monitor: Some((me, procfs::start_time(me).unwrap_or(0))),
                 ..Default::default()
             },
         );
         self.teardown(&c, volumes)
+    }
+
+    /// Whether `c` is being removed by a process that is still alive (not this one).
+    fn removal_in_progress(c: &Container) -> bool {
+        c.status == ContainerStatus::Removing
+            && c.record.monitor_pid != std::process::id() as i64
+            && procfs::is_alive(c.record.monitor_pid, c.record.monitor_start)
     }
 
     /// Removes a container whose process ended and was reaped by the caller (the
@@ -193,15 +215,19 @@ impl Lifecycle {
         }
     }
 
-    /// Removes every stopped container; returns their IDs.
+    /// Removes every stopped container, and finishes the removals whose remover died (a
+    /// killed `rm` or `prune`); returns their IDs.
     pub fn prune(&self) -> Result<Vec<String>> {
         self.sweep_trash(false);
         let mut removed = Vec::new();
         for c in self.all()? {
-            if matches!(
-                c.status,
-                ContainerStatus::Exited | ContainerStatus::Created | ContainerStatus::Dead
-            ) {
+            let abandoned = c.status == ContainerStatus::Removing && !Self::removal_in_progress(&c);
+            if abandoned
+                || matches!(
+                    c.status,
+                    ContainerStatus::Exited | ContainerStatus::Created | ContainerStatus::Dead
+                )
+            {
                 self.remove_container(&c, false, false)?;
                 removed.push(c.id().to_string());
             }

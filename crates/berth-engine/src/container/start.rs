@@ -132,6 +132,13 @@ impl Lifecycle {
         // that the runtime forked a single-threaded process (its fast path) and the
         // sweeper's disk work did not compete with the container's setup.
         self.sweep_trash(true);
+        // With --rm, a guard removes the container should this process die before it does
+        // (berth has no daemon to do it); released once the CLI removed it itself.
+        let mut guard = if c.spec.host_config.auto_remove {
+            super::monitor::RmGuard::spawn(self, c.id(), started.pid)
+        } else {
+            None
+        };
         // With a pty: sized like the caller's terminal now and after each SIGWINCH.
         let _forward = match started.pty_master.as_ref().map(|m| m.try_clone()) {
             Some(Ok(m)) => {
@@ -141,7 +148,8 @@ impl Lifecycle {
             _ => super::signals::forward_to(started.pid),
         };
         let code = if tee {
-            let mut log = super::monitor::LogWriter::open(&self.log_path(c.id()))?;
+            let limits = super::logs::LogLimits::of(&c.spec, self.root());
+            let mut log = super::monitor::LogWriter::open_bounded(&self.log_path(c.id()), limits)?;
             let mut raw = None;
             if let Some(master) = started.pty_master {
                 pipes.clear();
@@ -164,7 +172,11 @@ impl Lifecycle {
         if c.spec.host_config.auto_remove {
             // Nobody will read the exit record of a --rm container: tear down directly.
             drop(started.network);
-            self.remove_exited(c)?;
+            let removed = self.remove_exited(c);
+            if let Some(g) = guard.as_mut() {
+                g.release();
+            }
+            removed?;
             return Ok(code);
         }
         record_exit(self, c, code)?;

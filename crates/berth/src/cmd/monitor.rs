@@ -17,11 +17,21 @@ pub struct MonitorArgs {
     /// The next restart back-off, in milliseconds.
     #[arg(long)]
     pub delay: Option<u64>,
+    /// `PID:START`: take over a foreground `run --rm` whose CLI died (from `berth-monitor
+    /// --rm-guard`): wait for that process, then remove the container.
+    #[arg(long)]
+    pub adopt: Option<String>,
 }
 
 /// Runs the monitor to the container's end.
 pub fn run(g: &GlobalOpts, a: MonitorArgs) -> anyhow::Result<i32> {
     let lc = super::container::lifecycle(g)?;
+    if let Some((pid, start)) = a.adopt.as_deref().and_then(|p| p.split_once(':')) {
+        let (pid, start) = (pid.parse().unwrap_or(0), start.parse().unwrap_or(0));
+        return Ok(berth_engine::container::monitor::adopt_orphan(
+            &lc, &a.id, pid, start,
+        ));
+    }
     Ok(berth_engine::container::monitor::run_monitor(
         &lc, &a.id, a.exited, a.delay,
     ))
