@@ -314,6 +314,20 @@ impl StoreSink {
         }
     }
 
+    /// A fresh staging file `ROOT/tmp/pull-*` that is a hard link of the stored blob.
+    fn link_stored(&self, digest: &Digest) -> Option<berth_store::Staging> {
+        let (own, file) = berth_store::Staging::new_file_in(self.blobs.tmp_dir(), "pull").ok()?;
+        drop(file);
+        std::fs::remove_file(own.path()).ok()?;
+        match std::fs::hard_link(self.blobs.path(digest), own.path()) {
+            Ok(()) => Some(own),
+            Err(e) => {
+                log::debug!("linking {digest} to {}: {e}", own.path().display());
+                None
+            }
+        }
+    }
+
     /// The unpacking of a layer blob that was fed exactly the verified blob, if any (waits
     /// for it to finish); an unverified one is waited for and dropped.
     fn take_unpacked(
@@ -336,34 +350,41 @@ impl BlobSink for StoreSink {
 
     fn partial_path(&self, digest: &Digest) -> PathBuf {
         let name = format!("pull-{}.partial", digest.hex());
-        let path = self.blobs.tmp_dir().join(&name);
-        if self
+        let fixed = self.blobs.tmp_dir().join(&name);
+        if let Some(p) = self
             .partials
             .lock()
-            .is_ok_and(|held| held.contains_key(digest))
+            .ok()
+            .and_then(|held| held.get(digest).map(|s| s.path().to_owned()))
         {
             // A retry of this process's own download: resume it.
-            return path;
+            return p;
         }
         // One download of a blob at a time on this store: a parallel pull of the same
         // blob waits here for the first to finish (or die: then its partial is resumed).
-        match berth_store::Staging::named_in(self.blobs.tmp_dir(), &name) {
-            Ok(owned) => {
-                if self.blobs.contains(digest) {
-                    // Stored by the other pull while this one waited: the download finds
-                    // the whole blob in its partial file (a second name of the stored
-                    // one), verifies it and downloads nothing.
-                    let _ = std::fs::remove_file(&path);
-                    if let Err(e) = std::fs::hard_link(self.blobs.path(digest), &path) {
-                        log::debug!("linking {} to {}: {e}", digest, path.display());
-                    }
-                }
-                if let Ok(mut held) = self.partials.lock() {
-                    held.insert(digest.clone(), owned);
-                }
+        let owned = match berth_store::Staging::named_in(self.blobs.tmp_dir(), &name) {
+            Ok(owned) => owned,
+            Err(e) => {
+                // The download then goes on unlocked, as before the lock existed.
+                log::warn!("{e}");
+                return fixed;
             }
-            // The download then goes on unlocked, as before the lock existed.
-            Err(e) => log::warn!("{e}"),
+        };
+        let owned = if self.blobs.contains(digest) {
+            // Stored by the other pull while this one waited: the download finds the whole
+            // blob in a partial file of its own (a second name of the stored one),
+            // verifies it and downloads nothing. Not at the shared name: the pull that
+            // stored it removes that name once more after storing.
+            match self.link_stored(digest) {
+                Some(own) => own,
+                None => owned,
+            }
+        } else {
+            owned
+        };
+        let path = owned.path().to_owned();
+        if let Ok(mut held) = self.partials.lock() {
+            held.insert(digest.clone(), owned);
         }
         path
     }
