@@ -537,7 +537,14 @@ fn chunked_uploads_ranges_tags_catalog_referrers() {
     )
     .unwrap();
     assert!(spared.swept.is_empty());
-    let report = server::gc(&storage, &server::GcOptions::default()).unwrap();
+    let report = server::gc(
+        &storage,
+        &server::GcOptions {
+            blob_min_age: std::time::Duration::ZERO,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!(report.swept.contains(&digest));
     assert!(!report.swept.contains(&ad));
 }

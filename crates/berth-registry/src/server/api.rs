@@ -107,6 +107,9 @@ pub enum RequestError {
     /// A blocking task died.
     #[error("blocking task: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// A manifest PUT took longer than the collector's grace period covers.
+    #[error("storing the manifest took {0:?}, longer than a collection's grace period covers")]
+    Stalled(std::time::Duration),
 }
 
 impl RequestError {
@@ -140,7 +143,7 @@ impl RequestError {
                 StorageErrorKind::InvalidContent => ErrorCode::DigestInvalid,
                 StorageErrorKind::Internal => ErrorCode::Internal,
             },
-            RequestError::Task(_) => ErrorCode::Internal,
+            RequestError::Task(_) | RequestError::Stalled(_) => ErrorCode::Internal,
         }
     }
 
@@ -401,9 +404,14 @@ pub async fn handle(reg: Arc<Registry>, req: Request<Incoming>) -> Response<Body
     resp
 }
 
-fn authorize(reg: &Registry, req: &Request<Incoming>, scope: Scope) -> Result<()> {
+/// Who made a request, as far as upload sessions care: the user (or a token's subject);
+/// empty for anonymous requests and when auth is off.
+type Subject = String;
+
+/// Checks that the request may act on `scope`; returns its subject.
+fn authorize(reg: &Registry, req: &Request<Incoming>, scope: Scope) -> Result<Subject> {
     let Some(auth) = &reg.auth else {
-        return Ok(());
+        return Ok(Subject::new());
     };
     let value = req
         .headers()
@@ -411,7 +419,11 @@ fn authorize(reg: &Registry, req: &Request<Incoming>, scope: Scope) -> Result<()
         .and_then(|v| v.to_str().ok());
     let id = auth.identify(value);
     match auth.decide(&id, &scope) {
-        Decision::Allow => Ok(()),
+        Decision::Allow => Ok(match id {
+            Identity::User(u) => u,
+            Identity::Token(c) => c.sub,
+            Identity::Anonymous | Identity::Invalid => Subject::new(),
+        }),
         Decision::Challenge => Err(RequestError::Unauthorized(scope)),
         Decision::Deny => Err(RequestError::Denied),
     }
@@ -469,19 +481,22 @@ async fn route(reg: &Arc<Registry>, req: Request<Incoming>) -> Result<Response<B
             if m != Method::POST {
                 return Err(RequestError::MethodNotAllowed);
             }
-            authorize(reg, &req, Scope::repo(&name, &[Action::Pull, Action::Push]))
+            let subject = authorize(reg, &req, Scope::repo(&name, &[Action::Pull, Action::Push]))
                 .or_else(|_| authorize(reg, &req, Scope::repo(&name, &[Action::Push])))?;
             let name = repo(&name)?;
-            start_upload(reg, name, req).await
+            let owner = upload_owner(&name, &subject);
+            start_upload(reg, name, &owner, req).await
         }
         Route::Upload(name, id) => {
-            authorize(reg, &req, Scope::repo(&name, &[Action::Push]))?;
+            let subject = authorize(reg, &req, Scope::repo(&name, &[Action::Push]))?;
             let name = repo(&name)?;
+            // The session answers only to the repository and subject that opened it.
+            let owner = upload_owner(&name, &subject);
             match m {
-                Method::PATCH => patch_upload(reg, name, id, req).await,
-                Method::PUT => put_upload(reg, name, id, req).await,
-                Method::GET => upload_status(reg, name, id).await,
-                Method::DELETE => cancel_upload(reg, id).await,
+                Method::PATCH => patch_upload(reg, name, id, &owner, req).await,
+                Method::PUT => put_upload(reg, name, id, &owner, req).await,
+                Method::GET => upload_status(reg, name, id, &owner).await,
+                Method::DELETE => cancel_upload(reg, id, &owner).await,
                 _ => Err(RequestError::MethodNotAllowed),
             }
         }
@@ -667,7 +682,13 @@ async fn get_manifest(
     let digest = if by_digest {
         parse_digest(reference)?
     } else {
-        validate_tag(reference).map_err(RequestError::TagInvalid)?;
+        // No manifest is known by a tag that could never be pushed: 404 as for any other
+        // unknown reference (the spec's answer; only a PUT is told the tag is invalid).
+        if validate_tag(reference).is_err() {
+            return Err(RequestError::ManifestUnknown(
+                reference.chars().take(128).collect(),
+            ));
+        }
         match reg.cache.tag(name.as_str(), reference, reg.tag_cache) {
             Some(d) => d,
             None => {
@@ -814,23 +835,31 @@ async fn put_manifest(
     let subject = view.subject.clone();
     let subject_digest = subject.as_ref().map(|s| s.digest.clone());
     blocking(move || {
+        // Every blob referenced is touched, and so proven to exist, before the manifest is
+        // written, and the whole PUT stays within MANIFEST_PUT_DEADLINE: the collector's
+        // side of the bargain is in gc.rs.
+        let started = std::time::Instant::now();
         for child in view.manifests.iter().flatten() {
-            if storage
-                .linked(&n, LinkKind::Manifest, &child.digest)?
-                .is_none()
+            if !storage.touch_blob(&child.digest)?
+                || storage
+                    .linked(&n, LinkKind::Manifest, &child.digest)?
+                    .is_none()
             {
                 return Err(RequestError::ManifestBlobUnknown(child.digest.clone()));
             }
         }
         for blob in view.blobs() {
+            if !storage.touch_blob(&blob.digest)? {
+                return Err(RequestError::ManifestBlobUnknown(blob.digest.clone()));
+            }
             if storage.linked(&n, LinkKind::Layer, &blob.digest)?.is_some() {
                 continue;
             }
             // With auth off every blob is everyone's; link it so pulls find it.
-            match storage.blob_size(&blob.digest)? {
-                Some(_) if !auth_on => storage.link(&n, LinkKind::Layer, &blob.digest, b"")?,
-                _ => return Err(RequestError::ManifestBlobUnknown(blob.digest.clone())),
+            if auth_on {
+                return Err(RequestError::ManifestBlobUnknown(blob.digest.clone()));
             }
+            storage.link(&n, LinkKind::Layer, &blob.digest, b"")?;
         }
         storage.put_blob(&d, &bytes2)?;
         storage.link(&n, LinkKind::Manifest, &d, mt.as_bytes())?;
@@ -851,6 +880,12 @@ async fn put_manifest(
         }
         if let Some(t) = &tag2 {
             storage.set_tag(&n, t, &d)?;
+        }
+        // Too slow to be covered by the collector's grace period: not acknowledged (the
+        // client's retry touches everything again).
+        let took = started.elapsed();
+        if took > super::gc::MANIFEST_PUT_DEADLINE {
+            return Err(RequestError::Stalled(took));
         }
         Ok(())
     })
@@ -890,7 +925,11 @@ async fn delete_manifest(
     let r2 = reference.clone();
     blocking(move || {
         if !r2.contains(':') {
-            validate_tag(&r2).map_err(RequestError::TagInvalid)?;
+            if validate_tag(&r2).is_err() {
+                return Err(RequestError::ManifestUnknown(
+                    r2.chars().take(128).collect(),
+                ));
+            }
             if !storage.delete_tag(&n, &r2)? {
                 return Err(RequestError::ManifestUnknown(r2));
             }
@@ -963,6 +1002,11 @@ async fn get_blob(
         if storage.linked(&name, LinkKind::Layer, &d)?.is_none()
             && storage.linked(&name, LinkKind::Manifest, &d)?.is_none()
         {
+            return Err(RequestError::BlobUnknown(d));
+        }
+        // A HEAD is how a push learns it need not upload the blob: touched, so the
+        // collector keeps it for the manifest that is coming.
+        if head && !storage.touch_blob(&d)? {
             return Err(RequestError::BlobUnknown(d));
         }
         storage.blob_size(&d)?.ok_or(RequestError::BlobUnknown(d))
@@ -1225,9 +1269,15 @@ async fn commit(reg: &Arc<Registry>, name: &RepoName, id: &str, digest: &Digest)
     .await
 }
 
+/// The owner recorded with an upload session: the repository and subject that opened it.
+fn upload_owner(name: &RepoName, subject: &str) -> String {
+    format!("{name}\n{subject}")
+}
+
 async fn start_upload(
     reg: &Arc<Registry>,
     name: RepoName,
+    owner: &str,
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
     let q = query(&req);
@@ -1239,8 +1289,9 @@ async fn start_upload(
             let (n, d) = (name.clone(), digest.clone());
             let mounted = allowed
                 && blocking(move || {
+                    // Touched: the push that mounts it is about to reference it.
                     if storage.linked(&from, LinkKind::Layer, &d)?.is_some()
-                        && storage.blob_size(&d)?.is_some()
+                        && storage.touch_blob(&d)?
                     {
                         storage.link(&n, LinkKind::Layer, &d, b"")?;
                         Ok(true)
@@ -1254,11 +1305,12 @@ async fn start_upload(
             }
         }
     }
+    // 128 random bits from a CSPRNG (rand's ThreadRng): not to be guessed.
     let id = random_id();
     {
         let storage = reg.storage.clone();
-        let id2 = id.clone();
-        blocking(move || Ok(storage.start_upload(&id2)?)).await?;
+        let (id2, owner) = (id.clone(), owner.to_owned());
+        blocking(move || Ok(storage.start_upload(&id2, &owner)?)).await?;
     }
     if let Some(d) = param(&q, "digest") {
         // Monolithic upload: the body is the blob.
@@ -1286,14 +1338,24 @@ async fn cleanup_upload(reg: &Arc<Registry>, id: &str) {
     let _ = blocking(move || Ok(storage.cancel_upload(&id)?)).await;
 }
 
-async fn upload_size(reg: &Arc<Registry>, id: &str) -> Result<u64> {
+/// The size of an upload that `owner` opened; any other owner is told it does not exist.
+async fn upload_size(reg: &Arc<Registry>, id: &str, owner: &str) -> Result<u64> {
     let storage = reg.storage.clone();
-    let id2 = id.to_owned();
+    let (id2, owner) = (id.to_owned(), owner.to_owned());
     blocking(move || {
+        let unknown = || RequestError::UploadUnknown(id2.clone());
+        if storage
+            .upload_owner(&id2)
+            .map_err(|_| unknown())?
+            .as_deref()
+            != Some(owner.as_str())
+        {
+            return Err(unknown());
+        }
         storage
             .upload_size(&id2)
-            .map_err(|_| RequestError::UploadUnknown(id2.clone()))?
-            .ok_or(RequestError::UploadUnknown(id2))
+            .map_err(|_| unknown())?
+            .ok_or_else(unknown)
     })
     .await
 }
@@ -1302,9 +1364,10 @@ async fn patch_upload(
     reg: &Arc<Registry>,
     name: RepoName,
     id: String,
+    owner: &str,
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
-    let size = upload_size(reg, &id).await?;
+    let size = upload_size(reg, &id, owner).await?;
     if let Some(cr) = req
         .headers()
         .get(header::CONTENT_RANGE)
@@ -1331,13 +1394,14 @@ async fn put_upload(
     reg: &Arc<Registry>,
     name: RepoName,
     id: String,
+    owner: &str,
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
+    upload_size(reg, &id, owner).await?;
     let q = query(&req);
     let digest = parse_digest(
         param(&q, "digest").ok_or(RequestError::UploadInvalid("digest parameter missing"))?,
     )?;
-    upload_size(reg, &id).await?;
     receive(reg, &id, req.into_body()).await?;
     let result = commit(reg, &name, &id, &digest).await;
     if result.is_err() {
@@ -1347,13 +1411,18 @@ async fn put_upload(
     Ok(blob_created(&name, &digest))
 }
 
-async fn upload_status(reg: &Arc<Registry>, name: RepoName, id: String) -> Result<Response<Body>> {
-    let size = upload_size(reg, &id).await?;
+async fn upload_status(
+    reg: &Arc<Registry>,
+    name: RepoName,
+    id: String,
+    owner: &str,
+) -> Result<Response<Body>> {
+    let size = upload_size(reg, &id, owner).await?;
     Ok(upload_accepted(StatusCode::NO_CONTENT, &name, &id, size))
 }
 
-async fn cancel_upload(reg: &Arc<Registry>, id: String) -> Result<Response<Body>> {
-    upload_size(reg, &id).await?;
+async fn cancel_upload(reg: &Arc<Registry>, id: String, owner: &str) -> Result<Response<Body>> {
+    upload_size(reg, &id, owner).await?;
     cleanup_upload(reg, &id).await;
     Ok(empty(StatusCode::NO_CONTENT))
 }

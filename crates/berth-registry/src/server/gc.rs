@@ -1,5 +1,44 @@
 //! `berth registry gc`: mark every blob that a manifest of any repository refers to, sweep
-//! the rest, and drop stale uploads.
+//! the unreferenced blobs older than a grace period, drop stale uploads and the debris of
+//! interrupted writes. It runs while the registry serves pushes, with no read-only window.
+//!
+//! # Why a push that got 201 always pulls back whole
+//!
+//! The two sides and their steps:
+//!
+//! - A manifest PUT (`api.rs` `put_manifest`) *touches* every blob it references (sets its
+//!   mtime to now; a touch of an absent blob fails and the PUT answers 400), at t1, then
+//!   writes the manifest and its link at t2, and answers 201 only if t2 - t1 is below
+//!   [`MANIFEST_PUT_DEADLINE`]. A HEAD of a blob (how a push learns it may skip the upload),
+//!   a cross-repository mount and a commit of content already stored touch the blob too.
+//! - A collection starts at S with the cutoff C = S - grace (`blob_min_age`, at least
+//!   [`MANIFEST_PUT_DEADLINE`] to be safe; the default is [`DEFAULT_BLOB_MIN_AGE`]), marks
+//!   what the manifests it lists (at L >= S) reference, then for each unmarked blob whose
+//!   mtime is before C, *takes it out* (renames it into `gc/`, at R: from then on a touch of
+//!   the blob fails) and only then judges the mtime again: deleted if still before C, else
+//!   put back ([`Storage::sweep_blob`]).
+//!
+//! The interleavings of one PUT (t1 < t2) with one collection (S <= L, R):
+//!
+//! 1. t2 < L: the mark sees the manifest; its blobs are never candidates.
+//! 2. t2 > L: then t1 > t2 - DEADLINE > S - grace = C, so the touch made the blob young:
+//!    - t1 < R: the blob is taken out with an mtime after C; the judgment after R keeps it
+//!      and puts it back.
+//!    - t1 > R: the touch finds no blob (it is in `gc/`): the PUT fails with
+//!      `MANIFEST_BLOB_UNKNOWN`, no 201 is given (the push is retried), unless the blob was
+//!      put back before t1, in which case this collection is done with it.
+//!
+//!    So no blob of an acknowledged manifest is ever deleted. The one cost: a blob touched
+//!    between the cheap mtime pre-check and R is absent for the microseconds between R and
+//!    its return.
+//! 3. A blob uploaded long ago (older than the grace) and referenced by nothing may be swept
+//!    before its manifest arrives: the manifest PUT then fails (the touch finds nothing),
+//!    never answers 201. The grace period is how long a push may take between its uploads
+//!    and its manifest.
+//!
+//! Two collections at once each take a blob out under a name of their own; the second finds
+//! nothing to take. A collector killed between taking a blob out and judging it leaves it in
+//! `gc/`, put back by the next start or collection ([`Storage::clean_debris`]).
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
@@ -10,6 +49,21 @@ use super::storage::{LinkKind, Storage, StorageError};
 use crate::name::RepoName;
 use crate::protocol::ManifestView;
 
+/// The longest a manifest PUT may take from touching its blobs to writing its link; slower
+/// ones are not acknowledged. A grace period at least this long makes collections safe
+/// while pushes run.
+pub const MANIFEST_PUT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The grace period by default: blobs younger than this are never swept.
+pub const DEFAULT_BLOB_MIN_AGE: Duration = Duration::from_secs(3600);
+
+/// Upload sessions untouched this long are abandoned, by default.
+pub const DEFAULT_UPLOAD_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// Temp files of interrupted writes older than this are removed (a write takes
+/// milliseconds; a live replica's temp files are far younger).
+pub const DEFAULT_TEMP_MAX_AGE: Duration = Duration::from_secs(15 * 60);
+
 /// What gc should do.
 #[derive(Debug, Clone)]
 pub struct GcOptions {
@@ -17,17 +71,21 @@ pub struct GcOptions {
     pub dry_run: bool,
     /// Uploads untouched for this long are removed.
     pub upload_max_age: Duration,
-    /// Unreferenced blobs younger than this are kept: a push uploads blobs before the
-    /// manifest that references them.
+    /// Unreferenced blobs modified (stored or touched) more recently than this are kept: a
+    /// push uploads blobs before the manifest that references them. Below
+    /// [`MANIFEST_PUT_DEADLINE`] a collection is safe only while no push runs.
     pub blob_min_age: Duration,
+    /// Temp files older than this are removed.
+    pub temp_max_age: Duration,
 }
 
 impl Default for GcOptions {
     fn default() -> Self {
         GcOptions {
             dry_run: false,
-            upload_max_age: Duration::from_secs(24 * 3600),
-            blob_min_age: Duration::ZERO,
+            upload_max_age: DEFAULT_UPLOAD_MAX_AGE,
+            blob_min_age: DEFAULT_BLOB_MIN_AGE,
+            temp_max_age: DEFAULT_TEMP_MAX_AGE,
         }
     }
 }
@@ -43,10 +101,21 @@ pub struct GcReport {
     pub bytes_freed: u64,
     /// Stale uploads removed.
     pub uploads_removed: usize,
+    /// Temp files removed and blobs of a killed collection put back.
+    pub debris_removed: usize,
 }
 
 /// Runs mark and sweep over a storage.
 pub fn gc(storage: &dyn Storage, opts: &GcOptions) -> Result<GcReport, StorageError> {
+    // The cutoff is fixed before the mark begins (see the module's reasoning).
+    let start = SystemTime::now();
+    let cutoff = start
+        .checked_sub(opts.blob_min_age)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut report = GcReport::default();
+    if !opts.dry_run {
+        report.debris_removed = storage.clean_debris(opts.temp_max_age)?;
+    }
     let mut marked: HashSet<Digest> = HashSet::new();
     for name in storage.repositories()? {
         let Ok(repo) = RepoName::new(&name) else {
@@ -66,48 +135,43 @@ pub fn gc(storage: &dyn Storage, opts: &GcOptions) -> Result<GcReport, StorageEr
             }
         }
     }
-    let mut report = GcReport {
-        marked: marked.len(),
-        ..Default::default()
-    };
-    let now = SystemTime::now();
+    report.marked = marked.len();
     for blob in storage.list_blobs()? {
         if marked.contains(&blob) {
             continue;
         }
-        if !opts.blob_min_age.is_zero() {
-            let age = storage
-                .blob_modified(&blob)
-                .and_then(|m| now.duration_since(m).ok());
-            // Unknown age counts as young: keeping is the safe side.
-            let young = match age {
-                Some(age) => age < opts.blob_min_age,
-                None => true,
-            };
-            if young {
-                continue;
-            }
+        // The cheap check first; unknown times count as young (keeping is the safe side).
+        let old = storage.blob_modified(&blob).is_some_and(|m| m < cutoff);
+        if !old {
+            continue;
         }
-        report.bytes_freed += storage.blob_size(&blob)?.unwrap_or(0);
-        if !opts.dry_run {
-            storage.delete_blob(&blob)?;
+        if opts.dry_run {
+            report.bytes_freed += storage.blob_size(&blob)?.unwrap_or(0);
+            report.swept.push(blob);
+            continue;
         }
-        report.swept.push(blob);
+        // Judged again once out of reach: a touch since the check above keeps it.
+        if let Some(bytes) = storage.sweep_blob(&blob, cutoff)? {
+            report.bytes_freed += bytes;
+            report.swept.push(blob);
+        }
     }
     if !opts.dry_run {
-        // Links to swept blobs would promise content that is gone.
+        // Links to swept blobs would promise content that is gone (unless it was pushed
+        // again meanwhile; every reader checks the blob too, so a stale link is harmless).
         let swept: HashSet<&Digest> = report.swept.iter().collect();
         for name in storage.repositories()? {
             let Ok(repo) = RepoName::new(&name) else {
                 continue;
             };
             for d in storage.list_links(&repo, LinkKind::Layer)? {
-                if swept.contains(&d) {
+                if swept.contains(&d) && storage.blob_size(&d)?.is_none() {
                     storage.unlink(&repo, LinkKind::Layer, &d)?;
                 }
             }
         }
     }
+    let now = SystemTime::now();
     for (id, modified) in storage.list_uploads()? {
         let age = now.duration_since(modified).unwrap_or_default();
         if age >= opts.upload_max_age {

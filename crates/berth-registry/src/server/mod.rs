@@ -108,6 +108,9 @@ pub struct ServerConfigFile {
     pub tls_cert: Option<PathBuf>,
     /// TLS key (PEM).
     pub tls_key: Option<PathBuf>,
+    /// Upload sessions untouched this long (seconds) are removed at start and by
+    /// `registry gc` (default 86400).
+    pub upload_max_age_secs: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -153,6 +156,8 @@ pub struct ServerConfig {
     pub max_manifest_size: usize,
     /// Tag cache lifetime.
     pub tag_cache: Duration,
+    /// Upload sessions untouched this long are removed at start.
+    pub upload_max_age: Duration,
 }
 
 impl Default for ServerConfig {
@@ -164,6 +169,7 @@ impl Default for ServerConfig {
             auth: AuthConfig::default(),
             max_manifest_size: 4 << 20,
             tag_cache: Duration::from_millis(1000),
+            upload_max_age: gc::DEFAULT_UPLOAD_MAX_AGE,
         }
     }
 }
@@ -342,8 +348,40 @@ fn bind(addr: &str) -> Result<(std::net::TcpListener, SocketAddr), ServeError> {
     Ok((l, bound))
 }
 
+/// Removes what earlier runs left behind (temp files of interrupted writes, abandoned upload
+/// sessions, blobs of a killed collection), on a thread of its own: a large storage must not
+/// delay the start. Blobs are left to `registry gc`.
+fn clean_at_start(storage: Arc<dyn Storage>, upload_max_age: Duration) {
+    let run = move || -> Result<(usize, usize), StorageError> {
+        let debris = storage.clean_debris(gc::DEFAULT_TEMP_MAX_AGE)?;
+        let now = std::time::SystemTime::now();
+        let mut uploads = 0;
+        for (id, modified) in storage.list_uploads()? {
+            if now.duration_since(modified).unwrap_or_default() >= upload_max_age
+                && storage.cancel_upload(&id)?
+            {
+                uploads += 1;
+            }
+        }
+        Ok((debris, uploads))
+    };
+    let spawned = std::thread::Builder::new()
+        .name("registry-clean".into())
+        .spawn(move || match run() {
+            Ok((0, 0)) => {}
+            Ok((debris, uploads)) => {
+                log::info!("registry: removed {debris} temp files and {uploads} abandoned uploads")
+            }
+            Err(e) => log::warn!("registry: cleaning the storage at start: {e}"),
+        });
+    if let Err(e) = spawned {
+        log::warn!("registry: cleaning the storage at start: {e}");
+    }
+}
+
 fn prepare(config: &ServerConfig) -> Result<(Arc<Registry>, Option<tls::Acceptor>), ServeError> {
     let storage: Arc<dyn Storage> = Arc::new(FsStorage::open(&config.storage)?);
+    clean_at_start(storage.clone(), config.upload_max_age);
     let registry = Arc::new(Registry::new(storage, config)?);
     let acceptor = tls::acceptor(&config.tls)?;
     Ok((registry, acceptor))

@@ -10,17 +10,24 @@
 //!
 //! ```text
 //! blobs/sha256/<2 hex>/<64 hex>                   content, renamed into place when verified
-//! uploads/<id>                                     upload in progress
+//! uploads/<id>/data                                upload in progress
+//! uploads/<id>/owner                               "<repository>\n<subject>" that opened it
+//! gc/<64 hex>.<random>                             a blob being swept (see `gc.rs`)
+//! signing-key                                      the token HMAC key (hex, 0600)
 //! repositories/<name>/_layers/<hex>                blob linked to the repository
 //! repositories/<name>/_manifests/revisions/<hex>   manifest in the repository (holds its media type)
 //! repositories/<name>/_manifests/tags/<tag>        tag -> "sha256:<hex>"
 //! repositories/<name>/_referrers/<subject hex>/<hex>   descriptor JSON of a referrer
 //! ```
+//!
+//! The directory is closed to other users (0700, fixed at every open): blobs are images'
+//! layers, which may hold setuid binaries and secrets.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use berth_oci::writeback::WriteBehind;
 use berth_oci::{Digest, Hasher};
@@ -126,13 +133,25 @@ pub trait Storage: Send + Sync + 'static {
     fn delete_blob(&self, digest: &Digest) -> Result<bool, StorageError>;
     /// Every blob stored.
     fn list_blobs(&self) -> Result<Vec<Digest>, StorageError>;
-    /// When a blob was stored, if the backend knows.
+    /// When a blob was stored or last touched, if the backend knows.
     fn blob_modified(&self, _digest: &Digest) -> Option<SystemTime> {
         None
     }
+    /// Sets a blob's modification time to now (a manifest PUT that references it, a mount,
+    /// a HEAD of a push); `false` when the blob is absent. The collector never sweeps a blob
+    /// touched after its cutoff (see `gc.rs`).
+    fn touch_blob(&self, digest: &Digest) -> Result<bool, StorageError>;
+    /// Deletes a blob only if it was last modified before `cutoff`, judged after the blob
+    /// has been taken out of reach of readers and touches, so a touch that lands at any
+    /// moment either fails (the blob was gone) or keeps the blob. Returns the bytes freed,
+    /// `None` when the blob was kept or absent.
+    fn sweep_blob(&self, digest: &Digest, cutoff: SystemTime) -> Result<Option<u64>, StorageError>;
 
-    /// Creates an empty upload.
-    fn start_upload(&self, id: &str) -> Result<(), StorageError>;
+    /// Creates an empty upload owned by `owner` (the repository and subject that opened
+    /// it, an opaque string to the backend).
+    fn start_upload(&self, id: &str, owner: &str) -> Result<(), StorageError>;
+    /// The owner an upload was started with, or `None` when it does not exist.
+    fn upload_owner(&self, id: &str) -> Result<Option<String>, StorageError>;
     /// The bytes received by an upload, or `None` when it does not exist.
     fn upload_size(&self, id: &str) -> Result<Option<u64>, StorageError>;
     /// Opens an upload for appending.
@@ -204,6 +223,14 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<(), StorageError>;
     /// The descriptors (JSON) of the referrers of `subject`.
     fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Vec<u8>>, StorageError>;
+
+    /// The key that signs tokens: made once (random, 32 bytes), kept by the backend and the
+    /// same for every replica and every restart; when two replicas start at once, both get
+    /// the one that was stored first.
+    fn signing_key(&self) -> Result<Vec<u8>, StorageError>;
+    /// Removes what interrupted writes left behind (temp files older than `max_age`) and
+    /// puts back blobs a killed collector had taken out; returns how many entries it handled.
+    fn clean_debris(&self, max_age: Duration) -> Result<usize, StorageError>;
 }
 
 /// The embedded backend: a directory, with atomic writes (temp file, fsync, rename, fsync of
@@ -264,13 +291,83 @@ impl UploadWrite for FileUpload {
     }
 }
 
+/// Creates `dir` and its missing parents, closed to other users.
+fn mkdirs(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Creates (truncating) a file readable by its owner only.
+fn create_private(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Makes `path` 0700 when it is open to others (a storage made by an older berth).
+fn close_to_others(path: &Path) -> io::Result<()> {
+    let mode = fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o700 | 0o700))?;
+    }
+    Ok(())
+}
+
+/// Whether a file was last modified before `cutoff` (unknown times count as recent: keeping
+/// is the safe side).
+fn modified_before(meta: &fs::Metadata, cutoff: SystemTime) -> bool {
+    meta.modified().map(|m| m < cutoff).unwrap_or(false)
+}
+
+/// Sets the modification time of `path` to now; `Ok(false)` when it does not exist.
+fn touch(path: &Path) -> io::Result<bool> {
+    use rustix::fs::{utimensat, AtFlags, Timestamps, CWD, UTIME_NOW, UTIME_OMIT};
+    let times = Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_OMIT,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_NOW,
+        },
+    };
+    match utimensat(CWD, path, &times, AtFlags::empty()) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::NOENT) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Renames `from` to `to` unless `to` exists (`Ok(false)` then).
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<bool> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::EXIST) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The name of the file that holds the token signing key.
+const SIGNING_KEY: &str = "signing-key";
+
 impl FsStorage {
-    /// Opens (creating) a storage directory.
+    /// Opens (creating) a storage directory, closed to other users (its mode is fixed when
+    /// an older berth made it open).
     pub fn open(root: impl Into<PathBuf>) -> Result<FsStorage, StorageError> {
         let root = root.into();
-        for sub in ["blobs/sha256", "uploads", "repositories"] {
+        mkdirs(&root).map_err(io_err(&root))?;
+        close_to_others(&root).map_err(io_err(&root))?;
+        for sub in ["blobs", "blobs/sha256", "uploads", "repositories", "gc"] {
             let p = root.join(sub);
-            fs::create_dir_all(&p).map_err(io_err(&p))?;
+            mkdirs(&p).map_err(io_err(&p))?;
+            close_to_others(&p).map_err(io_err(&p))?;
         }
         Ok(FsStorage { root })
     }
@@ -285,6 +382,7 @@ impl FsStorage {
         self.root.join("blobs/sha256").join(&hex[..2]).join(hex)
     }
 
+    /// The directory of an upload.
     fn upload_path(&self, id: &str) -> Result<PathBuf, StorageError> {
         // Upload ids are server-made; refuse anything that could leave the directory.
         if id.is_empty()
@@ -294,6 +392,10 @@ impl FsStorage {
             return Err(StorageError::UploadNotFound(id.chars().take(80).collect()));
         }
         Ok(self.root.join("uploads").join(id))
+    }
+
+    fn upload_data(&self, id: &str) -> Result<PathBuf, StorageError> {
+        Ok(self.upload_path(id)?.join("data"))
     }
 
     fn repo_dir(&self, repo: &RepoName) -> PathBuf {
@@ -311,10 +413,10 @@ impl FsStorage {
     /// Writes `bytes` to `path` atomically: a temp file beside it, fsync, rename, dir fsync.
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
         let dir = path.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        mkdirs(dir).map_err(io_err(dir))?;
         let tmp = dir.join(format!(".tmp-{}", random_id()));
         let res = (|| {
-            let mut f = File::create(&tmp)?;
+            let mut f = create_private(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
             fs::rename(&tmp, path)?;
@@ -330,9 +432,44 @@ impl FsStorage {
     fn install_blob(&self, from: &Path, d: &Digest) -> Result<(), StorageError> {
         let to = self.blob_path(d);
         let dir = to.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        mkdirs(dir).map_err(io_err(dir))?;
         fs::rename(from, &to).map_err(io_err(&to))?;
         sync_dir(dir).map_err(io_err(dir))
+    }
+
+    /// Puts a blob the collector had taken out back in place (or drops it when the same
+    /// content was stored again meanwhile).
+    fn restore_swept(&self, taken: &Path, d: &Digest) -> io::Result<()> {
+        if !rename_noreplace(taken, &self.blob_path(d))? {
+            fs::remove_file(taken)?;
+        }
+        Ok(())
+    }
+
+    /// Removes `.tmp-*` files older than `cutoff` under `dir`, recursively.
+    fn remove_old_temps(dir: &Path, cutoff: SystemTime, removed: &mut usize) -> io::Result<()> {
+        let rd = match fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for entry in rd {
+            let entry = entry?;
+            let ft = entry.file_type()?;
+            let name = entry.file_name();
+            if ft.is_dir() {
+                Self::remove_old_temps(&entry.path(), cutoff, removed)?;
+            } else if name.to_string_lossy().starts_with(".tmp-") {
+                let old = match not_found_is_none(entry.metadata())? {
+                    Some(m) => modified_before(&m, cutoff),
+                    None => false,
+                };
+                if old && not_found_is_none(fs::remove_file(entry.path()))?.is_some() {
+                    *removed += 1;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -392,7 +529,8 @@ impl Storage for FsStorage {
     }
 
     fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StorageError> {
-        if self.blob_size(digest)?.is_some() {
+        // Stored already: touched instead, so it counts as new to the collector.
+        if self.touch_blob(digest)? {
             return Ok(());
         }
         self.write_atomic(&self.blob_path(digest), bytes)
@@ -423,21 +561,69 @@ impl Storage for FsStorage {
         fs::metadata(self.blob_path(digest)).ok()?.modified().ok()
     }
 
-    fn start_upload(&self, id: &str) -> Result<(), StorageError> {
-        let p = self.upload_path(id)?;
-        File::create(&p).map_err(io_err(&p))?;
+    fn touch_blob(&self, digest: &Digest) -> Result<bool, StorageError> {
+        let p = self.blob_path(digest);
+        touch(&p).map_err(io_err(&p))
+    }
+
+    fn sweep_blob(&self, digest: &Digest, cutoff: SystemTime) -> Result<Option<u64>, StorageError> {
+        let p = self.blob_path(digest);
+        // Out of reach first (a touch of the blob's path fails from here on), then judged
+        // by the time it was last touched before that.
+        let taken = self
+            .root
+            .join("gc")
+            .join(format!("{}.{}", digest.hex(), random_id()));
+        match fs::rename(&p, &taken) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&p)(e)),
+        }
+        let meta = fs::metadata(&taken).map_err(io_err(&taken));
+        match meta {
+            Ok(m) if modified_before(&m, cutoff) => {
+                fs::remove_file(&taken).map_err(io_err(&taken))?;
+                Ok(Some(m.len()))
+            }
+            other => {
+                self.restore_swept(&taken, digest).map_err(io_err(&p))?;
+                other.map(|_| None)
+            }
+        }
+    }
+
+    fn start_upload(&self, id: &str, owner: &str) -> Result<(), StorageError> {
+        let dir = self.upload_path(id)?;
+        // A fresh directory: an id never names two uploads.
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io_err(&dir))?;
+        let res = (|| {
+            create_private(&dir.join("owner"))?.write_all(owner.as_bytes())?;
+            create_private(&dir.join("data")).map(drop)
+        })();
+        if let Err(e) = res {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(io_err(&dir)(e));
+        }
         Ok(())
     }
 
+    fn upload_owner(&self, id: &str) -> Result<Option<String>, StorageError> {
+        let p = self.upload_path(id)?.join("owner");
+        not_found_is_none(fs::read_to_string(&p)).map_err(io_err(&p))
+    }
+
     fn upload_size(&self, id: &str) -> Result<Option<u64>, StorageError> {
-        let p = self.upload_path(id)?;
+        let p = self.upload_data(id)?;
         Ok(not_found_is_none(fs::metadata(&p))
             .map_err(io_err(&p))?
             .map(|m| m.len()))
     }
 
     fn append_upload(&self, id: &str) -> Result<Box<dyn UploadWrite>, StorageError> {
-        let p = self.upload_path(id)?;
+        let p = self.upload_data(id)?;
         let file = match OpenOptions::new().append(true).open(&p) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -458,7 +644,8 @@ impl Storage for FsStorage {
         digest: &Digest,
         hashed: Option<Hasher>,
     ) -> Result<u64, StorageError> {
-        let p = self.upload_path(id)?;
+        let dir = self.upload_path(id)?;
+        let p = dir.join("data");
         let mut file = match File::open(&p) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -484,29 +671,33 @@ impl Storage for FsStorage {
         };
         let actual = hasher.finish();
         if &actual != digest {
-            let _ = fs::remove_file(&p);
+            let _ = fs::remove_dir_all(&dir);
             return Err(StorageError::DigestMismatch {
                 id: id.to_owned(),
                 expected: digest.clone(),
                 actual,
             });
         }
-        if self.blob_size(digest)?.is_some() {
-            // Another upload of the same content won; ours is redundant.
-            let _ = fs::remove_file(&p);
-            return Ok(len);
+        // Another upload of the same content won; ours is redundant (the blob is touched:
+        // a push is about to reference it).
+        if !self.touch_blob(digest)? {
+            file.sync_all().map_err(io_err(&p))?;
+            drop(file);
+            self.install_blob(&p, digest)?;
         }
-        file.sync_all().map_err(io_err(&p))?;
-        drop(file);
-        self.install_blob(&p, digest)?;
+        let _ = fs::remove_dir_all(&dir);
         Ok(len)
     }
 
     fn cancel_upload(&self, id: &str) -> Result<bool, StorageError> {
         let p = self.upload_path(id)?;
-        Ok(not_found_is_none(fs::remove_file(&p))
-            .map_err(io_err(&p))?
-            .is_some())
+        // (a plain file: an upload of a berth that kept no owner)
+        let removed = match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(&p),
+            Ok(_) => fs::remove_file(&p),
+            Err(e) => Err(e),
+        };
+        Ok(not_found_is_none(removed).map_err(io_err(&p))?.is_some())
     }
 
     fn list_uploads(&self) -> Result<Vec<(String, SystemTime)>, StorageError> {
@@ -514,7 +705,12 @@ impl Storage for FsStorage {
         let mut out = Vec::new();
         for name in list_dir_names(&dir).map_err(io_err(&dir))? {
             let p = dir.join(&name);
-            if let Some(m) = not_found_is_none(fs::metadata(&p)).map_err(io_err(&p))? {
+            // The data's time (the last byte received), else the directory's.
+            let meta = match not_found_is_none(fs::metadata(p.join("data"))) {
+                Ok(Some(m)) => Some(m),
+                _ => not_found_is_none(fs::metadata(&p)).map_err(io_err(&p))?,
+            };
+            if let Some(m) = meta {
                 out.push((name, m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
             }
         }
@@ -672,6 +868,107 @@ impl Storage for FsStorage {
         }
         Ok(out)
     }
+
+    fn signing_key(&self) -> Result<Vec<u8>, StorageError> {
+        let path = self.root.join(SIGNING_KEY);
+        let read = |path: &Path| -> Result<Option<Vec<u8>>, StorageError> {
+            let Some(text) = not_found_is_none(fs::read_to_string(path)).map_err(io_err(path))?
+            else {
+                return Ok(None);
+            };
+            match hex::decode(text.trim()) {
+                Ok(key) if key.len() >= 32 => Ok(Some(key)),
+                _ => Err(StorageError::Io {
+                    path: path.to_owned(),
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "not a signing key (64 hex characters); remove it to make a new one",
+                    ),
+                }),
+            }
+        };
+        if let Some(key) = read(&path)? {
+            close_to_others(&path).map_err(io_err(&path))?;
+            return Ok(key);
+        }
+        // Written whole beside it, then renamed without replacing: of two replicas starting
+        // at once, the first rename wins and the other reads the winner's key.
+        let key: [u8; 32] = rand::random();
+        let tmp = self.root.join(format!(".tmp-{}", random_id()));
+        let res = (|| {
+            let mut f = create_private(&tmp)?;
+            f.write_all(hex::encode(key).as_bytes())?;
+            f.sync_all()?;
+            let won = rename_noreplace(&tmp, &path)?;
+            if !won {
+                fs::remove_file(&tmp)?;
+            }
+            sync_dir(&self.root)
+        })();
+        if let Err(e) = res {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(&path)(e));
+        }
+        read(&path)?.ok_or_else(|| {
+            io_err(&path)(io::Error::new(
+                io::ErrorKind::NotFound,
+                "vanished after writing",
+            ))
+        })
+    }
+
+    fn clean_debris(&self, max_age: Duration) -> Result<usize, StorageError> {
+        let cutoff = SystemTime::now()
+            .checked_sub(max_age)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut n = 0;
+        // Blobs a collector took out and did not get to judge (it was killed): back in
+        // place, the next collection judges them again.
+        let gc = self.root.join("gc");
+        for name in list_dir_names(&gc).map_err(io_err(&gc))? {
+            let p = gc.join(&name);
+            let Some(d) = name
+                .split('.')
+                .next()
+                .and_then(|h| Digest::from_hex(h).ok())
+            else {
+                continue;
+            };
+            let old = match not_found_is_none(fs::symlink_metadata(&p)).map_err(io_err(&p))? {
+                Some(m) => m.ctime() < unix_secs(cutoff),
+                None => false,
+            };
+            if old {
+                self.restore_swept(&p, &d).map_err(io_err(&p))?;
+                n += 1;
+            }
+        }
+        for sub in ["blobs", "repositories", "uploads", ""] {
+            let dir = self.root.join(sub);
+            if sub.is_empty() {
+                // The top level only (temp files of the signing key).
+                for name in fs::read_dir(&dir).map_err(io_err(&dir))? {
+                    let entry = name.map_err(io_err(&dir))?;
+                    if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                        let m = entry.metadata().map_err(io_err(&dir))?;
+                        if modified_before(&m, cutoff) {
+                            let _ = fs::remove_file(entry.path());
+                            n += 1;
+                        }
+                    }
+                }
+            } else {
+                Self::remove_old_temps(&dir, cutoff, &mut n).map_err(io_err(&dir))?;
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -686,7 +983,8 @@ mod tests {
         assert_eq!(s.blob_size(&d).unwrap(), None);
 
         // Upload with a wrong digest: nothing stored.
-        s.start_upload("u1").unwrap();
+        s.start_upload("u1", "a/b\nalice").unwrap();
+        assert_eq!(s.upload_owner("u1").unwrap().as_deref(), Some("a/b\nalice"));
         s.append_upload("u1").unwrap().write_all(data).unwrap();
         let wrong = Digest::of(b"other");
         let err = s.commit_upload("u1", &wrong, None).unwrap_err();
@@ -695,7 +993,12 @@ mod tests {
         assert_eq!(s.upload_size("u1").unwrap(), None);
 
         // Two appends, then commit.
-        s.start_upload("u2").unwrap();
+        s.start_upload("u2", "a/b\n").unwrap();
+        assert!(
+            s.start_upload("u2", "c/d\n").is_err(),
+            "an id names one upload"
+        );
+        assert_eq!(s.upload_owner("u2").unwrap().as_deref(), Some("a/b\n"));
         s.append_upload("u2")
             .unwrap()
             .write_all(&data[..4])
@@ -732,7 +1035,7 @@ mod tests {
     }
     impl UploadIdCheck for dyn Storage + '_ {
         fn upload_path_safe_rejects(&self) -> bool {
-            self.start_upload("../escape").is_err()
+            self.start_upload("../escape", "").is_err()
         }
     }
 

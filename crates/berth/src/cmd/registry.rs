@@ -58,10 +58,14 @@ pub struct GcArgs {
     /// Report what would be deleted, delete nothing.
     #[arg(long = "dry-run")]
     pub dry_run: bool,
-    /// Keep unreferenced blobs younger than this many seconds (pushes in flight upload
-    /// blobs before their manifest).
-    #[arg(long = "min-age", default_value_t = 0)]
-    pub min_age: u64,
+    /// Keep unreferenced blobs stored or touched less than this many seconds ago (default
+    /// 3600): pushes upload blobs before their manifest. Below 60 a collection is safe only
+    /// while no push runs.
+    #[arg(long = "min-age", value_name = "SECONDS")]
+    pub min_age: Option<u64>,
+    /// Remove upload sessions untouched for this many seconds (default 86400).
+    #[arg(long = "upload-max-age", value_name = "SECONDS")]
+    pub upload_max_age: Option<u64>,
 }
 
 fn load(config: &Option<PathBuf>) -> anyhow::Result<ServerConfigFile> {
@@ -112,6 +116,10 @@ fn serve(g: &GlobalOpts, a: ServeArgs) -> anyhow::Result<i32> {
             .tag_cache_ms
             .map(Duration::from_millis)
             .unwrap_or(defaults.tag_cache),
+        upload_max_age: file
+            .upload_max_age_secs
+            .map(Duration::from_secs)
+            .unwrap_or(defaults.upload_max_age),
     };
     serve_registry(&config, |addr| {
         let scheme = if https { "https" } else { "http" };
@@ -126,14 +134,23 @@ fn gc(g: &GlobalOpts, a: GcArgs) -> anyhow::Result<i32> {
     let file = load(&a.config)?;
     let storage = a
         .storage
-        .or(file.storage)
+        .or(file.storage.clone())
         .unwrap_or_else(|| g.root.join("registry"));
+    let defaults = GcOptions::default();
     let report = gc_registry(
         &storage,
         &GcOptions {
             dry_run: a.dry_run,
-            blob_min_age: Duration::from_secs(a.min_age),
-            ..Default::default()
+            blob_min_age: a
+                .min_age
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.blob_min_age),
+            upload_max_age: a
+                .upload_max_age
+                .or(file.upload_max_age_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.upload_max_age),
+            ..defaults
         },
     )?;
     let verb = if a.dry_run {
@@ -145,11 +162,12 @@ fn gc(g: &GlobalOpts, a: GcArgs) -> anyhow::Result<i32> {
         println!("blob {d} {verb}");
     }
     println!(
-        "{} blobs marked, {} blobs {verb} ({} bytes), {} stale uploads {verb}",
+        "{} blobs marked, {} blobs {verb} ({} bytes), {} stale uploads {verb}, {} temp files {verb}",
         report.marked,
         report.swept.len(),
         report.bytes_freed,
         report.uploads_removed,
+        report.debris_removed,
     );
     Ok(0)
 }
