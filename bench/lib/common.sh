@@ -75,6 +75,8 @@ snapshot_host() {
              /etc/cni/net.d/* /etc/containers/networks/* /usr/sbin/policy-rc.d; do
       [ -e "$f" ] && sha256sum "$f"
     done
+    echo "## cgroup layout"
+    cgroup_layout
     echo "## cgroups"
     find /sys/fs/cgroup -mindepth 2 -maxdepth 2 -type d 2>/dev/null | grep -E '/(docker|libpod_parent|machine\.slice|berth|bench[^/]*)$' | sort
     echo "## state dirs"
@@ -82,4 +84,29 @@ snapshot_host() {
       [ -e "$d" ] && echo "exists: $d"
     done
   } >"$out" 2>/dev/null || true
+}
+
+# cgroup_layout: the controllers the cgroup v2 mount holds, and the v1 hierarchy each
+# controller is bound to (/proc/cgroups; 0: none, or the v2 mount). A bench that moves a
+# controller (crun's setup, peers.sh) must hand it back: snapshot_host records this before and
+# after, and a change shows as left behind. The hierarchy's cgroup count is left out: it moves.
+cgroup_layout() {
+  local v2=/sys/fs/cgroup/unified/cgroup.controllers
+  [ -f "$v2" ] || v2=/sys/fs/cgroup/cgroup.controllers
+  if [ -f "$v2" ]; then
+    echo "cgroup v2 mount controllers: $(tr '\n' ' ' <"$v2" | sed 's/ *$//')"
+  fi
+  awk 'NR > 1 {print "cgroup controller " $1 ": v1 hierarchy " $2 ", enabled " $4}' /proc/cgroups
+}
+
+# check_cgroup_layout BEFORE_FILE: fails (1) naming each line that changed since BEFORE_FILE
+# (the output of cgroup_layout then).
+check_cgroup_layout() {
+  local before=$1 now
+  now=$(cgroup_layout)
+  [ "$now" = "$(cat "$before")" ] && return 0
+  warn "the host's cgroup layout is not as it was:"
+  diff <(cat "$before") <(printf '%s\n' "$now") | grep '^[<>]' \
+    | sed 's/^< /    was: /; s/^> /    now: /' >&2
+  return 1
 }

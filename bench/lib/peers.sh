@@ -55,25 +55,109 @@ setup_runc() {
 # crun refuses the hybrid cgroup layout while the cgroup v2 mount holds a controller. Binding
 # each such controller to a v1 hierarchy of our own (mounted under $BENCH_WORK, unmounted at
 # teardown, which hands the controller back to v2) empties it.
+#
+# The host must get its controller back: a v1 hierarchy outlives its unmount while it has
+# child cgroups, and then the v2 mount lacks the controller for good (dockerd's and
+# containerd's stats read 0B). Any engine running meanwhile may make cgroups in our hierarchy
+# (runc finds it in mountinfo), so: refused while a daemon that was running before the bench
+# could use it; at teardown every process in a child cgroup is moved to the hierarchy's root,
+# the children removed deepest first, the hierarchy unmounted, and the controller's return to
+# the v2 mount checked (check_cgroup_layout fails loudly otherwise).
 CGROUP_FIXED=0
 CGROUP_ERR=""
 empty_cgroup_v2() {
   [ "$CGROUP_FIXED" = 1 ] && return 0
   local unified=/sys/fs/cgroup/unified c
   if [ -f "$unified/cgroup.controllers" ] && [ -n "$(cat "$unified/cgroup.controllers")" ]; then
+    if ! cgroup_move_is_undoable; then
+      return 1
+    fi
+    cgroup_layout >"$BENCH_WORK/cgroup-layout-before.txt"
+    # Teardown runs last-in first-out: this check runs after every controller is given back.
+    on_teardown "check_cgroup_layout '$BENCH_WORK/cgroup-layout-before.txt'"
     for c in $(cat "$unified/cgroup.controllers"); do
       mkdir -p "$BENCH_WORK/cgroup-v1-$c"
       if mount -t cgroup -o "$c" "bench-$c" "$BENCH_WORK/cgroup-v1-$c" 2>/dev/null; then
-        # Child cgroups the peers made are removed first, or the hierarchy outlives the umount.
-        on_teardown "find '$BENCH_WORK/cgroup-v1-$c' -mindepth 1 -depth -type d -exec rmdir {} \\; ; umount '$BENCH_WORK/cgroup-v1-$c'; rmdir '$BENCH_WORK/cgroup-v1-$c'"
+        on_teardown "give_back_cgroup_controller '$c' '$BENCH_WORK/cgroup-v1-$c'"
         log "moved cgroup controller $c from the v2 mount to a v1 hierarchy for crun (undone at the end)"
       else
+        rmdir "$BENCH_WORK/cgroup-v1-$c" 2>/dev/null
         CGROUP_ERR="the cgroup v2 mount holds controller $c and it cannot be moved to v1 (crun refuses hybrid mode)"
         return 1
       fi
     done
   fi
   CGROUP_FIXED=1
+}
+
+# cgroup_move_is_undoable [SNAPSHOT]: whether the v2 mount's controllers may be moved to a v1
+# hierarchy for the length of the bench: not while a container engine that the bench did not
+# start runs (it would make cgroups there, with processes the bench must not touch); not when
+# the controller is bound to a v1 hierarchy already. Sets CGROUP_ERR when not.
+cgroup_move_is_undoable() {
+  local snap=${1:-$BENCH_WORK/host-before.txt} d c
+  for d in dockerd containerd podman conmon crio; do
+    if grep -qx "running: $d" <(sed -n '/^## daemons/,/^## /p' "$snap" 2>/dev/null); then
+      CGROUP_ERR="$d was running before the bench: moving the cgroup v2 mount's controllers to a v1 hierarchy for crun could not be undone once it makes cgroups there (refused; stop $d or leave out crun and podman)"
+      return 1
+    fi
+  done
+  for c in $(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null); do
+    if awk -v c="$c" '$1 == c && $2 != 0 {f=1} END {exit !f}' /proc/cgroups; then
+      CGROUP_ERR="controller $c is bound to a v1 hierarchy already"
+      return 1
+    fi
+  done
+  return 0
+}
+
+# give_back_cgroup_controller C DIR: undoes the v1 hierarchy of controller C mounted at DIR
+# (see empty_cgroup_v2) and checks that the v2 mount holds C again.
+give_back_cgroup_controller() {
+  local c=$1 dir=$2 try
+  for try in 1 2 3; do
+    # A hierarchy that outlived an unmount (a child cgroup was still dying) is mounted again
+    # by the same options: emptied and unmounted once more.
+    if ! mountpoint -q "$dir"; then
+      awk -v c="$c" '$1 == c && $2 != 0 {f=1} END {exit !f}' /proc/cgroups || break
+      mkdir -p "$dir"
+      mount -t cgroup -o "$c" "bench-$c" "$dir" || break
+    fi
+    empty_cgroup_hierarchy "$c" "$dir"
+    umount "$dir" || { warn "cgroup: could not unmount $dir"; return 1; }
+    cgroup_back_in_v2 "$c" && break
+  done
+  rmdir "$dir" 2>/dev/null
+  cgroup_back_in_v2 "$c" && return 0
+  warn "cgroup controller $c did not return to the v2 mount (/sys/fs/cgroup/unified): its v1 hierarchy lives on with $(awk -v c="$c" '$1 == c {print $3 - 1}' /proc/cgroups) child cgroups"
+  return 1
+}
+
+# empty_cgroup_hierarchy C DIR: moves the processes of every child cgroup of the v1 hierarchy
+# at DIR (a peer's, or another engine's) to its root, which holds every process anyway, then
+# removes the children deepest first, until the kernel counts none (a removed cgroup stays
+# counted while it dies, and an unmount then would leave the hierarchy alive).
+empty_cgroup_hierarchy() {
+  local c=$1 dir=$2 cg pid i
+  for i in $(seq 100); do
+    find "$dir" -mindepth 2 -name cgroup.procs 2>/dev/null | while read -r cg; do
+      while read -r pid; do echo "$pid" >"$dir/cgroup.procs" 2>/dev/null; done <"$cg"
+    done
+    find "$dir" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null
+    [ "$(awk -v c="$c" '$1 == c {print $3}' /proc/cgroups)" = 1 ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# cgroup_back_in_v2 C: waits up to 2 s for the v2 mount to list controller C again.
+cgroup_back_in_v2() {
+  local i
+  for i in $(seq 20); do
+    grep -qw "$1" /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
 }
 
 setup_crun() {
