@@ -7,8 +7,9 @@
 //! everything else needs a user, limited by the rules of the configuration.
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -148,10 +149,14 @@ pub struct AuthConfig {
     pub realm: Option<String>,
     /// The service name in tokens and challenges.
     pub service: Option<String>,
-    /// The HMAC key for tokens (shared by replicas); random per process when unset.
+    /// The HMAC key for tokens; when unset, a key made once and kept in the storage
+    /// (`signing-key`, shared by replicas of one storage, kept across restarts).
     pub token_secret: Option<String>,
-    /// Token lifetime in seconds (default 300).
+    /// Access token lifetime in seconds (default 300).
     pub token_ttl: Option<u64>,
+    /// Refresh (identity) token lifetime in seconds (default 90 days): what `docker login`
+    /// and `berth login` keep. A new password in the htpasswd file revokes them.
+    pub refresh_token_ttl: Option<u64>,
     /// Whether the token endpoint answers `GET` (default true); `false` leaves only the
     /// OAuth2 form `POST`, as some registries' token services do.
     pub token_get: Option<bool>,
@@ -212,11 +217,34 @@ pub struct Claims {
     pub jti: String,
     /// What the token grants.
     pub access: Vec<Grant>,
+    /// Refresh tokens: a MAC of the user's htpasswd entry when the token was issued; a
+    /// changed password no longer matches, which revokes the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cred: Option<String>,
 }
+
+/// The users of the htpasswd file, read again when the file changes.
+struct Users {
+    path: PathBuf,
+    /// (mtime ns, size, inode) of the file read.
+    stamp: (i128, u64, u64),
+    hashes: HashMap<String, String>,
+}
+
+fn file_stamp(m: &std::fs::Metadata) -> (i128, u64, u64) {
+    (
+        i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        m.size(),
+        m.ino(),
+    )
+}
+
+/// Default life of a refresh token: 90 days.
+pub const DEFAULT_REFRESH_TTL: u64 = 90 * 24 * 3600;
 
 /// Users, rules and the token key of one registry.
 pub struct Authorizer {
-    users: HashMap<String, String>,
+    users: RwLock<Users>,
     public: Vec<glob::Pattern>,
     rules: Vec<(glob::Pattern, Vec<String>, Vec<Action>)>,
     /// The realm announced, when configured.
@@ -233,7 +261,7 @@ pub struct Authorizer {
 impl std::fmt::Debug for Authorizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authorizer")
-            .field("users", &self.users.len())
+            .field("users", &self.users.read().map(|u| u.hashes.len()).ok())
             .field("service", &self.service)
             .finish()
     }
@@ -281,7 +309,13 @@ impl Authorizer {
         let Some(path) = &config.htpasswd else {
             return Ok(None);
         };
-        let users = read_htpasswd(path)?;
+        let stamp = std::fs::metadata(path)
+            .map(|m| file_stamp(&m))
+            .map_err(|source| AuthError::HtpasswdRead {
+                path: path.to_owned(),
+                source,
+            })?;
+        let hashes = read_htpasswd(path)?;
         let public = config
             .public
             .iter()
@@ -307,7 +341,11 @@ impl Authorizer {
             None => rand::random::<[u8; 32]>().to_vec(),
         };
         Ok(Some(Authorizer {
-            users,
+            users: RwLock::new(Users {
+                path: path.clone(),
+                stamp,
+                hashes,
+            }),
             public,
             rules,
             realm: config.realm.clone(),
@@ -315,6 +353,7 @@ impl Authorizer {
                 secret,
                 service: service.clone(),
                 ttl: config.token_ttl.unwrap_or(300),
+                refresh_ttl: config.refresh_token_ttl.unwrap_or(DEFAULT_REFRESH_TTL),
             },
             service,
             token_get: config.token_get.unwrap_or(true),
@@ -322,11 +361,59 @@ impl Authorizer {
         }))
     }
 
+    /// Replaces the signing key (the storage's, when the configuration names none).
+    pub fn with_signing_key(mut self, key: Vec<u8>) -> Authorizer {
+        self.tokens.secret = key;
+        self
+    }
+
+    /// The htpasswd entry (hash) of a user, from the file as it is now: a password changed
+    /// or a user removed takes effect without a restart.
+    fn user_hash(&self, user: &str) -> Option<String> {
+        let current = self.users.read().ok().and_then(|u| {
+            let m = std::fs::metadata(&u.path).ok()?;
+            (file_stamp(&m) == u.stamp).then(|| u.hashes.get(user).cloned())
+        });
+        if let Some(found) = current {
+            return found;
+        }
+        let mut users = self.users.write().ok()?;
+        let path = users.path.clone();
+        match std::fs::metadata(&path) {
+            Ok(m) if file_stamp(&m) != users.stamp => {
+                // Stamped even when unreadable: one warning per change, not per request.
+                users.stamp = file_stamp(&m);
+                match read_htpasswd(&path) {
+                    Ok(h) => users.hashes = h,
+                    Err(e) => log::warn!("registry: {e} (keeping the users read before)"),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!(
+                "registry: htpasswd file {}: {e} (keeping the users read before)",
+                path.display()
+            ),
+        }
+        users.hashes.get(user).cloned()
+    }
+
+    /// A MAC of a user's current htpasswd entry (bound into refresh tokens).
+    fn credential_mark(&self, user: &str) -> Option<String> {
+        let hash = self.user_hash(user)?;
+        let mut input = Vec::with_capacity(user.len() + hash.len() + 10);
+        input.extend_from_slice(b"htpasswd\0");
+        input.extend_from_slice(user.as_bytes());
+        input.push(0);
+        input.extend_from_slice(hash.as_bytes());
+        Some(hex::encode(&self.tokens.sign(&input)[..16]))
+    }
+
     /// Checks a user's password against the htpasswd entry.
     pub fn check_password(&self, user: &str, password: &str) -> bool {
-        let Some(hash) = self.users.get(user) else {
+        let Some(hash) = self.user_hash(user) else {
             return false;
         };
+        let hash = &hash;
         let mut h = Sha256::new();
         h.update(user.as_bytes());
         h.update([0]);
@@ -447,30 +534,37 @@ impl Authorizer {
         v
     }
 
-    /// A refresh token (OAuth2 offline access) for a user: a signed token granting only
-    /// further tokens (`None` for anonymous or invalid identities).
+    /// A refresh token (OAuth2 offline access) for a user proven by password or by a
+    /// refresh token: a signed, long-lived token granting only further tokens, bound to the
+    /// user's current htpasswd entry (`None` for other identities: an access token, which
+    /// may outlive a password change by minutes, never mints one).
     pub fn issue_refresh_token(&self, id: &Identity) -> Option<String> {
-        let user = match id {
-            Identity::User(u) => u.clone(),
-            Identity::Token(c) if !c.sub.is_empty() => c.sub.clone(),
-            _ => return None,
+        let Identity::User(user) = id else {
+            return None;
         };
+        let cred = self.credential_mark(user)?;
         let grant = Grant {
             kind: REFRESH_GRANT.into(),
             name: self.service.clone(),
             actions: Vec::new(),
         };
-        Some(self.tokens.issue(&user, vec![grant]).token)
+        let t = self
+            .tokens
+            .issue_for(user, vec![grant], self.tokens.refresh_ttl, Some(cred));
+        Some(t.token)
     }
 
-    /// Who a refresh token names; an access token is not a refresh token.
+    /// Who a refresh token names, if the user's password has not changed since it was
+    /// issued; an access token is not a refresh token.
     pub fn refresh_identity(&self, token: &str) -> Identity {
         match self.tokens.verify(token) {
             Some(c)
                 if !c.sub.is_empty()
                     && c.access
                         .iter()
-                        .any(|g| g.kind == REFRESH_GRANT && g.name == self.service) =>
+                        .any(|g| g.kind == REFRESH_GRANT && g.name == self.service)
+                    && c.cred.is_some()
+                    && c.cred == self.credential_mark(&c.sub) =>
             {
                 Identity::User(c.sub)
             }
@@ -579,7 +673,10 @@ const REFRESH_GRANT: &str = "refresh";
 struct TokenService {
     secret: Vec<u8>,
     service: String,
+    /// Access tokens' life, seconds.
     ttl: u64,
+    /// Refresh tokens' life, seconds.
+    refresh_ttl: u64,
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -596,16 +693,27 @@ impl TokenService {
     }
 
     fn issue(&self, sub: &str, access: Vec<Grant>) -> TokenResponse {
+        self.issue_for(sub, access, self.ttl, None)
+    }
+
+    fn issue_for(
+        &self,
+        sub: &str,
+        access: Vec<Grant>,
+        ttl: u64,
+        cred: Option<String>,
+    ) -> TokenResponse {
         let t = now();
         let claims = Claims {
             iss: "berth-registry".into(),
             sub: sub.into(),
             aud: self.service.clone(),
-            exp: t + self.ttl,
+            exp: t + ttl,
             nbf: t.saturating_sub(5),
             iat: t,
             jti: crate::server::storage::random_id(),
             access,
+            cred,
         };
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
@@ -622,7 +730,7 @@ impl TokenService {
         TokenResponse {
             access_token: token.clone(),
             token,
-            expires_in: self.ttl,
+            expires_in: ttl,
             issued_at,
             refresh_token: None,
         }
@@ -770,5 +878,59 @@ mod tests {
             a.decide(&id, &Scope::repo("alice/a", &[Action::Pull])),
             Decision::Allow
         );
+    }
+
+    #[test]
+    fn refresh_tokens_live_long_and_die_with_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = authorizer(dir.path()).with_signing_key(b"kept in the storage".to_vec());
+        let alice = a.identify(Some(&basic("alice", "secret")));
+        let refresh = a.issue_refresh_token(&alice).unwrap();
+        let claims = a.tokens.verify(&refresh).unwrap();
+        assert!(claims.exp - claims.iat >= DEFAULT_REFRESH_TTL, "{claims:?}");
+        let access = a.issue_token(&alice, &[]).unwrap();
+        assert_eq!(access.expires_in, 300);
+        // An access token neither refreshes nor mints a refresh token.
+        assert_eq!(a.refresh_identity(&access.token), Identity::Invalid);
+        let by_access = a.identify(Some(&format!("Bearer {}", access.token)));
+        assert_eq!(a.issue_refresh_token(&by_access), None);
+        // Another process with the same key (a restart, a replica) takes it.
+        let cfg = AuthConfig {
+            htpasswd: Some(dir.path().join("htpasswd")),
+            ..Default::default()
+        };
+        let b = Authorizer::new(&cfg)
+            .unwrap()
+            .unwrap()
+            .with_signing_key(b"kept in the storage".to_vec());
+        assert_eq!(b.refresh_identity(&refresh), Identity::User("alice".into()));
+        // A new password in the file revokes it, without a restart; bob's stays good.
+        let bob_refresh = b
+            .issue_refresh_token(&Identity::User("bob".into()))
+            .unwrap();
+        let old = std::fs::read_to_string(dir.path().join("htpasswd")).unwrap();
+        let bob_line = old.lines().find(|l| l.starts_with("bob:")).unwrap();
+        let new_hash = bcrypt::hash("changed", 4).unwrap();
+        std::fs::write(
+            dir.path().join("htpasswd"),
+            format!("alice:{new_hash}\n{bob_line}\n"),
+        )
+        .unwrap();
+        assert_eq!(b.refresh_identity(&refresh), Identity::Invalid);
+        assert_eq!(
+            b.identify(Some(&basic("alice", "secret"))),
+            Identity::Invalid
+        );
+        assert_eq!(
+            b.identify(Some(&basic("alice", "changed"))),
+            Identity::User("alice".into())
+        );
+        assert_eq!(
+            b.refresh_identity(&bob_refresh),
+            Identity::User("bob".into())
+        );
+        // A key of its own (the old per-process random key) takes nothing.
+        let c = Authorizer::new(&cfg).unwrap().unwrap();
+        assert_eq!(c.refresh_identity(&bob_refresh), Identity::Invalid);
     }
 }

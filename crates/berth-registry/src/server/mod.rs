@@ -283,9 +283,17 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     /// A registry over `storage` with the settings of `config`.
     pub fn new(storage: Arc<dyn Storage>, config: &ServerConfig) -> Result<Registry, ServeError> {
+        let auth = match Authorizer::new(&config.auth)? {
+            // The storage's key unless the configuration names one: tokens (and the logins
+            // that keep refresh tokens) survive restarts and work on every replica.
+            Some(a) if config.auth.token_secret.is_none() => {
+                Some(a.with_signing_key(storage.signing_key()?))
+            }
+            other => other,
+        };
         Ok(Registry {
             storage,
-            auth: Authorizer::new(&config.auth)?,
+            auth,
             cache: ManifestCache::default(),
             uploads: Mutex::new(HashMap::new()),
             max_manifest_size: config.max_manifest_size,

@@ -935,7 +935,11 @@ impl Storage for FsStorage {
                 continue;
             };
             let old = match not_found_is_none(fs::symlink_metadata(&p)).map_err(io_err(&p))? {
-                Some(m) => m.ctime() < unix_secs(cutoff),
+                // (ctime: when it was renamed into gc/)
+                Some(m) => {
+                    i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec())
+                        < unix_nanos(cutoff)
+                }
                 None => false,
             };
             if old {
@@ -965,9 +969,9 @@ impl Storage for FsStorage {
     }
 }
 
-fn unix_secs(t: SystemTime) -> i64 {
+fn unix_nanos(t: SystemTime) -> i128 {
     t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| d.as_nanos() as i128)
         .unwrap_or(0)
 }
 
@@ -1044,5 +1048,103 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = FsStorage::open(dir.path()).unwrap();
         storage_contract(&s);
+    }
+
+    #[test]
+    fn signing_key_is_made_once_private_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("storage");
+        let replicas: Vec<_> = (0..8)
+            .map(|_| {
+                let root = root.clone();
+                std::thread::spawn(move || FsStorage::open(root).unwrap().signing_key().unwrap())
+            })
+            .collect();
+        let keys: Vec<Vec<u8>> = replicas.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(keys.iter().all(|k| k == &keys[0] && k.len() == 32));
+        let again = FsStorage::open(&root).unwrap().signing_key().unwrap();
+        assert_eq!(again, keys[0]);
+        let mode = fs::metadata(root.join(SIGNING_KEY))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let names: Vec<String> = fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.starts_with(".tmp-")), "{names:?}");
+    }
+
+    #[test]
+    fn an_open_storage_is_closed_on_open_and_debris_is_cleaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("storage");
+        fs::create_dir_all(root.join("blobs/sha256")).unwrap();
+        for p in [&root, &root.join("blobs")] {
+            fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let s = FsStorage::open(&root).unwrap();
+        for p in [&root, &root.join("blobs"), &root.join("uploads")] {
+            let mode = fs::metadata(p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", p.display());
+        }
+        // A temp file of an interrupted write, an old and a young one.
+        let d = Digest::of(b"x");
+        s.put_blob(&d, b"x").unwrap();
+        let blob_dir = s.blob_path(&d).parent().unwrap().to_owned();
+        let old = blob_dir.join(".tmp-old");
+        let young = blob_dir.join(".tmp-young");
+        fs::write(&old, b"half").unwrap();
+        fs::write(&young, b"half").unwrap();
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
+        // A blob a killed collector had taken out (judged long ago).
+        let e = Digest::of(b"taken");
+        s.put_blob(&e, b"taken").unwrap();
+        let taken = root.join("gc").join(format!("{}.x", e.hex()));
+        fs::rename(s.blob_path(&e), &taken).unwrap();
+        assert_eq!(s.clean_debris(Duration::from_secs(600)).unwrap(), 1);
+        assert!(!old.exists() && young.exists() && taken.exists());
+        assert_eq!(s.clean_debris(Duration::ZERO).unwrap(), 2);
+        assert!(!young.exists() && !taken.exists());
+        assert_eq!(s.read_blob(&e).unwrap(), b"taken");
+    }
+
+    #[test]
+    fn a_blob_touched_before_the_sweep_judges_it_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let d = Digest::of(b"layer");
+        s.put_blob(&d, b"layer").unwrap();
+        let past = SystemTime::now() - Duration::from_secs(7200);
+        File::options()
+            .write(true)
+            .open(s.blob_path(&d))
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+        let cutoff = SystemTime::now() - Duration::from_secs(3600);
+        assert!(s.blob_modified(&d).unwrap() < cutoff);
+        assert!(s.touch_blob(&d).unwrap());
+        assert_eq!(s.sweep_blob(&d, cutoff).unwrap(), None);
+        assert_eq!(s.read_blob(&d).unwrap(), b"layer");
+        assert!(fs::read_dir(dir.path().join("gc"))
+            .unwrap()
+            .next()
+            .is_none());
+        // Once old again it goes; a touch of it then fails.
+        File::options()
+            .write(true)
+            .open(s.blob_path(&d))
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+        assert_eq!(s.sweep_blob(&d, cutoff).unwrap(), Some(5));
+        assert!(!s.touch_blob(&d).unwrap());
     }
 }
