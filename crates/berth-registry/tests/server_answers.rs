@@ -85,7 +85,7 @@ fn a_manifest_naming_a_linked_blob_that_is_gone_is_refused() {
     }
     let ld = Digest::of(&layer);
     let hex = ld.hex();
-    std::fs::remove_file(storage.join("blobs/sha256").join(&hex[..2]).join(&hex)).unwrap();
+    std::fs::remove_file(storage.join("blobs/sha256").join(&hex[..2]).join(hex)).unwrap();
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": protocol::OCI_MANIFEST,
