@@ -24,6 +24,18 @@
 //! Descriptors given in [`Stdio`] should be close-on-exec in the caller (they are dup'ed onto
 //! 0, 1, 2 in the container), so that concurrent containers do not inherit each other's.
 //!
+//! The host's berth binary never runs in a container (the CVE-2019-5736 class). The forked
+//! child is berth's binary until it execs; it does not exec the command itself but
+//! `berth-exec`, a static `no_std` stub of under 2 KB (`src/sys/exec_stub.rs`, compiled by
+//! `build.rs` with `$RUSTC` and embedded), from a sealed memfd made in the child
+//! ([`sys::sealed_exec_stub`], [`sys::exec_sealed_stub`]); the stub execs the command and
+//! reports a failed exec on the sync pipe. So when the command is a script whose
+//! interpreter is `/proc/self/exe`, the kernel runs the stub again (which exits 127), and
+//! a container process looking at `/proc/PID/exe` finds `/memfd:berth-exec (deleted)`,
+//! which cannot be written. Until then the child is not dumpable (set in the caller before
+//! the fork), so `/proc/PID/exe` of the child is closed to the container. This holds for
+//! [`create`]/[`run`] (run, start, build's RUN, `berth runtime`) and [`Container::exec`].
+//!
 //! The lifecycle at a glance (runc's semantics; state in the directory the caller gives):
 //!
 //! | call | does |

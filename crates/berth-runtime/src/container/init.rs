@@ -1,6 +1,7 @@
 //! The container's init: what the cloned child does, in order, until it execs the command.
 //! Failures are reported to the parent on the sync pipe as `E`, errno, step; readiness (for
-//! `create`) as `R`.
+//! `create`) as `R`; "about to exec" as `X`. A failed exec of the command is reported in the
+//! same format by the exec stub (`sys/exec_stub.rs`), which holds the pipe until its exec.
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
