@@ -516,6 +516,15 @@ impl Engine {
 
     /// Pulls an image into the store and tags it.
     pub fn pull(&self, req: &PullRequest, progress: ProgressFn<'_>) -> Result<PullReport, Error> {
+        let r = self.pull_inner(req, progress);
+        self.collect_after_failure(r)
+    }
+
+    fn pull_inner(
+        &self,
+        req: &PullRequest,
+        progress: ProgressFn<'_>,
+    ) -> Result<PullReport, Error> {
         let r = ImageRef::parse(&req.reference)?;
         let repo = RepoName::new(r.path()).map_err(RegistryError::from)?;
         let reference = match (r.digest(), r.tag()) {

@@ -131,6 +131,10 @@ pub enum ContainerStoreError {
         /// The container holding it.
         id: String,
     },
+    /// The container's image was deleted before the container could be recorded (an `rmi`
+    /// won the race).
+    #[error("No such image: {0}")]
+    ImageGone(String),
     /// The database failed.
     #[error("store database ({op}): {source}")]
     Db {
@@ -145,7 +149,9 @@ impl ContainerStoreError {
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ContainerStoreError::NotFound(_) => ErrorKind::NotFound,
+            ContainerStoreError::NotFound(_) | ContainerStoreError::ImageGone(_) => {
+                ErrorKind::NotFound
+            }
             ContainerStoreError::Ambiguous { .. } | ContainerStoreError::NameInUse { .. } => {
                 ErrorKind::Conflict
             }
@@ -192,6 +198,17 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ContainerRecord> {
 pub fn insert(conn: &Connection, c: &ContainerRecord) -> Result<()> {
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
         .map_err(db("starting insert"))?;
+    // Checked in the transaction that inserts: an image deletion (which refuses while a
+    // container row names the image) is either before it, and the container is not
+    // created, or after it, and the image stays.
+    let image_exists = tx
+        .query_row("SELECT 1 FROM images WHERE id = ?1", [&c.image_id], |_| Ok(()))
+        .optional()
+        .map_err(db("looking up the image"))?
+        .is_some();
+    if !image_exists {
+        return Err(ContainerStoreError::ImageGone(c.image_id.clone()));
+    }
     let res = tx.execute(
         &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"),
         params![
@@ -377,7 +394,40 @@ pub fn delete(conn: &Connection, id: &str) -> Result<()> {
     tx.commit().map_err(db("committing delete"))
 }
 
+impl crate::Store {
+    /// Adds a container row (see [`insert`]).
+    pub fn insert_container(&self, c: &ContainerRecord) -> Result<()> {
+        insert(&self.conn.borrow(), c)
+    }
+
+    /// The container with exactly this ID (see [`get`]).
+    pub fn container(&self, id: &str) -> Result<ContainerRecord> {
+        get(&self.conn.borrow(), id)
+    }
+
+    /// Finds a container by ID, name or unique prefix (see [`resolve`]).
+    pub fn resolve_container(&self, input: &str) -> Result<ContainerRecord> {
+        resolve(&self.conn.borrow(), input)
+    }
+
+    /// Every container, newest first.
+    pub fn list_containers(&self) -> Result<Vec<ContainerRecord>> {
+        list(&self.conn.borrow())
+    }
+
+    /// Applies a partial update (see [`update`]).
+    pub fn update_container(&self, id: &str, u: &ContainerUpdate) -> Result<bool> {
+        update(&self.conn.borrow(), id, u)
+    }
+
+    /// Removes a container row (see [`delete`]).
+    pub fn delete_container(&self, id: &str) -> Result<()> {
+        delete(&self.conn.borrow(), id)
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -393,9 +443,24 @@ mod tests {
     }
 
     #[test]
+    fn a_container_of_a_deleted_image_is_not_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open(&dir.path().join("berth.db")).unwrap();
+        let e = insert(&conn, &rec(&"ab".repeat(32), "one")).unwrap_err();
+        assert!(matches!(e, ContainerStoreError::ImageGone(_)), "{e}");
+        assert_eq!(list(&conn).unwrap().len(), 0);
+    }
+
+    #[test]
     fn insert_resolve_update_delete() {
         let dir = tempfile::tempdir().unwrap();
         let conn = crate::db::open(&dir.path().join("berth.db")).unwrap();
+        conn.execute(
+            "INSERT INTO images (id, manifest_digest, manifest_media_type, created, \
+             created_unix, size, added) VALUES ('sha256:aa', 'sha256:bb', '', '', 0, 0, 0)",
+            [],
+        )
+        .unwrap();
         let a = "ab".repeat(32);
         let b = "ac".repeat(32);
         insert(&conn, &rec(&a, "one")).unwrap();
@@ -453,37 +518,5 @@ mod tests {
             .query_row("SELECT count(*) FROM image_users", [], |r| r.get(0))
             .unwrap();
         assert_eq!(users, 1);
-    }
-}
-
-impl crate::Store {
-    /// Adds a container row (see [`insert`]).
-    pub fn insert_container(&self, c: &ContainerRecord) -> Result<()> {
-        insert(&self.conn.borrow(), c)
-    }
-
-    /// The container with exactly this ID (see [`get`]).
-    pub fn container(&self, id: &str) -> Result<ContainerRecord> {
-        get(&self.conn.borrow(), id)
-    }
-
-    /// Finds a container by ID, name or unique prefix (see [`resolve`]).
-    pub fn resolve_container(&self, input: &str) -> Result<ContainerRecord> {
-        resolve(&self.conn.borrow(), input)
-    }
-
-    /// Every container, newest first.
-    pub fn list_containers(&self) -> Result<Vec<ContainerRecord>> {
-        list(&self.conn.borrow())
-    }
-
-    /// Applies a partial update (see [`update`]).
-    pub fn update_container(&self, id: &str, u: &ContainerUpdate) -> Result<bool> {
-        update(&self.conn.borrow(), id, u)
-    }
-
-    /// Removes a container row (see [`delete`]).
-    pub fn delete_container(&self, id: &str) -> Result<()> {
-        delete(&self.conn.borrow(), id)
     }
 }

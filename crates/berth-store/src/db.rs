@@ -39,7 +39,12 @@ pub fn check_not_lost(root: &Path, path: &Path) -> Result<()> {
 }
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+/// On a full file system the error says so, naming the file ([`Error::NoSpace`]).
 pub fn open(path: &Path) -> Result<Connection> {
+    open_inner(path).map_err(|e| e.at_db(path))
+}
+
+fn open_inner(path: &Path) -> Result<Connection> {
     if !path.exists() {
         create(path)?;
     }

@@ -1,7 +1,7 @@
 //! The store's error type: one enum, each variant naming what it concerns, with a [`ErrorKind`].
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use berth_oci::Digest;
 
@@ -66,6 +66,17 @@ pub enum Error {
         /// Layer directories found.
         layers: usize,
     },
+    /// The database could not be read or written because its file system is full.
+    #[error("{}: no space left on device (store database, {op})", path.display())]
+    NoSpace {
+        /// The database file.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// SQLite's words for it (an I/O error of its shared memory file, often), kept for
+        /// debugging but not shown: the user's problem is the full disk.
+        sqlite: rusqlite::Error,
+    },
     /// The database was written by a newer berth.
     #[error("store database schema version {found} is newer than this berth supports ({known})")]
     SchemaTooNew {
@@ -95,6 +106,14 @@ pub enum Error {
         input: String,
         /// The IDs it matches.
         matches: Vec<Digest>,
+    },
+    /// The image is used (by containers, or another holder) and was not deleted.
+    #[error("image {} is in use by {}", .id.short(), .users.join(", "))]
+    ImageInUse {
+        /// The image.
+        id: Digest,
+        /// Its users, as [`crate::Store::image_users`] words them.
+        users: Vec<String>,
     },
     /// A layer snapshot is not in the store.
     #[error("layer {0} not found in the store")]
@@ -128,9 +147,11 @@ impl Error {
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Io { .. } | Error::Read(_) | Error::Db { .. } | Error::SchemaTooNew { .. } => {
-                ErrorKind::Internal
-            }
+            Error::Io { .. }
+            | Error::Read(_)
+            | Error::Db { .. }
+            | Error::NoSpace { .. }
+            | Error::SchemaTooNew { .. } => ErrorKind::Internal,
             Error::DigestMismatch { .. }
             | Error::Corrupt { .. }
             | Error::MissingParent { .. }
@@ -138,7 +159,7 @@ impl Error {
             Error::BlobNotFound(_) | Error::ImageNotFound(_) | Error::LayerNotFound(_) => {
                 ErrorKind::NotFound
             }
-            Error::AmbiguousImage { .. } => ErrorKind::Conflict,
+            Error::AmbiguousImage { .. } | Error::ImageInUse { .. } => ErrorKind::Conflict,
         }
     }
 
@@ -152,6 +173,51 @@ impl Error {
 
     pub(crate) fn db(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
         move |source| Error::Db { op, source }
+    }
+
+    /// [`Error::db`] for the database at `path`: a failure that comes from a full file
+    /// system (SQLite's "database or disk is full", or an I/O error such as its shared
+    /// memory file failing to grow while the file system has no space left) becomes
+    /// [`Error::NoSpace`], naming the file.
+    pub(crate) fn db_at(op: &'static str, path: &Path) -> impl FnOnce(rusqlite::Error) -> Error {
+        let path = path.to_owned();
+        move |source| {
+            if is_disk_full(&source, &path) {
+                log::debug!("{}: {op}: {source}", path.display());
+                Error::NoSpace {
+                    path,
+                    op,
+                    sqlite: source,
+                }
+            } else {
+                Error::Db { op, source }
+            }
+        }
+    }
+
+    /// Turns an [`Error::Db`] from the database at `path` into [`Error::NoSpace`] when its
+    /// file system is full.
+    pub(crate) fn at_db(self, path: &Path) -> Error {
+        match self {
+            Error::Db { op, source } => Error::db_at(op, path)(source),
+            e => e,
+        }
+    }
+}
+
+fn is_disk_full(e: &rusqlite::Error, path: &Path) -> bool {
+    let rusqlite::Error::SqliteFailure(f, _) = e else {
+        return false;
+    };
+    match f.code {
+        rusqlite::ErrorCode::DiskFull => true,
+        rusqlite::ErrorCode::SystemIoFailure | rusqlite::ErrorCode::CannotOpen => {
+            let dir = path.parent().unwrap_or(path);
+            // Less than SQLite needs to grow its files (the shared memory index alone
+            // takes 32 KiB at a time): the I/O error is the full disk.
+            rustix::fs::statvfs(dir).is_ok_and(|s| s.f_bavail.saturating_mul(s.f_frsize) < 1 << 20)
+        }
+        _ => false,
     }
 }
 

@@ -116,13 +116,26 @@ impl Store {
             }
             for (chain, size) in victims {
                 let d = parse_digest(&chain, "layers.chain_id")?;
-                let _l = self.lock_layer(&d)?;
+                let l = self.lock_layer(&d)?;
                 // Row first: a crash then leaves an orphan directory, removed below next time.
-                self.conn
+                // Checked again in the deleting statement: an image that took the layer
+                // since the query above keeps it.
+                let n = self
+                    .conn
                     .borrow()
-                    .execute("DELETE FROM layers WHERE chain_id = ?1", [&chain])
+                    .execute(
+                        "DELETE FROM layers WHERE chain_id = ?1 AND refcount <= 0 AND NOT EXISTS \
+                         (SELECT 1 FROM layers c WHERE c.parent = ?1) AND NOT EXISTS \
+                         (SELECT 1 FROM image_layers il WHERE il.chain_id = ?1)",
+                        [&chain],
+                    )
                     .map_err(Error::db("deleting layer"))?;
+                if n == 0 {
+                    continue;
+                }
                 remove_tree(&self.layer_dir(&d))?;
+                // Its lock goes with it (a waiter finds the file unlinked and takes a new one).
+                l.remove();
                 report.layer_bytes += size.max(0) as u64;
                 report.layers.push(d);
             }
@@ -140,7 +153,30 @@ impl Store {
             let entry = entry.map_err(Error::io("listing", layers_dir.as_path()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if Digest::from_hex(&name).is_ok() && !known.contains(&name) {
+                report.layer_bytes += crate::layers::content_size(&entry.path()).unwrap_or(0);
                 remove_tree(&entry.path())?;
+            }
+        }
+        // Lock files of layers that are gone (older releases left one per layer ever
+        // stored), unlinked while held, as the collector does with a layer it removes.
+        let locks = self.root.join("locks");
+        for entry in fs::read_dir(&locks).map_err(Error::io("listing", locks.as_path()))? {
+            let entry = entry.map_err(Error::io("listing", locks.as_path()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(hex) = name
+                .strip_prefix("layer-")
+                .and_then(|n| n.strip_suffix(".lock"))
+            else {
+                continue;
+            };
+            if known.contains(hex) {
+                continue;
+            }
+            if let Ok(f) = File::options().write(true).open(entry.path()) {
+                if f.try_lock_exclusive().is_ok() && crate::staging::still_names(&entry.path(), &f)
+                {
+                    let _ = fs::remove_file(entry.path());
+                }
             }
         }
         // Unreferenced blobs.

@@ -395,6 +395,24 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::db("deleting image"))?;
+        // Checked in the transaction that deletes: a container recorded meanwhile (whose
+        // insert checks that the image exists) keeps the image.
+        let users = {
+            let mut stmt = tx
+                .prepare_cached(IMAGE_USERS)
+                .map_err(Error::db("listing image users"))?;
+            let rows = stmt
+                .query_map([id.to_string()], |r| r.get::<_, String>(0))
+                .map_err(Error::db("listing image users"))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(Error::db("listing image users"))?
+        };
+        if !users.is_empty() {
+            return Err(Error::ImageInUse {
+                id: id.clone(),
+                users,
+            });
+        }
         tx.execute(
             "UPDATE layers SET refcount = refcount - 1 WHERE chain_id IN \
              (SELECT chain_id FROM image_layers WHERE image_id = ?1)",
@@ -447,12 +465,7 @@ impl Store {
     pub fn image_users(&self, id: &Digest) -> Result<Vec<String>> {
         let conn = self.conn.borrow();
         let mut stmt = conn
-            .prepare_cached(
-                "SELECT user FROM image_users WHERE image_id = ?1 AND user NOT LIKE 'container:%' UNION \
-                 SELECT CASE WHEN status IN ('running', 'restarting') THEN 'running' \
-                 ELSE 'stopped' END || ' container ' || substr(id, 1, 12) \
-                 FROM containers WHERE image_id = ?1 ORDER BY 1",
-            )
+            .prepare_cached(IMAGE_USERS)
             .map_err(Error::db("listing image users"))?;
         let rows = stmt
             .query_map([id.to_string()], |r| r.get::<_, String>(0))
@@ -461,6 +474,12 @@ impl Store {
             .map_err(Error::db("listing image users"))
     }
 }
+
+/// Who uses an image (`?1`): see [`Store::image_users`].
+const IMAGE_USERS: &str = "SELECT user FROM image_users WHERE image_id = ?1 AND user NOT LIKE \
+     'container:%' UNION SELECT CASE WHEN status IN ('running', 'restarting') THEN 'running' \
+     ELSE 'stopped' END || ' container ' || substr(id, 1, 12) FROM containers \
+     WHERE image_id = ?1 ORDER BY 1";
 
 fn set_tag(
     tx: &rusqlite::Transaction<'_>,

@@ -60,6 +60,15 @@ pub struct NewLayer {
 #[derive(Debug)]
 pub struct LayerLock {
     file: File,
+    path: PathBuf,
+}
+
+impl LayerLock {
+    /// Unlinks the lock file while holding it (the layer is gone): a process waiting on it
+    /// sees it unlinked once it gets it and takes a fresh one.
+    pub(crate) fn remove(self) {
+        let _ = fs::remove_file(&self.path);
+    }
 }
 
 impl Drop for LayerLock {
@@ -124,15 +133,20 @@ impl Store {
     pub fn lock_layer(&self, chain_id: &Digest) -> Result<LayerLock> {
         let dir = self.root.join("locks");
         let path = dir.join(format!("layer-{}.lock", chain_id.hex()));
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(Error::io("opening lock", path.as_path()))?;
-        file.lock_exclusive()
-            .map_err(Error::io("locking", path.as_path()))?;
-        Ok(LayerLock { file })
+        loop {
+            let file = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(Error::io("opening lock", path.as_path()))?;
+            file.lock_exclusive()
+                .map_err(Error::io("locking", path.as_path()))?;
+            // The collector unlinks a removed layer's lock while holding it.
+            if crate::staging::still_names(&path, &file) {
+                return Ok(LayerLock { file, path });
+            }
+        }
     }
 
     /// Stores the snapshot unpacked in `staging` as the layer `new` over `parent`, once: if

@@ -82,7 +82,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use gc::{ContentLease, GcReport};
 pub use images::{ImageRecord, NewImage, TagMove};
 pub use layers::{chain_id, LayerLock, LayerRecord, NewLayer};
-pub use staging::{Staging, SweepReport};
+pub use staging::{OutputFile, Staging, SweepReport};
 
 /// The store under one root directory. One per process (or thread): it holds one database
 /// connection.
@@ -132,7 +132,11 @@ impl Store {
 
     /// Runs `f` with the database connection (reads, single statements).
     pub fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        f(&self.conn.borrow()).map_err(Error::db("query"))
+        f(&self.conn.borrow()).map_err(Error::db_at("query", &self.db_path()))
+    }
+
+    fn db_path(&self) -> PathBuf {
+        self.root.join("berth.db")
     }
 
     /// Runs `f` in an `IMMEDIATE` transaction, committed when `f` returns `Ok`.
@@ -141,11 +145,12 @@ impl Store {
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T> {
         let mut conn = self.conn.borrow_mut();
+        let db = self.db_path();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(Error::db("starting transaction"))?;
-        let v = f(&tx).map_err(Error::db("transaction"))?;
-        tx.commit().map_err(Error::db("committing"))?;
+            .map_err(Error::db_at("starting transaction", &db))?;
+        let v = f(&tx).map_err(Error::db_at("transaction", &db))?;
+        tx.commit().map_err(Error::db_at("committing", &db))?;
         Ok(v)
     }
 }

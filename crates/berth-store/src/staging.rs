@@ -157,7 +157,7 @@ fn entry_of(lock_path: &Path) -> PathBuf {
 }
 
 /// Whether `path` still names the file `file` has open.
-fn still_names(path: &Path, file: &File) -> bool {
+pub(crate) fn still_names(path: &Path, file: &File) -> bool {
     match (fs::metadata(path), file.metadata()) {
         (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
         _ => false,
@@ -355,6 +355,88 @@ fn detach(p: &Path) -> io::Result<()> {
     rustix::mount::unmount(p, rustix::mount::UnmountFlags::DETACH).map_err(io::Error::from)
 }
 
+/// The kind of the temp names an [`OutputFile`] may leave beside its output.
+const OUTPUT_KIND: &str = ".berth-save";
+
+/// A file written next to its final path (`save -o`), that has no name until it is
+/// complete: an `O_TMPFILE` file linked into place by [`OutputFile::publish`], so a killed
+/// writer leaves nothing. Where the file system has no `O_TMPFILE`, a staging file
+/// `.berth-save-*` with its owner lock stands in, swept by the next `OutputFile` made in
+/// the same directory.
+#[derive(Debug)]
+pub struct OutputFile {
+    file: File,
+    dir: PathBuf,
+    /// The named stand-in, when `O_TMPFILE` is not supported.
+    named: Option<Staging>,
+}
+
+impl OutputFile {
+    /// A new, empty output file in `dir`.
+    pub fn create_in(dir: &Path) -> Result<OutputFile> {
+        use rustix::fs::{Mode, OFlags, CWD};
+        // Stand-ins of writers that died.
+        sweep(dir, &|name| !name.starts_with(OUTPUT_KIND))?;
+        let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+        match rustix::fs::openat(CWD, dir, flags, Mode::from_raw_mode(0o644)) {
+            Ok(fd) => Ok(OutputFile {
+                file: File::from(fd),
+                dir: dir.to_owned(),
+                named: None,
+            }),
+            Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::ISDIR => {
+                let (named, file) = Staging::new_file_in(dir, OUTPUT_KIND)?;
+                Ok(OutputFile {
+                    file,
+                    dir: dir.to_owned(),
+                    named: Some(named),
+                })
+            }
+            Err(e) => Err(Error::io("creating a file in", dir)(io::Error::from(e))),
+        }
+    }
+
+    /// The file, to write to.
+    pub fn file(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// Syncs the file and puts it at `path` (replacing what is there), then syncs the
+    /// directory.
+    pub fn publish(self, path: &Path) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        self.file.sync_all().map_err(Error::io("syncing", path))?;
+        let renamed = match &self.named {
+            Some(named) => fs::rename(named.path(), path),
+            None => {
+                let link = |at: &Path| {
+                    rustix::fs::linkat(
+                        rustix::fs::CWD,
+                        format!("/proc/self/fd/{}", self.file.as_raw_fd()),
+                        rustix::fs::CWD,
+                        at,
+                        rustix::fs::AtFlags::SYMLINK_FOLLOW,
+                    )
+                    .map_err(io::Error::from)
+                };
+                match link(path) {
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        // Replacing a file: linked under a staging name, renamed over it.
+                        let (named, f) = Staging::new_file_in(&self.dir, OUTPUT_KIND)?;
+                        drop(f);
+                        fs::remove_file(named.path())
+                            .and_then(|()| link(named.path()))
+                            .and_then(|()| fs::rename(named.path(), path))
+                    }
+                    other => other,
+                }
+            }
+        };
+        renamed.map_err(Error::io("renaming into", path))?;
+        crate::blobs::sync_dir(&self.dir)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -418,6 +500,24 @@ mod tests {
         std::mem::forget(a);
         assert_eq!(waiter.join().unwrap(), Some(b"part".to_vec()));
         assert!(names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn an_output_file_has_no_name_until_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.tar");
+        for round in [&b"one"[..], b"two"] {
+            let mut out = OutputFile::create_in(dir.path()).unwrap();
+            std::io::Write::write_all(out.file(), round).unwrap();
+            assert!(names(dir.path()).iter().all(|n| n == "out.tar"));
+            out.publish(&target).unwrap();
+            assert_eq!(fs::read(&target).unwrap(), round);
+            assert_eq!(names(dir.path()), vec!["out.tar".to_owned()]);
+        }
+        // Dropped unpublished: nothing.
+        let out = OutputFile::create_in(dir.path()).unwrap();
+        drop(out);
+        assert_eq!(names(dir.path()), vec!["out.tar".to_owned()]);
     }
 
     #[test]

@@ -281,3 +281,336 @@ fn a_killed_pull_leaves_nothing_after_the_next_command() {
     env.ok("dst", &["pull", "-q", &reference]);
     assert_eq!(entries(&tmp), Vec::<String>::new());
 }
+
+/// Whether a root-only test may run (containers, mounts).
+fn require_root(test: &str) -> bool {
+    support::require_root(test)
+}
+
+#[test]
+fn rmi_racing_create_and_run_leaves_no_container_without_its_image() {
+    if !require_root("rmi_racing_create_and_run_leaves_no_container_without_its_image") {
+        return;
+    }
+    let env = Env::new();
+    for round in 0..12 {
+        env.import_busybox("root", "race:1");
+        let name = format!("c{round}");
+        let create = env
+            .cmd("root", &["create", "--name", &name, "--network", "none", "race:1", "true"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let run = env
+            .cmd("root", &["run", "--rm", "--network", "none", "race:1", "true"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if round % 2 == 1 {
+            std::thread::sleep(Duration::from_millis(20 * (round as u64 % 5)));
+        }
+        let rmi = env.run("root", &["rmi", "-f", "race:1"]);
+        for (what, out) in [
+            ("create", create.wait_with_output().unwrap()),
+            ("run", run.wait_with_output().unwrap()),
+            ("rmi", rmi),
+        ] {
+            // One side wins: the loser says so in one line; never a half-made state.
+            if !out.status.success() {
+                let err = stderr(&out);
+                assert!(
+                    err.contains("No such image")
+                        || err.contains("Unable to find image")
+                        || err.contains("in use"),
+                    "{what} failed unclearly: {err}"
+                );
+            }
+        }
+    }
+    // Every container row's image exists, and the container starts.
+    let ids = env.ok("root", &["ps", "-a", "-q", "--no-trunc"]);
+    for id in ids.lines().filter(|l| !l.is_empty()) {
+        let image = env.ok("root", &["inspect", "-f", "{{.Image}}", id]);
+        env.ok("root", &["image", "inspect", image.trim()]);
+        let out = env.run("root", &["start", "-a", id]);
+        assert!(out.status.success(), "container {id}: {}", stderr(&out));
+        env.ok("root", &["rm", "-f", id]);
+    }
+    assert_db_integrity(&env.root("root"));
+    assert_blobs_match_names(&env.root("root"));
+}
+
+/// A minimal HTTP/1.1 request to `addr`; returns (status, body).
+fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&resp[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = resp[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let n = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap().trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[eol + 2..eol + 2 + n]);
+            rest = &rest[eol + 2 + n + 2..];
+        }
+        body = out;
+    }
+    (status, body)
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(data).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    stdout(&out).split_whitespace().next().unwrap().to_owned()
+}
+
+#[test]
+fn a_pull_that_fails_its_diff_id_check_leaves_nothing() {
+    let env = Env::new();
+    let (_server, addr) = support::serve_registry(&env.path("storage"), &[]);
+    let good = format!("{addr}/bad/img:1");
+    env.import_busybox("src", &good);
+    env.ok("src", &["push", &good]);
+    // The same manifest with a config whose diff ID is wrong, under tag 2.
+    let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+    let (st, manifest) = http(&addr, "GET", "/v2/bad/img/manifests/1", &[("Accept", accept)], b"");
+    assert_eq!(st, 200);
+    let mut m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let cfg_digest = m["config"]["digest"].as_str().unwrap().to_owned();
+    let (st, cfg) = http(&addr, "GET", &format!("/v2/bad/img/blobs/{cfg_digest}"), &[], b"");
+    assert_eq!(st, 200);
+    let mut c: serde_json::Value = serde_json::from_slice(&cfg).unwrap();
+    c["rootfs"]["diff_ids"][0] = serde_json::json!(format!("sha256:{}", "ab".repeat(32)));
+    let bad_cfg = serde_json::to_vec(&c).unwrap();
+    let bad_digest = format!("sha256:{}", sha256_hex(&bad_cfg));
+    let (st, _) = http(
+        &addr,
+        "POST",
+        &format!("/v2/bad/img/blobs/uploads/?digest={bad_digest}"),
+        &[("Content-Type", "application/octet-stream")],
+        &bad_cfg,
+    );
+    assert_eq!(st, 201, "monolithic upload of the bad config");
+    m["config"]["digest"] = serde_json::json!(bad_digest);
+    m["config"]["size"] = serde_json::json!(bad_cfg.len());
+    let mt = m["mediaType"].as_str().unwrap_or("application/vnd.oci.image.manifest.v1+json").to_owned();
+    let (st, _) = http(&addr, "PUT", "/v2/bad/img/manifests/2", &[("Content-Type", &mt)], &serde_json::to_vec(&m).unwrap());
+    assert_eq!(st, 201);
+
+    let out = env.run("dst", &["pull", "-q", &format!("{addr}/bad/img:2")]);
+    assert!(!out.status.success(), "the bad pull succeeded");
+    assert!(stderr(&out).to_lowercase().contains("diff"), "{}", stderr(&out));
+    let root = env.root("dst");
+    assert_eq!(entries(&root.join("blobs/sha256")), Vec::<String>::new(), "blobs left");
+    assert_eq!(entries(&root.join("layers")), Vec::<String>::new(), "layers left");
+    assert_eq!(entries(&root.join("tmp")), Vec::<String>::new(), "staging left");
+}
+
+#[test]
+fn image_prune_reports_the_orphan_bytes_it_frees_and_layer_locks_go_with_layers() {
+    let env = Env::new();
+    env.import_busybox("root", "busybox:latest");
+    let root = env.root("root");
+    // An orphan blob (as a killed pull leaves one): 100000 bytes.
+    let data = vec![7u8; 100_000];
+    let hex = sha256_hex(&data);
+    fs::write(root.join("blobs/sha256").join(&hex), &data).unwrap();
+    let out = env.ok("root", &["image", "prune", "-f"]);
+    assert!(
+        out.contains("Total reclaimed space: 100kB") || out.contains("Total reclaimed space: 100 kB"),
+        "{out}"
+    );
+    assert!(!root.join("blobs/sha256").join(&hex).exists());
+    // Layer locks live as long as their layers.
+    env.ok("root", &["rmi", "busybox"]);
+    assert_eq!(entries(&root.join("layers")), Vec::<String>::new());
+    let locks: Vec<String> = entries(&root.join("locks"))
+        .into_iter()
+        .filter(|n| n.starts_with("layer-"))
+        .collect();
+    assert_eq!(locks, Vec::<String>::new());
+}
+
+#[test]
+fn a_killed_save_leaves_nothing_beside_its_output() {
+    let env = Env::new();
+    let (_server, reference) = registry_with_image(&env, "save/big", 48);
+    drop(_server);
+    let outdir = env.path("out");
+    fs::create_dir_all(&outdir).unwrap();
+    let target = outdir.join("img.tar");
+    for delay_ms in [30u64, 120, 300] {
+        let mut child = env
+            .cmd("src", &["save", "-o", target.to_str().unwrap(), &reference])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        child.wait().unwrap();
+        let left: Vec<String> = entries(&outdir)
+            .into_iter()
+            .filter(|n| n != "img.tar")
+            .collect();
+        assert_eq!(left, Vec::<String>::new(), "killed after {delay_ms} ms");
+    }
+    env.ok("src", &["save", "-o", target.to_str().unwrap(), &reference]);
+    assert_eq!(entries(&outdir), vec!["img.tar".to_owned()]);
+}
+
+/// A tmpfs of `size` mounted at `dir`, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(dir).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mounting a tmpfs at {}", dir.display());
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_named_as_such() {
+    if !require_root("a_full_disk_is_named_as_such") {
+        return;
+    }
+    let env = Env::new();
+    let _fs = Tmpfs::mount(&env.path("full"), "24m");
+    let root = env.path("full/root");
+    let run = |args: &[&str]| {
+        berth_command(&root, &env.path("full-run"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["import", busybox_tar().to_str().unwrap(), "busybox:latest"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Fill the file system.
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M", "count=64"])
+        .arg(format!("of={}", env.path("full/filler").display()))
+        .stderr(Stdio::null())
+        .status();
+    for args in [&["ps", "-a"][..], &["images"][..], &["tag", "busybox", "b:2"][..]] {
+        let out = run(args);
+        if out.status.success() {
+            continue;
+        }
+        let err = stderr(&out);
+        assert!(err.contains("no space left on device"), "{args:?}: {err}");
+        assert!(
+            err.contains(root.join("berth.db").to_str().unwrap()) || err.contains(root.to_str().unwrap()),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("xShmMap"), "{err}");
+    }
+    let out = run(&["import", busybox_tar().to_str().unwrap(), "other:1"]);
+    assert!(!out.status.success());
+    let err = stderr(&out).to_lowercase();
+    assert!(err.contains("no space left on device"), "{err}");
+}
+
+#[test]
+fn twenty_parallel_mixed_commands_keep_the_store_whole() {
+    if !require_root("twenty_parallel_mixed_commands_keep_the_store_whole") {
+        return;
+    }
+    let env = Env::new();
+    let (_server, reference) = registry_with_image(&env, "mixed/img", 4);
+    env.import_busybox("root", "busybox:latest");
+    let tar = busybox_tar().to_str().unwrap().to_owned();
+    let jobs: Vec<Vec<String>> = (0..20)
+        .map(|i| {
+            let v: Vec<&str> = match i % 6 {
+                0 => vec!["pull", "-q", &reference],
+                1 => vec!["run", "--rm", "--network", "none", "busybox", "true"],
+                2 => vec!["rmi", "-f", &reference],
+                3 => vec!["images"],
+                4 => vec!["image", "prune", "-a", "-f"],
+                _ => vec!["import", &tar, "imported:1"],
+            };
+            v.into_iter().map(str::to_owned).collect()
+        })
+        .collect();
+    let children: Vec<_> = jobs
+        .iter()
+        .map(|args| {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            (
+                args.clone(),
+                env.cmd("root", &a)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    for (args, c) in children {
+        let out = c.wait_with_output().unwrap();
+        if !out.status.success() {
+            let err = stderr(&out);
+            // A clean conflict: the image went, or is in use (one line).
+            assert!(
+                (err.contains("No such image")
+                    || err.contains("Unable to find image")
+                    || err.contains("in use")
+                    || err.contains("conflict"))
+                    && err.trim().lines().count() == 1,
+                "{args:?}: {err}"
+            );
+        }
+    }
+    let root = env.root("root");
+    assert_db_integrity(&root);
+    assert_blobs_match_names(&root);
+    assert_eq!(entries(&root.join("tmp")), Vec::<String>::new());
+    // Every image left is whole, and the busybox ones run.
+    let ids = env.ok("root", &["images", "-q", "--no-trunc"]);
+    for id in ids.lines().filter(|l| !l.is_empty()) {
+        env.ok("root", &["image", "inspect", id]);
+    }
+    for name in ["busybox", "imported:1"] {
+        if env.run("root", &["image", "inspect", name]).status.success() {
+            env.ok("root", &["run", "--rm", "--network", "none", name, "true"]);
+        }
+    }
+}

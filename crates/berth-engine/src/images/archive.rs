@@ -226,18 +226,13 @@ impl Engine {
                 error: source,
             }
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(".berth-save-")
-            .tempfile_in(dir)
-            .map_err(io_err("creating"))?;
-        let mut buf = BufWriter::with_capacity(1 << 20, tmp);
+        // Nameless until whole: a killed save leaves nothing beside the output.
+        let mut out = berth_store::OutputFile::create_in(dir)?;
+        let mut buf = BufWriter::with_capacity(1 << 20, out.file());
         self.save_with_progress(inputs, format, &mut buf, progress)?;
-        let tmp = buf
-            .into_inner()
-            .map_err(|e| io_err("writing")(e.into_error()))?;
-        tmp.as_file().sync_all().map_err(io_err("syncing"))?;
-        tmp.persist(path)
-            .map_err(|e| io_err("renaming into")(e.error))?;
+        buf.flush().map_err(io_err("writing"))?;
+        drop(buf);
+        out.publish(path)?;
         Ok(())
     }
 
@@ -248,6 +243,15 @@ impl Engine {
 
     /// [`Engine::load`], reporting each layer's copy to `progress`.
     pub fn load_with_progress(
+        &self,
+        source: &ImportSource,
+        progress: ProgressFn<'_>,
+    ) -> Result<LoadReport, Error> {
+        let r = self.load_inner(source, progress);
+        self.collect_after_failure(r)
+    }
+
+    fn load_inner(
         &self,
         source: &ImportSource,
         progress: ProgressFn<'_>,

@@ -97,6 +97,11 @@ impl Engine {
     /// Imports a rootfs tar as a new image; returns its ID. The reference and the changes
     /// are checked before anything is read; on any error nothing is left behind.
     pub fn import(&self, req: &ImportRequest) -> Result<Digest, Error> {
+        let r = self.import_inner(req);
+        self.collect_after_failure(r)
+    }
+
+    fn import_inner(&self, req: &ImportRequest) -> Result<Digest, Error> {
         let reference = req.reference.as_deref().map(ImageRef::parse).transpose()?;
         if let Some(r) = &reference {
             if r.digest().is_some() {

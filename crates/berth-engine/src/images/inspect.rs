@@ -44,6 +44,9 @@ pub struct DiskUsage {
     pub containers: usize,
     /// Containers running.
     pub active_containers: usize,
+    /// Bytes in the staging area (`ROOT/tmp`): downloads, unpacks and builds in progress
+    /// (what dead processes left is swept before counting).
+    pub staging_size: u64,
 }
 
 impl Engine {
@@ -185,6 +188,8 @@ impl Engine {
         })?;
         du.containers = total.max(0) as usize;
         du.active_containers = running.max(0) as usize;
+        self.store.sweep_staging()?;
+        du.staging_size = self.store.staging_bytes()?;
         Ok(du)
     }
 }

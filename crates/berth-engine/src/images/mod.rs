@@ -192,6 +192,19 @@ impl Engine {
         }
     }
 
+    /// Passes `r` on; when it failed, first collects what the failed pull, import or load
+    /// stored that nothing references (blobs and layers of an image never recorded), so a
+    /// failure leaves nothing to clean by hand. Skipped while another process adds content
+    /// (its next collection takes it). Call it after the content lease was dropped.
+    pub(crate) fn collect_after_failure<T>(&self, r: Result<T, Error>) -> Result<T, Error> {
+        if r.is_err() {
+            if let Err(e) = self.store.try_gc() {
+                log::warn!("collecting what the failed operation stored: {e}");
+            }
+        }
+        r
+    }
+
     fn image_record(&self, id: &Digest) -> Result<berth_store::ImageRecord, Error> {
         self.store
             .image(id)?

@@ -238,8 +238,18 @@ impl Engine {
                 actions.push(RemoveAction::Untagged(familiar(d)));
             }
         }
-        self.store.delete_image(&id)?;
-        actions.push(RemoveAction::Deleted(id));
+        if !users.is_empty() {
+            // Forced past stopped containers: the image loses its names but stays (as
+            // `<none>`) while a container runs on its layers.
+            return Ok(actions);
+        }
+        match self.store.delete_image(&id) {
+            Ok(()) => actions.push(RemoveAction::Deleted(id)),
+            // A container was created from it since the check above: it wins, and the
+            // image stays, untagged.
+            Err(berth_store::Error::ImageInUse { .. }) => return Ok(actions),
+            Err(e) => return Err(e.into()),
+        }
         // Layers go now unless another process is adding content (then at the next rmi or
         // prune): rmi never waits for a pull or import to finish.
         if let Some(report) = self.store.try_gc()? {
@@ -315,14 +325,21 @@ impl Engine {
                 self.store.remove_repo_digest(d)?;
                 report.actions.push(RemoveAction::Untagged(familiar(d)));
             }
-            self.store.delete_image(&rec.id)?;
-            report.actions.push(RemoveAction::Deleted(rec.id));
+            match self.store.delete_image(&rec.id) {
+                Ok(()) => report.actions.push(RemoveAction::Deleted(rec.id)),
+                // A container was created from it meanwhile: it stays.
+                Err(berth_store::Error::ImageInUse { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         let gc = self.store.gc()?;
+        let freed = gc.total_bytes();
         report
             .actions
             .extend(gc.layers.into_iter().map(RemoveAction::Deleted));
-        report.reclaimed = gc.layer_bytes;
+        // What was really freed: snapshots, blobs (those of deleted images and orphans of
+        // failed operations) and dead processes' staging.
+        report.reclaimed = freed;
         Ok(report)
     }
 

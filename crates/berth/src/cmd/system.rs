@@ -58,7 +58,7 @@ fn df(g: &GlobalOpts, a: DfArgs) -> anyhow::Result<i32> {
             return super::df_verbose::print(g);
         }
         let du = g.engine()?.disk_usage()?;
-        let rows = vec![
+        let mut rows = vec![
             json!({"Type": "Images", "TotalCount": du.images.to_string(), "Active": du.active_images.to_string(),
                    "Size": human_size(du.images_size), "Reclaimable": reclaimable(du.images_reclaimable, du.images_size)}),
             json!({"Type": "Containers", "TotalCount": du.containers.to_string(), "Active": du.active_containers.to_string(),
@@ -66,6 +66,12 @@ fn df(g: &GlobalOpts, a: DfArgs) -> anyhow::Result<i32> {
             json!({"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
             json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
         ];
+        if du.staging_size > 0 {
+            // Not Docker's: only shown while something is staged (berth has no daemon, so
+            // pulls, loads and builds in progress write there).
+            rows.push(json!({"Type": "Staging (in progress)", "TotalCount": "-", "Active": "-",
+                   "Size": human_size(du.staging_size), "Reclaimable": "0B"}));
+        }
         match a.format.as_deref() {
             Some(f) if f != "table" && !f.is_empty() => print_formatted(f, &rows, DF_COLUMNS)?,
             _ => print_columns(&rows, DF_COLUMNS),
