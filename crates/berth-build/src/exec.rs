@@ -1654,10 +1654,16 @@ impl StageRun<'_, '_> {
                 .backend
                 .rootfs(&self.state.layers)
                 .map_err(|e| self.backend_err(instr, e))?;
-            (
-                fs::read_to_string(view.path().join("etc/passwd")).unwrap_or_default(),
-                fs::read_to_string(view.path().join("etc/group")).unwrap_or_default(),
-            )
+            // Read inside the view: its /etc or /etc/passwd may be a symlink to a host file.
+            let read = |file: &str| {
+                berth_oci::in_root::open_root(view.path())
+                    .and_then(|root| {
+                        berth_oci::in_root::read_in_root(&root, Path::new(file), 16 << 20)
+                    })
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default()
+            };
+            (read("/etc/passwd"), read("/etc/group"))
         } else {
             (String::new(), String::new())
         };
