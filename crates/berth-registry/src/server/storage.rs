@@ -309,11 +309,12 @@ fn create_private(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// Makes `path` 0700 when it is open to others (a storage made by an older berth).
+/// Takes every permission of group and others from `path` when it has any (a storage made
+/// by an older berth): 0755 becomes 0700, 0644 becomes 0600.
 fn close_to_others(path: &Path) -> io::Result<()> {
     let mode = fs::metadata(path)?.permissions().mode();
     if mode & 0o077 != 0 {
-        fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o700 | 0o700))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o700))?;
     }
     Ok(())
 }
