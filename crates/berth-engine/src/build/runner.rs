@@ -176,29 +176,48 @@ fn resolve_user(lowers: &[PathBuf], user: &str) -> Result<(u32, u32), BackendErr
 
 /// Removes `rel` from `upper` when the lowers do not have it and it is an empty stub
 /// (a mount point), then its parents likewise.
+///
+/// The step's processes may have left symlinks in `upper` (`mv /etc /x; ln -s /host/dir
+/// /etc` keeps the mount at /x/hostname): it is walked by handles, one component at a
+/// time, never following a symlink, so nothing outside `upper` is removed.
 fn remove_stub(upper: &Path, lowers: &[PathBuf], rel: &str) {
-    let mut rel = rel.trim_matches('/').to_owned();
-    while !rel.is_empty() {
-        if in_lowers(lowers, &rel) {
+    use berth_oci::in_root;
+    use rustix::fs::AtFlags;
+    use std::os::fd::OwnedFd;
+    let Ok(root) = File::open(upper).map(OwnedFd::from) else {
+        return;
+    };
+    let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+    for n in (1..=comps.len()).rev() {
+        if in_lowers(lowers, &comps[..n].join("/")) {
             return;
         }
-        let p = upper.join(&rel);
-        match fs::symlink_metadata(&p) {
-            Ok(m) if m.is_dir() => {
-                if fs::remove_dir(&p).is_err() {
-                    return;
-                }
-            }
-            Ok(m) if m.is_file() && m.len() == 0 => {
-                let _ = fs::remove_file(&p);
-            }
-            Ok(m) if m.file_type().is_char_device() => return,
-            _ => return,
-        }
-        rel = match rel.rsplit_once('/') {
-            Some((parent, _)) => parent.to_owned(),
-            None => String::new(),
+        let mut dir = match root.try_clone() {
+            Ok(d) => d,
+            Err(_) => return,
         };
+        for c in &comps[..n - 1] {
+            dir = match in_root::open_subdir(&dir, c.as_bytes()) {
+                Ok(d) => d,
+                Err(_) => return,
+            };
+        }
+        let name = comps[n - 1];
+        let Ok(md) =
+            in_root::open_entry(&dir, name.as_bytes()).and_then(|f| File::from(f).metadata())
+        else {
+            return;
+        };
+        let flags = if md.is_dir() {
+            AtFlags::REMOVEDIR
+        } else if md.is_file() && md.len() == 0 {
+            AtFlags::empty()
+        } else {
+            return;
+        };
+        if rustix::fs::unlinkat(&dir, name, flags).is_err() {
+            return;
+        }
     }
 }
 
@@ -512,6 +531,30 @@ mod tests {
         );
         assert_eq!(resolve_user(&lowers, "42:7").expect("numeric"), (42, 7));
         assert!(resolve_user(&lowers, "ghost").is_err());
+    }
+
+    #[test]
+    fn mount_stubs_are_removed_inside_the_upper_dir_only() {
+        let t = tempfile::tempdir().expect("tmp");
+        let host = t.path().join("host");
+        fs::create_dir_all(host.join("pts")).expect("mkdir");
+        fs::write(host.join("hostname"), "").expect("an empty host file");
+        let upper = t.path().join("upper");
+        fs::create_dir_all(&upper).expect("mkdir");
+        // What a RUN step can leave: its /etc and /dev replaced by symlinks to host dirs.
+        std::os::unix::fs::symlink(&host, upper.join("etc")).expect("link");
+        std::os::unix::fs::symlink(&host, upper.join("dev")).expect("link");
+        remove_stub(&upper, &[], "etc/hostname");
+        remove_stub(&upper, &[], "/dev/pts");
+        assert!(
+            host.join("hostname").exists(),
+            "the host's file is left alone"
+        );
+        assert!(
+            host.join("pts").exists(),
+            "the host's directory is left alone"
+        );
+        assert!(fs::symlink_metadata(upper.join("etc")).is_ok());
     }
 
     #[test]
