@@ -6,7 +6,6 @@
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use berth_build::exec::{BackendError, LayerRef, RunNetwork, RunSpec, StepRunner};
