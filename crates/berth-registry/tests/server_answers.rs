@@ -146,3 +146,36 @@ fn debris_of_earlier_runs_is_cleaned_at_start() {
     assert!(storage.join("uploads/inflight/data").exists());
     assert_eq!(s.read_blob(&d).unwrap(), b"kept");
 }
+
+/// `registry gc` removes the same debris (and keeps what is young), and says how much.
+#[test]
+fn gc_removes_old_temp_files_and_abandoned_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("storage");
+    let s = server::FsStorage::open(&storage).unwrap();
+    let tags_dir = storage.join("repositories/r/_manifests/tags");
+    std::fs::create_dir_all(&tags_dir).unwrap();
+    let (old, young) = (tags_dir.join(".tmp-old"), tags_dir.join(".tmp-young"));
+    std::fs::write(&old, b"x").unwrap();
+    std::fs::write(&young, b"x").unwrap();
+    set_mtime(&old, Duration::from_secs(3600));
+    s.start_upload("abandoned", "r\n").unwrap();
+    s.start_upload("inflight", "r\n").unwrap();
+    set_mtime(
+        &storage.join("uploads/abandoned/data"),
+        Duration::from_secs(2 * 3600),
+    );
+    let report = server::gc(
+        &s,
+        &server::GcOptions {
+            upload_max_age: Duration::from_secs(3600),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(report.debris_removed, 1);
+    assert_eq!(report.uploads_removed, 1);
+    assert!(!old.exists() && young.exists());
+    assert!(!storage.join("uploads/abandoned").exists());
+    assert!(storage.join("uploads/inflight/data").exists());
+}

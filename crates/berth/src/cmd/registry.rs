@@ -44,6 +44,13 @@ pub struct ServeArgs {
     /// htpasswd file of users (bcrypt, `htpasswd -B`); enables authentication.
     #[arg(long)]
     pub htpasswd: Option<PathBuf>,
+    /// Life of access tokens, seconds (default 300; `token_ttl` in the config).
+    #[arg(long = "token-ttl", value_name = "SECONDS")]
+    pub token_ttl: Option<u64>,
+    /// Life of refresh tokens, the logins clients keep, seconds (default 7776000, 90 days;
+    /// `refresh_token_ttl` in the config).
+    #[arg(long = "refresh-token-ttl", value_name = "SECONDS")]
+    pub refresh_token_ttl: Option<u64>,
 }
 
 /// `registry gc`
@@ -92,6 +99,8 @@ fn serve(g: &GlobalOpts, a: ServeArgs) -> anyhow::Result<i32> {
     if let Some(h) = a.htpasswd.clone() {
         auth.htpasswd = Some(h);
     }
+    auth.token_ttl = a.token_ttl.or(auth.token_ttl);
+    auth.refresh_token_ttl = a.refresh_token_ttl.or(auth.refresh_token_ttl);
     let tls = if a.tls_self_signed {
         TlsMode::SelfSigned
     } else if let (Some(cert), Some(key)) = (
