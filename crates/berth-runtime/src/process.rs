@@ -375,7 +375,10 @@ impl ProcessPlan {
             .map_err(|e| InitFailure::new("pass the sync pipe to the exec stub", e))?;
         let err = crate::sys::exec_sealed_stub(stub.as_fd(), report, &path, &self.args, &self.env);
         Err(InitFailure::new(
-            format!("exec the sealed exec stub for {}", self.args[0].to_string_lossy()),
+            format!(
+                "exec the sealed exec stub for {}",
+                self.args[0].to_string_lossy()
+            ),
             err,
         ))
     }

@@ -306,7 +306,12 @@ fn exec_of_a_proc_self_exe_script_runs_the_sealed_stub_not_berth() {
     }
     for (what, out) in &outputs {
         assert_berth_did_not_run(what, out);
-        assert_eq!(out.status.code(), Some(127), "{what}: {}", support::stderr(out));
+        assert_eq!(
+            out.status.code(),
+            Some(127),
+            "{what}: {}",
+            support::stderr(out)
+        );
     }
     let (_, first) = &outputs[0];
     assert!(

@@ -498,7 +498,8 @@ pub fn exec_sealed_stub(
         );
     }
     let first = io::Error::last_os_error();
-    let Ok(proc_path) = std::ffi::CString::new(format!("/proc/self/fd/{}", stub.as_raw_fd())) else {
+    let Ok(proc_path) = std::ffi::CString::new(format!("/proc/self/fd/{}", stub.as_raw_fd()))
+    else {
         return first;
     };
     // SAFETY: as above, with a NUL-terminated path.
