@@ -71,7 +71,11 @@ fn pids_with(needle: &str) -> Vec<i32> {
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
                 .unwrap_or(false)
         })
         .collect()
@@ -198,7 +202,15 @@ fn a_killed_foreground_run_rm_is_removed_by_its_monitor() {
     };
     let mut cli = Proc(
         env.cmd(&[
-            "run", "--rm", "--name", "fg-rm", "--network", "none", "busybox", "sleep", "3",
+            "run",
+            "--rm",
+            "--name",
+            "fg-rm",
+            "--network",
+            "none",
+            "busybox",
+            "sleep",
+            "3",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -234,7 +246,15 @@ fn a_killed_foreground_run_rm_is_removed_after_berth_kill() {
     };
     let mut cli = Proc(
         env.cmd(&[
-            "run", "--rm", "--name", "fg-rm2", "--network", "none", "busybox", "sleep", "600",
+            "run",
+            "--rm",
+            "--name",
+            "fg-rm2",
+            "--network",
+            "none",
+            "busybox",
+            "sleep",
+            "600",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -293,15 +313,31 @@ fn removals_whose_remover_died_are_finished_by_prune_and_rm() {
         return;
     }
     for n in ["half-1", "half-2"] {
-        env.ok(&["create", "--name", n, "--network", "none", "busybox", "true"]);
+        env.ok(&[
+            "create",
+            "--name",
+            n,
+            "--network",
+            "none",
+            "busybox",
+            "true",
+        ]);
         abandon_removal(&env, n);
     }
     let out = env.berth(&["ps", "-a"]);
-    assert!(stdout(&out).contains("Removal In Progress"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Removal In Progress"),
+        "{}",
+        stdout(&out)
+    );
     env.ok(&["rm", "half-1"]);
     assert_eq!(env.all_ids().len(), 1, "rm did not finish the removal");
     env.ok(&["container", "prune", "-f"]);
-    assert!(env.all_ids().is_empty(), "{}", stdout(&env.berth(&["ps", "-a"])));
+    assert!(
+        env.all_ids().is_empty(),
+        "{}",
+        stdout(&env.berth(&["ps", "-a"]))
+    );
     assert!(entries(&env.root().join("containers")).is_empty());
 }
 
@@ -311,7 +347,15 @@ fn a_killed_prune_is_finished_by_the_next_prune() {
         return;
     };
     for i in 0..6 {
-        env.ok(&["create", "--name", &format!("p{i}"), "--network", "none", "busybox", "true"]);
+        env.ok(&[
+            "create",
+            "--name",
+            &format!("p{i}"),
+            "--network",
+            "none",
+            "busybox",
+            "true",
+        ]);
     }
     for delay in [5u64, 15, 30] {
         let mut prune = env
@@ -324,7 +368,11 @@ fn a_killed_prune_is_finished_by_the_next_prune() {
         sigkill(&mut prune);
     }
     env.ok(&["container", "prune", "-f"]);
-    assert!(env.all_ids().is_empty(), "{}", stdout(&env.berth(&["ps", "-a"])));
+    assert!(
+        env.all_ids().is_empty(),
+        "{}",
+        stdout(&env.berth(&["ps", "-a"]))
+    );
     assert!(entries(&env.root().join("containers")).is_empty());
 }
 
@@ -346,8 +394,7 @@ fn log_bytes(env: &Env, id: &str) -> (u64, usize) {
 
 #[test]
 fn logs_are_bounded_by_rotation_and_read_across_files() {
-    let Some(env) = Env::for_root_test("logs_are_bounded_by_rotation_and_read_across_files")
-    else {
+    let Some(env) = Env::for_root_test("logs_are_bounded_by_rotation_and_read_across_files") else {
         return;
     };
     std::fs::write(
@@ -358,8 +405,29 @@ fn logs_are_bounded_by_rotation_and_read_across_files() {
     // ~40k lines of ~60 bytes in the log each: 2.4 MB unbounded.
     let script = "seq 1 40000";
     // Detached (the monitor and the lean watcher write) and in the foreground (the CLI).
-    env.ok(&["run", "-d", "--name", "bg", "--network", "none", "busybox", "sh", "-c", script]);
-    let fg = env.berth(&["run", "--name", "fg", "--network", "none", "busybox", "sh", "-c", script]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "bg",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let fg = env.berth(&[
+        "run",
+        "--name",
+        "fg",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
     assert!(fg.status.success(), "{}", stderr(&fg));
     assert!(eventually(30, || env.inspect_quiet("bg") == "exited"));
     for name in ["bg", "fg"] {
@@ -376,7 +444,10 @@ fn logs_are_bounded_by_rotation_and_read_across_files() {
         let all = env.ok(&["logs", name]);
         let nums: Vec<u64> = all.lines().map(|l| l.parse().expect("number")).collect();
         assert!(nums.len() > 1000, "{name}: {} lines kept", nums.len());
-        assert!(nums.windows(2).all(|w| w[1] == w[0] + 1), "{name}: out of order");
+        assert!(
+            nums.windows(2).all(|w| w[1] == w[0] + 1),
+            "{name}: out of order"
+        );
         assert_eq!(nums.last(), Some(&40000));
     }
 }
@@ -408,8 +479,7 @@ fn logs_follow_across_a_rotation() {
 
 #[test]
 fn a_bad_runroot_with_network_none_is_one_error_line() {
-    let Some(env) = Env::for_root_test("a_bad_runroot_with_network_none_is_one_error_line")
-    else {
+    let Some(env) = Env::for_root_test("a_bad_runroot_with_network_none_is_one_error_line") else {
         return;
     };
     let file = env.dir.path().join("a-file");

@@ -467,7 +467,7 @@ fn remove_dead_step(state_dir: &Path, id: &str) {
 
 /// The cgroup berth's runtime makes for container `id` (`berth/<id>`), in every hierarchy
 /// of this host.
-fn cgroup_named(id: &str) -> Option<berth_runtime::cgroups::Cgroup> {
+pub(crate) fn cgroup_named(id: &str) -> Option<berth_runtime::cgroups::Cgroup> {
     use berth_runtime::cgroups::{cgroup_relative_path, Cgroup, CgroupLayout};
     let rel = cgroup_relative_path(None, id);
     Some(match CgroupLayout::detect().ok()? {

@@ -281,14 +281,14 @@ impl Lifecycle {
             now_nanos(),
             config_json,
         );
-        let dir = self.container_dir(&id);
-        for sub in ["upper", "work", "rootfs"] {
-            let d = dir.join(sub);
-            fs::create_dir_all(&d).map_err(ContainerError::io("creating", &d))?;
-        }
-        // Docker makes a missing working directory (`-w /new/dir`), root's, mode 0755.
-        if !covered(cwd) && !tree.is_dir(cwd) {
-            make_workdir(&tree, &dir.join("upper"), cwd)?;
+        if !req.detach {
+            // A foreground `run` watches the container from its creation on: should it die
+            // before the start is recorded, the next command finds the watcher dead and
+            // undoes the half-made start, or removes a `--rm` container (see
+            // `Lifecycle::refresh`).
+            let me = std::process::id() as i64;
+            record.monitor_pid = me;
+            record.monitor_start = super::procfs::start_time(me).unwrap_or(0);
         }
         let inserted = match &flags.name {
             Some(n) => {
@@ -306,9 +306,26 @@ impl Lifecycle {
                 }
             }
         };
-        if let Err(e) = inserted {
+        inserted?;
+        // The row first, then the directories: a creator killed in between leaves a row
+        // that `rm`/`prune` (or, for a foreground `run`, the next command) removes, never a
+        // directory that no row names. A start makes missing directories again.
+        let dir = self.container_dir(&id);
+        let made = (|| -> Result<()> {
+            for sub in ["upper", "work", "rootfs"] {
+                let d = dir.join(sub);
+                fs::create_dir_all(&d).map_err(ContainerError::io("creating", &d))?;
+            }
+            // Docker makes a missing working directory (`-w /new/dir`), root's, mode 0755.
+            if !covered(cwd) && !tree.is_dir(cwd) {
+                make_workdir(&tree, &dir.join("upper"), cwd)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = made {
             let _ = fs::remove_dir_all(&dir);
-            return Err(e.into());
+            let _ = self.store().delete_container(&id);
+            return Err(e);
         }
         for v in &spec.anonymous_volumes {
             if let Some((n, _)) = v.split_once(':') {

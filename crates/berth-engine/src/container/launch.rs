@@ -68,12 +68,29 @@ impl OciRuntime for BerthRuntime {
     }
 
     fn cleanup(&self, id: &str, state_root: &Path, _rootfs: &Path) -> Result<(), RuntimeError> {
-        match berth_runtime::Container::load(&state_root.join(id)) {
+        let dir = state_root.join(id);
+        match berth_runtime::Container::load(&dir) {
             // The state directory goes to RUNROOT/trash, swept with ROOT/trash
             // ([`Lifecycle::sweep_trash`]): deleting its files waits for the disk here.
             Ok(c) => Ok(c.delete_into_trash(true, &runtime_trash(state_root))?),
-            Err(e) if e.kind() == berth_runtime::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(e) if e.kind() == berth_runtime::ErrorKind::NotFound && !dir.exists() => Ok(()),
+            Err(e) => {
+                // A state directory without a readable state: the process that created the
+                // container died half-way (SIGKILL during `run`). What it may have made
+                // goes by name: the cgroup (with any process in it), then the directory.
+                log::debug!(
+                    "removing the half-made runtime state {}: {e}",
+                    dir.display()
+                );
+                if let Some(cg) = crate::build::runner::cgroup_named(id) {
+                    cg.destroy().map_err(berth_runtime::Error::from)?;
+                }
+                std::fs::remove_dir_all(&dir).map_err(|source| RuntimeError::Io {
+                    op: "removing",
+                    path: dir.clone(),
+                    source,
+                })
+            }
         }
     }
 
@@ -155,6 +172,11 @@ pub fn rootfs_mounts(lc: &Lifecycle, c: &Container) -> Result<Vec<RootfsMountSpe
         .map_err(|_| ContainerError::ImageNotFound(c.record.image_ref.clone()))?;
     let lowers = lc.store().image_lowerdirs(&image)?;
     let dir = lc.container_dir(c.id());
+    // Made by create after the row; missing when its creator died in between.
+    for sub in ["upper", "work", "rootfs"] {
+        let d = dir.join(sub);
+        fs::create_dir_all(&d).map_err(ContainerError::io("creating", &d))?;
+    }
     let lower = match lowerdir_option(&lowers) {
         Some(lower) => lower,
         None => {

@@ -295,7 +295,9 @@ impl Lifecycle {
     /// Finds a container by name, ID or prefix, with its status made current first.
     pub fn find(&self, input: &str) -> Result<Container> {
         let rec = self.store.resolve_container(input)?;
-        let rec = self.refresh(rec);
+        let rec = self
+            .refresh(rec)
+            .ok_or_else(|| ContainerStoreError::NotFound(input.to_string()))?;
         Container::from_record(rec)
     }
 
@@ -303,20 +305,57 @@ impl Lifecycle {
     pub fn all(&self) -> Result<Vec<Container>> {
         let recs = self.store.list_containers()?;
         recs.into_iter()
-            .map(|r| Container::from_record(self.refresh(r)))
+            .filter_map(|r| self.refresh(r))
+            .map(Container::from_record)
             .collect()
     }
 
+    /// Removes `rec`, a `--rm` container whose watcher died, when it is one; true if so.
+    fn remove_if_auto(&self, rec: &ContainerRecord) -> bool {
+        let Ok(c) = Container::from_record(rec.clone()) else {
+            return false;
+        };
+        if !c.spec.host_config.auto_remove {
+            return false;
+        }
+        if let Err(e) = self.remove_orphan(&c) {
+            log::warn!(
+                "removing the --rm container {} whose watcher died: {e}",
+                c.id()
+            );
+        }
+        true
+    }
+
     /// Notices a dead monitor (crash, SIGKILL): a container whose watcher is gone is marked
-    /// exited and its leftovers cleaned, so `ps` never shows a stale PID as running.
-    fn refresh(&self, rec: ContainerRecord) -> ContainerRecord {
+    /// exited and its leftovers cleaned, so `ps` never shows a stale PID as running; a
+    /// `--rm` one is removed (`None`), as its watcher would have done.
+    fn refresh(&self, rec: ContainerRecord) -> Option<ContainerRecord> {
         let st = ContainerStatus::parse(&rec.status).unwrap_or(ContainerStatus::Dead);
+        if st == ContainerStatus::Created
+            && rec.monitor_pid != 0
+            && !procfs::is_alive(rec.monitor_pid, rec.monitor_start)
+        {
+            // A foreground `run` that died before its start was recorded: what the start
+            // made (runtime state, cgroup, network) goes; a `--rm` container goes whole.
+            if self.remove_if_auto(&rec) {
+                return None;
+            }
+            let _ = launch::cleanup_after_exit(self, &rec.id, None);
+            let update = berth_store::containers::ContainerUpdate {
+                monitor: Some((0, 0)),
+                only_if_status: vec!["created".into()],
+                ..Default::default()
+            };
+            let _ = self.store.update_container(&rec.id, &update);
+            return Some(self.store.container(&rec.id).unwrap_or(rec));
+        }
         if !st.is_active() {
-            return rec;
+            return Some(rec);
         }
         let monitor_ok = procfs::is_alive(rec.monitor_pid, rec.monitor_start);
         if monitor_ok {
-            return rec;
+            return Some(rec);
         }
         // The watcher is gone: the process has nobody to reap it or record its end.
         if procfs::is_alive(rec.pid, rec.pid_start) {
@@ -340,7 +379,10 @@ impl Lifecycle {
             ..Default::default()
         };
         let _ = self.store.update_container(&rec.id, &update);
-        self.store.container(&rec.id).unwrap_or(rec)
+        if self.remove_if_auto(&rec) {
+            return None;
+        }
+        Some(self.store.container(&rec.id).unwrap_or(rec))
     }
 }
 

@@ -82,6 +82,11 @@ impl Lifecycle {
         self.teardown_with(c, true, true)
     }
 
+    /// Removes a `--rm` container whose watcher died (its process is gone or killed).
+    pub(super) fn remove_orphan(&self, c: &Container) -> Result<()> {
+        self.teardown_with(c, true, false)
+    }
+
     /// Releases everything a stopped container holds and deletes it; collects errors and
     /// keeps going.
     fn teardown(&self, c: &Container, volumes: bool) -> Result<()> {
