@@ -447,7 +447,9 @@ impl FsStorage {
         Ok(())
     }
 
-    /// Removes `.tmp-*` files older than `cutoff` under `dir`, recursively.
+    /// Removes `.tmp-*` files older than `cutoff` under `dir`, recursively, and closes to
+    /// other users what an older berth left open (the storage's own mode already bars
+    /// them; this keeps a copied or re-exposed tree closed too).
     fn remove_old_temps(dir: &Path, cutoff: SystemTime, removed: &mut usize) -> io::Result<()> {
         let rd = match fs::read_dir(dir) {
             Ok(rd) => rd,
@@ -456,18 +458,24 @@ impl FsStorage {
         };
         for entry in rd {
             let entry = entry?;
-            let ft = entry.file_type()?;
-            let name = entry.file_name();
-            if ft.is_dir() {
+            // (gone meanwhile: swept, committed or renamed by another replica)
+            let Some(meta) = not_found_is_none(entry.metadata())? else {
+                continue;
+            };
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 && !meta.file_type().is_symlink() {
+                not_found_is_none(fs::set_permissions(
+                    entry.path(),
+                    fs::Permissions::from_mode(mode & 0o700),
+                ))?;
+            }
+            if meta.is_dir() {
                 Self::remove_old_temps(&entry.path(), cutoff, removed)?;
-            } else if name.to_string_lossy().starts_with(".tmp-") {
-                let old = match not_found_is_none(entry.metadata())? {
-                    Some(m) => modified_before(&m, cutoff),
-                    None => false,
-                };
-                if old && not_found_is_none(fs::remove_file(entry.path()))?.is_some() {
-                    *removed += 1;
-                }
+            } else if entry.file_name().to_string_lossy().starts_with(".tmp-")
+                && modified_before(&meta, cutoff)
+                && not_found_is_none(fs::remove_file(entry.path()))?.is_some()
+            {
+                *removed += 1;
             }
         }
         Ok(())
@@ -1109,7 +1117,16 @@ mod tests {
         s.put_blob(&e, b"taken").unwrap();
         let taken = root.join("gc").join(format!("{}.x", e.hex()));
         fs::rename(s.blob_path(&e), &taken).unwrap();
+        // A file and a directory an older berth left open, deep inside.
+        let deep = root.join("repositories/x/_layers");
+        fs::create_dir_all(&deep).unwrap();
+        fs::write(deep.join("f"), b"").unwrap();
+        fs::set_permissions(&deep, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(deep.join("f"), fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(s.clean_debris(Duration::from_secs(600)).unwrap(), 1);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&deep), 0o700);
+        assert_eq!(mode(&deep.join("f")), 0o600);
         assert!(!old.exists() && young.exists() && taken.exists());
         assert_eq!(s.clean_debris(Duration::ZERO).unwrap(), 2);
         assert!(!young.exists() && !taken.exists());
