@@ -48,6 +48,16 @@ pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
 /// Symlinks are followed, the last one too, but resolved as if `root` were `/`: an absolute
 /// target starts at `root` and `..` stops there; /proc magic links are refused.
 pub fn open_in_root(root: impl AsFd, path: &Path) -> io::Result<OwnedFd> {
+    open_in_root_with(root, path, OFlags::empty())
+}
+
+/// [`open_in_root`], except that a symlink as the last component is not followed: the
+/// handle is then the link's own (as `lstat` would see the path).
+pub fn open_in_root_nofollow(root: impl AsFd, path: &Path) -> io::Result<OwnedFd> {
+    open_in_root_with(root, path, OFlags::NOFOLLOW)
+}
+
+fn open_in_root_with(root: impl AsFd, path: &Path, extra: OFlags) -> io::Result<OwnedFd> {
     let rel = path.as_os_str().as_bytes();
     let rel = if rel.iter().all(|b| *b == b'/') {
         b".".as_slice()
@@ -59,7 +69,7 @@ pub fn open_in_root(root: impl AsFd, path: &Path) -> io::Result<OwnedFd> {
         match rfs::openat2(
             root.as_fd(),
             fsops::os(rel),
-            OFlags::PATH | OFlags::CLOEXEC,
+            OFlags::PATH | OFlags::CLOEXEC | extra,
             Mode::empty(),
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
         ) {
@@ -191,6 +201,11 @@ mod tests {
         assert_eq!(read("rel"), Err(io::ErrorKind::NotFound));
         assert_eq!(read("dirlink/secret"), Err(io::ErrorKind::NotFound));
         assert_eq!(read("/etc"), Err(io::ErrorKind::InvalidInput));
+        // Not following the last link: the link itself, even a dangling one.
+        let l = open_in_root_nofollow(&fd, "/abs".as_ref()).unwrap();
+        let ft = FileType::from_raw_mode(rfs::fstat(&l).unwrap().st_mode);
+        assert_eq!(ft, FileType::Symlink);
+        assert!(open_in_root_nofollow(&fd, "/dirlink/secret".as_ref()).is_err());
         assert_eq!(
             read_in_root(&fd, "/etc/passwd".as_ref(), 3).map_err(|e| e.kind()),
             Err(io::ErrorKind::FileTooLarge)

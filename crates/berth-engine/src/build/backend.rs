@@ -252,7 +252,12 @@ impl BuildBackend for StoreBackend {
                 .collect()
         });
         for d in dirs {
-            if let Ok(md) = fs::symlink_metadata(d.join(rel)) {
+            // Looked up inside the layer: an image's symlink (`app -> /root`) must not
+            // tell whether a host path exists.
+            let found = berth_oci::in_root::open_root(&d)
+                .and_then(|root| berth_oci::in_root::open_in_root_nofollow(&root, rel.as_ref()))
+                .and_then(|f| fs::File::from(f).metadata());
+            if let Ok(md) = found {
                 // A 0/0 character device is a whiteout: deleted above the lower layers.
                 return !(md.file_type().is_char_device() && md.rdev() == 0);
             }

@@ -120,10 +120,15 @@ impl RuntimeStepRunner {
 }
 
 /// Whether `rel` exists in any of the lower directories (whiteouts not considered).
+/// Looked up inside each layer (a symlink of the image, `app -> /root`, must not tell
+/// whether a host path exists).
 fn in_lowers(lowers: &[PathBuf], rel: &str) -> bool {
-    lowers
-        .iter()
-        .any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
+    use berth_oci::in_root;
+    lowers.iter().any(|l| {
+        in_root::open_root(l)
+            .and_then(|root| in_root::open_in_root_nofollow(&root, Path::new(rel)))
+            .is_ok()
+    })
 }
 
 /// Looks up `name` in the image's `/etc/<file>` (`passwd` or `group`) of the layers `lowers`.
@@ -530,6 +535,28 @@ mod tests {
         );
         assert_eq!(resolve_user(&lowers, "42:7").expect("numeric"), (42, 7));
         assert!(resolve_user(&lowers, "ghost").is_err());
+    }
+
+    #[test]
+    fn lower_lookups_stay_in_the_layer() {
+        let t = tempfile::tempdir().expect("tmp");
+        let host = t.path().join("host");
+        fs::create_dir_all(host.join("x")).expect("mkdir");
+        let lower = t.path().join("lower");
+        fs::create_dir_all(lower.join("usr/lib")).expect("mkdir");
+        std::os::unix::fs::symlink(&host, lower.join("app")).expect("link");
+        std::os::unix::fs::symlink("usr/lib", lower.join("lib")).expect("link");
+        let lowers = vec![lower];
+        assert!(
+            !in_lowers(&lowers, "app/x"),
+            "a host path is not the image's"
+        );
+        assert!(in_lowers(&lowers, "app"), "the link itself is");
+        assert!(
+            in_lowers(&lowers, "lib/"),
+            "links inside the layer are followed"
+        );
+        assert!(!in_lowers(&lowers, "lib/nothing"));
     }
 
     #[test]
