@@ -135,7 +135,10 @@ pub trait BuildBackend: Send + Sync {
     /// looks through a [`BuildBackend::rootfs`] view.
     fn path_exists(&self, layers: &[LayerRef], path: &str) -> bool {
         match self.rootfs(layers) {
-            Ok(v) => fs::symlink_metadata(v.path().join(path.trim_start_matches('/'))).is_ok(),
+            // Inside the view: its symlinks are the image's and may point anywhere.
+            Ok(v) => berth_oci::in_root::open_root(v.path())
+                .and_then(|root| berth_oci::in_root::open_in_root_nofollow(&root, path.as_ref()))
+                .is_ok(),
             Err(_) => false,
         }
     }
