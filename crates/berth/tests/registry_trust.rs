@@ -299,3 +299,62 @@ fn registry_storage_is_closed_to_other_users() {
     let out = nobody(&["ls", storage.to_str().unwrap()]);
     assert!(!out.status.success(), "uid 65534 listed the storage");
 }
+
+fn sha256_hex(data: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// `registry gc` spares a blob uploaded a moment ago (a push's manifest may be on its way)
+/// unless `--min-age` says otherwise (issue 18: the default was 0).
+#[test]
+fn registry_gc_spares_young_blobs_by_default() {
+    use std::io::Read;
+    let env = Env::new();
+    let storage = env.path("storage");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let srv = serve_on(&storage, &addr, &[]);
+    let data = b"a layer whose manifest is on its way";
+    let digest = format!("sha256:{}", sha256_hex(data));
+    let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        tcp,
+        "POST /v2/app/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        data.len()
+    )
+    .unwrap();
+    tcp.write_all(data).unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    drop(srv);
+    let gc = |extra: &[&str]| -> String {
+        let out = Command::new(BIN)
+            .args(["registry", "gc", "--storage"])
+            .arg(&storage)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = gc(&[]);
+    assert!(out.contains("0 blobs deleted"), "{out}");
+    let out = gc(&["--min-age", "0"]);
+    assert!(out.contains(&format!("blob {digest} deleted")), "{out}");
+    assert!(out.contains("1 blobs deleted"), "{out}");
+}
