@@ -179,3 +179,49 @@ fn gc_removes_old_temp_files_and_abandoned_uploads() {
     assert!(!storage.join("uploads/abandoned").exists());
     assert!(storage.join("uploads/inflight/data").exists());
 }
+
+/// A secret named in the configuration signs the tokens (replicas on separate storages share
+/// it); no key is made in the storage then.
+#[test]
+fn a_configured_token_secret_wins_over_the_stored_key() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let ht = dir.path().join("htpasswd");
+    std::fs::write(&ht, format!("erin:{}\n", bcrypt::hash("pw", 4).unwrap())).unwrap();
+    let replica = |storage: &str| {
+        server::spawn(&ServerConfig {
+            addr: "127.0.0.1:0".into(),
+            storage: dir.path().join(storage),
+            auth: AuthConfig {
+                htpasswd: Some(ht.clone()),
+                token_secret: Some("shared by the replicas".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let (a, b) = (replica("a"), replica("b"));
+    let basic = base64::engine::general_purpose::STANDARD.encode("erin:pw");
+    let t: serde_json::Value = ureq::get(&format!(
+        "http://{}/token?service=berth-registry&scope=repository:erin/x:pull",
+        a.addr
+    ))
+    .set("Authorization", &format!("Basic {basic}"))
+    .call()
+    .unwrap()
+    .into_json()
+    .unwrap();
+    let token = t["token"].as_str().unwrap();
+    let (s, body) = answer(
+        ureq::get(&format!("http://{}/v2/erin/x/tags/list", b.addr))
+            .set("Authorization", &format!("Bearer {token}"))
+            .call(),
+    );
+    // Authorized on the other replica: the repository is merely unknown there.
+    assert_eq!(s, 404, "{body}");
+    assert!(body.contains("NAME_UNKNOWN"), "{body}");
+    for storage in ["a", "b"] {
+        assert!(!dir.path().join(storage).join("signing-key").exists());
+    }
+}
