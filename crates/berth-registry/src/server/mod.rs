@@ -1,8 +1,14 @@
 //! `berth registry serve`: an OCI distribution registry on tokio and hyper.
 //!
 //! [`Registry`] holds the storage, the authorizer and the hot-manifest cache; [`serve`] runs
-//! it on a listener until a signal; [`gc`] collects unreferenced blobs. Every failure of a
-//! request becomes a spec error body in one place ([`api::RequestError::code`]).
+//! it on a listener until a signal; [`gc`] collects unreferenced blobs, safely while pushes
+//! run. Every failure of a request becomes a spec error body in one place
+//! ([`api::RequestError::code`]).
+//!
+//! What a registry keeps beyond one process lives in its storage: the token signing key
+//! (made once, so logins outlive restarts and work on every replica) and the upload sessions
+//! with the repository and user that opened them. At start, what earlier runs left behind
+//! (temp files, abandoned uploads) is removed on a background thread.
 
 pub mod api;
 pub mod auth;
