@@ -170,13 +170,18 @@ fn gc(g: &GlobalOpts, a: GcArgs) -> anyhow::Result<i32> {
     for d in &report.swept {
         println!("blob {d} {verb}");
     }
+    // (a dry run does not look for temp files)
+    let temps = if a.dry_run {
+        String::new()
+    } else {
+        format!(", {} temp files deleted", report.debris_removed)
+    };
     println!(
-        "{} blobs marked, {} blobs {verb} ({} bytes), {} stale uploads {verb}, {} temp files {verb}",
+        "{} blobs marked, {} blobs {verb} ({} bytes), {} stale uploads {verb}{temps}",
         report.marked,
         report.swept.len(),
         report.bytes_freed,
         report.uploads_removed,
-        report.debris_removed,
     );
     Ok(0)
 }
