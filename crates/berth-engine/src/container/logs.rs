@@ -367,3 +367,45 @@ impl Lifecycle {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_options_parse_as_docker_words_them() {
+        assert_eq!(parse_max_size("20m").unwrap(), 20 << 20);
+        assert_eq!(parse_max_size("64k").unwrap(), 64 << 10);
+        assert_eq!(parse_max_size("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_max_size("100").unwrap(), 100);
+        assert_eq!(parse_max_size("-1").unwrap(), 0);
+        assert!(parse_max_size("lots").is_err());
+        assert_eq!(parse_max_file("5").unwrap(), 5);
+        assert!(parse_max_file("0").is_err());
+    }
+
+    #[test]
+    fn limits_come_from_the_container_then_berth_toml_then_the_default() {
+        let root = tempfile::tempdir().unwrap();
+        let mut spec = crate::container::ContainerSpec::default();
+        assert_eq!(LogLimits::of(&spec, root.path()), LogLimits::default());
+        std::fs::write(
+            root.path().join("berth.toml"),
+            "[log]\nmax-size = \"1m\"\nmax-file = 2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            LogLimits::of(&spec, root.path()),
+            LogLimits {
+                max_size: 1 << 20,
+                max_files: 2
+            }
+        );
+        spec.host_config
+            .log_config
+            .config
+            .insert("max-size".into(), "-1".into());
+        assert_eq!(LogLimits::of(&spec, root.path()).max_size, 0);
+    }
+}

@@ -770,4 +770,49 @@ mod tests {
         assert_eq!(lines[0]["stream"], "stdout");
         assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
     }
+
+    #[test]
+    fn logs_rotate_within_their_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let limits = LogLimits {
+            max_size: 1000,
+            max_files: 3,
+        };
+        let mut log = LogWriter::open_bounded(&path, limits).unwrap();
+        for i in 0..500 {
+            log.write("stdout", format!("line {i}\n").as_bytes());
+        }
+        let sizes: Vec<u64> = (0..4)
+            .map(|n| std::fs::metadata(rotated(&path, n)).map_or(0, |m| m.len()))
+            .collect();
+        assert!(sizes[..3].iter().all(|s| *s > 0 && *s <= 1000), "{sizes:?}");
+        assert_eq!(sizes[3], 0, "a fourth file");
+        // The newest line is last in the live file, the older ones in LOG.1.
+        let live = std::fs::read_to_string(&path).unwrap();
+        assert!(live.contains("line 499"), "{live}");
+        assert!(std::fs::read_to_string(rotated(&path, 1))
+            .unwrap()
+            .contains("line"));
+        // Reopened (the lean watcher takes over), the live file's size is counted.
+        let mut again = LogWriter::open_bounded(&path, limits).unwrap();
+        again.write("stdout", &[b'x'; 900]);
+        assert!(std::fs::metadata(&path).unwrap().len() <= 1000);
+    }
+
+    #[test]
+    fn one_file_logs_start_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let limits = LogLimits {
+            max_size: 500,
+            max_files: 1,
+        };
+        let mut log = LogWriter::open_bounded(&path, limits).unwrap();
+        for i in 0..100 {
+            log.write("stdout", format!("line {i}\n").as_bytes());
+        }
+        assert!(std::fs::metadata(&path).unwrap().len() <= 500);
+        assert!(!rotated(&path, 1).exists());
+    }
 }
