@@ -486,3 +486,85 @@ fn exec_user_lookup_cannot_be_raced_out_of_the_container() {
         "every exec -u evil fails as an unknown user"
     );
 }
+
+/// `ps -s` walks a running container's rw layer: a container that keeps exchanging one of
+/// its directories with a symlink to a host directory (/usr) must not get the host tree
+/// walked and counted in its size.
+#[test]
+fn ps_size_never_walks_host_directories() {
+    if !require_root("ps_size_never_walks_host_directories") {
+        return;
+    }
+    let b = Berth::new("berth-boundary-size-");
+    let id = b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sizer",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /d && echo x > /d/f && ln -s /usr /.l && exec sleep 600",
+    ]);
+    let pid = b.ok(&["inspect", "-f", "{{.State.Pid}}", &id]);
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    assert!(
+        containers_support::eventually(10, || fs::symlink_metadata(root.join(".l")).is_ok()),
+        "the container made its link"
+    );
+    let root_fd = rustix::fs::open(
+        &root,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    )
+    .expect("open the container's root");
+    let stop = Arc::new(AtomicBool::new(false));
+    let swaps = Arc::new(AtomicUsize::new(0));
+    let swapper = {
+        let (stop, swaps) = (stop.clone(), swaps.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if rustix::fs::renameat_with(
+                    &root_fd,
+                    "d",
+                    &root_fd,
+                    ".l",
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .is_ok()
+                {
+                    swaps.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let mut sizes = Vec::new();
+    for _ in 0..60 {
+        sizes.push(b.ok(&[
+            "ps",
+            "-s",
+            "--filter",
+            "name=sizer",
+            "--format",
+            "{{.Size}}",
+        ]));
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().expect("the swapper thread");
+    let big: Vec<&String> = sizes
+        .iter()
+        .filter(|s| {
+            let rw = s.split_whitespace().next().unwrap_or_default();
+            rw.ends_with("MB") || rw.ends_with("GB")
+        })
+        .collect();
+    let swaps = swaps.load(Ordering::Relaxed);
+    assert!(
+        big.is_empty(),
+        "ps -s counted a host directory: {big:?} ({swaps} swaps)"
+    );
+    assert!(
+        swaps > 1000,
+        "the race was run: {swaps} swaps; sizes {sizes:?}"
+    );
+}

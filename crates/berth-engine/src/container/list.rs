@@ -224,23 +224,43 @@ impl Filter {
 impl Lifecycle {
     /// Bytes the container wrote in its rw layer (Docker's `SizeRw`): regular files and
     /// symlinks of its upper directory.
+    ///
+    /// A running container changes its upper directory while this walks it: the walk goes
+    /// by handles and never follows a symlink, so a directory swapped for a link to a host
+    /// directory is not counted (nor a host tree walked).
     pub fn rw_size(&self, c: &Container) -> u64 {
-        fn walk(dir: &std::path::Path) -> u64 {
-            let Ok(entries) = std::fs::read_dir(dir) else {
+        use rustix::fs::{statat, AtFlags, Dir, FileType};
+        use std::os::fd::OwnedFd;
+        fn walk(dir: &OwnedFd) -> u64 {
+            let Ok(mut entries) = Dir::read_from(dir) else {
                 return 0;
             };
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| match e.file_type() {
-                    Ok(t) if t.is_dir() => walk(&e.path()),
-                    Ok(t) if t.is_file() || t.is_symlink() => {
-                        e.metadata().map(|m| m.len()).unwrap_or(0)
+            let mut total = 0;
+            while let Some(Ok(e)) = entries.read() {
+                let name = e.file_name();
+                if matches!(name.to_bytes(), b"." | b"..") {
+                    continue;
+                }
+                let Ok(st) = statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+                    continue;
+                };
+                match FileType::from_raw_mode(st.st_mode) {
+                    FileType::Directory => {
+                        if let Ok(sub) = berth_oci::in_root::open_subdir(dir, name.to_bytes()) {
+                            total += walk(&sub);
+                        }
                     }
-                    _ => 0,
-                })
-                .sum()
+                    FileType::RegularFile | FileType::Symlink => total += st.st_size as u64,
+                    _ => {}
+                }
+            }
+            total
         }
-        walk(&self.container_dir(c.id()).join("upper"))
+        let upper = self.container_dir(c.id()).join("upper");
+        match std::fs::File::open(&upper) {
+            Ok(f) => walk(&OwnedFd::from(f)),
+            Err(_) => 0,
+        }
     }
 
     /// The containers `ps` shows: running ones, or all with `all`; filters AND across keys
