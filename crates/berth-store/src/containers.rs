@@ -25,7 +25,7 @@ pub struct ContainerRecord {
     pub status: String,
     /// PID of the container's first process on the host (0 when none).
     pub pid: i64,
-    /// Start time of `pid` from /proc/<pid>/stat, to detect a reused PID.
+    /// Start time of `pid` from `/proc/<pid>/stat`, to detect a reused PID.
     pub pid_start: i64,
     /// PID of the container's monitor (0 when none).
     pub monitor_pid: i64,

@@ -40,10 +40,23 @@
 //! `IMMEDIATE` transaction, so concurrent processes queue on the busy timeout instead of
 //! failing) and [`Store::with_conn`] for reads. Never change a shipped migration.
 //!
+//! - Staging: every temp path in `tmp/` is a [`Staging`] entry owned by a held `flock` on
+//!   its `NAME.lock` ([`Store::stage_dir`], [`Store::stage_file`], [`Store::stage_named`]);
+//!   [`OutputFile`] writes a file next to its destination that has no name until whole.
+//!
 //! # Crash safety
 //! Blobs and snapshots are staged in `tmp/` and renamed into place before any row names
-//! them; rows change in transactions; [`Store::gc`] removes what a crash left unreferenced
-//! (staging files of dead processes, snapshot directories without a row, unreferenced blobs).
+//! them; rows change in transactions; what a dead process staged is swept by the next
+//! [`Store::open`] (its owner lock is free); [`Store::gc`] removes what a crash left
+//! unreferenced (snapshot directories without a row, unreferenced blobs, lock files of
+//! removed layers). A missing or empty database beside stored content is an error
+//! ([`Error::DatabaseLost`]), never a new store; a full disk is [`Error::NoSpace`].
+//!
+//! # Concurrency
+//! Whether an image may be deleted and whether a container may be recorded on it are
+//! decided in the transactions that delete and insert ([`Store::delete_image`] refuses
+//! while a container uses the image; inserting a container checks that its image exists),
+//! so `rmi` and `run` racing each other end with one winner and no dangling row.
 //!
 //! # Example
 //! ```
