@@ -568,3 +568,56 @@ fn ps_size_never_walks_host_directories() {
         "the race was run: {swaps} swaps; sizes {sizes:?}"
     );
 }
+
+/// After a RUN step, berth removes the stubs it made for the step's mount points from the
+/// step's rw layer. The step moved the directory holding its secret's mount point away and
+/// put a symlink to a host directory in its place: the host's empty file of the same name
+/// must stay.
+#[test]
+fn build_mount_stubs_never_remove_host_files() {
+    if !require_root("build_mount_stubs_never_remove_host_files") {
+        return;
+    }
+    let b = Berth::new("berth-boundary-stubs-");
+    let host = tempfile::Builder::new()
+        .prefix("berth-boundary-hoststub-")
+        .tempdir()
+        .expect("temp dir");
+    fs::write(host.path().join("token"), "").expect("an empty host file");
+    let secret = b.dir.path().join("secret.txt");
+    fs::write(&secret, "s").expect("write the secret");
+    let dockerfile = format!(
+        "FROM busybox\nRUN --mount=type=secret,id=s,target=/x/token mv /x /y && ln -s {} /x\n",
+        host.path().display()
+    );
+    let spec = format!("id=s,src={}", secret.display());
+    let mut child = b
+        .cmd(&[
+            "build",
+            "--progress=plain",
+            "--secret",
+            &spec,
+            "-t",
+            "stubs",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn berth build");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(dockerfile.as_bytes())
+            .expect("write the Dockerfile");
+    }
+    let out = child.wait_with_output().expect("berth build");
+    assert!(out.status.success(), "build: {}", stderr(&out));
+    assert!(
+        host.path().join("token").exists(),
+        "the build removed the host's {}",
+        host.path().join("token").display()
+    );
+}
