@@ -32,7 +32,7 @@ struct Crash {
 }
 
 /// When to kill.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Moment {
     /// This long after the start.
     After(u64),
@@ -42,6 +42,8 @@ enum Moment {
     LayerCommit,
     /// As soon as a build step runs.
     StepRunning,
+    /// As soon as this directory holds an entry (`save -o`'s staging beside its output).
+    EntryIn(PathBuf),
 }
 
 const DELAYS: [Moment; 4] = [
@@ -95,17 +97,24 @@ impl Crash {
 
     /// Spawns `args`, kills it (SIGKILL) at `moment` (or lets it finish first), reaps it.
     /// Returns whether it was still running when killed.
-    fn kill_at(&self, args: &[&str], moment: Moment) -> bool {
+    fn kill_at(&self, args: &[&str], moment: &Moment) -> bool {
         let child = self
             .cmd(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn berth");
-        self.kill_child_at(child, moment)
+        let killed = self.kill_child_at(child, moment);
+        // Which kills hit the verb in flight (the others found it done): see --no-capture.
+        eprintln!(
+            "crash: {} at {moment:?}: {}",
+            args.join(" "),
+            if killed { "killed" } else { "had finished" }
+        );
+        killed
     }
 
-    fn kill_child_at(&self, mut child: Child, moment: Moment) -> bool {
+    fn kill_child_at(&self, mut child: Child, moment: &Moment) -> bool {
         let start = Instant::now();
         let deadline = start + Duration::from_secs(60);
         loop {
@@ -113,7 +122,7 @@ impl Crash {
                 return false;
             }
             let now = match moment {
-                Moment::After(ms) => start.elapsed() >= Duration::from_millis(ms),
+                Moment::After(ms) => start.elapsed() >= Duration::from_millis(*ms),
                 Moment::Staging => {
                     !entries(&self.root().join("tmp")).is_empty()
                         || !entries(&self.runroot().join("build")).is_empty()
@@ -123,6 +132,7 @@ impl Crash {
                         && std::fs::metadata(p).is_ok_and(|m| m.len() > 0)
                 }),
                 Moment::StepRunning => !self.step_ids().is_empty(),
+                Moment::EntryIn(dir) => !entries(dir).is_empty(),
             };
             if now || Instant::now() > deadline {
                 break;
@@ -356,7 +366,7 @@ fn crash_import() {
     let tar = big_tar(&c, 48);
     let tar = tar.to_str().expect("utf-8");
     for (i, m) in DELAYS.iter().enumerate() {
-        c.kill_at(&["import", tar, &format!("imp:{i}")], *m);
+        c.kill_at(&["import", tar, &format!("imp:{i}")], m);
         c.assert_consistent(&format!("import killed at {m:?}"), &[]);
     }
     // And it imports after all that.
@@ -375,13 +385,13 @@ fn crash_pull_and_push() {
     let image = format!("{addr}/crash/big:1");
     c.ok(&["tag", "big:1", &image]);
     for m in DELAYS {
-        c.kill_at(&["push", &image], m);
+        c.kill_at(&["push", &image], &m);
         c.assert_consistent(&format!("push killed at {m:?}"), &[]);
     }
     c.ok(&["push", &image]);
     c.ok(&["rmi", &image, "big:1"]);
     for m in DELAYS {
-        c.kill_at(&["pull", &image], m);
+        c.kill_at(&["pull", &image], &m);
         c.assert_consistent(&format!("pull killed at {m:?}"), &[]);
         // A pull that finished before the kill: removed, so the next one pulls again.
         let _ = c.berth(&["rmi", &image]);
@@ -401,8 +411,11 @@ fn crash_save_and_load() {
     std::fs::create_dir_all(&out_dir).expect("out");
     let archive = out_dir.join("big.tar");
     let archive_s = archive.to_str().expect("utf-8");
-    for m in DELAYS {
-        c.kill_at(&["save", "-o", archive_s, "big:1"], m);
+    let mut moments = DELAYS.to_vec();
+    moments.push(Moment::EntryIn(out_dir.clone()));
+    for m in moments {
+        let _ = std::fs::remove_file(&archive);
+        c.kill_at(&["save", "-o", archive_s, "big:1"], &m);
         // The next save into the same directory, then the checks: the directory holds the
         // archive asked for and nothing else.
         let _ = std::fs::remove_file(&archive);
@@ -414,7 +427,7 @@ fn crash_save_and_load() {
     }
     c.ok(&["rmi", "big:1"]);
     for m in DELAYS {
-        c.kill_at(&["load", "-i", archive_s], m);
+        c.kill_at(&["load", "-i", archive_s], &m);
         c.assert_consistent(
             &format!("load killed at {m:?}"),
             &[(&out_dir, &["big.tar"])],
@@ -448,7 +461,7 @@ fn crash_build() {
         Moment::After(100),
         Moment::After(600),
     ] {
-        c.kill_at(&["build", "--no-cache", "-t", "crash:b", ctx_s], m);
+        c.kill_at(&["build", "--no-cache", "-t", "crash:b", ctx_s], &m);
         // The next build runs, and cleans up after the dead one.
         c.ok(&["build", "-t", "crash:ok", ok.to_str().expect("utf-8")]);
         c.assert_consistent(&format!("build killed at {m:?}"), &[]);
@@ -473,7 +486,7 @@ fn crash_run() {
                 "-c",
                 "sleep 0.5",
             ],
-            *m,
+            m,
         );
         // The --rm container goes when its process ends, whoever waits for it.
         assert!(
@@ -494,7 +507,7 @@ fn crash_run() {
                 "sleep",
                 "600",
             ],
-            *m,
+            m,
         );
         c.assert_consistent(&format!("run -d killed at {m:?}"), &[]);
         c.kill_at(
@@ -507,7 +520,7 @@ fn crash_run() {
                 "busybox",
                 "true",
             ],
-            *m,
+            m,
         );
         c.assert_consistent(&format!("run killed at {m:?}"), &[]);
     }
@@ -535,7 +548,7 @@ fn crash_rm_and_prune() {
         }
         let mut args = vec!["rm", "-f"];
         args.extend(names.iter().map(String::as_str));
-        c.kill_at(&args, m);
+        c.kill_at(&args, &m);
         // The next rm finishes what the dead one began.
         let _ = c.berth(&args);
         c.assert_consistent(&format!("rm killed at {m:?}"), &[]);
@@ -554,7 +567,7 @@ fn crash_rm_and_prune() {
                 "true",
             ]);
         }
-        c.kill_at(&["container", "prune", "-f"], m);
+        c.kill_at(&["container", "prune", "-f"], &m);
         c.ok(&["container", "prune", "-f"]);
         assert!(
             c.container_ids().is_empty(),
