@@ -164,6 +164,7 @@ pub fn resolve_user(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::container::layered::LayeredTree;
