@@ -271,10 +271,6 @@ fn store_and_runroot_are_closed_to_other_users() {
         "cp /bin/busybox /id && chmod 4755 /id",
     ]);
     b.ok(&["run", "--rm", "busybox", "true"]);
-    for d in [b.root(), b.runroot()] {
-        let mode = fs::metadata(&d).expect("stat").permissions().mode() & 0o7777;
-        assert_eq!(mode & 0o077, 0, "{} has mode {mode:o}", d.display());
-    }
     let won = attacks_as_nobody(&b);
     assert!(
         won.is_empty(),
@@ -282,6 +278,10 @@ fn store_and_runroot_are_closed_to_other_users() {
         won.join("\n")
     );
 
+    for d in [b.root(), b.runroot()] {
+        let mode = fs::metadata(&d).expect("stat").permissions().mode() & 0o7777;
+        assert_eq!(mode & 0o077, 0, "{} has mode {mode:o}", d.display());
+    }
     // A store with an older berth's modes (0755 everywhere): open to all...
     let root = b.root();
     for d in [
