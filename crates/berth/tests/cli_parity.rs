@@ -408,8 +408,14 @@ fn ctrl_c_during_a_run_step_kills_and_removes_its_container() {
     while !shown.iter().any(|l: &String| l.ends_with(" step-started")) {
         shown.push(lines.next().expect("a progress line").expect("utf-8"));
     }
-    // The step's container is running: its state and cgroup exist.
-    let running = entries(&env.runroot().join("build"));
+    // The step's container is running: its state and cgroup exist (the state in the
+    // build's staging entry, RUNROOT/build/step-*/<id>, beside its owner lock).
+    let owners: Vec<String> = entries(&env.runroot().join("build"))
+        .into_iter()
+        .filter(|e| !e.ends_with(".lock"))
+        .collect();
+    assert_eq!(owners.len(), 1, "{owners:?}");
+    let running = entries(&env.runroot().join("build").join(&owners[0]));
     assert_eq!(running.len(), 1, "{running:?}");
     assert!(Env::cgroup_exists(&running[0]) || cgroup_anywhere(&running[0]));
     let kill = std::process::Command::new("kill")
