@@ -163,6 +163,8 @@ impl Engine {
         let store = berth_store::Store::open(&config.root)?;
         // Monitor sockets, netns files and mount points: closed to other users (0700).
         berth_store::private_dir(&config.runroot)?;
+        // RUN steps of builds that were killed: processes, cgroups, state (build::runner).
+        build::runner::sweep_dead_steps(&config.runroot);
         Ok(Engine { config, store })
     }
 

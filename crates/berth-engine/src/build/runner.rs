@@ -415,8 +415,9 @@ impl StepRunner for RuntimeStepRunner {
 /// entry of `RUNROOT/build` whose owner lock is free holds the runtime state of one step
 /// (`ENTRY/<id>`); its processes are killed, its cgroup (`berth/<id>` in every hierarchy)
 /// and its state removed, then the entry and its lock. Entries of live builds are left
-/// alone. Returns how many steps were removed. Called by `build`, `builder prune` and every
-/// container command (one failed `opendir` when there is nothing).
+/// alone. Returns how many steps were removed. Called whenever the engine or the container
+/// lifecycle is opened, i.e. by every command that touches the store (one failed `opendir`
+/// when there is nothing).
 pub fn sweep_dead_steps(runroot: &Path) -> usize {
     let dir = runroot.join("build");
     let Ok(entries) = fs::read_dir(&dir) else {
