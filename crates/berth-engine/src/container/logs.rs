@@ -258,8 +258,14 @@ impl Lifecycle {
         // rotation.
         let mut live: Option<(u64, u64)> = None;
         let files = log_files(&path);
-        let last = files.len() - 1;
-        for (i, f) in files.iter().enumerate() {
+        // Newest file first: with --tail, the older files are not read once enough entries
+        // were found (the rotated files hold up to max-file x max-size of JSON).
+        let mut chunks: Vec<Vec<LogEntry>> = Vec::new();
+        let mut found = 0;
+        for (i, f) in files.iter().enumerate().rev() {
+            if opts.tail.is_some_and(|t| found >= t) {
+                break;
+            }
             let file = match File::open(f) {
                 Ok(file) => file,
                 // Rotated away meanwhile: its entries are in the next file read.
@@ -267,16 +273,20 @@ impl Lifecycle {
                 Err(e) => return Err(ContainerError::io("opening", f)(e)),
             };
             let ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
+            let mut chunk = Vec::new();
             let read = read_entries(file, 0, f, &mut |e| {
                 if keep(&e) {
-                    entries.push(e);
+                    chunk.push(e);
                 }
                 true
             })?;
-            if i == last {
+            if i == files.len() - 1 {
                 live = Some((ino, read));
             }
+            found += chunk.len();
+            chunks.push(chunk);
         }
+        entries.extend(chunks.into_iter().rev().flatten());
         let skip = match opts.tail {
             Some(t) => entries.len().saturating_sub(t),
             None => 0,
