@@ -3,7 +3,7 @@
 //! and actions.
 //!
 //! A request carries no credentials, `Basic` credentials checked against the htpasswd file,
-//! or a `Bearer` token from [`TokenService`]. Anonymous requests may pull public repositories;
+//! or a `Bearer` token from the token service. Anonymous requests may pull public repositories;
 //! everything else needs a user, limited by the rules of the configuration.
 
 use std::collections::{HashMap, HashSet};

@@ -1,7 +1,7 @@
 //! `berth registry serve`: an OCI distribution registry on tokio and hyper.
 //!
 //! [`Registry`] holds the storage, the authorizer and the hot-manifest cache; [`serve`] runs
-//! it on a listener until a signal; [`gc`] collects unreferenced blobs, safely while pushes
+//! it on a listener until a signal; [`gc()`] collects unreferenced blobs, safely while pushes
 //! run. Every failure of a request becomes a spec error body in one place
 //! ([`api::RequestError::code`]).
 //!
