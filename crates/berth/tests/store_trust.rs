@@ -483,6 +483,24 @@ fn a_killed_save_leaves_nothing_beside_its_output() {
     }
     env.ok("src", &["save", "-o", target.to_str().unwrap(), &reference]);
     assert_eq!(entries(&outdir), vec!["img.tar".to_owned()]);
+
+    // A load killed while it unpacks: the next command sweeps its staging.
+    let tmp = env.root("dst").join("tmp");
+    let mut child = env
+        .cmd("dst", &["load", "-i", target.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let staged = wait_for_entry(&tmp, 20, |e| e.starts_with("layer-") || e.starts_with("blob-"));
+    let _ = child.kill();
+    child.wait().unwrap();
+    assert!(staged, "the load never staged anything");
+    env.ok("dst", &["images"]);
+    assert_eq!(entries(&tmp), Vec::<String>::new());
+    env.ok("dst", &["load", "-i", target.to_str().unwrap()]);
+    env.ok("dst", &["image", "inspect", &reference]);
+    assert_eq!(entries(&tmp), Vec::<String>::new());
 }
 
 /// A tmpfs of `size` mounted at `dir`, unmounted when dropped.
