@@ -189,7 +189,7 @@ pub fn sweep(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<SweepReport> {
             && n.ends_with(LOCK_SUFFIX))
             // Listing is not a snapshot: look again before calling it lockless.
             && !dir.join(format!("{name}{LOCK_SUFFIX}")).exists()
-            && legacy_owner_dead(name)
+            && (legacy_owner_dead(name) || legacy_partial_stale(&dir.join(name), name))
             && !keep(name)
         {
             let p = dir.join(name);
@@ -243,6 +243,22 @@ fn legacy_owner_dead(name: &str) -> bool {
         None => false,
     }
 }
+
+/// Partial downloads of older releases (`pull-<hex>.partial`, no pid, no lock) that no
+/// one wrote to for [`LEGACY_PARTIAL_AGE`]: a writer of an older berth still at work keeps
+/// its file's mtime fresh.
+fn legacy_partial_stale(path: &Path, name: &str) -> bool {
+    name.starts_with("pull-")
+        && name.ends_with(".partial")
+        && fs::symlink_metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > LEGACY_PARTIAL_AGE)
+}
+
+/// See [`legacy_partial_stale`].
+const LEGACY_PARTIAL_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The bytes of the files under `dir`'s staging entries (live or dead), for `system df`.
 pub fn usage(dir: &Path) -> Result<u64> {
@@ -525,6 +541,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("mystery"), b"x").unwrap();
         fs::write(dir.path().join("blob-999999999-abc"), b"x").unwrap();
+        // An older release's partial download: kept while fresh, swept once stale.
+        let partial = dir.path().join(format!("pull-{}.partial", "ab".repeat(32)));
+        fs::write(&partial, b"x").unwrap();
+        sweep(dir.path(), &|_| false).unwrap();
+        assert_eq!(names(dir.path()).len(), 2);
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        fs::File::options()
+            .write(true)
+            .open(&partial)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         sweep(dir.path(), &|_| false).unwrap();
         assert_eq!(names(dir.path()), vec!["mystery".to_owned()]);
     }
