@@ -5,6 +5,14 @@
 //! with the status check that decides whether it may proceed ([`ContainerStatus::can_become`]).
 //! A container's process is started by whoever will wait for it: the CLI for a foreground
 //! `run`, the monitor ([`monitor`]) otherwise; both record the exit in the store.
+//!
+//! berth has no daemon, so a watcher's death is noticed by the next command
+//! ([`Lifecycle::find`], [`Lifecycle::all`]): a foreground `run` is recorded as the watcher
+//! from the container's creation, and when it died the next command undoes a half-made
+//! start, marks a running container exited, and removes a `--rm` one. While the process
+//! still runs, a `--rm` container has a guard ([`monitor::RmGuard`]) that adopts it when its
+//! CLI dies and removes it at its end, as Docker's daemon does. A remover records itself
+//! likewise: a removal whose remover died is finished by the next `rm` or `prune`.
 
 pub mod command;
 pub mod create;

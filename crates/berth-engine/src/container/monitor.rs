@@ -498,8 +498,8 @@ fn exec(argv: &[String]) -> i32 {
     2
 }
 
-/// The guard of a foreground `run --rm` ([`rm_guard`]), started once the container runs.
-/// Dropping it (or calling [`RmGuard::release`]) tells the guard that the CLI finished the
+/// The guard of a foreground `run --rm` (`berth-monitor --rm-guard`, see [`run_lean`]),
+/// started once the container runs. Dropping it (or calling [`RmGuard::release`]) tells the guard that the CLI finished the
 /// job itself. Needs the lean binary (`berth-monitor`) next to `berth`.
 #[derive(Debug)]
 pub struct RmGuard {
@@ -548,8 +548,8 @@ impl Drop for RmGuard {
 }
 
 /// `_monitor ID --adopt PID:START`: the CLI of a foreground `run --rm` died (see
-/// [`rm_guard`]); this process becomes the container's watcher, waits for its process to
-/// end and removes the container. Returns the process's exit status.
+/// [`RmGuard`]); this process becomes the container's watcher, waits for its process to
+/// end and removes the container. Returns this process's exit status (0).
 pub fn adopt_orphan(lc: &Lifecycle, id: &str, pid: i32, start: i64) -> i32 {
     let me = std::process::id() as i64;
     // Recorded as the watcher first, so that the next command does not take the container
