@@ -632,3 +632,25 @@ fn twenty_parallel_mixed_commands_keep_the_store_whole() {
         }
     }
 }
+
+#[test]
+fn system_df_shows_staging_in_progress_and_sweeps_a_dead_owners() {
+    let env = Env::new();
+    env.import_busybox("root", "busybox:latest");
+    let tmp = env.root("root").join("tmp");
+    // A download in progress: an entry and its owner lock, held by this process.
+    fs::write(tmp.join("pull-test"), vec![0u8; 3_000_000]).unwrap();
+    let lock = fs::File::create(tmp.join("pull-test.lock")).unwrap();
+    lock.lock().unwrap();
+    let df = env.ok("root", &["system", "df"]);
+    let row = df
+        .lines()
+        .find(|l| l.starts_with("Staging"))
+        .unwrap_or_else(|| panic!("no staging row: {df}"));
+    assert!(row.contains("3MB"), "{row}");
+    // Its owner dies: the next command removes it, and df has no such row.
+    drop(lock);
+    let df = env.ok("root", &["system", "df"]);
+    assert!(!df.contains("Staging"), "{df}");
+    assert_eq!(entries(&tmp), Vec::<String>::new());
+}
