@@ -518,3 +518,63 @@ pub fn set_not_dumpable() -> io::Result<()> {
     nix::sys::prctl::set_dumpable(false)?;
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn the_stub_memfd_is_sealed_and_holds_the_stub() {
+        let fd = sealed_exec_stub().unwrap();
+        // SAFETY: F_GET_SEALS takes no argument.
+        let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+        let all = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+        assert_eq!(seals & all, all);
+        assert_eq!(
+            nix::unistd::write(&fd, b"pwned"),
+            Err(nix::errno::Errno::EPERM)
+        );
+        let held = std::fs::read(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        assert_eq!(held, EXEC_STUB);
+        assert!(EXEC_STUB.len() < 16 * 1024, "{} bytes", EXEC_STUB.len());
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        assert_eq!(link.to_string_lossy(), "/memfd:berth-exec (deleted)");
+    }
+
+    /// The stub's protocol: `berth-exec ERRFD PATH ARG0...` execs PATH; a failure is
+    /// berth's init failure record on ERRFD (here stdout) and status 127.
+    #[test]
+    fn the_stub_execs_the_command_or_reports_the_errno() {
+        let fd = sealed_exec_stub().unwrap();
+        let stub = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let out = Command::new(&stub)
+            .args(["2", "/bin/echo", "echo", "hi"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(out.stdout, b"hi\n");
+        let out = Command::new(&stub)
+            .args(["1", "/no/such/file", "cmd"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(127));
+        let mut want = vec![b'E'];
+        want.extend_from_slice(&libc::ENOENT.to_le_bytes());
+        want.extend_from_slice(b"exec-not-found cmd");
+        assert_eq!(out.stdout, want);
+        // A file without execute bits (root too gets EACCES).
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let out = Command::new(&stub)
+            .args(["1", manifest, "manifest"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(127));
+        assert!(out.stdout.ends_with(b"exec-not-executable manifest"));
+        // On its own (as an interpreter, `#!/proc/self/exe`) it only exits.
+        let out = Command::new(&stub).arg("/trap").output().unwrap();
+        assert_eq!(out.status.code(), Some(127));
+        assert!(out.stdout.is_empty());
+    }
+}
