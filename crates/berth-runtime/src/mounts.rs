@@ -14,7 +14,7 @@ use oci_spec::runtime::{LinuxDeviceType, Spec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::syscalls::{FileKind, Syscalls};
+use crate::syscalls::{FileKind, MountTarget, Syscalls};
 
 /// A mount that makes up the rootfs itself (like containerd's `Mount`): mounted inside the
 /// container's mount namespace onto the rootfs path before anything else, so it never
@@ -396,54 +396,72 @@ impl MountPlan {
     }
 
     fn mount_one(&self, sys: &dyn Syscalls, m: &PlannedMount) -> Result<(), InitFailure> {
-        let dest = secure_join(sys, &self.rootfs, &m.destination)
-            .map_err(|e| InitFailure::new(format!("resolve {}", m.destination.display()), e))?;
         let what = |verb: &str| format!("{verb} {} on {}", m.typ, m.destination.display());
         let opts = parse_options(&m.options);
         let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
-        match m.typ.as_str() {
+        // The target is resolved and created inside the rootfs and mounted through its
+        // handle, never by path: a container sharing a directory on the way cannot swap it
+        // for a symlink to a host path in between (CVE-2021-30465).
+        let open_target = |kind| {
+            sys.open_mount_target(&self.rootfs, &m.destination, Some(kind))
+                .map_err(|e| InitFailure::new(what("create target of"), e))
+        };
+        let top = match m.typ.as_str() {
             "bind" => {
                 let src = m.source.as_deref().unwrap_or(Path::new(""));
-                match sys
+                let kind = match sys
                     .lstat_kind(src)
                     .map_err(|e| InitFailure::new(what("stat source of"), e))?
                 {
-                    Some(FileKind::Dir) => sys.mkdir_all(&dest, 0o755),
+                    Some(FileKind::Dir) => FileKind::Dir,
                     None => {
                         return Err(InitFailure::new(
                             format!("bind mount source {}", src.display()),
                             io::Error::from_raw_os_error(libc::ENOENT),
                         ))
                     }
-                    _ => {
-                        if let Some(parent) = dest.parent() {
-                            sys.mkdir_all(parent, 0o755)
-                                .map_err(|e| InitFailure::new(what("mkdir for"), e))?;
-                        }
-                        sys.touch(&dest)
-                    }
-                }
-                .map_err(|e| InitFailure::new(what("create target of"), e))?;
+                    _ => FileKind::File,
+                };
+                let target = open_target(kind)?;
                 let bind = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
-                sys.mount(Some(src), &dest, None, bind, None)
+                sys.mount(Some(src), target.path(), None, bind, None)
                     .map_err(|e| InitFailure::new(what("mount"), e))?;
                 let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+                if extra.is_empty() && opts.propagation.is_empty() {
+                    return Ok(());
+                }
+                let top = sys
+                    .mounted_target(&target)
+                    .map_err(|e| InitFailure::new(what("find the mount of"), e))?;
                 if !extra.is_empty() {
-                    self.remount(sys, &dest, extra | bind)
+                    self.remount(sys, top.path(), extra | bind)
                         .map_err(|e| InitFailure::new(what("remount"), e))?;
                 }
+                top
             }
-            "cgroup" => self.mount_cgroup(sys, &dest, opts.flags)?,
+            "cgroup" => {
+                let target = open_target(FileKind::Dir)?;
+                self.mount_cgroup(sys, &target, opts.flags)?;
+                if opts.propagation.is_empty() {
+                    return Ok(());
+                }
+                sys.mounted_target(&target)
+                    .map_err(|e| InitFailure::new(what("find the mount of"), e))?
+            }
             typ => {
-                sys.mkdir_all(&dest, 0o755)
-                    .map_err(|e| InitFailure::new(what("mkdir for"), e))?;
+                let target = open_target(FileKind::Dir)?;
                 let source = m.source.clone().unwrap_or_else(|| PathBuf::from(typ));
-                sys.mount(Some(&source), &dest, Some(typ), opts.flags, data)
+                sys.mount(Some(&source), target.path(), Some(typ), opts.flags, data)
                     .map_err(|e| InitFailure::new(what("mount"), e))?;
+                if opts.propagation.is_empty() {
+                    return Ok(());
+                }
+                sys.mounted_target(&target)
+                    .map_err(|e| InitFailure::new(what("find the mount of"), e))?
             }
-        }
+        };
         if !opts.propagation.is_empty() {
-            sys.mount(None, &dest, None, opts.propagation, None)
+            sys.mount(None, top.path(), None, opts.propagation, None)
                 .map_err(|e| InitFailure::new(what("set propagation of"), e))?;
         }
         Ok(())
@@ -463,50 +481,59 @@ impl MountPlan {
     fn mount_cgroup(
         &self,
         sys: &dyn Syscalls,
-        dest: &Path,
+        target: &MountTarget,
         flags: MsFlags,
     ) -> Result<(), InitFailure> {
         let fail = |step: String| move |e| InitFailure::new(step, e);
-        sys.mkdir_all(dest, 0o755)
-            .map_err(fail(format!("mkdir {}", dest.display())))?;
+        let shown = target.path().display();
         let base = flags - MsFlags::MS_RDONLY;
         if !self.cgroup_binds.is_empty() {
-            return self.bind_cgroups(sys, dest, flags);
+            return self.bind_cgroups(sys, target, flags);
         }
         match &self.cgroup_layout {
             CgroupMountLayout::Unified => sys
                 .mount(
                     Some(Path::new("cgroup2")),
-                    dest,
+                    target.path(),
                     Some("cgroup2"),
                     flags,
                     None,
                 )
-                .map_err(fail(format!("mount cgroup2 on {}", dest.display()))),
+                .map_err(fail(format!("mount cgroup2 on {shown}"))),
             CgroupMountLayout::V1 {
                 hierarchies,
                 hybrid_unified,
             } => {
                 sys.mount(
                     Some(Path::new("tmpfs")),
-                    dest,
+                    target.path(),
                     Some("tmpfs"),
                     base,
                     Some("mode=755"),
                 )
-                .map_err(fail(format!("mount tmpfs on {}", dest.display())))?;
+                .map_err(fail(format!("mount tmpfs on {shown}")))?;
+                // Everything below goes into that new tmpfs, reached through its own handle.
+                let top = sys
+                    .mounted_target(target)
+                    .map_err(fail(format!("find the tmpfs on {shown}")))?;
+                let dest = top.path();
+                let subdir = |name: &str| {
+                    sys.open_mount_target(dest, Path::new(name), Some(FileKind::Dir))
+                        .map_err(fail(format!("mkdir {}", dest.join(name).display())))
+                };
                 for (name, options) in hierarchies {
-                    let dir = dest.join(name);
-                    sys.mkdir_all(&dir, 0o755)
-                        .map_err(fail(format!("mkdir {}", dir.display())))?;
+                    let dir = subdir(name)?;
                     sys.mount(
                         Some(Path::new("cgroup")),
-                        &dir,
+                        dir.path(),
                         Some("cgroup"),
                         flags,
                         Some(options),
                     )
-                    .map_err(fail(format!("mount cgroup {options} on {}", dir.display())))?;
+                    .map_err(fail(format!(
+                        "mount cgroup {options} on {}",
+                        dest.join(name).display()
+                    )))?;
                     // `cpu,cpuacct` is also reachable as `cpu` and `cpuacct`, as on the host.
                     if name.contains(',') {
                         for part in name.split(',') {
@@ -517,17 +544,18 @@ impl MountPlan {
                     }
                 }
                 if *hybrid_unified {
-                    let dir = dest.join("unified");
-                    sys.mkdir_all(&dir, 0o755)
-                        .map_err(fail(format!("mkdir {}", dir.display())))?;
+                    let dir = subdir("unified")?;
                     sys.mount(
                         Some(Path::new("cgroup2")),
-                        &dir,
+                        dir.path(),
                         Some("cgroup2"),
                         flags,
                         None,
                     )
-                    .map_err(fail(format!("mount cgroup2 on {}", dir.display())))?;
+                    .map_err(fail(format!(
+                        "mount cgroup2 on {}",
+                        dest.join("unified").display()
+                    )))?;
                 }
                 if flags.contains(MsFlags::MS_RDONLY) {
                     sys.mount(
@@ -547,33 +575,44 @@ impl MountPlan {
     fn bind_cgroups(
         &self,
         sys: &dyn Syscalls,
-        dest: &Path,
+        target: &MountTarget,
         flags: MsFlags,
     ) -> Result<(), InitFailure> {
         let fail = |step: String| move |e| InitFailure::new(step, e);
         let base = flags - MsFlags::MS_RDONLY;
         let v1 = matches!(self.cgroup_layout, CgroupMountLayout::V1 { .. });
-        if v1 {
+        let tmpfs = if v1 {
             sys.mount(
                 Some(Path::new("tmpfs")),
-                dest,
+                target.path(),
                 Some("tmpfs"),
                 base,
                 Some("mode=755"),
             )
-            .map_err(fail(format!("mount tmpfs on {}", dest.display())))?;
-        }
+            .map_err(fail(format!("mount tmpfs on {}", target.path().display())))?;
+            Some(sys.mounted_target(target).map_err(fail(format!(
+                "find the tmpfs on {}",
+                target.path().display()
+            )))?)
+        } else {
+            None
+        };
+        let holder = tmpfs.as_ref().unwrap_or(target);
+        let dest = holder.path();
         for (name, host) in &self.cgroup_binds {
+            let shown = dest.join(name);
+            let sub;
             let dir = if name.is_empty() {
-                dest.to_path_buf()
+                holder
             } else {
-                dest.join(name)
+                sub = sys
+                    .open_mount_target(dest, Path::new(name), Some(FileKind::Dir))
+                    .map_err(fail(format!("mkdir {}", shown.display())))?;
+                &sub
             };
-            sys.mkdir_all(&dir, 0o755)
-                .map_err(fail(format!("mkdir {}", dir.display())))?;
             sys.mount(
                 Some(host),
-                &dir,
+                dir.path(),
                 None,
                 MsFlags::MS_BIND | MsFlags::MS_REC,
                 None,
@@ -581,14 +620,17 @@ impl MountPlan {
             .map_err(fail(format!(
                 "bind cgroup {} on {}",
                 host.display(),
-                dir.display()
+                shown.display()
             )))?;
+            let top = sys
+                .mounted_target(dir)
+                .map_err(fail(format!("find the mount on {}", shown.display())))?;
             self.remount(
                 sys,
-                &dir,
+                top.path(),
                 base | (flags & MsFlags::MS_RDONLY) | MsFlags::MS_REC,
             )
-            .map_err(fail(format!("remount {}", dir.display())))?;
+            .map_err(fail(format!("remount {}", shown.display())))?;
             if name.contains(',') {
                 for part in name.split(',') {
                     let link = dest.join(part);
@@ -604,21 +646,39 @@ impl MountPlan {
         if self.devices.is_empty() {
             return Ok(());
         }
+        // Nodes are made in their directory's handle, resolved inside the rootfs, never by a
+        // host path that a symlink in the image or a shared volume could redirect. Most share
+        // /dev: its handle is kept from one to the next.
+        let mut parent_of: Option<(PathBuf, MountTarget)> = None;
         for d in &self.devices {
-            let dest = secure_join(sys, &self.rootfs, &d.path)
-                .map_err(|e| InitFailure::new(format!("resolve {}", d.path.display()), e))?;
-            if let Some(parent) = dest.parent().filter(|p| *p != self.rootfs.join("dev")) {
-                sys.mkdir_all(parent, 0o755)
-                    .map_err(|e| InitFailure::new(format!("mkdir for {}", d.path.display()), e))?;
-            }
             let step = format!("create device {}", d.path.display());
+            let (dir, name) = match (d.path.parent(), d.path.file_name()) {
+                (Some(dir), Some(name)) => (dir, name),
+                _ => {
+                    return Err(InitFailure::new(
+                        step,
+                        io::Error::from_raw_os_error(libc::EINVAL),
+                    ))
+                }
+            };
             if self.bind_devices {
-                sys.touch(&dest)
+                let target = sys
+                    .open_mount_target(&self.rootfs, &d.path, Some(FileKind::File))
                     .map_err(|e| InitFailure::new(step.clone(), e))?;
-                sys.mount(Some(&d.path), &dest, None, MsFlags::MS_BIND, None)
+                sys.mount(Some(&d.path), target.path(), None, MsFlags::MS_BIND, None)
                     .map_err(|e| InitFailure::new(step, e))?;
                 continue;
             }
+            if parent_of.as_ref().is_none_or(|(p, _)| p != dir) {
+                let target = sys
+                    .open_mount_target(&self.rootfs, dir, Some(FileKind::Dir))
+                    .map_err(|e| InitFailure::new(format!("mkdir for {}", d.path.display()), e))?;
+                parent_of = Some((dir.to_path_buf(), target));
+            }
+            let Some((_, parent)) = parent_of.as_ref() else {
+                continue;
+            };
+            let dest = parent.path().join(name);
             let kind = if d.kind == 'b' {
                 SFlag::S_IFBLK
             } else {
@@ -634,7 +694,13 @@ impl MountPlan {
                     .map_err(|e| InitFailure::new(step, e))?;
             }
         }
-        let dev = self.rootfs.join("dev");
+        let dev_target = match parent_of {
+            Some((p, t)) if p == Path::new("/dev") => t,
+            _ => sys
+                .open_mount_target(&self.rootfs, Path::new("/dev"), Some(FileKind::Dir))
+                .map_err(|e| InitFailure::new("open /dev", e))?,
+        };
+        let dev = dev_target.path();
         // Like runc: /dev/core only where the host has a /proc/kcore.
         let kcore = sys
             .lstat_kind(Path::new("/proc/kcore"))
@@ -981,8 +1047,89 @@ mod tests {
             calls[i + 1],
             "mount - /rootfs/data - RDONLY|REMOUNT|BIND|REC -"
         );
-        assert!(calls.contains(&"touch /rootfs/etc/hosts".to_string()));
+        assert!(calls.contains(&"open_target /rootfs/etc/hosts file".to_string()));
+        assert!(calls.contains(&"open_target /rootfs/data dir".to_string()));
         assert!(calls.contains(&"mount /host/hosts /rootfs/etc/hosts - BIND -".to_string()));
+    }
+
+    #[test]
+    fn mount_targets_resolve_inside_the_rootfs() {
+        let mut spec = crate::spec::default_spec(&["true"]);
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        mounts.push(
+            oci_spec::runtime::MountBuilder::default()
+                .destination("/v2/d/target")
+                .typ("tmpfs")
+                .source("tmpfs")
+                .build()
+                .unwrap(),
+        );
+        spec.set_mounts(Some(mounts));
+        // A shared directory on the way that was swapped for a link to a host directory.
+        let sys = RecordingSyscalls::new()
+            .with_path("/rootfs/v2", FileKind::Dir)
+            .with_symlink("/rootfs/v2/d", "/../../host");
+        plan(&spec).setup_rootfs(&sys).unwrap();
+        let calls = sys.calls();
+        assert!(
+            calls.contains(&"mount tmpfs /rootfs/host/target tmpfs 0 -".to_string()),
+            "{calls:#?}"
+        );
+        assert!(!calls.iter().any(|c| c.contains(" /host")), "{calls:#?}");
+    }
+
+    #[test]
+    fn the_root_itself_is_no_mount_target() {
+        let mut spec = crate::spec::default_spec(&["true"]);
+        spec.set_mounts(Some(vec![oci_spec::runtime::MountBuilder::default()
+            .destination("/..")
+            .typ("tmpfs")
+            .source("tmpfs")
+            .build()
+            .unwrap()]));
+        let err = plan(&spec)
+            .setup_rootfs(&RecordingSyscalls::new())
+            .unwrap_err();
+        assert_eq!(err.step, "create target of tmpfs on /..");
+        assert_eq!(err.error.raw_os_error(), Some(libc::EINVAL));
+    }
+
+    /// The Linux resolution, on a real directory tree (no mount, so no root needed): links
+    /// out of the root and `..` land inside it, missing directories and files are made there.
+    #[test]
+    fn linux_targets_are_opened_and_created_inside_the_root() {
+        use crate::syscalls::LinuxSyscalls;
+        use std::os::unix::fs::symlink;
+        let host = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir(r.join("v2")).unwrap();
+        symlink(host.path(), r.join("v2/d")).unwrap();
+        symlink("../../../../..", r.join("up")).unwrap();
+        let sys = LinuxSyscalls;
+        let t = sys
+            .open_mount_target(r, Path::new("/v2/d/target"), Some(FileKind::Dir))
+            .unwrap();
+        let inside = r
+            .join(host.path().strip_prefix("/").unwrap())
+            .join("target");
+        assert_eq!(std::fs::read_link(t.path()).unwrap(), inside);
+        assert!(inside.is_dir());
+        assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 0);
+        let f = sys
+            .open_mount_target(r, Path::new("/up/../etc/hosts"), Some(FileKind::File))
+            .unwrap();
+        assert_eq!(std::fs::read_link(f.path()).unwrap(), r.join("etc/hosts"));
+        assert!(r.join("etc/hosts").is_file());
+        let missing = sys.open_mount_target(r, Path::new("/nope"), None);
+        assert_eq!(missing.unwrap_err().raw_os_error(), Some(libc::ENOENT));
+        let top = sys.open_mount_target(r, Path::new("/up"), Some(FileKind::Dir));
+        assert_eq!(top.unwrap_err().raw_os_error(), Some(libc::EINVAL));
+        // Nothing is mounted on the target yet: its "mount" is refused.
+        assert_eq!(
+            sys.mounted_target(&t).unwrap_err().raw_os_error(),
+            Some(libc::EBUSY)
+        );
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! without root.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
@@ -22,6 +24,47 @@ pub enum FileKind {
     Symlink,
     /// Anything else (regular file, device, socket, fifo).
     File,
+}
+
+/// Where a mount (or a device node) goes: a path inside the container's root, resolved
+/// inside that root and held open (`O_PATH`), so that a directory swapped for a symlink after
+/// the lookup cannot redirect the mount to a host path (CVE-2021-30465). Its
+/// [`path`](MountTarget::path) names the handle (`/proc/self/fd/N`) for `mount(2)`; the
+/// recording fake uses the resolved path instead.
+#[derive(Debug)]
+pub struct MountTarget {
+    path: PathBuf,
+    handle: Option<OwnedFd>,
+    /// The directory holding the target, and its name there: where the mount made on the
+    /// target is looked up again ([`Syscalls::mounted_target`]).
+    parent: Option<OwnedFd>,
+    name: OsString,
+}
+
+impl MountTarget {
+    /// The path to hand to `mount(2)`, `mknod(2)`...: it leads to the resolved target only.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A target that is only a path (the recording fake's).
+    pub fn at_path(path: PathBuf) -> MountTarget {
+        MountTarget {
+            path,
+            handle: None,
+            parent: None,
+            name: OsString::new(),
+        }
+    }
+
+    fn from_handle(handle: OwnedFd, parent: Option<OwnedFd>, name: OsString) -> MountTarget {
+        MountTarget {
+            path: PathBuf::from(format!("/proc/self/fd/{}", handle.as_raw_fd())),
+            handle: Some(handle),
+            parent,
+            name,
+        }
+    }
 }
 
 /// The syscalls the container setup makes. All paths are absolute.
@@ -65,6 +108,132 @@ pub trait Syscalls {
     fn write_file(&self, path: &Path, contents: &str) -> io::Result<()>;
     /// The mount flags (`MS_RDONLY`, `MS_NOSUID`, ...) in effect at `path`.
     fn mount_flags(&self, path: &Path) -> io::Result<MsFlags>;
+    /// Resolves `path` inside `root` as if `root` were `/` (symlinks, absolute or relative,
+    /// and `..` never lead out of it) and opens it, creating what is missing: directories on
+    /// the way and, as `create` says, the last component (a directory, or an empty file for
+    /// a file bind mount; `None`: it must exist). Nothing is looked up or created by host
+    /// path: each component is opened relative to its parent's handle without following it,
+    /// and a symlink is followed by reading it and resolving its target the same way.
+    /// Mounts below `root` are crossed. The root itself is refused (`EINVAL`).
+    fn open_mount_target(
+        &self,
+        root: &Path,
+        path: &Path,
+        create: Option<FileKind>,
+    ) -> io::Result<MountTarget>;
+    /// The root of the mount just made on `target`: the target's handle still names the
+    /// directory under it, so remounts, propagation changes and mounts below it go here.
+    /// Looked up again by name in the target's parent and refused (`EBUSY`) unless it lies
+    /// on another mount than the target did.
+    fn mounted_target(&self, target: &MountTarget) -> io::Result<MountTarget>;
+}
+
+/// Components of `p` as a queue, `..` kept (resolved against the handles walked so far).
+fn path_components(p: &Path) -> VecDeque<OsString> {
+    p.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// How many symlinks one resolution follows before `ELOOP` (as the kernel's 40).
+const MAX_LINKS: usize = 40;
+/// How many times a component that was just created is looked up again before giving up:
+/// another process may keep removing it.
+const MAX_CREATE_RETRIES: usize = 16;
+
+fn open_in_rootfs(root: &Path, path: &Path, create: Option<FileKind>) -> io::Result<MountTarget> {
+    use nix::fcntl::OFlag;
+    let lookup = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let root_fd = nix::fcntl::open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let root_fd = crate::sys::owned_fd_from_received(root_fd);
+    let mut pending = path_components(path);
+    // The handles from the root down to the current directory, with their names.
+    let mut walked: Vec<(OwnedFd, OsString)> = Vec::new();
+    let (mut links, mut retries) = (0, 0);
+    while let Some(name) = pending.pop_front() {
+        if name == ".." {
+            walked.pop();
+            continue;
+        }
+        let dir = walked.last().map_or(root_fd.as_fd(), |(fd, _)| fd.as_fd());
+        let last = pending.is_empty();
+        match crate::sys::openat_owned(dir, &name, lookup, Mode::empty()) {
+            Ok(fd) => {
+                let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
+                match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+                    SFlag::S_IFLNK => {
+                        links += 1;
+                        if links > MAX_LINKS {
+                            return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                        }
+                        // The link that was opened, not whatever the name holds by now.
+                        let target = PathBuf::from(nix::fcntl::readlinkat(
+                            Some(fd.as_raw_fd()),
+                            OsStr::new(""),
+                        )?);
+                        if target.is_absolute() {
+                            walked.clear();
+                        }
+                        for c in path_components(&target).into_iter().rev() {
+                            pending.push_front(c);
+                        }
+                    }
+                    SFlag::S_IFDIR => walked.push((fd, name)),
+                    _ if last => walked.push((fd, name)),
+                    _ => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let Some(kind) = create else { return Err(e) };
+                retries += 1;
+                if retries > MAX_CREATE_RETRIES {
+                    return Err(e);
+                }
+                let made = if last && kind == FileKind::File {
+                    crate::sys::openat_owned(
+                        dir,
+                        &name,
+                        OFlag::O_WRONLY
+                            | OFlag::O_CREAT
+                            | OFlag::O_EXCL
+                            | OFlag::O_NOFOLLOW
+                            | OFlag::O_CLOEXEC,
+                        Mode::from_bits_truncate(0o644),
+                    )
+                    .map(drop)
+                } else {
+                    nix::sys::stat::mkdirat(
+                        Some(dir.as_raw_fd()),
+                        name.as_os_str(),
+                        Mode::from_bits_truncate(0o755),
+                    )
+                    .map_err(io::Error::from)
+                };
+                match made {
+                    Err(e) if e.raw_os_error() != Some(libc::EEXIST) => return Err(e),
+                    // Look it up again: what is there now is resolved like anything else.
+                    _ => pending.push_front(name),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let Some((handle, name)) = walked.pop() else {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    };
+    let parent = match walked.pop() {
+        Some((fd, _)) => fd,
+        None => root_fd,
+    };
+    Ok(MountTarget::from_handle(handle, Some(parent), name))
 }
 
 /// The real thing.
@@ -184,6 +353,41 @@ impl Syscalls for LinuxSyscalls {
             }
         }
         Ok(out)
+    }
+
+    fn open_mount_target(
+        &self,
+        root: &Path,
+        path: &Path,
+        create: Option<FileKind>,
+    ) -> io::Result<MountTarget> {
+        open_in_rootfs(root, path, create)
+    }
+
+    fn mounted_target(&self, target: &MountTarget) -> io::Result<MountTarget> {
+        use nix::fcntl::OFlag;
+        let (Some(handle), Some(parent)) = (&target.handle, &target.parent) else {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        };
+        let top = crate::sys::openat_owned(
+            parent.as_fd(),
+            &target.name,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        // The name is looked up again, so it could have been renamed meanwhile: what it
+        // holds now must be a mount other than the one the target lay on (still inside the
+        // root, as the parent is).
+        if crate::sys::mount_id(top.as_fd())? == crate::sys::mount_id(handle.as_fd())? {
+            return Err(io::Error::from_raw_os_error(libc::EBUSY));
+        }
+        let parent =
+            nix::unistd::dup(parent.as_raw_fd()).map(crate::sys::owned_fd_from_received)?;
+        Ok(MountTarget::from_handle(
+            top,
+            Some(parent),
+            target.name.clone(),
+        ))
     }
 }
 
@@ -366,5 +570,38 @@ impl Syscalls for RecordingSyscalls {
     fn mount_flags(&self, path: &Path) -> io::Result<MsFlags> {
         let _ = path;
         Ok(MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
+    }
+
+    /// Resolves with [`crate::mounts::secure_join`] over the table, records
+    /// `open_target PATH dir|file|-` and declares what it creates.
+    fn open_mount_target(
+        &self,
+        root: &Path,
+        path: &Path,
+        create: Option<FileKind>,
+    ) -> io::Result<MountTarget> {
+        let resolved = crate::mounts::secure_join(self, root, path)?;
+        if resolved == root {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let kind = match create {
+            Some(FileKind::File) => "file",
+            Some(_) => "dir",
+            None => "-",
+        };
+        self.record(format!("open_target {} {kind}", resolved.display()))?;
+        let exists = self.kinds.borrow().contains_key(&resolved);
+        match create {
+            None if !exists => return Err(io::Error::from_raw_os_error(libc::ENOENT)),
+            Some(k) if !exists => {
+                self.kinds.borrow_mut().insert(resolved.clone(), k);
+            }
+            _ => {}
+        }
+        Ok(MountTarget::at_path(resolved))
+    }
+
+    fn mounted_target(&self, target: &MountTarget) -> io::Result<MountTarget> {
+        Ok(MountTarget::at_path(target.path.clone()))
     }
 }

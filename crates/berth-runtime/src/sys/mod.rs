@@ -519,6 +519,43 @@ pub fn set_not_dumpable() -> io::Result<()> {
     Ok(())
 }
 
+/// `openat(2)` relative to `dir`, returning an owned descriptor (nix 0.29 hands out raw ones).
+pub fn openat_owned(
+    dir: BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+    flags: nix::fcntl::OFlag,
+    mode: nix::sys::stat::Mode,
+) -> io::Result<OwnedFd> {
+    let fd = nix::fcntl::openat(Some(dir.as_raw_fd()), name, flags, mode)?;
+    // SAFETY: openat just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The ID of the mount that `fd` lies on (`statx(STATX_MNT_ID)`), to tell whether a lookup
+/// landed on a new mount.
+pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    // SAFETY: statx is all-integer, zeroes are a valid value.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: the path is a valid NUL-terminated empty string, `st` is writable and lives
+    // across the call.
+    let ret = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            &mut st,
+        )
+    };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if st.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+    }
+    Ok(st.stx_mnt_id)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
