@@ -86,6 +86,9 @@ fn manifests_accepted_during_gc_pull_back_whole() {
         addr: "127.0.0.1:0".into(),
         storage: storage.clone(),
         auth: AuthConfig::default(),
+        // Below the collector's 3 s grace, as the safety argument in gc.rs needs: a PUT
+        // slowed past it (a loaded CI machine's fsync) is refused, never lost.
+        manifest_put_deadline: Duration::from_secs(1),
         ..Default::default()
     })
     .unwrap();
@@ -109,7 +112,10 @@ fn manifests_accepted_during_gc_pull_back_whole() {
             }
         })
     };
+    // At least 6 s, and on a loaded machine on until each pusher has 8 acknowledged pushes
+    // (bounded by 40 s), so that the race is exercised whatever the machine's speed.
     let deadline = Instant::now() + Duration::from_secs(6);
+    let hard_deadline = Instant::now() + Duration::from_secs(40);
     let pushers: Vec<_> = (0..2u64)
         .map(|p| {
             let (base, storage) = (base.clone(), storage.clone());
@@ -118,7 +124,9 @@ fn manifests_accepted_during_gc_pull_back_whole() {
                 let mut accepted = Vec::new();
                 let mut refused = 0usize;
                 let mut i = 0u64;
-                while Instant::now() < deadline {
+                while (Instant::now() < deadline || accepted.len() < 8)
+                    && Instant::now() < hard_deadline
+                {
                     i += 1;
                     let seed = (p << 32) | i;
                     // Garbage the collector must sweep: old, referenced by nothing.

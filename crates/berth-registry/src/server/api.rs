@@ -834,6 +834,7 @@ async fn put_manifest(
     let bytes2 = bytes.clone();
     let subject = view.subject.clone();
     let subject_digest = subject.as_ref().map(|s| s.digest.clone());
+    let deadline = reg.manifest_put_deadline;
     blocking(move || {
         // Every blob referenced is touched, and so proven to exist, before the manifest is
         // written, and the whole PUT stays within MANIFEST_PUT_DEADLINE: the collector's
@@ -881,10 +882,18 @@ async fn put_manifest(
         if let Some(t) = &tag2 {
             storage.set_tag(&n, t, &d)?;
         }
+        // A touch that resolved a blob's path just before a collector took it out can
+        // land after the collector judged it (and deleted it): every blob must still be
+        // in place now that the manifest is linked, or the PUT is not acknowledged.
+        for blob in view.references() {
+            if storage.blob_size(&blob.digest)?.is_none() {
+                return Err(RequestError::ManifestBlobUnknown(blob.digest.clone()));
+            }
+        }
         // Too slow to be covered by the collector's grace period: not acknowledged (the
         // client's retry touches everything again).
         let took = started.elapsed();
-        if took > super::gc::MANIFEST_PUT_DEADLINE {
+        if took > deadline {
             return Err(RequestError::Stalled(took));
         }
         Ok(())

@@ -8,8 +8,9 @@
 //!
 //! - A manifest PUT (`api.rs` `put_manifest`) *touches* every blob it references (sets its
 //!   mtime to now; a touch of an absent blob fails and the PUT answers 400), at t1, then
-//!   writes the manifest and its link at t2, and answers 201 only if t2 - t1 is below
-//!   [`MANIFEST_PUT_DEADLINE`]. A HEAD of a blob (how a push learns it may skip the upload),
+//!   writes the manifest and its link at t2, checks at t3 that every blob it references is
+//!   still in place, and answers 201 only if t3 - t1 is below the server's deadline
+//!   ([`MANIFEST_PUT_DEADLINE`] by default). A HEAD of a blob (how a push learns it may skip the upload),
 //!   a cross-repository mount and a commit of content already stored touch the blob too.
 //! - A collection starts at S with the cutoff C = S - grace (`blob_min_age`, at least
 //!   [`MANIFEST_PUT_DEADLINE`] to be safe; the default is [`DEFAULT_BLOB_MIN_AGE`]), marks
@@ -27,6 +28,10 @@
 //!    - t1 > R: the touch finds no blob (it is in `gc/`): the PUT fails with
 //!      `MANIFEST_BLOB_UNKNOWN`, no 201 is given (the push is retried), unless the blob was
 //!      put back before t1, in which case this collection is done with it.
+//!
+//!    - a touch that resolved the blob's path before R but set its mtime after the
+//!      judgment (the deletion goes ahead): the check at t3 > R finds the blob gone and
+//!      the PUT is not acknowledged.
 //!
 //!    So no blob of an acknowledged manifest is ever deleted. The one cost: a blob touched
 //!    between the cheap mtime pre-check and R is absent for the microseconds between R and
@@ -156,21 +161,11 @@ pub fn gc(storage: &dyn Storage, opts: &GcOptions) -> Result<GcReport, StorageEr
             report.swept.push(blob);
         }
     }
-    if !opts.dry_run {
-        // Links to swept blobs would promise content that is gone (unless it was pushed
-        // again meanwhile; every reader checks the blob too, so a stale link is harmless).
-        let swept: HashSet<&Digest> = report.swept.iter().collect();
-        for name in storage.repositories()? {
-            let Ok(repo) = RepoName::new(&name) else {
-                continue;
-            };
-            for d in storage.list_links(&repo, LinkKind::Layer)? {
-                if swept.contains(&d) && storage.blob_size(&d)?.is_none() {
-                    storage.unlink(&repo, LinkKind::Layer, &d)?;
-                }
-            }
-        }
-    }
+    // A repository's links to swept blobs stay: removing them is a check-then-act that a
+    // push re-uploading the blob (its link already there) and putting its manifest between
+    // the check and the unlink loses (the blob then answers BLOB_UNKNOWN to the repository
+    // whose manifest was acknowledged). A stale link promises nothing: every reader checks
+    // the blob itself, and only someone who had the bytes could have made the link.
     let now = SystemTime::now();
     for (id, modified) in storage.list_uploads()? {
         let age = now.duration_since(modified).unwrap_or_default();

@@ -164,6 +164,10 @@ pub struct ServerConfig {
     pub tag_cache: Duration,
     /// Upload sessions untouched this long are removed at start.
     pub upload_max_age: Duration,
+    /// The longest a manifest PUT may take from touching its blobs to its last check;
+    /// slower ones are not acknowledged. `registry gc`'s grace period must be longer
+    /// (see `gc.rs`).
+    pub manifest_put_deadline: Duration,
 }
 
 impl Default for ServerConfig {
@@ -176,6 +180,7 @@ impl Default for ServerConfig {
             max_manifest_size: 4 << 20,
             tag_cache: Duration::from_millis(1000),
             upload_max_age: gc::DEFAULT_UPLOAD_MAX_AGE,
+            manifest_put_deadline: gc::MANIFEST_PUT_DEADLINE,
         }
     }
 }
@@ -276,6 +281,8 @@ pub struct Registry {
     pub tag_cache: Duration,
     /// Whether the listener speaks TLS (for the default realm).
     pub tls: bool,
+    /// See [`ServerConfig::manifest_put_deadline`].
+    pub manifest_put_deadline: Duration,
 }
 
 impl std::fmt::Debug for Registry {
@@ -305,6 +312,7 @@ impl Registry {
             max_manifest_size: config.max_manifest_size,
             tag_cache: config.tag_cache,
             tls: !matches!(config.tls, TlsMode::Off),
+            manifest_put_deadline: config.manifest_put_deadline,
         })
     }
 }

@@ -129,6 +129,7 @@ fn serve(g: &GlobalOpts, a: ServeArgs) -> anyhow::Result<i32> {
             .upload_max_age_secs
             .map(Duration::from_secs)
             .unwrap_or(defaults.upload_max_age),
+        manifest_put_deadline: defaults.manifest_put_deadline,
     };
     serve_registry(&config, |addr| {
         let scheme = if https { "https" } else { "http" };
