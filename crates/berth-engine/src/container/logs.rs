@@ -1,7 +1,7 @@
 //! `logs`: reading the json-file log, with `--tail`, `--since`, `-t` and `-f`.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -231,6 +231,29 @@ fn read_entries(
     }
 }
 
+/// The offset after the last whole line of `file` (a line still being written is read
+/// once it is complete), found from the end without reading the whole file.
+fn whole_lines_end(mut file: File, path: &Path) -> Result<u64> {
+    const BLOCK: u64 = 4096;
+    let mut end = file
+        .seek(SeekFrom::End(0))
+        .map_err(ContainerError::io("reading", path))?;
+    let mut buf = vec![0u8; BLOCK as usize];
+    while end > 0 {
+        let start = end.saturating_sub(BLOCK);
+        let len = (end - start) as usize;
+        file.seek(SeekFrom::Start(start))
+            .map_err(ContainerError::io("reading", path))?;
+        file.read_exact(&mut buf[..len])
+            .map_err(ContainerError::io("reading", path))?;
+        if let Some(nl) = buf[..len].iter().rposition(|&b| b == b'\n') {
+            return Ok(start + nl as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
 impl Lifecycle {
     /// Calls `sink` with every entry selected by `opts`, following new ones with `follow`
     /// until the container stops.
@@ -262,8 +285,10 @@ impl Lifecycle {
         // were found (the rotated files hold up to max-file x max-size of JSON).
         let mut chunks: Vec<Vec<LogEntry>> = Vec::new();
         let mut found = 0;
+        let last = files.len() - 1;
         for (i, f) in files.iter().enumerate().rev() {
-            if opts.tail.is_some_and(|t| found >= t) {
+            let enough = opts.tail.is_some_and(|t| found >= t);
+            if enough && i != last {
                 break;
             }
             let file = match File::open(f) {
@@ -273,6 +298,13 @@ impl Lifecycle {
                 Err(e) => return Err(ContainerError::io("opening", f)(e)),
             };
             let ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
+            if enough {
+                // `--tail 0` (and `start -a`, attach): nothing old is shown, but following
+                // must start at the live file's end, not at its start (which replayed the
+                // output written before the attach).
+                live = Some((ino, whole_lines_end(file, f)?));
+                continue;
+            }
             let mut chunk = Vec::new();
             let read = read_entries(file, 0, f, &mut |e| {
                 if keep(&e) {
@@ -280,7 +312,7 @@ impl Lifecycle {
                 }
                 true
             })?;
-            if i == files.len() - 1 {
+            if i == last {
                 live = Some((ino, read));
             }
             found += chunk.len();
@@ -382,6 +414,24 @@ impl Lifecycle {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_end_of_whole_lines_skips_a_line_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let end = |text: &[u8]| {
+            std::fs::write(&path, text).unwrap();
+            whole_lines_end(File::open(&path).unwrap(), &path).unwrap()
+        };
+        assert_eq!(end(b""), 0);
+        assert_eq!(end(b"no newline yet"), 0);
+        assert_eq!(end(b"one\n"), 4);
+        assert_eq!(end(b"one\ntwo\npart"), 8);
+        // The last newline more than a block before the end.
+        let mut long = b"a\n".to_vec();
+        long.extend(std::iter::repeat_n(b'x', 10_000));
+        assert_eq!(end(&long), 2);
+    }
 
     #[test]
     fn log_options_parse_as_docker_words_them() {
