@@ -7,7 +7,9 @@
 //! directory H, outside V); the test process exchanges the two with
 //! `renameat2(RENAME_EXCHANGE)` as fast as it can (what a container sharing `-v V:/shared`
 //! can do from inside, only faster than a busybox loop), while containers start with
-//! `-v V:/v2` and a mount below `/v2/d`: a directory bind, a file bind and a tmpfs. The old
+//! `-v V:/v2` and a mount below `/v2/d`: a directory bind, a file bind and a tmpfs (berth's
+//! engine orders tmpfs mounts before volumes today, so that one lands in the rootfs under V's
+//! mount point and does not race yet; it is kept for when the order follows Docker's). The old
 //! berth resolved the target inside the rootfs, then created and mounted it by path: when the
 //! swap fell in between, it made the mount point in H on the host (and mounted there).
 //!
