@@ -7,9 +7,10 @@
 #   sudo BEFORE=/var/tmp/berth-before AFTER=/var/tmp/berth-after bench/exe-seal.sh
 #   RUNS=200 (default) runs of each; WARMUP=10 of each first, not counted.
 #
-# Each binary is copied into a temp dir of its own (alone: neither gets a berth-monitor next
-# to it, so both clean up the same way) with a root and runroot of its own and busybox
-# imported. Everything is removed at the end.
+# Each binary is copied into a temp dir of its own with a root and runroot of its own and
+# busybox imported; BEFORE_MONITOR / AFTER_MONITOR, when set, are copied beside it as
+# berth-monitor (as installed: a foreground `run --rm` then starts its guard), else neither
+# gets one. Everything is removed at the end.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${RUNS:-200}
@@ -25,6 +26,8 @@ for side in before after; do
   bin=$BEFORE; [ "$side" = after ] && bin=$AFTER
   mkdir -p "$work/$side/bin"
   cp "$bin" "$work/$side/bin/berth"
+  mon=${BEFORE_MONITOR:-}; [ "$side" = after ] && mon=${AFTER_MONITOR:-}
+  [ -z "$mon" ] || cp "$mon" "$work/$side/bin/berth-monitor"
   "$work/$side/bin/berth" --root "$work/$side/root" --runroot "$work/$side/run" \
     import "$work/busybox.tar" busybox:latest >/dev/null
 done
