@@ -43,8 +43,11 @@ fn upload(base: &str, repo: &str, data: &[u8]) -> Option<Digest> {
     matches!(r, Ok(ref r) if r.status() == 201).then_some(d)
 }
 
+/// `n` bytes of xorshift noise, distinct for every seed (a seed's low bit must not be lost
+/// to the odd start value: two pushes sharing a layer let the second age the first's
+/// acknowledged blob, which no client can do to a registry).
 fn noise(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed | 1;
+    let mut x = (seed << 1) | 1;
     (0..n)
         .map(|_| {
             x ^= x << 13;
