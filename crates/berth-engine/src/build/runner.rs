@@ -475,35 +475,8 @@ fn remove_dead_step(state_dir: &Path, id: &str) {
 /// of this host.
 pub(crate) fn cgroup_named(id: &str) -> Option<berth_runtime::cgroups::Cgroup> {
     use berth_runtime::cgroups::{cgroup_relative_path, Cgroup, CgroupLayout};
-    let rel = cgroup_relative_path(None, id);
-    Some(match CgroupLayout::detect().ok()? {
-        CgroupLayout::V2 { root } => Cgroup {
-            v2: true,
-            dirs: vec![root.join(&rel)],
-            controllers: Vec::new(),
-        },
-        CgroupLayout::V1 {
-            hierarchies,
-            unified,
-        } => {
-            let mut cg = Cgroup {
-                v2: false,
-                dirs: Vec::new(),
-                controllers: Vec::new(),
-            };
-            for h in hierarchies {
-                let d = h.mount_point.join(&rel);
-                for c in &h.controllers {
-                    cg.controllers.push((c.clone(), d.clone()));
-                }
-                cg.dirs.push(d);
-            }
-            if let Some(u) = unified {
-                cg.dirs.push(u.join(&rel));
-            }
-            cg
-        }
-    })
+    let layout = CgroupLayout::detect().ok()?;
+    Some(Cgroup::at(&layout, &cgroup_relative_path(None, id)))
 }
 
 #[cfg(test)]

@@ -332,6 +332,38 @@ const V1_DEFAULT_DEVICE_RULES: &[&str] = &[
 ];
 
 impl Cgroup {
+    /// The cgroup at `rel` (e.g. `berth/<id>`) in every hierarchy of `layout`, as
+    /// [`Cgroup::create`] makes it, without touching the file system: a handle to find or
+    /// [`destroy`](Cgroup::destroy) a cgroup whose container left no state.
+    pub fn at(layout: &CgroupLayout, rel: &Path) -> Cgroup {
+        match layout {
+            CgroupLayout::V2 { root } => Cgroup {
+                v2: true,
+                dirs: vec![root.join(rel)],
+                controllers: Vec::new(),
+            },
+            CgroupLayout::V1 {
+                hierarchies,
+                unified,
+            } => {
+                let mut cg = Cgroup {
+                    v2: false,
+                    dirs: Vec::new(),
+                    controllers: Vec::new(),
+                };
+                for h in hierarchies {
+                    let dir = h.mount_point.join(rel);
+                    for c in &h.controllers {
+                        cg.controllers.push((c.clone(), dir.clone()));
+                    }
+                    cg.dirs.push(dir);
+                }
+                cg.dirs.extend(unified.iter().map(|u| u.join(rel)));
+                cg
+            }
+        }
+    }
+
     /// Creates the cgroup at `rel` (e.g. `berth/<id>`) in every hierarchy.
     pub fn create(layout: &CgroupLayout, rel: &Path) -> Result<Cgroup, CgroupError> {
         match layout {
