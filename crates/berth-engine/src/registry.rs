@@ -520,11 +520,7 @@ impl Engine {
         self.collect_after_failure(r)
     }
 
-    fn pull_inner(
-        &self,
-        req: &PullRequest,
-        progress: ProgressFn<'_>,
-    ) -> Result<PullReport, Error> {
+    fn pull_inner(&self, req: &PullRequest, progress: ProgressFn<'_>) -> Result<PullReport, Error> {
         let r = ImageRef::parse(&req.reference)?;
         let repo = RepoName::new(r.path()).map_err(RegistryError::from)?;
         let reference = match (r.digest(), r.tag()) {

@@ -202,7 +202,9 @@ pub fn insert(conn: &Connection, c: &ContainerRecord) -> Result<()> {
     // container row names the image) is either before it, and the container is not
     // created, or after it, and the image stays.
     let image_exists = tx
-        .query_row("SELECT 1 FROM images WHERE id = ?1", [&c.image_id], |_| Ok(()))
+        .query_row("SELECT 1 FROM images WHERE id = ?1", [&c.image_id], |_| {
+            Ok(())
+        })
         .optional()
         .map_err(db("looking up the image"))?
         .is_some();

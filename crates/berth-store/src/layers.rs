@@ -14,8 +14,8 @@ use fs2::FileExt;
 use rusqlite::{params, OptionalExtension};
 
 use crate::blobs::sync_dir;
-use crate::staging::{self, Staging, SweepReport};
 use crate::error::{Error, Result};
+use crate::staging::{self, Staging, SweepReport};
 use crate::{now_unix, parse_digest, Store};
 
 /// A stored layer.

@@ -476,7 +476,10 @@ mod tests {
         let (f, _file) = Staging::new_file_in(dir.path(), "blob").unwrap();
         assert_eq!(names(dir.path()).len(), 4);
         // Owners live (this process holds the locks on other descriptions): kept.
-        assert_eq!(sweep(dir.path(), &|_| false).unwrap(), SweepReport::default());
+        assert_eq!(
+            sweep(dir.path(), &|_| false).unwrap(),
+            SweepReport::default()
+        );
         assert!(usage(dir.path()).unwrap() >= 5);
         drop(d);
         drop(f);
@@ -494,7 +497,13 @@ mod tests {
         drop(d.lock.take());
         std::mem::forget(d);
         let r = sweep(dir.path(), &|_| false).unwrap();
-        assert_eq!(r, SweepReport { entries: 1, bytes: 3 });
+        assert_eq!(
+            r,
+            SweepReport {
+                entries: 1,
+                bytes: 3
+            }
+        );
         assert!(names(dir.path()).is_empty());
     }
 

@@ -297,13 +297,27 @@ fn rmi_racing_create_and_run_leaves_no_container_without_its_image() {
         env.import_busybox("root", "race:1");
         let name = format!("c{round}");
         let create = env
-            .cmd("root", &["create", "--name", &name, "--network", "none", "race:1", "true"])
+            .cmd(
+                "root",
+                &[
+                    "create",
+                    "--name",
+                    &name,
+                    "--network",
+                    "none",
+                    "race:1",
+                    "true",
+                ],
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let run = env
-            .cmd("root", &["run", "--rm", "--network", "none", "race:1", "true"])
+            .cmd(
+                "root",
+                &["run", "--rm", "--network", "none", "race:1", "true"],
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -343,10 +357,19 @@ fn rmi_racing_create_and_run_leaves_no_container_without_its_image() {
 }
 
 /// A minimal HTTP/1.1 request to `addr`; returns (status, body).
-fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -359,12 +382,16 @@ fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[
     let head = String::from_utf8_lossy(&resp[..split]).into_owned();
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     let mut body = resp[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         let mut out = Vec::new();
         let mut rest = &body[..];
         loop {
             let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-            let n = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap().trim(), 16).unwrap();
+            let n = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap().trim(), 16)
+                .unwrap();
             if n == 0 {
                 break;
             }
@@ -399,11 +426,23 @@ fn a_pull_that_fails_its_diff_id_check_leaves_nothing() {
     env.ok("src", &["push", &good]);
     // The same manifest with a config whose diff ID is wrong, under tag 2.
     let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
-    let (st, manifest) = http(&addr, "GET", "/v2/bad/img/manifests/1", &[("Accept", accept)], b"");
+    let (st, manifest) = http(
+        &addr,
+        "GET",
+        "/v2/bad/img/manifests/1",
+        &[("Accept", accept)],
+        b"",
+    );
     assert_eq!(st, 200);
     let mut m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
     let cfg_digest = m["config"]["digest"].as_str().unwrap().to_owned();
-    let (st, cfg) = http(&addr, "GET", &format!("/v2/bad/img/blobs/{cfg_digest}"), &[], b"");
+    let (st, cfg) = http(
+        &addr,
+        "GET",
+        &format!("/v2/bad/img/blobs/{cfg_digest}"),
+        &[],
+        b"",
+    );
     assert_eq!(st, 200);
     let mut c: serde_json::Value = serde_json::from_slice(&cfg).unwrap();
     c["rootfs"]["diff_ids"][0] = serde_json::json!(format!("sha256:{}", "ab".repeat(32)));
@@ -419,17 +458,42 @@ fn a_pull_that_fails_its_diff_id_check_leaves_nothing() {
     assert_eq!(st, 201, "monolithic upload of the bad config");
     m["config"]["digest"] = serde_json::json!(bad_digest);
     m["config"]["size"] = serde_json::json!(bad_cfg.len());
-    let mt = m["mediaType"].as_str().unwrap_or("application/vnd.oci.image.manifest.v1+json").to_owned();
-    let (st, _) = http(&addr, "PUT", "/v2/bad/img/manifests/2", &[("Content-Type", &mt)], &serde_json::to_vec(&m).unwrap());
+    let mt = m["mediaType"]
+        .as_str()
+        .unwrap_or("application/vnd.oci.image.manifest.v1+json")
+        .to_owned();
+    let (st, _) = http(
+        &addr,
+        "PUT",
+        "/v2/bad/img/manifests/2",
+        &[("Content-Type", &mt)],
+        &serde_json::to_vec(&m).unwrap(),
+    );
     assert_eq!(st, 201);
 
     let out = env.run("dst", &["pull", "-q", &format!("{addr}/bad/img:2")]);
     assert!(!out.status.success(), "the bad pull succeeded");
-    assert!(stderr(&out).to_lowercase().contains("diff"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).to_lowercase().contains("diff"),
+        "{}",
+        stderr(&out)
+    );
     let root = env.root("dst");
-    assert_eq!(entries(&root.join("blobs/sha256")), Vec::<String>::new(), "blobs left");
-    assert_eq!(entries(&root.join("layers")), Vec::<String>::new(), "layers left");
-    assert_eq!(entries(&root.join("tmp")), Vec::<String>::new(), "staging left");
+    assert_eq!(
+        entries(&root.join("blobs/sha256")),
+        Vec::<String>::new(),
+        "blobs left"
+    );
+    assert_eq!(
+        entries(&root.join("layers")),
+        Vec::<String>::new(),
+        "layers left"
+    );
+    assert_eq!(
+        entries(&root.join("tmp")),
+        Vec::<String>::new(),
+        "staging left"
+    );
 }
 
 #[test]
@@ -443,7 +507,8 @@ fn image_prune_reports_the_orphan_bytes_it_frees_and_layer_locks_go_with_layers(
     fs::write(root.join("blobs/sha256").join(&hex), &data).unwrap();
     let out = env.ok("root", &["image", "prune", "-f"]);
     assert!(
-        out.contains("Total reclaimed space: 100kB") || out.contains("Total reclaimed space: 100 kB"),
+        out.contains("Total reclaimed space: 100kB")
+            || out.contains("Total reclaimed space: 100 kB"),
         "{out}"
     );
     assert!(!root.join("blobs/sha256").join(&hex).exists());
@@ -492,7 +557,9 @@ fn a_killed_save_leaves_nothing_beside_its_output() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let staged = wait_for_entry(&tmp, 20, |e| e.starts_with("layer-") || e.starts_with("blob-"));
+    let staged = wait_for_entry(&tmp, 20, |e| {
+        e.starts_with("layer-") || e.starts_with("blob-")
+    });
     let _ = child.kill();
     child.wait().unwrap();
     assert!(staged, "the load never staged anything");
@@ -547,7 +614,11 @@ fn a_full_disk_is_named_as_such() {
         .arg(format!("of={}", env.path("full/filler").display()))
         .stderr(Stdio::null())
         .status();
-    for args in [&["ps", "-a"][..], &["images"][..], &["tag", "busybox", "b:2"][..]] {
+    for args in [
+        &["ps", "-a"][..],
+        &["images"][..],
+        &["tag", "busybox", "b:2"][..],
+    ] {
         let out = run(args);
         if out.status.success() {
             continue;
@@ -555,7 +626,8 @@ fn a_full_disk_is_named_as_such() {
         let err = stderr(&out);
         assert!(err.contains("no space left on device"), "{args:?}: {err}");
         assert!(
-            err.contains(root.join("berth.db").to_str().unwrap()) || err.contains(root.to_str().unwrap()),
+            err.contains(root.join("berth.db").to_str().unwrap())
+                || err.contains(root.to_str().unwrap()),
             "{args:?}: {err}"
         );
         assert!(!err.contains("xShmMap"), "{err}");
@@ -627,7 +699,11 @@ fn twenty_parallel_mixed_commands_keep_the_store_whole() {
         env.ok("root", &["image", "inspect", id]);
     }
     for name in ["busybox", "imported:1"] {
-        if env.run("root", &["image", "inspect", name]).status.success() {
+        if env
+            .run("root", &["image", "inspect", name])
+            .status
+            .success()
+        {
             env.ok("root", &["run", "--rm", "--network", "none", name, "true"]);
         }
     }

@@ -69,8 +69,10 @@ fn df(g: &GlobalOpts, a: DfArgs) -> anyhow::Result<i32> {
         if du.staging_size > 0 {
             // Not Docker's: only shown while something is staged (berth has no daemon, so
             // pulls, loads and builds in progress write there).
-            rows.push(json!({"Type": "Staging (in progress)", "TotalCount": "-", "Active": "-",
-                   "Size": human_size(du.staging_size), "Reclaimable": "0B"}));
+            rows.push(
+                json!({"Type": "Staging (in progress)", "TotalCount": "-", "Active": "-",
+                   "Size": human_size(du.staging_size), "Reclaimable": "0B"}),
+            );
         }
         match a.format.as_deref() {
             Some(f) if f != "table" && !f.is_empty() => print_formatted(f, &rows, DF_COLUMNS)?,
