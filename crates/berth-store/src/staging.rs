@@ -167,6 +167,17 @@ pub(crate) fn still_names(path: &Path, file: &File) -> bool {
 /// Removes the staging entries in `dir` whose owners are dead (see the module docs).
 /// `keep` is asked about each dead entry (by name) and may spare it.
 pub fn sweep(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<SweepReport> {
+    sweep_with(dir, keep, &|_| {})
+}
+
+/// [`sweep`], calling `on_dead` with each owned entry whose owner is dead, under its taken
+/// lock and before it is removed: what a dead owner left running (a build step's
+/// processes and cgroups) is stopped there.
+pub fn sweep_with(
+    dir: &Path,
+    keep: &dyn Fn(&str) -> bool,
+    on_dead: &dyn Fn(&Path),
+) -> Result<SweepReport> {
     let mut report = SweepReport::default();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -183,7 +194,7 @@ pub fn sweep(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<SweepReport> {
             if keep(entry) {
                 continue;
             }
-            report.add(sweep_owned(&dir.join(name), &dir.join(entry))?);
+            report.add(sweep_owned(&dir.join(name), &dir.join(entry), on_dead)?);
         } else if !names.iter().any(|n| n.len() == name.len() + LOCK_SUFFIX.len()
             && n.starts_with(name.as_str())
             && n.ends_with(LOCK_SUFFIX))
@@ -201,7 +212,7 @@ pub fn sweep(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<SweepReport> {
 }
 
 /// Removes `entry` and `lock_path` when the lock is free; nothing when its owner lives.
-fn sweep_owned(lock_path: &Path, entry: &Path) -> Result<SweepReport> {
+fn sweep_owned(lock_path: &Path, entry: &Path, on_dead: &dyn Fn(&Path)) -> Result<SweepReport> {
     let file = match File::options().write(true).open(lock_path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(SweepReport::default()),
@@ -219,6 +230,9 @@ fn sweep_owned(lock_path: &Path, entry: &Path) -> Result<SweepReport> {
         return Ok(SweepReport::default());
     }
     let existed = fs::symlink_metadata(entry).is_ok();
+    if existed {
+        on_dead(entry);
+    }
     let bytes = remove_entry(entry).map_err(Error::io("removing", entry))?;
     fs::remove_file(lock_path).map_err(Error::io("removing", lock_path))?;
     Ok(SweepReport {

@@ -419,35 +419,22 @@ impl StepRunner for RuntimeStepRunner {
 /// lifecycle is opened, i.e. by every command that touches the store (one failed `opendir`
 /// when there is nothing).
 pub fn sweep_dead_steps(runroot: &Path) -> usize {
-    let dir = runroot.join("build");
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return 0;
-    };
-    let mut removed = 0;
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(entry) = name.strip_suffix(berth_store::staging::LOCK_SUFFIX) else {
-            continue;
-        };
-        let lock_path = e.path();
-        let Ok(lock) = File::options().write(true).open(&lock_path) else {
-            continue;
-        };
-        // Held: a live build owns it. Taken: its owner is dead, and holding the lock
-        // keeps a second sweeper (and a new owner of the name) out while this one works.
-        if lock.try_lock().is_err() {
-            continue;
-        }
-        let entry = dir.join(entry);
-        for step in fs::read_dir(&entry).into_iter().flatten().flatten() {
+    let removed = std::cell::Cell::new(0);
+    // Each dead build's entry holds one state directory per RUN step (named by the step's
+    // container id): its processes and cgroup go before the staging sweep removes it.
+    let kill_steps = |entry: &Path| {
+        for step in fs::read_dir(entry).into_iter().flatten().flatten() {
             let id = step.file_name().to_string_lossy().into_owned();
             remove_dead_step(&step.path(), &id);
-            removed += 1;
+            removed.set(removed.get() + 1);
         }
-        let _ = fs::remove_dir_all(&entry);
-        let _ = fs::remove_file(&lock_path);
+    };
+    if let Err(e) =
+        berth_store::staging::sweep_with(&runroot.join("build"), &|_| false, &kill_steps)
+    {
+        log::warn!("sweeping the steps of dead builds: {e}");
     }
-    removed
+    removed.get()
 }
 
 /// Kills step `id` (state in `state_dir`) and removes its cgroup and state. A state
