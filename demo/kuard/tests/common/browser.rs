@@ -71,9 +71,11 @@ impl Browser {
                     break s;
                 }
             }
+            // Chromium's start alone, not what the tests check: under the whole suite on
+            // 2 cores it once took over 30 s (its first start warms a cold profile).
             assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "chromium did not open its DevTools port"
+                t.elapsed() < Duration::from_secs(90),
+                "chromium did not open its DevTools port within 90 s"
             );
             std::thread::sleep(Duration::from_millis(50));
         };
