@@ -88,6 +88,7 @@ pub mod layers;
 pub mod migrations;
 pub mod networks;
 pub mod staging;
+pub mod volumes;
 
 pub use blobs::{BlobInfo, BlobReader, BlobStore, BlobWriter, Ingester};
 pub use build_cache::{BuildCachePrune, BuildCacheRecord};
@@ -96,6 +97,7 @@ pub use gc::{ContentLease, GcReport};
 pub use images::{ImageRecord, NewImage, TagMove};
 pub use layers::{chain_id, LayerLock, LayerRecord, NewLayer};
 pub use staging::{OutputFile, Staging, SweepReport};
+pub use volumes::{VolumeRecord, VolumeStoreError};
 
 /// The store under one root directory. One per process (or thread): it holds one database
 /// connection.

@@ -54,4 +54,9 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "endpoints: the address asked for",
         sql: include_str!("migrations/0007_endpoints_static_address.sql"),
     },
+    Migration {
+        version: 8,
+        name: "volumes and their users",
+        sql: include_str!("migrations/0008_volumes.sql"),
+    },
 ];
