@@ -954,9 +954,8 @@ async fn delete_manifest(
             }
         }
         for t in storage.tags(&n)?.unwrap_or_default() {
-            if storage.tag(&n, &t)?.as_ref() == Some(&d) {
-                storage.delete_tag(&n, &t)?;
-            }
+            // (one step where the backend can: a tag another replica moved meanwhile stays)
+            storage.delete_tag_if(&n, &t, &d)?;
         }
         storage.unlink(&n, LinkKind::Manifest, &d)?;
         Ok(())
@@ -1021,6 +1020,17 @@ async fn get_blob(
         storage.blob_size(&d)?.ok_or(RequestError::BlobUnknown(d))
     })
     .await?;
+    if !head {
+        let storage = reg.storage.clone();
+        let d = digest.clone();
+        if let Some(url) = blocking(move || Ok(storage.blob_redirect(&d))).await? {
+            let mut r = empty(StatusCode::TEMPORARY_REDIRECT);
+            r.headers_mut().insert(header::LOCATION, hv(&url));
+            r.headers_mut()
+                .insert(CONTENT_DIGEST.clone(), hv(&digest.to_string()));
+            return Ok(r);
+        }
+    }
     let range = match req
         .headers()
         .get(header::RANGE)

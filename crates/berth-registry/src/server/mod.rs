@@ -14,6 +14,7 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod gc;
+pub mod s3;
 pub mod storage;
 pub mod tls;
 
@@ -30,6 +31,7 @@ use serde::Deserialize;
 
 pub use auth::{AccessRule, AuthConfig, Authorizer};
 pub use gc::{gc, GcOptions, GcReport};
+pub use s3::{S3Config, S3ConfigFile, S3Storage};
 pub use storage::{FsStorage, Storage, StorageError};
 
 /// Why the server could not start or stopped.
@@ -63,15 +65,19 @@ pub enum ServeError {
     /// The runtime could not start.
     #[error("starting the server runtime: {0}")]
     Runtime(std::io::Error),
+    /// The S3 storage settings are unusable.
+    #[error(transparent)]
+    S3Config(#[from] s3::S3ConfigError),
 }
 
 impl ServeError {
     /// The kind of error.
     pub fn kind(&self) -> crate::ErrorKind {
         match self {
-            ServeError::Config { .. } | ServeError::Auth(_) | ServeError::Tls(_) => {
-                crate::ErrorKind::InvalidArgument
-            }
+            ServeError::Config { .. }
+            | ServeError::Auth(_)
+            | ServeError::Tls(_)
+            | ServeError::S3Config(_) => crate::ErrorKind::InvalidArgument,
             ServeError::Bind { .. } | ServeError::Runtime(_) => crate::ErrorKind::Unavailable,
             ServeError::Storage(_) => crate::ErrorKind::Internal,
         }
@@ -101,8 +107,10 @@ pub enum TlsMode {
 pub struct ServerConfigFile {
     /// Address to listen on.
     pub addr: Option<String>,
-    /// Storage directory.
+    /// Storage directory, or `s3://BUCKET/PREFIX`.
     pub storage: Option<PathBuf>,
+    /// Settings of S3 storage (the AWS environment variables take precedence).
+    pub s3: Option<S3ConfigFile>,
     /// Largest manifest accepted, bytes (default 4 MiB).
     pub max_manifest_size: Option<usize>,
     /// How long a tag lookup may be served from memory, milliseconds (default 1000); other
@@ -152,8 +160,10 @@ impl ServerConfigFile {
 pub struct ServerConfig {
     /// Address to listen on (`127.0.0.1:0` picks a free port).
     pub addr: String,
-    /// Storage directory.
+    /// Storage directory (unused when `s3` is set).
     pub storage: PathBuf,
+    /// S3 storage instead of the directory.
+    pub s3: Option<S3Config>,
     /// TLS mode.
     pub tls: TlsMode,
     /// Auth settings (auth is off without an htpasswd file).
@@ -175,6 +185,7 @@ impl Default for ServerConfig {
         ServerConfig {
             addr: "127.0.0.1:5000".into(),
             storage: PathBuf::from("/var/lib/berth-registry"),
+            s3: None,
             tls: TlsMode::Off,
             auth: AuthConfig::default(),
             max_manifest_size: 4 << 20,
@@ -182,6 +193,34 @@ impl Default for ServerConfig {
             upload_max_age: gc::DEFAULT_UPLOAD_MAX_AGE,
             manifest_put_deadline: gc::MANIFEST_PUT_DEADLINE,
         }
+    }
+}
+
+impl ServerConfig {
+    /// Points the configuration at its storage: `s3://BUCKET/PREFIX` (with `s3` from the
+    /// config file, under the AWS environment variables) or a directory.
+    pub fn set_storage(
+        &mut self,
+        storage: &Path,
+        s3: Option<&S3ConfigFile>,
+    ) -> Result<(), ServeError> {
+        let text = storage.to_string_lossy();
+        if S3Config::is_s3_url(&text) {
+            self.s3 = Some(S3Config::from_url(
+                &text,
+                s3.unwrap_or(&S3ConfigFile::default()),
+            )?);
+        } else {
+            self.storage = storage.to_owned();
+            self.s3 = None;
+        }
+        Ok(())
+    }
+
+    /// Runs `registry gc` over the storage this configuration names.
+    pub fn collect_garbage(&self, opts: &GcOptions) -> Result<GcReport, ServeError> {
+        let storage = open_storage(self)?;
+        Ok(gc(storage.as_ref(), opts)?)
     }
 }
 
@@ -401,8 +440,16 @@ fn clean_at_start(storage: Arc<dyn Storage>, upload_max_age: Duration) {
     }
 }
 
+/// Opens the storage a configuration names: its S3 bucket, else its directory.
+pub fn open_storage(config: &ServerConfig) -> Result<Arc<dyn Storage>, StorageError> {
+    Ok(match &config.s3 {
+        Some(s3) => Arc::new(S3Storage::open(s3.clone())?),
+        None => Arc::new(FsStorage::open(&config.storage)?),
+    })
+}
+
 fn prepare(config: &ServerConfig) -> Result<(Arc<Registry>, Option<tls::Acceptor>), ServeError> {
-    let storage: Arc<dyn Storage> = Arc::new(FsStorage::open(&config.storage)?);
+    let storage = open_storage(config)?;
     clean_at_start(storage.clone(), config.upload_max_age);
     let registry = Arc::new(Registry::new(storage, config)?);
     let acceptor = tls::acceptor(&config.tls)?;

@@ -53,6 +53,16 @@ pub enum StorageError {
         /// The digest of the bytes received.
         actual: Digest,
     },
+    /// An object store request failed (after its retries) or answered something unusable.
+    #[error("object store: {op} {key}: {detail}")]
+    Backend {
+        /// The S3 operation.
+        op: String,
+        /// The key (or bucket) concerned.
+        key: String,
+        /// What the store answered, or why no answer came.
+        detail: String,
+    },
     /// An I/O error on a path.
     #[error("storage I/O on {path}: {source}")]
     Io {
@@ -82,7 +92,7 @@ impl StorageError {
                 StorageErrorKind::NotFound
             }
             StorageError::DigestMismatch { .. } => StorageErrorKind::InvalidContent,
-            StorageError::Io { .. } => StorageErrorKind::Internal,
+            StorageError::Io { .. } | StorageError::Backend { .. } => StorageErrorKind::Internal,
         }
     }
 }
@@ -201,6 +211,20 @@ pub trait Storage: Send + Sync + 'static {
     fn tag(&self, repo: &RepoName, tag: &str) -> Result<Option<Digest>, StorageError>;
     /// Removes a tag; `false` when absent.
     fn delete_tag(&self, repo: &RepoName, tag: &str) -> Result<bool, StorageError>;
+    /// Removes a tag only while it still points at `digest`; `false` when it was absent or
+    /// points elsewhere (a tag moved meanwhile by another replica is kept). Backends with
+    /// conditional deletes make the check and the removal one step.
+    fn delete_tag_if(
+        &self,
+        repo: &RepoName,
+        tag: &str,
+        digest: &Digest,
+    ) -> Result<bool, StorageError> {
+        if self.tag(repo, tag)?.as_ref() != Some(digest) {
+            return Ok(false);
+        }
+        self.delete_tag(repo, tag)
+    }
     /// The tags of a repository, sorted; `None` when the repository does not exist.
     fn tags(&self, repo: &RepoName) -> Result<Option<Vec<String>>, StorageError>;
     /// Every repository, sorted.
@@ -228,6 +252,11 @@ pub trait Storage: Send + Sync + 'static {
     /// same for every replica and every restart; when two replicas start at once, both get
     /// the one that was stored first.
     fn signing_key(&self) -> Result<Vec<u8>, StorageError>;
+    /// A URL the client may fetch the blob from directly (a presigned object URL), when the
+    /// backend offers one and is configured to.
+    fn blob_redirect(&self, _digest: &Digest) -> Option<String> {
+        None
+    }
     /// Removes what interrupted writes left behind (temp files older than `max_age`) and
     /// puts back blobs a killed collector had taken out; returns how many entries it handled.
     fn clean_debris(&self, max_age: Duration) -> Result<usize, StorageError>;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_engine::registry::{
-    gc_registry, serve_registry, AuthConfig, GcOptions, ServerConfig, ServerConfigFile, TlsMode,
+    serve_registry, AuthConfig, GcOptions, ServerConfig, ServerConfigFile, TlsMode,
 };
 use clap::{Args, Subcommand};
 
@@ -26,9 +26,14 @@ pub struct ServeArgs {
     /// Address to listen on (`127.0.0.1:0` picks a free port, printed at start).
     #[arg(long)]
     pub addr: Option<String>,
-    /// Storage directory (default: ROOT/registry).
+    /// Storage directory (default: ROOT/registry), or `s3://BUCKET/PREFIX` for an S3 bucket
+    /// (endpoint, region and keys from AWS_ENDPOINT_URL[_S3], AWS_REGION, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, else `[registry.s3]` of the config).
     #[arg(long)]
     pub storage: Option<PathBuf>,
+    /// With S3 storage: answer blob GETs with a redirect to a presigned URL of the object.
+    #[arg(long = "s3-redirect")]
+    pub s3_redirect: bool,
     /// Configuration file (berth.toml style: a `[registry]` table).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -56,7 +61,7 @@ pub struct ServeArgs {
 /// `registry gc`
 #[derive(Debug, Args)]
 pub struct GcArgs {
-    /// Storage directory (default: ROOT/registry).
+    /// Storage directory (default: ROOT/registry), or `s3://BUCKET/PREFIX`.
     #[arg(long)]
     pub storage: Option<PathBuf>,
     /// Configuration file (for its storage setting).
@@ -112,12 +117,14 @@ fn serve(g: &GlobalOpts, a: ServeArgs) -> anyhow::Result<i32> {
         TlsMode::Off
     };
     let https = !matches!(tls, TlsMode::Off);
-    let config = ServerConfig {
+    let storage = a
+        .storage
+        .or(file.storage.clone())
+        .unwrap_or_else(|| g.root.join("registry"));
+    let mut config = ServerConfig {
         addr: a.addr.or(file.addr.clone()).unwrap_or(defaults.addr),
-        storage: a
-            .storage
-            .or(file.storage.clone())
-            .unwrap_or_else(|| g.root.join("registry")),
+        storage: storage.clone(),
+        s3: None,
         tls,
         auth,
         max_manifest_size: file.max_manifest_size.unwrap_or(defaults.max_manifest_size),
@@ -131,6 +138,14 @@ fn serve(g: &GlobalOpts, a: ServeArgs) -> anyhow::Result<i32> {
             .unwrap_or(defaults.upload_max_age),
         manifest_put_deadline: defaults.manifest_put_deadline,
     };
+    config
+        .set_storage(&storage, file.s3.as_ref())
+        .map_err(berth_engine::registry::RegistryError::from)?;
+    if let Some(s3) = config.s3.as_mut() {
+        s3.redirect |= a.s3_redirect;
+    } else if a.s3_redirect {
+        anyhow::bail!("--s3-redirect needs S3 storage (--storage s3://BUCKET/PREFIX)");
+    }
     serve_registry(&config, |addr| {
         let scheme = if https { "https" } else { "http" };
         let mut out = std::io::stdout().lock();
@@ -147,9 +162,12 @@ fn gc(g: &GlobalOpts, a: GcArgs) -> anyhow::Result<i32> {
         .or(file.storage.clone())
         .unwrap_or_else(|| g.root.join("registry"));
     let defaults = GcOptions::default();
-    let report = gc_registry(
-        &storage,
-        &GcOptions {
+    let mut config = ServerConfig::default();
+    config
+        .set_storage(&storage, file.s3.as_ref())
+        .map_err(berth_engine::registry::RegistryError::from)?;
+    let report = config
+        .collect_garbage(&GcOptions {
             dry_run: a.dry_run,
             blob_min_age: a
                 .min_age
@@ -161,8 +179,8 @@ fn gc(g: &GlobalOpts, a: GcArgs) -> anyhow::Result<i32> {
                 .map(Duration::from_secs)
                 .unwrap_or(defaults.upload_max_age),
             ..defaults
-        },
-    )?;
+        })
+        .map_err(berth_engine::registry::RegistryError::from)?;
     let verb = if a.dry_run {
         "would be deleted"
     } else {
