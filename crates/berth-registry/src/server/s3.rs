@@ -1089,7 +1089,9 @@ impl Storage for S3Storage {
             .ok()
             .flatten()
             .and_then(|r| header_time(&r));
-        Some(touched.map_or(blob, |t| t.max(blob)))
+        // LastModified is whole seconds: rounded up, so that a touch never looks older
+        // than it was (the young side is the safe one).
+        Some(touched.map_or(blob, |t| t.max(blob)) + Duration::from_secs(1))
     }
 
     fn touch_blob(&self, digest: &Digest) -> Result<bool, StorageError> {
