@@ -114,6 +114,64 @@ pub enum Error {
     /// Compiling or loading the seccomp filter failed.
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
+    /// An OCI hook failed (`prestart`, `createRuntime`, ...).
+    #[error("{kind} hook #{index} ({path}): {failure}")]
+    Hook {
+        /// The hook's kind, as the spec names it (`createRuntime`, ...).
+        kind: &'static str,
+        /// Its position in the list of that kind.
+        index: usize,
+        /// The hook's executable.
+        path: PathBuf,
+        /// What went wrong.
+        failure: HookFailure,
+    },
+    /// The spec asks for a feature this host (or berth) cannot provide; refused, never
+    /// ignored.
+    #[error("unsupported: {what}")]
+    Unsupported {
+        /// The feature and why.
+        what: String,
+    },
+}
+
+/// How an OCI hook failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HookFailure {
+    /// It could not be started (or its namespaces not joined).
+    #[error("{0}")]
+    Spawn(#[source] io::Error),
+    /// It exited with a non-zero status.
+    #[error("exited with status {code}{}", output_suffix(.output))]
+    Exited {
+        /// The exit status.
+        code: i32,
+        /// The end of what it wrote to stdout and stderr.
+        output: String,
+    },
+    /// A signal killed it.
+    #[error("killed by signal {signal}{}", output_suffix(.output))]
+    Signaled {
+        /// The signal number.
+        signal: i32,
+        /// The end of what it wrote to stdout and stderr.
+        output: String,
+    },
+    /// It ran longer than its `timeout` and was killed.
+    #[error("timed out after {seconds} s")]
+    TimedOut {
+        /// The hook's timeout.
+        seconds: i64,
+    },
+}
+
+fn output_suffix(output: &str) -> String {
+    let trimmed = output.trim();
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!(": {trimmed}")
+    }
 }
 
 impl Error {
@@ -132,7 +190,10 @@ impl Error {
             Error::State { .. } => ErrorKind::InvalidArgument,
             Error::Cgroup(e) => e.kind(),
             Error::Seccomp(e) => e.kind(),
-            Error::Init { .. } | Error::Io { .. } | Error::Sys { .. } => ErrorKind::System,
+            Error::Unsupported { .. } => ErrorKind::InvalidArgument,
+            Error::Init { .. } | Error::Io { .. } | Error::Sys { .. } | Error::Hook { .. } => {
+                ErrorKind::System
+            }
         }
     }
 
@@ -153,6 +214,10 @@ impl Error {
 
     pub(crate) fn spec(what: impl Into<String>) -> Error {
         Error::InvalidSpec { what: what.into() }
+    }
+
+    pub(crate) fn unsupported(what: impl Into<String>) -> Error {
+        Error::Unsupported { what: what.into() }
     }
 }
 

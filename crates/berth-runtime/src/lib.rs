@@ -71,6 +71,7 @@
 pub mod cgroups;
 mod container;
 mod error;
+pub mod hooks;
 pub mod mounts;
 pub mod process;
 pub mod pty;
@@ -84,7 +85,7 @@ pub use container::{
     create, run, validate_id, Container, ContainerConfig, ExecProcess, ExitStatus, Op, State,
     Status,
 };
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, HookFailure, Result};
 pub use mounts::RootfsMount;
 pub use process::{Console, Stdio};
 pub use seccomp::{default_seccomp, default_seccomp_for};

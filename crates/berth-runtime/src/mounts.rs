@@ -148,7 +148,7 @@ pub struct PlannedMount {
 pub struct DeviceNode {
     /// Path inside the container, e.g. `/dev/null`.
     pub path: PathBuf,
-    /// `'c'` or `'b'`.
+    /// `'c'`, `'b'` or `'p'` (a FIFO).
     pub kind: char,
     /// Major number.
     pub major: u64,
@@ -231,6 +231,10 @@ pub struct MountPlan {
     /// (as runc does) instead of fresh cgroup mounts: (directory name, host directory);
     /// a single entry with an empty name on v2.
     pub cgroup_binds: Vec<(String, PathBuf)>,
+    /// The container shares the runtime's mount namespace: nothing is mounted (that would
+    /// change the host's mounts), the process only chroots into the rootfs.
+    #[serde(default)]
+    pub no_mount_ns: bool,
 }
 
 impl MountPlan {
@@ -292,6 +296,7 @@ impl MountPlan {
             let kind = match d.typ() {
                 LinuxDeviceType::C | LinuxDeviceType::U => 'c',
                 LinuxDeviceType::B => 'b',
+                LinuxDeviceType::P => 'p',
                 other => {
                     return Err(Error::spec(format!(
                         "device {}: type {other:?} cannot be created",
@@ -341,6 +346,7 @@ impl MountPlan {
             cgroup_layout,
             userns,
             cgroup_binds: Vec::new(),
+            no_mount_ns: false,
         })
     }
 
@@ -358,10 +364,47 @@ impl MountPlan {
         sys: &dyn Syscalls,
         before_cgroup_mounts: impl FnOnce() -> Result<(), InitFailure>,
     ) -> Result<(), InitFailure> {
+        self.setup_rootfs_hooked(sys, before_cgroup_mounts, || Ok(()))
+    }
+
+    /// Like [`MountPlan::setup_rootfs_with`], calling `before_pivot` once everything is
+    /// mounted and the devices made, right before `pivot_root`: where the OCI `prestart`,
+    /// `createRuntime` and `createContainer` hooks run. Without a mount namespace of its
+    /// own ([`MountPlan::no_mount_ns`]) nothing is mounted and the process chroots instead.
+    pub fn setup_rootfs_hooked(
+        &self,
+        sys: &dyn Syscalls,
+        before_cgroup_mounts: impl FnOnce() -> Result<(), InitFailure>,
+        before_pivot: impl FnOnce() -> Result<(), InitFailure>,
+    ) -> Result<(), InitFailure> {
         let root = &self.rootfs;
+        if self.no_mount_ns {
+            before_cgroup_mounts()?;
+            before_pivot()?;
+            sys.chroot(root)
+                .map_err(|e| InitFailure::new(format!("chroot {}", root.display()), e))?;
+            return sys
+                .chdir(Path::new("/"))
+                .map_err(|e| InitFailure::new("chdir /", e));
+        }
         let propagation = MsFlags::from_bits_truncate(self.propagation);
         sys.mount(None, Path::new("/"), None, propagation, None)
             .map_err(|e| InitFailure::new("make / private", e))?;
+        // pivot_root refuses a new root whose parent mount is shared (and the rootfs mounts and
+        // its bind would propagate to the host): with a propagation other than the default
+        // rprivate, the mount holding the rootfs is made private if it is shared, as runc
+        // does; the requested propagation is applied to the new `/` after pivot_root.
+        if !self.default_propagation() {
+            let (parent, shared) = sys.parent_mount(root).map_err(|e| {
+                InitFailure::new(format!("find the mount of {}", root.display()), e)
+            })?;
+            if shared {
+                sys.mount(None, &parent, None, MsFlags::MS_PRIVATE, None)
+                    .map_err(|e| {
+                        InitFailure::new(format!("make {} private", parent.display()), e)
+                    })?;
+            }
+        }
         for m in &self.rootfs_mounts {
             let opts = parse_options(&m.options);
             let (typ, flags) = if m.typ == "bind" {
@@ -392,6 +435,7 @@ impl MountPlan {
             self.mount_one(sys, m)?;
         }
         self.create_devices(sys)?;
+        before_pivot()?;
         self.pivot(sys)
     }
 
@@ -661,7 +705,8 @@ impl MountPlan {
                     ))
                 }
             };
-            if self.bind_devices {
+            // A FIFO needs no privilege to make, in a user namespace too.
+            if self.bind_devices && d.kind != 'p' {
                 let target = sys
                     .open_mount_target(&self.rootfs, &d.path, Some(FileKind::File))
                     .map_err(|e| InitFailure::new(step.clone(), e))?;
@@ -679,12 +724,11 @@ impl MountPlan {
                 continue;
             };
             let dest = parent.path().join(name);
-            let kind = if d.kind == 'b' {
-                SFlag::S_IFBLK
-            } else {
-                SFlag::S_IFCHR
+            let (kind, dev) = match d.kind {
+                'b' => (SFlag::S_IFBLK, nix::sys::stat::makedev(d.major, d.minor)),
+                'p' => (SFlag::S_IFIFO, 0),
+                _ => (SFlag::S_IFCHR, nix::sys::stat::makedev(d.major, d.minor)),
             };
-            let dev = nix::sys::stat::makedev(d.major, d.minor);
             match sys.mknod(&dest, kind, d.mode, dev) {
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 other => other.map_err(|e| InitFailure::new(step.clone(), e))?,
@@ -739,11 +783,25 @@ impl MountPlan {
         sys.umount2(dot, MntFlags::MNT_DETACH)
             .map_err(|e| InitFailure::new("detach old root", e))?;
         sys.chdir(Path::new("/"))
-            .map_err(|e| InitFailure::new("chdir /", e))
+            .map_err(|e| InitFailure::new("chdir /", e))?;
+        if !self.default_propagation() {
+            let propagation = MsFlags::from_bits_truncate(self.propagation);
+            sys.mount(None, Path::new("/"), None, propagation, None)
+                .map_err(|e| InitFailure::new("apply rootfsPropagation to /", e))?;
+        }
+        Ok(())
+    }
+
+    /// The propagation is the default `rprivate`: nothing to undo or apply around pivot_root.
+    fn default_propagation(&self) -> bool {
+        MsFlags::from_bits_truncate(self.propagation) == MsFlags::MS_PRIVATE | MsFlags::MS_REC
     }
 
     /// Read-only paths, masked paths and a read-only root, after `pivot_root`.
     pub fn finish_rootfs(&self, sys: &dyn Syscalls) -> Result<(), InitFailure> {
+        if self.no_mount_ns {
+            return Ok(());
+        }
         for p in &self.readonly_paths {
             let step = || format!("make {} read-only", p.display());
             if sys
@@ -1174,6 +1232,93 @@ mod tests {
         ] {
             assert!(calls.iter().any(|c| c == want), "{want} missing in {calls:#?}");
         }
+    }
+
+    /// Issue #16: `rootfsPropagation: shared` made pivot_root fail (EINVAL) because the
+    /// mount holding the rootfs stayed shared; it is made private first, and the requested
+    /// propagation is applied to the new `/` after pivot_root.
+    #[test]
+    fn shared_root_propagation_privatizes_the_rootfs_parent_and_applies_after_pivot() {
+        let mut spec = crate::spec::default_spec(&["true"]);
+        spec.linux_mut()
+            .as_mut()
+            .unwrap()
+            .set_rootfs_propagation(Some("shared".into()));
+        let sys = RecordingSyscalls::new().with_shared_root();
+        plan(&spec).setup_rootfs(&sys).unwrap();
+        let calls = sys.calls();
+        assert_eq!(calls[0], "mount - / - SHARED -");
+        assert_eq!(calls[1], "parent_mount /rootfs");
+        assert_eq!(calls[2], "mount - / - PRIVATE -");
+        assert_eq!(calls[3], "mount /rootfs /rootfs - BIND|REC -");
+        assert_eq!(calls.last().unwrap(), "mount - / - SHARED -");
+        // The default (rprivate) costs no lookup.
+        let sys = RecordingSyscalls::new().with_shared_root();
+        plan(&crate::spec::default_spec(&["true"]))
+            .setup_rootfs(&sys)
+            .unwrap();
+        assert!(!sys.calls().iter().any(|c| c.starts_with("parent_mount")));
+    }
+
+    #[test]
+    fn parent_mount_is_the_longest_prefix_and_knows_shared() {
+        let info: &str = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
+                    30 22 0:5 / /tmp rw master:3 - tmpfs tmpfs rw\n\
+                    31 22 0:6 / /tmp\\040x rw shared:9 - tmpfs tmpfs rw\n";
+        assert_eq!(
+            crate::syscalls::parent_mount_in(info, Path::new("/tmp/b/rootfs")),
+            Some((PathBuf::from("/tmp"), false))
+        );
+        assert_eq!(
+            crate::syscalls::parent_mount_in(info, Path::new("/tmp x/r")),
+            Some((PathBuf::from("/tmp x"), true))
+        );
+        assert_eq!(
+            crate::syscalls::parent_mount_in(info, Path::new("/var")),
+            Some((PathBuf::from("/"), true))
+        );
+    }
+
+    #[test]
+    fn fifo_devices_are_made_with_mknod_even_in_a_user_namespace() {
+        let mut spec = crate::spec::default_spec(&["true"]);
+        let fifo: oci_spec::runtime::LinuxDevice = serde_json::from_value(serde_json::json!(
+            {"path": "/dev/myfifo", "type": "p", "fileMode": 420, "uid": 0, "gid": 0}
+        ))
+        .unwrap();
+        spec.linux_mut()
+            .as_mut()
+            .unwrap()
+            .set_devices(Some(vec![fifo]));
+        let p = MountPlan::from_spec(
+            &spec,
+            Path::new("/rootfs"),
+            &[],
+            CgroupMountLayout::Unified,
+            true,
+        )
+        .unwrap();
+        let sys = RecordingSyscalls::new();
+        p.setup_rootfs(&sys).unwrap();
+        let calls = sys.calls();
+        assert!(
+            calls.contains(&"mknod /rootfs/dev/myfifo p 644 0:0".to_string()),
+            "{calls:#?}"
+        );
+        // The character devices are bound from the host in a user namespace.
+        assert!(calls.contains(&"mount /dev/null /rootfs/dev/null - BIND -".to_string()));
+    }
+
+    #[test]
+    fn without_a_mount_namespace_nothing_is_mounted() {
+        let mut spec = crate::spec::default_spec(&["true"]);
+        spec.set_mounts(Some(vec![]));
+        let mut p = plan(&spec);
+        p.no_mount_ns = true;
+        let sys = RecordingSyscalls::new();
+        p.setup_rootfs(&sys).unwrap();
+        p.finish_rootfs(&sys).unwrap();
+        assert_eq!(sys.calls(), vec!["chroot /rootfs", "chdir /"]);
     }
 
     #[test]

@@ -318,7 +318,7 @@ impl ProcessPlan {
                         Err(e) => {
                             return Err(InitFailure::new(
                                 format!("drop {cap} from bounding set"),
-                                io::Error::other(e.to_string()),
+                                caps_errno(&e),
                             ))
                         }
                     }
@@ -332,21 +332,14 @@ impl ProcessPlan {
         if let Some(c) = &self.caps {
             let set = |which: CapSet, v: &CapsHashSet, name: &str| {
                 caps::set(None, which, v).map_err(|e| {
-                    InitFailure::new(
-                        format!("set {name} capabilities"),
-                        io::Error::other(e.to_string()),
-                    )
+                    InitFailure::new(format!("set {name} capabilities"), caps_errno(&e))
                 })
             };
             set(CapSet::Inheritable, &c.inheritable, "inheritable")?;
             set(CapSet::Effective, &c.effective, "effective")?;
             set(CapSet::Permitted, &c.permitted, "permitted")?;
-            caps::clear(None, CapSet::Ambient).map_err(|e| {
-                InitFailure::new(
-                    "clear ambient capabilities",
-                    io::Error::other(e.to_string()),
-                )
-            })?;
+            caps::clear(None, CapSet::Ambient)
+                .map_err(|e| InitFailure::new("clear ambient capabilities", caps_errno(&e)))?;
             for cap in &c.ambient {
                 // Like runc: an ambient capability that is not permitted and inheritable is skipped.
                 let _ = caps::raise(None, CapSet::Ambient, *cap);
@@ -408,6 +401,19 @@ impl ProcessPlan {
     }
 }
 
+/// The OS error inside a `caps` error, which only formats it into its message ("capset
+/// failure: Operation not permitted (os error 1)"): the failure keeps its errno instead of
+/// becoming EIO on the way to the parent. EINVAL when the message holds none.
+pub(crate) fn caps_errno(e: &caps::errors::CapsError) -> io::Error {
+    let msg = e.to_string();
+    msg.rsplit_once("(os error ")
+        .and_then(|(_, rest)| rest.trim_end_matches(')').parse::<i32>().ok())
+        .map_or_else(
+            || io::Error::from_raw_os_error(libc::EINVAL),
+            io::Error::from_raw_os_error,
+        )
+}
+
 /// Puts the given descriptors on 0, 1 and 2 (dup2 clears close-on-exec on the copies).
 fn dup_stdio(stdio: &Stdio) -> io::Result<()> {
     // First copy every source above 2 so that no dup2 overwrites a later source.
@@ -428,6 +434,18 @@ fn dup_stdio(stdio: &Stdio) -> io::Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Issue #16: a capability failure reported EIO ("Input/output error").
+    #[test]
+    fn caps_errors_keep_their_errno() {
+        let e = caps::errors::CapsError::from(format!(
+            "capset failure: {}",
+            io::Error::from_raw_os_error(libc::EPERM)
+        ));
+        assert_eq!(caps_errno(&e).raw_os_error(), Some(libc::EPERM));
+        let e = caps::errors::CapsError::from("no such capability".to_string());
+        assert_eq!(caps_errno(&e).raw_os_error(), Some(libc::EINVAL));
+    }
 
     #[test]
     fn rlimits_never_raise_the_hard_limit() {

@@ -84,11 +84,13 @@ pub trait Syscalls {
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> io::Result<()>;
     /// `chdir(2)`.
     fn chdir(&self, path: &Path) -> io::Result<()>;
+    /// `chroot(2)`.
+    fn chroot(&self, path: &Path) -> io::Result<()>;
     /// `mkdir -p` with `mode` for the directories it creates.
     fn mkdir_all(&self, path: &Path, mode: u32) -> io::Result<()>;
     /// Creates an empty regular file if nothing exists at `path` (a bind-mount target).
     fn touch(&self, path: &Path) -> io::Result<()>;
-    /// `mknod(2)` of a character or block device.
+    /// `mknod(2)` of a character or block device or a FIFO.
     fn mknod(&self, path: &Path, kind: SFlag, mode: u32, dev: u64) -> io::Result<()>;
     /// `lchown(2)`.
     fn lchown(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()>;
@@ -126,6 +128,60 @@ pub trait Syscalls {
     /// Looked up again by name in the target's parent and refused (`EBUSY`) unless it lies
     /// on another mount than the target did.
     fn mounted_target(&self, target: &MountTarget) -> io::Result<MountTarget>;
+    /// The mount point of the mount holding `path` (the topmost of those stacked there) and
+    /// whether that mount is shared (`shared:N` in `/proc/self/mountinfo`).
+    fn parent_mount(&self, path: &Path) -> io::Result<(PathBuf, bool)>;
+}
+
+/// Finds in `mountinfo` text the mount holding `path`: its mount point and whether it is
+/// shared. The longest mount point that is `path` or one of its ancestors wins; of mounts
+/// stacked on one point, the last listed (the top one).
+pub fn parent_mount_in(mountinfo: &str, path: &Path) -> Option<(PathBuf, bool)> {
+    let mut best: Option<(PathBuf, bool)> = None;
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(point) = fields.get(4) else {
+            continue;
+        };
+        let point = PathBuf::from(unescape_mountinfo(point));
+        if !path.starts_with(&point) {
+            continue;
+        }
+        let shared = fields
+            .iter()
+            .skip(6)
+            .take_while(|f| **f != "-")
+            .any(|f| f.starts_with("shared:"));
+        let longer = best
+            .as_ref()
+            .is_none_or(|(b, _)| point.components().count() >= b.components().count());
+        if longer {
+            best = Some((point, shared));
+        }
+    }
+    best
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape_mountinfo(s: &str) -> OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let digit = |c: u8| u32::from(c - b'0');
+            out.push((digit(b[i + 1]) * 64 + digit(b[i + 2]) * 8 + digit(b[i + 3])) as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    OsString::from_vec(out)
 }
 
 /// Components of `p` as a queue, `..` kept (resolved against the handles walked so far).
@@ -264,6 +320,10 @@ impl Syscalls for LinuxSyscalls {
         Ok(nix::unistd::chdir(path)?)
     }
 
+    fn chroot(&self, path: &Path) -> io::Result<()> {
+        Ok(nix::unistd::chroot(path)?)
+    }
+
     fn mkdir_all(&self, path: &Path, mode: u32) -> io::Result<()> {
         fs::DirBuilder::new()
             .recursive(true)
@@ -389,6 +449,11 @@ impl Syscalls for LinuxSyscalls {
             target.name.clone(),
         ))
     }
+
+    fn parent_mount(&self, path: &Path) -> io::Result<(PathBuf, bool)> {
+        let text = fs::read_to_string("/proc/self/mountinfo")?;
+        parent_mount_in(&text, path).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+    }
 }
 
 /// A fake that records every call as one line of text and answers `lstat_kind` and
@@ -399,6 +464,7 @@ pub struct RecordingSyscalls {
     kinds: RefCell<HashMap<PathBuf, FileKind>>,
     links: HashMap<PathBuf, PathBuf>,
     fail: HashMap<String, i32>,
+    shared_root: bool,
 }
 
 impl RecordingSyscalls {
@@ -424,6 +490,12 @@ impl RecordingSyscalls {
             .borrow_mut()
             .insert(path.clone(), FileKind::Symlink);
         self.links.insert(path, target.into());
+        self
+    }
+
+    /// Makes `/`, the mount holding every path, a shared mount.
+    pub fn with_shared_root(mut self) -> RecordingSyscalls {
+        self.shared_root = true;
         self
     }
 
@@ -500,6 +572,10 @@ impl Syscalls for RecordingSyscalls {
         self.record(format!("chdir {}", path.display()))
     }
 
+    fn chroot(&self, path: &Path) -> io::Result<()> {
+        self.record(format!("chroot {}", path.display()))
+    }
+
     fn mkdir_all(&self, path: &Path, mode: u32) -> io::Result<()> {
         self.kinds
             .borrow_mut()
@@ -517,7 +593,11 @@ impl Syscalls for RecordingSyscalls {
     }
 
     fn mknod(&self, path: &Path, kind: SFlag, mode: u32, dev: u64) -> io::Result<()> {
-        let k = if kind == SFlag::S_IFBLK { "b" } else { "c" };
+        let k = match kind {
+            SFlag::S_IFBLK => "b",
+            SFlag::S_IFIFO => "p",
+            _ => "c",
+        };
         self.record(format!(
             "mknod {} {} {:o} {}:{}",
             path.display(),
@@ -603,5 +683,11 @@ impl Syscalls for RecordingSyscalls {
 
     fn mounted_target(&self, target: &MountTarget) -> io::Result<MountTarget> {
         Ok(MountTarget::at_path(target.path.clone()))
+    }
+
+    /// Records `parent_mount PATH`; the answer is `/`, shared as [`RecordingSyscalls::with_shared_root`] says.
+    fn parent_mount(&self, path: &Path) -> io::Result<(PathBuf, bool)> {
+        self.record(format!("parent_mount {}", path.display()))?;
+        Ok((PathBuf::from("/"), self.shared_root))
     }
 }

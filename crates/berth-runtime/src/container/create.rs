@@ -2,7 +2,7 @@
 //! fifo for `start`, `run` lets it exec right away.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -11,10 +11,11 @@ use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use super::init::InitContext;
+use super::init::{InitContext, ProcessAttrs};
 use super::{read_sync, Container, State, Status, CONFIG_FILE, FIFO_FILE};
 use crate::cgroups::{cgroup_relative_path, Cgroup, CgroupLayout};
 use crate::error::{Error, Result};
+use crate::hooks::{self, HookKind};
 use crate::mounts::{MountPlan, RootfsMount};
 use crate::process::{Console, ProcessPlan, Stdio};
 
@@ -139,7 +140,8 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
         .ok_or_else(|| Error::spec("process is missing"))?;
     let linux = spec.linux().as_ref();
 
-    // Namespaces: new ones are clone flags, ones with a path are joined by the child.
+    // Namespaces: new ones are clone flags, ones with a path are joined by the child (the
+    // user namespace first: the others may belong to it).
     let mut clone_flags = CloneFlags::empty();
     let mut join = Vec::new();
     let mut ns_names = Vec::new();
@@ -150,13 +152,11 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
         .flatten()
     {
         let (flag, name) = ns_flag(ns.typ())?;
+        if ns_names.iter().any(|n| n == name) {
+            return Err(Error::spec(format!("the {name} namespace is given twice")));
+        }
         match ns.path() {
             Some(p) if !p.as_os_str().is_empty() => {
-                if flag == CloneFlags::CLONE_NEWPID || flag == CloneFlags::CLONE_NEWUSER {
-                    return Err(Error::spec(format!(
-                        "joining a {name} namespace by path is not supported"
-                    )));
-                }
                 let fd = fs::File::open(p).map_err(|e| Error::io("open namespace", p, e))?;
                 join.push((OwnedFd::from(fd), flag));
                 // Joined namespaces are the container's too: `exec` must enter them.
@@ -172,18 +172,24 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
             }
         }
     }
-    let has_mntns = clone_flags.contains(CloneFlags::CLONE_NEWNS)
-        || join.iter().any(|(_, f)| *f == CloneFlags::CLONE_NEWNS);
-    if !clone_flags.contains(CloneFlags::CLONE_NEWNS) {
-        return Err(Error::spec(if has_mntns {
-            "joining a mount namespace by path is not supported".to_string()
-        } else {
-            "a new mount namespace is required".to_string()
-        }));
-    }
+    join.sort_by_key(|(_, f)| *f != CloneFlags::CLONE_NEWUSER);
+    let joined = |flag: CloneFlags| join.iter().any(|(_, f)| *f == flag);
+    let join_userns = joined(CloneFlags::CLONE_NEWUSER);
+    // With a joined user namespace, the new namespaces are made after joining it (so that
+    // they belong to it), by unshare; a new pid namespace then needs one more fork, as a
+    // pid namespace joined by path does.
+    let late_unshare = if join_userns {
+        std::mem::replace(&mut clone_flags, CloneFlags::empty())
+    } else {
+        CloneFlags::empty()
+    };
+    let fork_after_join =
+        joined(CloneFlags::CLONE_NEWPID) || late_unshare.contains(CloneFlags::CLONE_NEWPID);
+    let new_mntns = clone_flags.contains(CloneFlags::CLONE_NEWNS)
+        || late_unshare.contains(CloneFlags::CLONE_NEWNS);
+    let has_mntns = new_mntns || joined(CloneFlags::CLONE_NEWNS);
     let userns = clone_flags.contains(CloneFlags::CLONE_NEWUSER);
-    let uts = clone_flags.contains(CloneFlags::CLONE_NEWUTS)
-        || join.iter().any(|(_, f)| *f == CloneFlags::CLONE_NEWUTS);
+    let uts = ns_names.iter().any(|n| n == "uts");
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !uts {
         return Err(Error::spec(
             "hostname is set but the container has no UTS namespace",
@@ -195,8 +201,24 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
         &rootfs,
         &cfg.rootfs_mounts,
         layout.mount_layout(),
-        userns,
+        userns || join_userns,
     )?;
+    if !has_mntns {
+        refuse_mounts_without_mntns(spec, &cfg.rootfs_mounts)?;
+        plan.no_mount_ns = true;
+        plan.devices.clear();
+    }
+    let attrs = process_attrs(process, linux)?;
+    let create_hooks: Vec<(HookKind, Vec<oci_spec::runtime::Hook>)> = [
+        HookKind::Prestart,
+        HookKind::CreateRuntime,
+        HookKind::CreateContainer,
+    ]
+    .into_iter()
+    .map(|k| (k, hooks::hooks_of(spec, k)))
+    .filter(|(_, h)| !h.is_empty())
+    .collect();
+    let start_hooks = hooks::hooks_of(spec, HookKind::StartContainer);
     let proc_plan = ProcessPlan::from_spec(process, linux.and_then(|l| l.seccomp().as_ref()))?;
     if proc_plan.terminal && cfg.console.is_none() {
         return Err(Error::spec(
@@ -301,6 +323,23 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
     };
     let (console_child, console_parent) =
         super::console_ends(cfg.console.as_ref(), proc_plan.terminal)?;
+    let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e));
+    let hook_pause = if create_hooks.is_empty() {
+        None
+    } else {
+        Some(pipe()?)
+    };
+    let hook_state = if start_hooks.is_empty() {
+        None
+    } else {
+        Some(pipe()?)
+    };
+    if fork_after_join {
+        // The container's process is our grandchild: reparented to us when its parent
+        // exits, so we can still wait for it.
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|e| Error::sys("become a child subreaper", e))?;
+    }
 
     let ctx = InitContext {
         plan: &plan,
@@ -318,15 +357,30 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
         fifo: fifo.as_ref().map(|f| f.as_fd()),
         console: console_child.as_ref().map(|c| c.as_fd()),
         sysctl: &sysctl,
+        late_unshare,
+        fork_after_join,
+        join_userns,
+        hook_pause: hook_pause.as_ref().map(|(r, _)| r.as_fd()),
+        start_hooks: &start_hooks,
+        hook_state: hook_state.as_ref().map(|(r, _)| r.as_fd()),
+        attrs: &attrs,
     };
     let (forked, in_v2) =
         crate::sys::fork_into_cgroup(clone_flags, v2_fd.as_ref().map(|f| f.as_fd()))
             .map_err(|e| Error::sys("clone", e))?;
-    let pid = match forked {
+    let mut pid = match forked {
         crate::sys::Forked::Child(unshare) => super::init::init_child(&ctx, unshare),
         crate::sys::Forked::Parent(pid) => pid,
     };
     cleanup.child = Some(pid);
+    let hook_pause_w = hook_pause.map(|(r, w)| {
+        drop(r);
+        w
+    });
+    let hook_state_w = hook_state.map(|(r, w)| {
+        drop(r);
+        w
+    });
     drop(sync_w);
     drop(fifo);
     drop(console_child);
@@ -334,6 +388,10 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
     drop(stdio);
 
     drop(v2_fd);
+    if fork_after_join && !userns {
+        pid = take_grandchild(&sync_r, pid)?;
+        cleanup.child = Some(pid);
+    }
     if let Some((go_r, go_w)) = go {
         drop(go_r);
         if userns {
@@ -358,6 +416,60 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
             .write_all(b"1")
             .map_err(|e| Error::sys("signal init", e))?;
     }
+    if fork_after_join && userns {
+        pid = take_grandchild(&sync_r, pid)?;
+        cleanup.child = Some(pid);
+    }
+    let mut state = State {
+        oci_version: spec.version().clone(),
+        id: cfg.id.clone(),
+        status: Status::Creating,
+        pid: pid.as_raw(),
+        bundle: cfg.bundle.clone(),
+        rootfs,
+        created: now_rfc3339(),
+        owner: String::new(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        pid_start_time: 0,
+        cgroup: Some(cgroup.clone()),
+        namespaces: ns_names,
+    };
+    if let Some(w) = hook_pause_w {
+        expect_hook_pause(&sync_r)?;
+        let json = hooks::oci_state(&state, "creating");
+        let result = create_hooks.iter().try_for_each(|(kind, list)| {
+            let open_ns = || {
+                let mut names = state.namespaces.clone();
+                // A user namespace is the container's as well when the parent made it.
+                names.retain(|n| n != "user" || userns || join_userns);
+                hooks::namespace_fds(pid.as_raw(), &names)
+            };
+            let ns: Option<&dyn Fn() -> Result<Vec<OwnedFd>>> = match kind {
+                HookKind::CreateContainer => Some(&open_ns),
+                _ => None,
+            };
+            hooks::run_hooks(*kind, list, &json, ns)
+        });
+        if let Err(e) = result {
+            // The spec: stop the container, go on to delete (poststop hooks, warnings).
+            drop(cleanup);
+            let poststop = hooks::hooks_of(spec, HookKind::Poststop);
+            hooks::run_hooks_warning(
+                HookKind::Poststop,
+                &poststop,
+                &hooks::oci_state(&state, "stopped"),
+            );
+            return Err(e);
+        }
+        fs::File::from(w)
+            .write_all(b"1")
+            .map_err(|e| Error::sys("signal init after the create hooks", e))?;
+    }
+    if let Some(w) = hook_state_w {
+        fs::File::from(w)
+            .write_all(&hooks::oci_state(&state, "created"))
+            .map_err(|e| Error::sys("send the state to the init", e))?;
+    }
     let ready = read_sync(&sync_r)?;
     if ready != wait_for_start {
         return Err(Error::Init {
@@ -374,24 +486,12 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
         None => None,
     };
     let (start_time, _) = super::proc_start_time(pid.as_raw()).unwrap_or((0, 'R'));
-    let state = State {
-        oci_version: spec.version().clone(),
-        id: cfg.id.clone(),
-        status: if wait_for_start {
-            Status::Created
-        } else {
-            Status::Running
-        },
-        pid: pid.as_raw(),
-        bundle: cfg.bundle.clone(),
-        rootfs,
-        created: now_rfc3339(),
-        owner: String::new(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        pid_start_time: start_time,
-        cgroup: Some(cgroup),
-        namespaces: ns_names,
+    state.status = if wait_for_start {
+        Status::Created
+    } else {
+        Status::Running
     };
+    state.pid_start_time = start_time;
     let container = Container {
         state,
         state_dir: cfg.state_dir.clone(),
@@ -405,7 +505,100 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
         fs::write(p, pid.as_raw().to_string()).map_err(|e| Error::io("write pid file", p, e))?;
     }
     cleanup.armed = false;
+    let mut container = container;
+    if !wait_for_start {
+        let poststart = hooks::hooks_of(spec, HookKind::Poststart);
+        if !poststart.is_empty() {
+            let w = hooks::run_hooks_warning(
+                HookKind::Poststart,
+                &poststart,
+                &hooks::oci_state(&container.state, "running"),
+            );
+            container.warnings.extend(w);
+        }
+    }
     Ok(container)
+}
+
+/// Reads the pid of the container's process from the init that forked it after joining a
+/// pid namespace (`P` + 4 bytes), and reaps that init.
+fn take_grandchild(sync: &OwnedFd, child: nix::unistd::Pid) -> Result<nix::unistd::Pid> {
+    let mut file = fs::File::from(
+        sync.try_clone()
+            .map_err(|e| Error::sys("dup sync pipe", e))?,
+    );
+    let mut b = [0u8; 1];
+    let got = file
+        .read(&mut b)
+        .map_err(|e| Error::sys("read sync pipe", e))?;
+    let _ = nix::sys::wait::waitpid(child, None);
+    match (got, b[0]) {
+        (1, b'P') => {
+            let mut pid = [0u8; 4];
+            file.read_exact(&mut pid)
+                .map_err(|e| Error::sys("read sync pipe", e))?;
+            Ok(nix::unistd::Pid::from_raw(i32::from_le_bytes(pid)))
+        }
+        (1, _) => {
+            let mut rest = Vec::new();
+            let _ = file.read_to_end(&mut rest);
+            Err(super::init::decode_failure(&rest))
+        }
+        _ => Err(Error::Init {
+            step: "container init died before forking into its pid namespace".into(),
+            source: std::io::Error::from_raw_os_error(libc::EPIPE),
+        }),
+    }
+}
+
+/// Waits for the init to reach the create hooks' point (`H`), before `pivot_root`.
+fn expect_hook_pause(sync: &OwnedFd) -> Result<()> {
+    let mut file = fs::File::from(
+        sync.try_clone()
+            .map_err(|e| Error::sys("dup sync pipe", e))?,
+    );
+    let mut b = [0u8; 1];
+    match file.read(&mut b) {
+        Ok(1) if b[0] == b'H' => Ok(()),
+        Ok(1) => {
+            let mut rest = Vec::new();
+            let _ = file.read_to_end(&mut rest);
+            Err(super::init::decode_failure(&rest))
+        }
+        Ok(_) => Err(Error::Init {
+            step: "container init died before the create hooks".into(),
+            source: std::io::Error::from_raw_os_error(libc::EPIPE),
+        }),
+        Err(e) => Err(Error::sys("read sync pipe", e)),
+    }
+}
+
+/// Without a mount namespace of its own the container shares the runtime's: mounting
+/// anything would change the host's mounts, so a spec asking for mounts is refused.
+fn refuse_mounts_without_mntns(spec: &Spec, rootfs_mounts: &[RootfsMount]) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let nonempty = |v: Option<&Vec<String>>| v.is_some_and(|v| !v.is_empty());
+    let what = if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        "mounts"
+    } else if !rootfs_mounts.is_empty() {
+        "rootfs mounts"
+    } else if linux
+        .and_then(|l| l.devices().as_ref())
+        .is_some_and(|d| !d.is_empty())
+    {
+        "linux.devices"
+    } else if nonempty(linux.and_then(|l| l.masked_paths().as_ref())) {
+        "linux.maskedPaths"
+    } else if nonempty(linux.and_then(|l| l.readonly_paths().as_ref())) {
+        "linux.readonlyPaths"
+    } else if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        "a read-only root"
+    } else {
+        return Ok(());
+    };
+    Err(Error::spec(format!(
+        "{what} need a mount namespace: the container has none of its own (it would change the host's mounts)"
+    )))
 }
 
 fn write_id_maps(pid: nix::unistd::Pid, spec: &Spec) -> Result<()> {
@@ -455,4 +648,114 @@ pub(crate) fn now_rfc3339() -> String {
         rem % 60,
         now.subsec_nanos()
     )
+}
+
+/// The process attributes of the spec that the init sets right before the exec, or a clear
+/// refusal of what this host cannot do (never ignored).
+fn process_attrs(
+    process: &oci_spec::runtime::Process,
+    linux: Option<&oci_spec::runtime::Linux>,
+) -> Result<ProcessAttrs> {
+    use oci_spec::runtime::{
+        IOPriorityClass, LinuxPersonalityDomain, LinuxSchedulerFlag, LinuxSchedulerPolicy,
+    };
+    let mut attrs = ProcessAttrs::default();
+    if let Some(p) = linux.and_then(|l| l.personality().as_ref()) {
+        if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+            return Err(Error::unsupported(
+                "linux.personality.flags (only the domain LINUX or LINUX32 is supported)",
+            ));
+        }
+        attrs.personality = Some(match p.domain() {
+            LinuxPersonalityDomain::PerLinux => 0x0000,
+            LinuxPersonalityDomain::PerLinux32 => 0x0008,
+        });
+    }
+    if let Some(rdt) = linux.and_then(|l| l.intel_rdt().as_ref()) {
+        let _ = rdt;
+        let mounted = fs::read_to_string("/proc/self/mountinfo")
+            .map(|m| m.lines().any(|l| l.contains(" - resctrl ")))
+            .unwrap_or(false);
+        return Err(Error::unsupported(if mounted {
+            "linux.intelRdt: resctrl groups are not supported by berth's runtime"
+        } else {
+            "linux.intelRdt: this host has no resctrl file system mounted at /sys/fs/resctrl (Intel RDT)"
+        }));
+    }
+    if let Some(io) = process.io_priority() {
+        let class = match io.class() {
+            IOPriorityClass::IoprioClassRt => 1,
+            IOPriorityClass::IoprioClassBe => 2,
+            IOPriorityClass::IoprioClassIdle => 3,
+        };
+        let level = io.priority();
+        if !(0..=7).contains(&level) {
+            return Err(Error::spec(format!(
+                "process.ioPriority.priority {level} is not between 0 and 7"
+            )));
+        }
+        attrs.io_priority = Some((class, level as u32));
+    }
+    if let Some(s) = process.scheduler() {
+        let policy = match s.policy() {
+            LinuxSchedulerPolicy::SchedOther => libc::SCHED_OTHER,
+            LinuxSchedulerPolicy::SchedFifo => libc::SCHED_FIFO,
+            LinuxSchedulerPolicy::SchedRr => libc::SCHED_RR,
+            LinuxSchedulerPolicy::SchedBatch => libc::SCHED_BATCH,
+            LinuxSchedulerPolicy::SchedIdle => libc::SCHED_IDLE,
+            LinuxSchedulerPolicy::SchedDeadline => 6,
+            LinuxSchedulerPolicy::SchedIso => {
+                return Err(Error::unsupported(
+                    "process.scheduler.policy SCHED_ISO does not exist in Linux",
+                ))
+            }
+        };
+        let mut flags = 0u64;
+        for f in s.flags().iter().flatten() {
+            flags |= match f {
+                LinuxSchedulerFlag::SchedResetOnFork => 0x01,
+                LinuxSchedulerFlag::SchedFlagReclaim => 0x02,
+                LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
+                LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
+                LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
+                LinuxSchedulerFlag::SchedFlagUtilClampMin => 0x20,
+                LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
+            };
+        }
+        attrs.scheduler = Some(crate::sys::SchedAttr {
+            size: 0,
+            policy: policy as u32,
+            flags,
+            nice: s.nice().unwrap_or(0),
+            priority: u32::try_from(s.priority().unwrap_or(0))
+                .map_err(|_| Error::spec("process.scheduler.priority is negative"))?,
+            runtime: s.runtime().unwrap_or(0),
+            deadline: s.deadline().unwrap_or(0),
+            period: s.period().unwrap_or(0),
+        });
+    }
+    if let Some(profile) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        let enabled = fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .map(|s| s.trim() == "Y")
+            .unwrap_or(false);
+        if !enabled {
+            return Err(Error::unsupported(format!(
+                "process.apparmorProfile {profile:?}: AppArmor is not enabled on this host"
+            )));
+        }
+        attrs.lsm_exec.push(("exec", format!("exec {profile}")));
+    }
+    if let Some(label) = process.selinux_label().as_deref().filter(|l| !l.is_empty()) {
+        if !Path::new("/sys/fs/selinux/enforce").exists() {
+            return Err(Error::unsupported(format!(
+                "process.selinuxLabel {label:?}: SELinux is not enabled on this host"
+            )));
+        }
+        attrs.lsm_exec.push(("exec", label.to_string()));
+    }
+    Ok(attrs)
 }

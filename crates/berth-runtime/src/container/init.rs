@@ -37,6 +37,57 @@ pub(crate) struct InitContext<'a> {
     pub fifo: Option<BorrowedFd<'a>>,
     pub console: Option<BorrowedFd<'a>>,
     pub sysctl: &'a [(PathBuf, String)],
+    /// Namespaces unshared after the joins (with a user namespace joined by path, the new
+    /// ones must belong to it).
+    pub late_unshare: CloneFlags,
+    /// Fork once more after the joins (a pid namespace joined by path, or made after a
+    /// joined user namespace, holds only children): the child goes on as the container's
+    /// process, this one reports its pid (`P` + 4 bytes) and exits.
+    pub fork_after_join: bool,
+    /// A user namespace was joined by path: become its root after the joins.
+    pub join_userns: bool,
+    /// OCI `prestart`/`createRuntime`/`createContainer` hooks: before `pivot_root`, write
+    /// `H` and wait for one byte here while the parent runs them.
+    pub hook_pause: Option<BorrowedFd<'a>>,
+    /// OCI `startContainer` hooks, run before the exec with the state read from `hook_state`
+    /// (the parent writes it once it knows the pid).
+    pub start_hooks: &'a [oci_spec::runtime::Hook],
+    pub hook_state: Option<BorrowedFd<'a>>,
+    /// Personality, I/O priority, scheduler, LSM labels.
+    pub attrs: &'a ProcessAttrs,
+}
+
+/// Process attributes set right before the exec, inherited by the command.
+#[derive(Debug, Default)]
+pub(crate) struct ProcessAttrs {
+    /// `personality(2)` persona.
+    pub personality: Option<libc::c_ulong>,
+    /// (class, level) for `ioprio_set`.
+    pub io_priority: Option<(u32, u32)>,
+    pub scheduler: Option<crate::sys::SchedAttr>,
+    /// (file under /proc/self/attr, value): AppArmor's `exec PROFILE`, SELinux's label.
+    pub lsm_exec: Vec<(&'static str, String)>,
+}
+
+impl ProcessAttrs {
+    fn apply(&self) -> Result<(), InitFailure> {
+        if let Some(p) = self.personality {
+            crate::sys::set_personality(p).map_err(|e| InitFailure::new("set personality", e))?;
+        }
+        if let Some((class, level)) = self.io_priority {
+            crate::sys::set_io_priority(class, level)
+                .map_err(|e| InitFailure::new("set I/O priority", e))?;
+        }
+        if let Some(attr) = &self.scheduler {
+            crate::sys::sched_setattr(attr).map_err(|e| InitFailure::new("set scheduler", e))?;
+        }
+        for (file, value) in &self.lsm_exec {
+            let path = format!("/proc/self/attr/{file}");
+            std::fs::write(&path, value)
+                .map_err(|e| InitFailure::new(format!("write {path}"), e))?;
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn write_all(fd: BorrowedFd<'_>, data: &[u8]) {
@@ -111,6 +162,8 @@ fn init_steps(
     keep.extend(ctx.fifo.map(|f| f.as_raw_fd()));
     keep.extend(ctx.console.map(|f| f.as_raw_fd()));
     keep.extend(ctx.join.iter().map(|(f, _)| f.as_raw_fd()));
+    keep.extend(ctx.hook_pause.map(|f| f.as_raw_fd()));
+    keep.extend(ctx.hook_state.map(|f| f.as_raw_fd()));
     for fd in [&ctx.stdio.stdin, &ctx.stdio.stdout, &ctx.stdio.stderr]
         .into_iter()
         .flatten()
@@ -173,6 +226,28 @@ fn init_steps(
         nix::sched::setns(fd, *flag)
             .map_err(|e| InitFailure::new(format!("join namespace {flag:?}"), e.into()))?;
     }
+    if ctx.join_userns {
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+            .map_err(|e| InitFailure::new("become root in the joined user namespace", e.into()))?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+            .map_err(|e| InitFailure::new("become root in the joined user namespace", e.into()))?;
+    }
+    if !ctx.late_unshare.is_empty() {
+        sys.unshare(ctx.late_unshare)
+            .map_err(|e| InitFailure::new("unshare namespaces", e))?;
+    }
+    if ctx.fork_after_join {
+        match crate::sys::clone_fork(CloneFlags::empty()) {
+            Ok(None) => {}
+            Ok(Some(pid)) => {
+                let mut msg = vec![b'P'];
+                msg.extend_from_slice(&pid.as_raw().to_le_bytes());
+                write_all(ctx.sync, &msg);
+                crate::sys::exit_now(0)
+            }
+            Err(e) => return Err(InitFailure::new("fork into the joined pid namespace", e)),
+        }
+    }
     if ctx.new_netns {
         crate::sys::loopback_up().map_err(|e| InitFailure::new("bring up lo", e))?;
     }
@@ -188,35 +263,84 @@ fn init_steps(
     // The parent may be moving us into the cgroup while we mount (a user namespace, or the
     // v2 cgroup on the fork() path); the cgroup namespace and the cgroup mounts come after
     // that.
-    ctx.plan.setup_rootfs_with(&sys, || {
-        if !ctx.userns {
-            wait_go()?;
-        }
-        if ctx.cgroupns {
-            sys.unshare(CloneFlags::CLONE_NEWCGROUP)
-                .map_err(|e| InitFailure::new("unshare cgroup namespace", e))?;
-        }
-        Ok(())
-    })?;
+    ctx.plan.setup_rootfs_hooked(
+        &sys,
+        || {
+            if !ctx.userns {
+                wait_go()?;
+            }
+            if ctx.cgroupns {
+                sys.unshare(CloneFlags::CLONE_NEWCGROUP)
+                    .map_err(|e| InitFailure::new("unshare cgroup namespace", e))?;
+            }
+            Ok(())
+        },
+        || match ctx.hook_pause {
+            Some(fd) => {
+                write_all(ctx.sync, b"H");
+                let mut b = [0u8; 1];
+                let mut f = std::fs::File::from(
+                    fd.try_clone_to_owned()
+                        .map_err(|e| InitFailure::new("dup", e))?,
+                );
+                f.read_exact(&mut b)
+                    .map_err(|e| InitFailure::new("wait for the create hooks", e))
+            }
+            None => Ok(()),
+        },
+    )?;
     ctx.plan.finish_rootfs(&sys)?;
     for (path, value) in ctx.sysctl {
         sys.write_file(path, value)
             .map_err(|e| InitFailure::new(format!("write {}", path.display()), e))?;
     }
     ctx.process.setup_io(ctx.stdio, ctx.console, false)?;
-    // From here on the container's process holds 0, 1 and 2 (and our two pipes, closed on exec).
+    ctx.attrs.apply()?;
+    // From here on the container's process holds 0, 1 and 2 (and our pipes, closed on exec).
     let mut keep = vec![0, 1, 2, ctx.sync.as_raw_fd()];
     keep.extend(ctx.fifo.map(|f| f.as_raw_fd()));
+    keep.extend(ctx.hook_state.map(|f| f.as_raw_fd()));
     crate::sys::close_fds_except(&keep)
         .map_err(|e| InitFailure::new("close inherited descriptors", e))?;
     let sync = ctx.sync;
     let fifo = ctx.fifo;
+    let start_hooks = ctx.start_hooks;
+    let hook_state = ctx.hook_state;
     Err(ctx.process.apply_and_exec(sync, move || {
-        let r = wait_start(sync, fifo);
+        // The state is read before waiting for start: the parent writes it before it
+        // returns from create.
+        let state = match hook_state {
+            Some(fd) => read_to_end(fd)
+                .map_err(|e| InitFailure::new("read the state for the startContainer hooks", e))?,
+            None => Vec::new(),
+        };
+        let r = wait_start(sync, fifo).and_then(|()| {
+            crate::hooks::run_hooks(
+                crate::hooks::HookKind::StartContainer,
+                start_hooks,
+                &state,
+                None,
+            )
+            .map_err(|e| {
+                InitFailure::new(
+                    e.to_string(),
+                    std::io::Error::from_raw_os_error(libc::ECANCELED),
+                )
+            })
+        });
         // "About to exec": end of file after this means the exec happened.
-        write_all(sync, b"X");
+        if r.is_ok() {
+            write_all(sync, b"X");
+        }
         r
     }))
+}
+
+fn read_to_end(fd: BorrowedFd<'_>) -> std::io::Result<Vec<u8>> {
+    let mut f = std::fs::File::from(fd.try_clone_to_owned()?);
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
 }
 
 fn wait_start(sync: BorrowedFd<'_>, fifo: Option<BorrowedFd<'_>>) -> Result<(), InitFailure> {

@@ -448,6 +448,17 @@ pub fn sealed_exec_stub() -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// A memfd (close-on-exec) holding `data`, positioned at its start: a hook's stdin, which
+/// unlike a pipe cannot raise SIGPIPE in the writer when the hook does not read it.
+pub fn memfd_holding(data: &[u8]) -> io::Result<OwnedFd> {
+    use std::io::{Seek, Write};
+    let fd = memfd_create(c"berth-hook-state", libc::MFD_CLOEXEC)?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(data)?;
+    f.rewind()?;
+    Ok(OwnedFd::from(f))
+}
+
 fn memfd_create(name: &std::ffi::CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
     // SAFETY: `name` is a NUL-terminated string valid for the call.
     let ret = unsafe { libc::memfd_create(name.as_ptr(), flags) };
@@ -554,6 +565,105 @@ pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
         return Err(io::Error::from_raw_os_error(libc::ENOSYS));
     }
     Ok(st.stx_mnt_id)
+}
+
+/// Makes `cmd` join the namespaces `fds` (opened `/proc/PID/ns/*` files, the user namespace
+/// first) in its child between fork and exec: an OCI `createContainer` hook runs in the
+/// container's namespaces. A pid namespace applies to the hook's own children only.
+pub fn join_namespaces_before_exec(cmd: &mut std::process::Command, fds: Vec<OwnedFd>) {
+    use std::os::unix::process::CommandExt;
+    let join = move || -> io::Result<()> {
+        for fd in &fds {
+            nix::sched::setns(fd, CloneFlags::empty())?;
+        }
+        Ok(())
+    };
+    // SAFETY: the closure runs in the forked child before exec and only calls setns(2),
+    // which is async-signal-safe and allocates nothing (the descriptors were opened before
+    // the fork; errors are plain errno values).
+    unsafe {
+        cmd.pre_exec(join);
+    }
+}
+
+/// Sets `O_NONBLOCK` on `fd`.
+pub fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = OFlag::from_bits_truncate(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?);
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
+/// `personality(2)`: sets the execution domain (`PER_LINUX`, `PER_LINUX32`) that the
+/// container's command is exec'd with.
+pub fn set_personality(persona: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: personality takes an integer and touches no memory of ours.
+    let ret = unsafe { libc::personality(persona) };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, class << 13 | level)` for the calling process.
+pub fn set_io_priority(class: u32, level: u32) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    let prio = ((class << 13) | level) as libc::c_long;
+    // SAFETY: ioprio_set takes three integers and touches no memory of ours.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0 as libc::c_long,
+            prio,
+        )
+    };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `struct sched_attr` of `sched_setattr(2)` (SCHED_ATTR_SIZE_VER0, 48 bytes).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SchedAttr {
+    /// Size of this struct.
+    pub size: u32,
+    /// `SCHED_OTHER`, `SCHED_FIFO`, ...
+    pub policy: u32,
+    /// `SCHED_FLAG_*`.
+    pub flags: u64,
+    /// Nice value (SCHED_OTHER, SCHED_BATCH).
+    pub nice: i32,
+    /// Static priority (SCHED_FIFO, SCHED_RR).
+    pub priority: u32,
+    /// SCHED_DEADLINE runtime, ns.
+    pub runtime: u64,
+    /// SCHED_DEADLINE deadline, ns.
+    pub deadline: u64,
+    /// SCHED_DEADLINE period, ns.
+    pub period: u64,
+}
+
+/// `sched_setattr(2)` for the calling thread (inherited by the exec'd command).
+pub fn sched_setattr(attr: &SchedAttr) -> io::Result<()> {
+    let mut attr = *attr;
+    attr.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: `attr` is a valid, initialised sched_attr of the size it states, alive across
+    // the call; the kernel only reads it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setattr,
+            0 as libc::c_long,
+            &attr as *const SchedAttr,
+            0 as libc::c_uint,
+        )
+    };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
