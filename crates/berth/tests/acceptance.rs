@@ -366,7 +366,7 @@ fn registry_refusals_are_worded_as_docker() {
     assert_eq!(push.status.code(), Some(1));
     assert_eq!(
         stderr(&push),
-        "Error response from daemon: unauthorized: authentication required\n"
+        "Error: unauthorized: authentication required\n"
     );
     assert_eq!(pull.status.code(), Some(1));
     assert!(
@@ -377,7 +377,7 @@ fn registry_refusals_are_worded_as_docker() {
     assert_eq!(login.status.code(), Some(1));
     assert!(
         stderr(&login).ends_with(&format!(
-            "Error response from daemon: Get \"http://{addr}/v2/\": unauthorized: incorrect username or password\n"
+            "Error: Get \"http://{addr}/v2/\": unauthorized: incorrect username or password\n"
         )),
         "{}",
         stderr(&login)

@@ -554,7 +554,7 @@ fn network_ls_pads_to_the_longest_name_and_a_duplicate_create_is_refused() {
     assert_eq!(again.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&again.stderr).trim_end(),
-        format!("Error response from daemon: network with name {long} already exists")
+        format!("Error: network with name {long} already exists")
     );
     assert_eq!(
         env.ok(&["network", "ls", "-q", "--filter", &format!("name={long}")])
@@ -701,7 +701,7 @@ fn ip_and_mac_address_on_a_user_network_are_checked_and_set() {
     assert_eq!(taken.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&taken.stderr).trim_end(),
-        format!("Error response from daemon: Address already in use: {ip} on network fixed13")
+        format!("Error: Address already in use: {ip} on network fixed13")
     );
     let ip2 = format!("{prefix}.{}", base + 30);
     env.ok(&["network", "connect", "--ip", &ip2, "fixed13", "fixed13b"]);
@@ -907,7 +907,7 @@ fn ipv6_user_network_gives_addresses_routes_and_hosts_entries() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(
-            err.starts_with("Error response from daemon: ") && err.contains(want),
+            err.starts_with("Error: ") && err.contains(want),
             "{args:?}: {err}"
         );
     }

@@ -468,7 +468,7 @@ fn wait_prints_each_status_in_order_and_names_an_unknown_one_last() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         support::stdout(&out),
-        "3\n0\nError response from daemon: No such container: pwait4-nosuch\n"
+        "3\n0\nError: No such container: pwait4-nosuch\n"
     );
 }
 
@@ -633,11 +633,11 @@ fn ps_filters_and_format_fields_are_dockers() {
     for (filter, error) in [
         (
             "before=pps5nosuch",
-            "Error response from daemon: No such container: pps5nosuch\n",
+            "Error: No such container: pps5nosuch\n",
         ),
         (
             "color=red",
-            "Error response from daemon: invalid filter 'color'\n",
+            "Error: invalid filter 'color'\n",
         ),
     ] {
         let out = env.berth(&["ps", "--filter", filter]);

@@ -167,7 +167,7 @@ fn push_to_berth_registry_then_pull_into_a_fresh_root() {
     let missing = env.run("r2", &["pull", &format!("{addr}/test/busybox:nope")]);
     assert_eq!(missing.status.code(), Some(1));
     let err = String::from_utf8_lossy(&missing.stderr);
-    assert!(err.starts_with("Error response from daemon: "), "{err}");
+    assert!(err.starts_with("Error: "), "{err}");
     assert!(err.contains("manifest unknown"), "{err}");
     // Pushing a name with no local image.
     let none = env.run("r2", &["push", &format!("{addr}/test/none:1")]);
@@ -233,7 +233,7 @@ fn login_push_pull_with_docker_registry_and_htpasswd() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("Error response from daemon: "), "{err}");
+    assert!(err.starts_with("Error: "), "{err}");
     assert!(err.contains("unauthorized"), "{err}");
     let stored = fs::read_to_string(env.path("docker-config/config.json")).unwrap_or_default();
     assert!(

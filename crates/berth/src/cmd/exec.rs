@@ -68,14 +68,14 @@ pub fn run(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<i32> {
     match lc.exec(&c, &req) {
         Ok(code) => Ok(code),
         // Docker prints a failed start of the process as is, the daemon's refusals (not
-        // running, no such user) as "Error response from daemon" with status 1.
+        // running, no such user) as "Error:" with status 1.
         Err(e @ ContainerError::ExecFailed { .. }) => {
             eprintln!("{e}");
             Ok(e.exit_code())
         }
         Err(e) => {
             let code = e.exit_code();
-            eprintln!("Error response from daemon: {e}");
+            eprintln!("Error: {e}");
             Ok(if code == 125 { 1 } else { code })
         }
     }

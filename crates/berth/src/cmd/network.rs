@@ -157,7 +157,7 @@ pub fn run(g: &GlobalOpts, c: NetworkCommand) -> anyhow::Result<i32> {
 }
 
 /// Runs a subcommand; an error is one line as Docker's CLI prints what its daemon refused
-/// (`Error response from daemon: network with name X already exists`), exit status 1.
+/// (`Error: network with name X already exists`), exit status 1.
 fn daemon_status_1(body: impl FnOnce() -> anyhow::Result<i32>) -> anyhow::Result<i32> {
     match body() {
         Ok(code) => Ok(code),
@@ -165,7 +165,7 @@ fn daemon_status_1(body: impl FnOnce() -> anyhow::Result<i32>) -> anyhow::Result
             if let Some(crate::exit::ExitStatus(code)) = err.downcast_ref() {
                 return Ok(*code);
             }
-            let line: String = crate::exit::cause_line("Error response from daemon: ", &err)
+            let line: String = crate::exit::cause_line("Error: ", &err)
                 .chars()
                 .map(|c| if c.is_control() { ' ' } else { c })
                 .collect();
@@ -329,7 +329,7 @@ fn rm(g: &GlobalOpts, a: RmArgs) -> anyhow::Result<i32> {
             Ok(_) => println!("{n}"),
             Err(err) if a.force && err.kind() == berth_engine::ErrorKind::NotFound => {}
             Err(err) => {
-                eprintln!("Error response from daemon: {err}");
+                eprintln!("Error: {err}");
                 status = 1;
             }
         }

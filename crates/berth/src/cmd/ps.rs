@@ -68,7 +68,7 @@ pub fn run(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<i32> {
         match Filter::parse(f) {
             Ok(f) => filters.push(f),
             Err(e) => {
-                eprintln!("Error response from daemon: {e}");
+                eprintln!("Error: {e}");
                 return Ok(1);
             }
         }

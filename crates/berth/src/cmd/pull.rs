@@ -105,18 +105,15 @@ pub(crate) fn pull_missing(g: &GlobalOpts, image: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether `pull_missing` would try: a valid reference naming a registry other than
-/// Docker Hub.
+/// Whether `pull_missing` would try: a valid reference (Docker Hub's included, as Docker;
+/// `berth.toml`'s `docker-hub` may name the host that serves them).
 pub(crate) fn pullable(image: &str) -> bool {
-    berth_oci::reference::ImageRef::parse(image).is_ok_and(|r| r.domain() != "docker.io")
+    berth_oci::reference::ImageRef::parse(image).is_ok()
 }
 
 /// Prints a registry failure as Docker does and returns status 1.
 pub(crate) fn daemon_error(err: &anyhow::Error) -> i32 {
-    eprintln!(
-        "{}",
-        crate::exit::cause_line("Error response from daemon: ", err)
-    );
+    eprintln!("{}", crate::exit::cause_line("Error: ", err));
     1
 }
 
