@@ -184,6 +184,37 @@ impl std::fmt::Debug for LoginRequest {
     }
 }
 
+/// `--pull` of `run`, `create` and `build`: when the image is pulled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Pull before every use, even when the image is present.
+    Always,
+    /// Pull only when the image is not in the store (Docker's default).
+    #[default]
+    Missing,
+    /// Never pull: a missing image is an error.
+    Never,
+}
+
+/// A `--pull` value that is none of the policies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid pull option: '{0}': must be one of \"always\", \"missing\" or \"never\"")]
+pub struct BadPullPolicy(pub String);
+
+impl std::str::FromStr for PullPolicy {
+    type Err = BadPullPolicy;
+
+    /// Docker's three words; `true`/`false` too, which `build --pull[=BOOL]` takes.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "always" | "true" => Ok(PullPolicy::Always),
+            "missing" | "false" => Ok(PullPolicy::Missing),
+            "never" => Ok(PullPolicy::Never),
+            _ => Err(BadPullPolicy(s.to_owned())),
+        }
+    }
+}
+
 /// The host serving a reference's domain (`docker.io` is served by `registry-1.docker.io`).
 pub fn registry_host(domain: &str) -> &str {
     match domain {
@@ -195,38 +226,86 @@ pub fn registry_host(domain: &str) -> &str {
 /// Hosts listed under `insecure-registries` in `berth.toml` (top level or `[registry]`),
 /// read from `ROOT/berth.toml` and `ROOT/../berth.toml`.
 pub fn insecure_registries(root: &Path) -> Result<Vec<String>, RegistryError> {
-    let mut out = Vec::new();
-    for path in [root.join("berth.toml"), root.join("../berth.toml")] {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                return Err(RegistryError::Config {
-                    path,
-                    reason: e.to_string(),
-                })
-            }
-        };
-        let doc: toml::Value = toml::from_str(&text).map_err(|e| RegistryError::Config {
-            path: path.clone(),
-            reason: e.message().to_owned(),
-        })?;
-        let lists = [
-            doc.get("insecure-registries"),
-            doc.get("registry")
-                .and_then(|r| r.get("insecure-registries")),
-        ];
-        for list in lists.into_iter().flatten() {
-            let Some(arr) = list.as_array() else {
-                return Err(RegistryError::Config {
-                    path,
-                    reason: "insecure-registries must be a list of hosts".into(),
-                });
+    Ok(RegistrySettings::read(root)?.insecure)
+}
+
+/// The environment variable that names the host serving Docker Hub's images, before
+/// `berth.toml`'s `[registry] docker-hub`.
+pub const DOCKER_HUB_ENV: &str = "BERTH_DOCKER_HUB";
+
+/// The registry settings of `berth.toml` (top level or `[registry]`), from
+/// `ROOT/berth.toml` and `ROOT/../berth.toml`, the first file's values first.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RegistrySettings {
+    /// `insecure-registries`: hosts spoken to over plain HTTP or without verifying TLS.
+    pub insecure: Vec<String>,
+    /// `docker-hub`: the host (`HOST[:PORT]`) that serves `docker.io` references instead
+    /// of `registry-1.docker.io`: a site's pull-through cache, or a closed port on a
+    /// machine that must never reach the internet (berth's own tests).
+    pub docker_hub: Option<String>,
+}
+
+impl RegistrySettings {
+    /// Reads both files; a missing file is no setting, a malformed one is an error.
+    pub fn read(root: &Path) -> Result<Self, RegistryError> {
+        let mut out = RegistrySettings::default();
+        for path in [root.join("berth.toml"), root.join("../berth.toml")] {
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(RegistryError::Config {
+                        path,
+                        reason: e.to_string(),
+                    })
+                }
             };
-            out.extend(arr.iter().filter_map(|v| v.as_str()).map(str::to_owned));
+            let doc: toml::Value = toml::from_str(&text).map_err(|e| RegistryError::Config {
+                path: path.clone(),
+                reason: e.message().to_owned(),
+            })?;
+            let section = doc.get("registry");
+            let lookup = |key: &str| {
+                [doc.get(key), section.and_then(|r| r.get(key))]
+                    .into_iter()
+                    .flatten()
+            };
+            for list in lookup("insecure-registries") {
+                let Some(arr) = list.as_array() else {
+                    return Err(RegistryError::Config {
+                        path,
+                        reason: "insecure-registries must be a list of hosts".into(),
+                    });
+                };
+                out.insecure
+                    .extend(arr.iter().filter_map(|v| v.as_str()).map(str::to_owned));
+            }
+            for hub in lookup("docker-hub") {
+                let Some(host) = hub.as_str().filter(|h| !h.is_empty() && !h.contains('/')) else {
+                    return Err(RegistryError::Config {
+                        path,
+                        reason: "docker-hub must be a host such as \"mirror.example:5000\"".into(),
+                    });
+                };
+                out.docker_hub.get_or_insert_with(|| host.to_owned());
+            }
+        }
+        if let Ok(host) = std::env::var(DOCKER_HUB_ENV) {
+            if !host.is_empty() {
+                out.docker_hub = Some(host);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The host serving `domain`: `docker-hub` for Docker Hub when set, else
+    /// [`registry_host`].
+    pub fn serving_host(&self, domain: &str) -> String {
+        match (registry_host(domain), &self.docker_hub) {
+            ("registry-1.docker.io", Some(hub)) => hub.clone(),
+            (host, _) => host.to_owned(),
         }
     }
-    Ok(out)
 }
 
 /// A layer being unpacked while its blob downloads.
@@ -495,12 +574,13 @@ impl BlobSource for StoreSource {
 }
 
 impl Engine {
-    fn session(&self, host: &str, tls_verify: Option<bool>) -> Result<Session, Error> {
+    /// A session with the registry serving `domain` (see [`RegistrySettings::serving_host`]).
+    fn session(&self, domain: &str, tls_verify: Option<bool>) -> Result<Session, Error> {
+        let settings = RegistrySettings::read(&self.config().root)?;
+        let host = &settings.serving_host(domain);
         let insecure = tls_verify == Some(false)
             || client::is_loopback_host(host)
-            || insecure_registries(&self.config().root)?
-                .iter()
-                .any(|h| h == host);
+            || settings.insecure.iter().any(|h| h == host);
         let creds = CredentialStore::default_location()
             .get(host)
             .map_err(RegistryError::from)?;
@@ -528,7 +608,7 @@ impl Engine {
             (None, Some(t)) => t.to_owned(),
             (None, None) => "latest".to_owned(),
         };
-        let session = self.session(registry_host(r.domain()), req.tls_verify)?;
+        let session = self.session(r.domain(), req.tls_verify)?;
         let _lease = self.store().content_lease()?;
         let sink = StoreSink::new(self.store().blobs().clone());
         let opts = PullOptions {
@@ -728,7 +808,7 @@ impl Engine {
             .filter(|t| t.domain() == r.domain() && t.path() != r.path())
             .filter_map(|t| RepoName::new(t.path()).ok())
             .collect();
-        let session = self.session(registry_host(r.domain()), req.tls_verify)?;
+        let session = self.session(r.domain(), req.tls_verify)?;
         let source = StoreSource {
             blobs: self.store().blobs().clone(),
         };
@@ -822,16 +902,15 @@ impl Engine {
             .filter(|s| !s.is_empty())
             .unwrap_or("docker.io")
             .to_owned();
-        let serving = registry_host(&host).to_owned();
+        let settings = RegistrySettings::read(&self.config().root)?;
+        let serving = settings.serving_host(&host);
         let creds = Credentials {
             username: req.username.clone(),
             password: req.password.clone(),
         };
         let insecure = req.tls_verify == Some(false)
             || client::is_loopback_host(&serving)
-            || insecure_registries(&self.config().root)?
-                .iter()
-                .any(|h| h == &serving);
+            || settings.insecure.iter().any(|h| h == &serving);
         let session = Session::new(
             &serving,
             Some(creds.clone()),
@@ -1032,6 +1111,18 @@ mod tests {
     #[test]
     fn docker_hub_is_served_by_registry_1() {
         assert_eq!(registry_host("docker.io"), "registry-1.docker.io");
+        assert_eq!("never".parse(), Ok(PullPolicy::Never));
+        assert_eq!("true".parse(), Ok(PullPolicy::Always));
+        assert_eq!(
+            "sometimes".parse::<PullPolicy>().unwrap_err().to_string(),
+            "invalid pull option: 'sometimes': must be one of \"always\", \"missing\" or \"never\""
+        );
+        let hub = RegistrySettings {
+            docker_hub: Some("127.0.0.1:9".into()),
+            ..Default::default()
+        };
+        assert_eq!(hub.serving_host("docker.io"), "127.0.0.1:9");
+        assert_eq!(hub.serving_host("quay.io"), "quay.io");
         assert_eq!(registry_host("localhost:5000"), "localhost:5000");
     }
 }

@@ -22,6 +22,8 @@ pub struct StoreBackend {
     /// owned by this process's lock and removed when the backend is dropped; after a crash
     /// the next command sweeps it (see `berth_store::staging`).
     scratch: berth_store::Staging,
+    /// `--pull`: whether a missing base image may be pulled.
+    pull: crate::registry::PullPolicy,
 }
 
 /// A merged view in a temporary directory, removed when dropped.
@@ -69,7 +71,14 @@ impl StoreBackend {
             engine: Mutex::new(engine),
             root: config.root.clone(),
             scratch,
+            pull: crate::registry::PullPolicy::Missing,
         })
+    }
+
+    /// The backend with build's `--pull` policy.
+    pub fn with_pull_policy(mut self, pull: crate::registry::PullPolicy) -> Self {
+        self.pull = pull;
+        self
     }
 
     fn with<T>(&self, f: impl FnOnce(&Engine) -> T) -> T {
@@ -134,13 +143,10 @@ impl BuildBackend for StoreBackend {
         self.with(|e| {
             let local = e.resolve_image(reference);
             let missing = matches!(&local, Err(err) if err.kind() == crate::ErrorKind::NotFound);
-            // Pull with --pull, or when the image is missing and the reference names a
-            // registry of its own (`localhost:5000/app`). Docker Hub is only contacted when
-            // asked (--pull or `berth pull`): builds here must work offline.
-            let explicit_registry = berth_oci::ImageRef::parse(reference)
-                .map(|r| r.domain() != "docker.io")
-                .unwrap_or(false);
-            let local = if pull || (missing && explicit_registry) {
+            // Pull with --pull, or when the image is missing unless --pull=never, as Docker
+            // does (also for Docker Hub, whose host `berth.toml` may name: `docker-hub`).
+            let may_pull = self.pull != crate::registry::PullPolicy::Never;
+            let local = if pull || (missing && may_pull) {
                 let req = crate::registry::PullRequest {
                     reference: reference.to_owned(),
                     platform: None,
@@ -163,9 +169,7 @@ impl BuildBackend for StoreBackend {
             let id = local.map_err(|err| match err.kind() {
                 crate::ErrorKind::NotFound => BackendError::ImageNotFound {
                     reference: qualified(reference),
-                    why: format!(
-                        "not pulled: build with --pull to pull it, or `berth pull {reference}` first"
-                    ),
+                    why: "not pulled (--pull=never)".to_owned(),
                 },
                 _ => failed(format!("resolving image {reference:?}"), err),
             })?;

@@ -140,8 +140,8 @@ pub struct BuildOptions {
     pub target: Option<String>,
     /// `--no-cache`.
     pub no_cache: bool,
-    /// `--pull`.
-    pub pull: bool,
+    /// `--pull`: `Always` pulls every base image; `Never` builds only from the store.
+    pub pull: crate::registry::PullPolicy,
     /// `--label K=V`.
     pub labels: Vec<String>,
     /// `--secret id=X,src=PATH` (also `type=file`, `source=`, `env=`).
@@ -290,7 +290,7 @@ impl Engine {
         }
         // Steps of builds that died (SIGKILL) are killed and removed before this one runs.
         runner::sweep_dead_steps(&self.config.runroot);
-        let backend = StoreBackend::open(&self.config)?;
+        let backend = StoreBackend::open(&self.config)?.with_pull_policy(opts.pull);
         // Everything this build writes under ROOT/tmp is in its own scratch directory.
         let tmp = berth_build::exec::BuildBackend::tmp_dir(&backend);
         let (secrets, _secret_files) = parse_secrets(&opts.secrets, &tmp)?;
@@ -305,7 +305,7 @@ impl Engine {
             build_args: exec::parse_build_args(&opts.build_args),
             target: opts.target,
             no_cache: opts.no_cache,
-            pull: opts.pull,
+            pull: opts.pull == crate::registry::PullPolicy::Always,
             labels,
             secrets,
             network: opts.network,

@@ -146,6 +146,18 @@ fn parse_go_duration(s: &str) -> Option<i64> {
     Some(total as i64)
 }
 
+/// Whether removing one reference leaves the image without any: all references are of one
+/// repository and at most one is a tag (a tag and its repository's digest references go
+/// together, so `app:1` plus `app@sha256:...` is one reference, as Docker counts).
+fn is_single_reference(tags: &[String], repo_digests: &[String]) -> bool {
+    let repos: BTreeSet<String> = tags
+        .iter()
+        .chain(repo_digests)
+        .map(|r| repository_of(r))
+        .collect();
+    repos.len() <= 1 && tags.len() <= 1
+}
+
 fn repository_of(reference: &str) -> String {
     ImageRef::parse_no_default(reference)
         .map(|r| r.repository())
@@ -169,8 +181,7 @@ impl Engine {
         let mut actions = Vec::new();
         if !by_id {
             let full = ImageRef::parse(input)?.to_string();
-            let refs = rec.tags.len() + rec.repo_digests.len();
-            if refs == 1 && !force && !users.is_empty() {
+            if is_single_reference(&rec.tags, &rec.repo_digests) && !force && !users.is_empty() {
                 return Err(ImageError::InUse {
                     action: "remove repository reference",
                     target: format!("{input:?}"),
@@ -361,6 +372,25 @@ impl Engine {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tag_and_its_repository_digest_are_one_reference() {
+        let tags = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let digest = "localhost:5000/app@sha256:".to_owned() + &"a".repeat(64);
+        assert!(is_single_reference(&tags(&["localhost:5000/app:1"]), &[]));
+        assert!(is_single_reference(
+            &tags(&["localhost:5000/app:1"]),
+            std::slice::from_ref(&digest)
+        ));
+        assert!(!is_single_reference(
+            &tags(&["localhost:5000/app:1", "localhost:5000/app:2"]),
+            std::slice::from_ref(&digest)
+        ));
+        assert!(!is_single_reference(
+            &tags(&["localhost:5000/app:1", "localhost:5000/other:1"]),
+            &[]
+        ));
+    }
 
     #[test]
     fn prune_filters_parse_as_docker() {

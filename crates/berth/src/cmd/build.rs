@@ -33,9 +33,11 @@ pub struct BuildArgs {
     /// Do not use cache when building the image.
     #[arg(long = "no-cache")]
     pub no_cache: bool,
-    /// Always attempt to pull a newer version of the base images.
-    #[arg(long)]
-    pub pull: bool,
+    /// Always attempt to pull a newer version of the base images (`--pull`, or
+    /// `--pull=always|missing|never`, `--pull=true|false`).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "always",
+          default_value = "missing", value_parser = parse_pull_policy)]
+    pub pull: berth_engine::registry::PullPolicy,
     /// Set metadata for an image (KEY=VALUE, repeatable).
     #[arg(long)]
     pub label: Vec<String>,
@@ -340,4 +342,10 @@ pub fn run(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
         }
         Ok(0)
     })
+}
+
+/// `--pull`'s value, with Docker's message for anything else.
+pub(crate) fn parse_pull_policy(s: &str) -> Result<berth_engine::registry::PullPolicy, String> {
+    s.parse()
+        .map_err(|e: berth_engine::registry::BadPullPolicy| e.to_string())
 }

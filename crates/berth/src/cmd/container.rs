@@ -93,6 +93,7 @@ pub fn run(g: &GlobalOpts, c: ContainerCommand) -> anyhow::Result<i32> {
 /// database connection would checkpoint and delete the WAL (fsyncs that cost more than
 /// the rest of a `run --rm`). SQLite's WAL is crash-safe; the next process reuses it.
 pub fn lifecycle(g: &GlobalOpts) -> anyhow::Result<ManuallyDrop<Lifecycle>> {
+    super::require_root()?;
     Ok(ManuallyDrop::new(
         Lifecycle::open(&g.root, &g.runroot).map_err(berth_engine::Error::from)?,
     ))
@@ -100,7 +101,7 @@ pub fn lifecycle(g: &GlobalOpts) -> anyhow::Result<ManuallyDrop<Lifecycle>> {
 
 /// Prints an error the way Docker's CLI prints a daemon error and returns exit status 1.
 pub fn daemon_error(e: &ContainerError) -> i32 {
-    eprintln!("Error response from daemon: {e}");
+    eprintln!("Error: {e}");
     1
 }
 

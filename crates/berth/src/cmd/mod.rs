@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod build;
 pub mod build_tty;
 pub mod builder;
+pub mod completion;
 pub mod container;
 pub mod create;
 pub mod df_verbose;
@@ -33,12 +34,14 @@ pub mod rmi;
 pub mod run;
 pub mod runtime;
 pub mod save;
+pub mod service;
 pub mod start;
 pub mod stats;
 pub mod stop;
 pub mod system;
 pub mod tag;
 pub mod top;
+pub mod volume;
 pub mod wait;
 
 use std::path::PathBuf;
@@ -82,11 +85,21 @@ pub struct GlobalOpts {
 impl GlobalOpts {
     /// Opens the engine on the configured roots.
     pub fn engine(&self) -> anyhow::Result<berth_engine::Engine> {
+        require_root()?;
         Ok(berth_engine::Engine::open(berth_engine::EngineConfig {
             root: self.root.clone(),
             runroot: self.runroot.clone(),
         })?)
     }
+}
+
+/// berth opens its store, namespaces and cgroups as root: another user gets one clear line
+/// (status 125) instead of the first `EACCES` on the way.
+pub(crate) fn require_root() -> anyhow::Result<()> {
+    if !rustix::process::geteuid().is_root() {
+        anyhow::bail!("berth needs root (rootless mode is not supported yet)");
+    }
+    Ok(())
 }
 
 /// berth: build, ship and run containers; type `berth` where you typed `docker`.
@@ -188,6 +201,14 @@ pub enum Command {
     /// Manage berth (disk usage).
     #[command(subcommand)]
     System(system::SystemCommand),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
+    /// Generate the shell completion script (bash, zsh, fish).
+    Completion(completion::CompletionArgs),
+    /// Write berth's man pages into a directory (internal: `scripts/install.sh` calls it).
+    #[command(name = "_man", hide = true)]
+    Man(completion::ManArgs),
     /// Low-level OCI runtime commands, compatible with runc (create, start, run, state, kill, delete, spec).
     Runtime(runtime::RuntimeArgs),
 }
@@ -236,6 +257,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::History(a) => history::run(&g, a),
         Command::Image(c) => image::run(&g, c),
         Command::System(c) => system::run(&g, c),
+        Command::Volume(c) => volume::run(&g, c),
         Command::Runtime(a) => runtime::run(&g, a),
+        Command::Completion(a) => completion::run(a),
+        Command::Man(a) => completion::man(a),
     }
 }

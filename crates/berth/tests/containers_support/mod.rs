@@ -79,6 +79,10 @@ pub fn berth_command(root: &Path, runroot: &Path) -> Command {
         .env_remove("BERTH_ROOT")
         .env_remove("BERTH_RUNROOT")
         .stdin(Stdio::null());
+    // Docker Hub at a closed loopback port: tests never leave the machine.
+    if std::env::var_os("BERTH_DOCKER_HUB").is_none() {
+        c.env("BERTH_DOCKER_HUB", "127.0.0.1:9");
+    }
     c
 }
 

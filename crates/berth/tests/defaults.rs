@@ -1,0 +1,264 @@
+//! `--pull` of run/create/build, `run` of a Docker Hub image (served here by a registry on
+//! loopback named with `BERTH_DOCKER_HUB`), and `rmi` refusing to untag an image a running
+//! container uses when its tag and repository digest are its only references.
+
+mod containers_support;
+
+use containers_support::{require_root, serve_registry, stderr, stdout, Env};
+
+/// An env whose Docker Hub is a registry on loopback holding `library/hubbox:1` (busybox).
+fn with_hub(env: &Env) -> (containers_support::Proc, String) {
+    let (server, addr) = serve_registry(&env.dir.path().join("hub"), &[]);
+    let up = format!("{addr}/library/hubbox:1");
+    env.ok(&["tag", "busybox", &up]);
+    let push = env
+        .cmd(&["push", &up])
+        .env("HOME", env.dir.path())
+        .output()
+        .unwrap();
+    assert!(push.status.success(), "{}", stderr(&push));
+    env.ok(&["rmi", &up]);
+    (server, addr)
+}
+
+#[test]
+fn run_pulls_a_missing_docker_hub_image_as_docker_does() {
+    if !require_root("run_pulls_a_missing_docker_hub_image_as_docker_does") {
+        return;
+    }
+    let env = Env::new();
+    let (_hub, addr) = with_hub(&env);
+    let berth = |args: &[&str]| {
+        env.cmd(args)
+            .env("HOME", env.dir.path())
+            .env("BERTH_DOCKER_HUB", &addr)
+            .output()
+            .unwrap()
+    };
+    // `--pull never`: Docker's words, status 125, nothing pulled.
+    let never = berth(&["run", "--rm", "--pull", "never", "hubbox:1", "true"]);
+    assert_eq!(never.status.code(), Some(125), "{}", stderr(&never));
+    assert_eq!(stderr(&never), "Error: No such image: hubbox:1\n");
+    assert_eq!(env.ok(&["images", "-q", "hubbox"]), "");
+
+    // The default (`missing`): a bare name is Docker Hub's, and it is pulled.
+    let run = berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "hubbox:1",
+        "echo",
+        "ran",
+    ]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    assert_eq!(stdout(&run), "ran\n");
+    let err = stderr(&run);
+    assert!(
+        err.starts_with(
+            "Unable to find image 'hubbox:1' locally\n1: Pulling from library/hubbox\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("Status: Downloaded newer image for hubbox:1\n"),
+        "{err}"
+    );
+
+    // `always` pulls though the image is here (no "Unable to find" line).
+    let always = berth(&[
+        "create",
+        "--pull",
+        "always",
+        "--name",
+        "pp-always",
+        "hubbox:1",
+    ]);
+    assert_eq!(always.status.code(), Some(0), "{}", stderr(&always));
+    let err = stderr(&always);
+    assert!(err.starts_with("1: Pulling from library/hubbox\n"), "{err}");
+    assert!(!err.contains("Unable to find"), "{err}");
+    env.ok(&["rm", "pp-always"]);
+
+    // A bad value: Docker's message, 125, no container.
+    let bad = berth(&["run", "--pull", "sometimes", "hubbox:1", "true"]);
+    assert_eq!(bad.status.code(), Some(125), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains(
+            "invalid pull option: 'sometimes': must be one of \"always\", \"missing\" or \"never\""
+        ),
+        "{}",
+        stderr(&bad)
+    );
+    assert_eq!(env.all_ids(), Vec::<String>::new());
+}
+
+#[test]
+fn a_missing_hub_image_fails_in_one_line_when_the_hub_is_unreachable() {
+    if !require_root("a_missing_hub_image_fails_in_one_line_when_the_hub_is_unreachable") {
+        return;
+    }
+    let env = Env::new();
+    // Port 9 on loopback: nothing listens (the harness's default for every test).
+    let out = env
+        .cmd(&["run", "--rm", "nosuchhubimage"])
+        .env("BERTH_DOCKER_HUB", "127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines[0], "Unable to find image 'nosuchhubimage:latest' locally",
+        "{err}"
+    );
+    assert!(
+        lines.last().unwrap().starts_with("Error: ")
+            && lines.last().unwrap().contains("127.0.0.1:9"),
+        "{err}"
+    );
+    assert_eq!(env.all_ids(), Vec::<String>::new());
+}
+
+#[test]
+fn build_pull_never_refuses_a_missing_base_and_pull_always_pulls() {
+    if !require_root("build_pull_never_refuses_a_missing_base_and_pull_always_pulls") {
+        return;
+    }
+    let env = Env::new();
+    let (_hub, addr) = with_hub(&env);
+    let ctx = env.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM hubbox:1\nRUN true\n").unwrap();
+    let ctx = ctx.to_str().unwrap();
+    let berth = |args: &[&str]| {
+        env.cmd(args)
+            .env("HOME", env.dir.path())
+            .env("BERTH_DOCKER_HUB", &addr)
+            .output()
+            .unwrap()
+    };
+    let never = berth(&[
+        "build",
+        "--pull=never",
+        "--progress",
+        "plain",
+        "-t",
+        "pp-b",
+        ctx,
+    ]);
+    assert_eq!(never.status.code(), Some(1), "{}", stderr(&never));
+    assert!(
+        stderr(&never).contains("not pulled (--pull=never)"),
+        "{}",
+        stderr(&never)
+    );
+    let missing = berth(&["build", "--progress", "plain", "-t", "pp-b", ctx]);
+    assert_eq!(missing.status.code(), Some(0), "{}", stderr(&missing));
+    let bare = berth(&["build", "--pull", "--progress", "plain", "-t", "pp-b2", ctx]);
+    assert_eq!(bare.status.code(), Some(0), "{}", stderr(&bare));
+    let bad = berth(&["build", "--pull=sometimes", "-t", "pp-b3", ctx]);
+    assert_ne!(bad.status.code(), Some(0));
+    assert!(
+        stderr(&bad).contains("invalid pull option: 'sometimes'"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
+fn rmi_refuses_the_last_tag_and_digest_of_an_image_a_container_runs() {
+    if !require_root("rmi_refuses_the_last_tag_and_digest_of_an_image_a_container_runs") {
+        return;
+    }
+    let env = Env::new();
+    let (_reg, addr) = serve_registry(&env.dir.path().join("reg"), &[]);
+    let image = format!("{addr}/pp/app:1");
+    let berth = |args: &[&str]| env.cmd(args).env("HOME", env.dir.path()).output().unwrap();
+    env.ok(&["tag", "busybox", &image]);
+    assert!(berth(&["push", &image]).status.success());
+    env.ok(&["rmi", &image]);
+    let pull = berth(&["pull", &image]);
+    assert!(pull.status.success(), "{}", stderr(&pull));
+    // The pulled image has its tag and its repository digest.
+    let digests = env.ok(&[
+        "inspect",
+        "-f",
+        "{{len .RepoDigests}} {{len .RepoTags}}",
+        &image,
+    ]);
+    assert_eq!(digests, "1 1");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pp-user",
+        "--network",
+        "none",
+        &image,
+        "sleep",
+        "60",
+    ]);
+    let out = env.berth(&["rmi", &image]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!(
+            "Error: conflict: unable to remove repository reference \"{image}\" (must force) - container "
+        )),
+        "{err}"
+    );
+    // Still tagged, digest kept.
+    assert_eq!(
+        env.ok(&[
+            "inspect",
+            "-f",
+            "{{len .RepoDigests}} {{len .RepoTags}}",
+            &image
+        ]),
+        "1 1"
+    );
+    env.ok(&["rm", "-f", "pp-user"]);
+    let out = env.berth(&["rmi", &image]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn another_user_is_told_berth_needs_root() {
+    if !require_root("another_user_is_told_berth_needs_root")
+        || !containers_support::require_tool("another_user_is_told_berth_needs_root", "setpriv")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for verb in [
+        &["ps"][..],
+        &["images"],
+        &["run", "--rm", "busybox", "true"],
+    ] {
+        let out = std::process::Command::new("setpriv")
+            .args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                "--",
+            ])
+            .arg(containers_support::BIN)
+            .arg("--root")
+            .arg(dir.path().join("root"))
+            .arg("--runroot")
+            .arg(dir.path().join("run"))
+            .args(verb)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(125), "{verb:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            "Error: berth needs root (rootless mode is not supported yet)\n",
+            "{verb:?}"
+        );
+    }
+    assert!(!dir.path().join("root").exists());
+}
