@@ -159,15 +159,30 @@ impl Lifecycle {
         let user_spec = req.user.clone().unwrap_or_else(|| img.user.clone());
         let lowers = self.store().image_lowerdirs(&image_id)?;
         let tree = LayeredTree::new(lowers);
-        let who = user::resolve_user(&tree, &user_spec)?;
+        let mut who = user::resolve_user(&tree, &user_spec)?;
+        for gid in user::resolve_groups(&tree, &flags.host_config.isolation.group_add)? {
+            if gid != who.gid && !who.additional_gids.contains(&gid) {
+                who.additional_gids.push(gid);
+            }
+        }
         // The command, looked up as execve will: 127/126 before anything is made.
         let cwd = if working_dir.is_empty() {
             "/"
         } else {
             &working_dir
         };
+        let image_volumes: Vec<String> = doc["config"]["Volumes"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let mounts = crate::volume::plan::plan(
+            self.store(),
+            &flags.volumes,
+            &flags.volumes_from,
+            &image_volumes,
+        )?;
         let covered = |p: &str| {
-            flags.volumes.iter().any(|v| p.starts_with(&v.destination))
+            mounts.iter().any(|v| p.starts_with(&v.destination))
                 || flags
                     .host_config
                     .tmpfs
@@ -249,24 +264,18 @@ impl Lifecycle {
             flags.host_config.privileged,
         );
         let network = flags.network.clone();
-        let mut anonymous_volumes = Vec::new();
-        for v in &flags.volumes {
-            if v.source.is_none() {
-                anonymous_volumes.push(format!("{}:{}", names::new_id(), v.destination));
-            }
-        }
         let spec = ContainerSpec {
             config,
             host_config: flags.host_config.clone(),
             path: path.clone(),
             args: argv[1..].to_vec(),
             network: Some(network),
-            volumes: flags.volumes.clone(),
+            volumes: mounts.clone(),
             security: flags.security.clone(),
             capabilities,
             stop_signal,
             stop_timeout: req.stop_timeout.unwrap_or(10),
-            anonymous_volumes,
+            anonymous_volumes: Vec::new(),
             uid: who.uid,
             gid: who.gid,
             additional_gids: who.additional_gids,
@@ -322,23 +331,22 @@ impl Lifecycle {
             }
             Ok(())
         })();
+        // The volumes: created when missing and claimed for the container, then filled
+        // from the image (the upper layer is on top: a made working directory counts).
+        let made = made.and_then(|()| {
+            let mut layers = vec![dir.join("upper")];
+            layers.extend(self.store().image_lowerdirs(&image_id)?);
+            crate::volume::plan::claim(self.store(), &id, &spec.volumes, &LayeredTree::new(layers))
+                .map_err(ContainerError::from)
+        });
         if let Err(e) = made {
             let _ = fs::remove_dir_all(&dir);
             let _ = self.store().delete_container(&id);
             return Err(e);
         }
-        for v in &spec.anonymous_volumes {
-            if let Some((n, _)) = v.split_once(':') {
-                let d = self.root().join("volumes").join(n).join("_data");
-                let _ = fs::create_dir_all(&d);
-            }
-        }
-        for v in &spec.volumes {
-            if let Some(s) = v.source.as_deref().filter(|s| !s.starts_with('/')) {
-                let _ = fs::create_dir_all(self.root().join("volumes").join(s).join("_data"));
-            }
-        }
-        Container::from_record(record)
+        let c = Container::from_record(record)?;
+        crate::events::emit_container(self.root(), &c, "create", &[]);
+        Ok(c)
     }
 }
 
@@ -408,6 +416,10 @@ impl Container {
                     .to_string(),
             );
         }
+        out.extend(
+            hc.isolation
+                .warnings(hc.memory, super::isolation::HostSupport::probe()),
+        );
         out
     }
 }

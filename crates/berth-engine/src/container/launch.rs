@@ -241,23 +241,7 @@ pub fn build_spec(
         binds.extend(init_binds);
         args = init_args;
     }
-    for v in &cs.volumes {
-        let src = match &v.source {
-            Some(s) if s.starts_with('/') => PathBuf::from(s),
-            Some(name) => lc.root().join("volumes").join(name).join("_data"),
-            None => continue,
-        };
-        binds.push((src, v.destination.clone(), v.read_only));
-    }
-    for name in &cs.anonymous_volumes {
-        if let Some((n, dest)) = name.split_once(':') {
-            binds.push((
-                lc.root().join("volumes").join(n).join("_data"),
-                dest.to_string(),
-                false,
-            ));
-        }
-    }
+    let mounts = crate::volume::plan::oci_mounts(lc.store(), cs)?;
     let rootfs = rootfs_dir(lc, c.id());
     let input = crate::spec::SpecInput {
         spec: cs,
@@ -272,10 +256,37 @@ pub fn build_spec(
         cgroups_path: cgroups_path(c.id()),
         init_binary: None,
         binds,
+        mounts,
         netns_path: net.netns.clone(),
         etc_files: net.etc_mounts.clone(),
     };
-    Ok(crate::spec::build(base_spec(), &input)?)
+    let mut spec = crate::spec::build(base_spec(), &input)?;
+    super::isolation::apply(
+        &mut spec,
+        &cs.host_config.isolation,
+        super::isolation::HostSupport::probe(),
+        &Joinable(lc),
+    )
+    .map_err(ContainerError::Isolation)?;
+    Ok(spec)
+}
+
+/// `--pid container:NAME` and `--ipc container:NAME`: the named container's running init.
+struct Joinable<'a>(&'a Lifecycle);
+
+impl super::isolation::NamespaceSource for Joinable<'_> {
+    fn pid_of(&self, name: &str) -> std::result::Result<i32, String> {
+        let other = self.0.find(name).map_err(|e| e.to_string())?;
+        let r = &other.record;
+        if other.status.is_active() && super::procfs::is_alive(r.pid, r.pid_start) {
+            Ok(r.pid as i32)
+        } else {
+            Err(format!(
+                "cannot join container {name}'s namespaces: container {} is not running",
+                other.id()
+            ))
+        }
+    }
 }
 
 fn home_of(cs: &super::ContainerSpec) -> String {

@@ -15,10 +15,15 @@
 //! likewise: a removal whose remover died is finished by the next `rm` or `prune`.
 
 pub mod command;
+pub mod commit;
+pub mod copy;
 pub mod create;
+pub mod diff;
 pub mod exec;
+pub mod export;
 pub mod init;
 pub mod inspect;
+pub mod isolation;
 pub mod launch;
 pub mod layered;
 pub mod list;
@@ -27,8 +32,10 @@ pub mod model;
 pub mod monitor;
 pub mod names;
 pub mod options;
+pub mod pause;
 pub mod procfs;
 pub mod remove;
+pub mod rename;
 pub mod request;
 pub mod runtime;
 pub mod signals;
@@ -37,6 +44,7 @@ pub mod status;
 pub mod stop;
 pub mod top;
 pub mod tty;
+pub mod update;
 pub mod user;
 
 use std::path::{Path, PathBuf};
@@ -78,6 +86,10 @@ pub enum ContainerError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] berth_store::Error),
+    /// An isolation setting cannot be applied now (a `container:NAME` mode whose
+    /// container is not running, a device gone since create).
+    #[error("{0}")]
+    Isolation(String),
     /// The image is not in the store.
     #[error("Unable to find image '{0}' locally")]
     ImageNotFound(String),
@@ -116,6 +128,9 @@ pub enum ContainerError {
     /// The OCI runtime failed.
     #[error(transparent)]
     Runtime(#[from] runtime::RuntimeError),
+    /// A volume cannot be created, claimed, filled or mounted.
+    #[error(transparent)]
+    Volume(#[from] crate::volume::VolumeError),
     /// A file operation failed.
     #[error("{op} {path}: {source}")]
     Io {
@@ -171,7 +186,8 @@ impl ContainerError {
         match self {
             ContainerError::Option(_)
             | ContainerError::BadReference(_)
-            | ContainerError::User(_) => ErrorKind::InvalidArgument,
+            | ContainerError::User(_)
+            | ContainerError::Isolation(_) => ErrorKind::InvalidArgument,
             ContainerError::Table(e) => match e.kind() {
                 S::NotFound => ErrorKind::NotFound,
                 S::Conflict | S::AlreadyExists => ErrorKind::Conflict,
@@ -193,6 +209,12 @@ impl ContainerError {
                 crate::spec::SpecErrorKind::Internal => ErrorKind::Internal,
             },
             ContainerError::Runtime(e) => e.kind(),
+            ContainerError::Volume(e) => match e.kind() {
+                crate::ErrorKind::NotFound => ErrorKind::NotFound,
+                crate::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
+                crate::ErrorKind::Conflict | crate::ErrorKind::AlreadyExists => ErrorKind::Conflict,
+                _ => ErrorKind::Internal,
+            },
             ContainerError::Network(e) => match e.kind() {
                 crate::ErrorKind::NotFound => ErrorKind::NotFound,
                 crate::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
@@ -383,7 +405,7 @@ impl Lifecycle {
                 137
             }),
             finished_at: Some(now_nanos()),
-            only_if_status: vec!["running".into(), "restarting".into()],
+            only_if_status: ContainerStatus::sources_of(ContainerStatus::Exited),
             ..Default::default()
         };
         let _ = self.store.update_container(&rec.id, &update);

@@ -122,6 +122,9 @@ pub struct HostConfig {
     pub pids_limit: Option<i64>,
     /// Log driver (always json-file).
     pub log_config: LogConfig,
+    /// Ulimits, devices, sysctls, namespace modes, OOM and block-I/O settings.
+    #[serde(flatten)]
+    pub isolation: super::isolation::Isolation,
 }
 
 /// One host side of a published port.

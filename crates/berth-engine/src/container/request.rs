@@ -49,6 +49,10 @@ pub struct CreateRequest {
     pub tmpfs: Vec<String>,
     /// `-v`.
     pub volumes: Vec<String>,
+    /// `--mount`.
+    pub mounts: Vec<String>,
+    /// `--volumes-from`.
+    pub volumes_from: Vec<String>,
     /// `--cap-add`.
     pub cap_add: Vec<String>,
     /// `--cap-drop`.
@@ -99,6 +103,8 @@ pub struct CreateRequest {
     pub labels: Vec<String>,
     /// Run detached (`-d`): only used to check flag combinations.
     pub detach: bool,
+    /// `--ulimit`, `--shm-size`, `--device`, `--sysctl`, `--pid`, `--ipc`, ... as typed.
+    pub isolation: super::isolation::IsolationFlags,
 }
 
 /// The flags after validation.
@@ -110,8 +116,10 @@ pub struct ValidatedFlags {
     pub env: Vec<String>,
     /// Parsed network mode.
     pub network: NetworkMode,
-    /// Parsed volumes.
+    /// Parsed volumes: `-v`, then `--mount`.
     pub volumes: Vec<VolumeSpec>,
+    /// Parsed `--volumes-from`: container, and `ro`/`rw` when given.
+    pub volumes_from: Vec<(String, Option<bool>)>,
     /// Parsed security options.
     pub security: SecurityOpts,
     /// Stop signal number, when given.
@@ -255,10 +263,29 @@ impl CreateRequest {
                 ));
             }
         }
-        let volumes = self
+        let mut volumes = self
             .volumes
             .iter()
             .map(|v| VolumeSpec::parse(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        for m in &self.mounts {
+            volumes.push(VolumeSpec::parse_mount(m)?);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for v in &volumes {
+            let dest = v.destination.trim_end_matches('/').to_string();
+            if !seen.insert(dest.clone()) || self.tmpfs.iter().any(|t| {
+                t.split(':').next().map(|p| p.trim_end_matches('/')) == Some(dest.as_str())
+            }) {
+                return Err(OptionError::Conflict(format!(
+                    "Duplicate mount point: {dest}"
+                )));
+            }
+        }
+        let volumes_from = self
+            .volumes_from
+            .iter()
+            .map(|v| options::parse_volumes_from(v))
             .collect::<Result<Vec<_>, _>>()?;
         let mut tmpfs = BTreeMap::new();
         for t in &self.tmpfs {
@@ -354,12 +381,14 @@ impl CreateRequest {
             cpuset_cpus,
             pids_limit: pids_limit.filter(|p| *p > 0),
             log_config: Default::default(),
+            isolation: self.isolation.validate(network == NetworkMode::Host)?,
         };
         Ok(ValidatedFlags {
             host_config,
             env,
             network,
             volumes,
+            volumes_from,
             security,
             stop_signal,
             name,

@@ -97,6 +97,26 @@ fn groups(tree: &(impl RootFiles + ?Sized)) -> Vec<GroupEntry> {
         .collect()
 }
 
+/// `--group-add` values as GIDs: numbers as they are, names from the tree's /etc/group.
+pub fn resolve_groups(
+    tree: &(impl RootFiles + ?Sized),
+    names: &[String],
+) -> Result<Vec<u32>, UserError> {
+    let mut table = None;
+    names
+        .iter()
+        .map(|g| match g.parse::<u32>() {
+            Ok(n) => Ok(n),
+            Err(_) => table
+                .get_or_insert_with(|| groups(tree))
+                .iter()
+                .find(|e| e.name == *g)
+                .map(|e| e.gid)
+                .ok_or_else(|| UserError::NoGroup(g.clone())),
+        })
+        .collect()
+}
+
 /// Resolves `spec` (empty = root) against the tree's /etc/passwd and /etc/group.
 pub fn resolve_user(
     tree: &(impl RootFiles + ?Sized),

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use berth_engine::container::CreateRequest;
+use berth_engine::registry::PullPolicy;
 
 use super::GlobalOpts;
 
@@ -62,6 +63,12 @@ pub struct ContainerFlags {
     /// Bind mount a volume.
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container.
+    #[arg(long = "mount")]
+    pub mount: Vec<String>,
+    /// Mount volumes from the specified container(s).
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
     /// Add Linux capabilities.
     #[arg(long = "cap-add")]
     pub cap_add: Vec<String>,
@@ -134,6 +141,57 @@ pub struct ContainerFlags {
     /// Set meta data on a container.
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
+    /// Ulimit options (NAME=SOFT[:HARD]).
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Size of /dev/shm.
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// Add a host device to the container (HOST[:CONTAINER][:PERMISSIONS]).
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list ('c 1:3 rwm').
+    #[arg(long = "device-cgroup-rule")]
+    pub device_cgroup_rule: Vec<String>,
+    /// Sysctl options (KEY=VALUE).
+    #[arg(long)]
+    pub sysctl: Vec<String>,
+    /// PID namespace to use (host, container:NAME).
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// IPC mode to use (none, private, shareable, host, container:NAME).
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// UTS namespace to use (host).
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// User namespace to use (host).
+    #[arg(long)]
+    pub userns: Option<String>,
+    /// Cgroup namespace to use (host, private).
+    #[arg(long)]
+    pub cgroupns: Option<String>,
+    /// Add additional groups to join.
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
+    /// Tune host's OOM preferences (-1000 to 1000).
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    pub oom_score_adj: Option<String>,
+    /// Disable OOM Killer.
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
+    /// Tune container memory swappiness (0 to 100).
+    #[arg(long = "memory-swappiness", allow_hyphen_values = true)]
+    pub memory_swappiness: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1).
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable.
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<String>,
+    /// Pull image before running ("always", "missing", "never").
+    #[arg(long, default_value = "missing", value_parser = super::build::parse_pull_policy)]
+    pub pull: PullPolicy,
     /// The image, then the command and its arguments.
     #[arg(
         required = true,
@@ -181,6 +239,8 @@ impl ContainerFlags {
             read_only: self.read_only,
             tmpfs: self.tmpfs.clone(),
             volumes: self.volume.clone(),
+            mounts: self.mount.clone(),
+            volumes_from: self.volumes_from.clone(),
             cap_add: self.cap_add.clone(),
             cap_drop: self.cap_drop.clone(),
             security_opt: self.security_opt.clone(),
@@ -206,6 +266,24 @@ impl ContainerFlags {
             runtime: self.runtime.clone(),
             labels: self.label.clone(),
             detach,
+            isolation: berth_engine::container::isolation::IsolationFlags {
+                ulimits: self.ulimit.clone(),
+                shm_size: self.shm_size.clone(),
+                devices: self.device.clone(),
+                device_cgroup_rules: self.device_cgroup_rule.clone(),
+                sysctls: self.sysctl.clone(),
+                pid: self.pid.clone(),
+                ipc: self.ipc.clone(),
+                uts: self.uts.clone(),
+                userns: self.userns.clone(),
+                cgroupns: self.cgroupns.clone(),
+                group_add: self.group_add.clone(),
+                oom_score_adj: self.oom_score_adj.clone(),
+                oom_kill_disable: self.oom_kill_disable,
+                memory_swappiness: self.memory_swappiness.clone(),
+                cpuset_mems: self.cpuset_mems.clone(),
+                blkio_weight: self.blkio_weight.clone(),
+            },
         }
     }
 }
@@ -227,7 +305,7 @@ pub fn run(g: &GlobalOpts, a: CreateArgs) -> anyhow::Result<i32> {
         return Ok(code);
     }
     let lc = super::container::lifecycle(g)?;
-    let c = create_pulling(g, &lc, &a.flags.request(true))?;
+    let c = create_pulling(g, &lc, &a.flags.request(true), a.flags.pull)?;
     for w in c.warnings() {
         eprintln!("WARNING: {w}");
     }
@@ -235,20 +313,28 @@ pub fn run(g: &GlobalOpts, a: CreateArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Creates the container; a missing image from a named registry is pulled first and the
-/// create tried again, as Docker's `run`/`create` do.
+/// Creates the container, pulling its image as `--pull` says: with `missing` (the default) a
+/// missing image is pulled and the create tried again, as Docker's `run`/`create` do.
 pub(crate) fn create_pulling(
     g: &GlobalOpts,
     lc: &berth_engine::container::Lifecycle,
     req: &CreateRequest,
+    pull: PullPolicy,
 ) -> anyhow::Result<berth_engine::container::Container> {
+    if pull == PullPolicy::Always {
+        super::pull::pull_missing(g, &req.image)?;
+    }
     match lc.create(req) {
         Err(berth_engine::container::ContainerError::ImageNotFound(shown))
-            if super::pull::pullable(&req.image) =>
+            if pull == PullPolicy::Missing && super::pull::pullable(&req.image) =>
         {
             eprintln!("Unable to find image '{shown}' locally");
             super::pull::pull_missing(g, &req.image)?;
             Ok(lc.create(req).map_err(berth_engine::Error::from)?)
+        }
+        // Docker's words for a missing image that may not be pulled; status 125.
+        Err(berth_engine::container::ContainerError::ImageNotFound(shown)) => {
+            anyhow::bail!("No such image: {shown}")
         }
         other => Ok(other.map_err(berth_engine::Error::from)?),
     }

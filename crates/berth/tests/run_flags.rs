@@ -1,0 +1,228 @@
+//! The isolation and resource flags of `run`/`create`: what the process inside sees, Docker's
+//! messages for bad values (status 125, no container left), and Docker's warnings for what
+//! this host cannot honour.
+
+mod containers_support;
+
+use containers_support::{require_root, stderr, stdout, Env};
+
+fn ns_of(path: &str) -> String {
+    std::fs::read_link(path)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `run --rm --network none ARGS... busybox sh -c SCRIPT`: (status, stdout, stderr).
+fn sh(env: &Env, flags: &[&str], script: &str) -> (Option<i32>, String, String) {
+    let mut args = vec!["run", "--rm", "--network", "none"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["busybox", "sh", "-c", script]);
+    let out = env.berth(&args);
+    (out.status.code(), stdout(&out), stderr(&out))
+}
+
+#[test]
+fn limits_devices_sysctls_and_oom_settings_reach_the_process() {
+    if !require_root("limits_devices_sysctls_and_oom_settings_reach_the_process") {
+        return;
+    }
+    let env = Env::new();
+    let (code, out, err) = sh(
+        &env,
+        &["--ulimit", "nofile=1024:2048", "--ulimit", "nproc=300"],
+        "ulimit -n; ulimit -Hn; ulimit -u",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "1024\n2048\n300\n");
+
+    let (code, out, err) = sh(
+        &env,
+        &["--shm-size", "128m"],
+        "df -k /dev/shm | tail -n 1 | awk '{print $2}'",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "131072\n");
+    let (_, out, _) = sh(&env, &[], "df -k /dev/shm | tail -n 1 | awk '{print $2}'");
+    assert_eq!(out, "65536\n", "Docker's default /dev/shm is 64 MiB");
+
+    let (code, out, err) = sh(
+        &env,
+        &["--device", "/dev/null:/dev/xnull:rw"],
+        "ls -l /dev/xnull | awk '{print $1, $5, $6}'; echo hi > /dev/xnull && echo wrote",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "crw-rw-rw- 1, 3\nwrote\n");
+
+    let (code, out, err) = sh(
+        &env,
+        &["--sysctl", "net.ipv4.ip_unprivileged_port_start=42"],
+        "cat /proc/sys/net/ipv4/ip_unprivileged_port_start",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "42\n");
+
+    let (code, out, err) = sh(
+        &env,
+        &[
+            "--oom-score-adj",
+            "500",
+            "--group-add",
+            "27",
+            "--group-add",
+            "4242",
+        ],
+        "cat /proc/self/oom_score_adj; id -G",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "500\n0 27 4242\n");
+
+    // This host has no block-I/O weight (cgroup v1 without CFQ/BFQ): Docker's warning, and
+    // the container still runs.
+    let weight = std::path::Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists()
+        || std::path::Path::new("/sys/fs/cgroup/blkio/blkio.bfq.weight").exists();
+    let (code, _, err) = sh(&env, &["--blkio-weight", "300"], "true");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        err.contains("WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."),
+        !weight,
+        "{err}"
+    );
+
+    env.ok(&[
+        "create",
+        "--name",
+        "rf-inspect",
+        "--ulimit",
+        "nofile=10:20",
+        "--cpuset-mems",
+        "0",
+        "--pid",
+        "host",
+        "--shm-size",
+        "1g",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        env.inspect(
+            "rf-inspect",
+            "{{json .HostConfig.Ulimits}} {{.HostConfig.CpusetMems}} {{.HostConfig.PidMode}} {{.HostConfig.ShmSize}}"
+        ),
+        "[{\"Name\":\"nofile\",\"Soft\":10,\"Hard\":20}] 0 host 1073741824"
+    );
+    env.ok(&["rm", "rf-inspect"]);
+}
+
+#[test]
+fn namespace_modes_share_what_they_name() {
+    if !require_root("namespace_modes_share_what_they_name") {
+        return;
+    }
+    let env = Env::new();
+    let own = |ns: &str| ns_of(&format!("/proc/self/ns/{ns}"));
+    let (code, out, err) = sh(
+        &env,
+        &["--pid", "host", "--ipc", "host", "--uts", "host", "--cgroupns", "host"],
+        "readlink /proc/self/ns/pid /proc/self/ns/ipc /proc/self/ns/uts /proc/self/ns/cgroup; hostname",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(
+        out,
+        format!(
+            "{}\n{}\n{}\n{}\n{}",
+            own("pid"),
+            own("ipc"),
+            own("uts"),
+            own("cgroup"),
+            host_name
+        )
+    );
+    // The host's name is untouched.
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        host_name
+    );
+
+    // --pid/--ipc container:NAME join a running container's namespaces.
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rf-target",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let pid = env.inspect("rf-target", "{{.State.Pid}}");
+    let (code, out, err) = sh(
+        &env,
+        &[
+            "--pid",
+            "container:rf-target",
+            "--ipc",
+            &format!("container:{}", &id[..12]),
+        ],
+        "readlink /proc/self/ns/pid /proc/self/ns/ipc; ps -o comm | grep -c sleep",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out,
+        format!(
+            "{}\n{}\n1\n",
+            ns_of(&format!("/proc/{pid}/ns/pid")),
+            ns_of(&format!("/proc/{pid}/ns/ipc"))
+        )
+    );
+    env.ok(&["stop", "-t", "0", "rf-target"]);
+    let (code, _, err) = sh(&env, &["--pid", "container:rf-target"], "true");
+    assert_eq!(code, Some(125), "{err}");
+    assert!(err.contains("is not running"), "{err}");
+    env.ok(&["rm", "rf-target"]);
+    assert_eq!(
+        env.all_ids(),
+        Vec::<String>::new(),
+        "a failed start leaves no container"
+    );
+}
+
+#[test]
+fn bad_values_are_one_line_status_125_and_leave_nothing() {
+    if !require_root("bad_values_are_one_line_status_125_and_leave_nothing") {
+        return;
+    }
+    let env = Env::new();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--ulimit", "nofile=abc"],
+            "invalid argument \"nofile=abc\" for \"--ulimit\" flag: strconv.ParseInt: parsing \"abc\": invalid syntax",
+        ),
+        (&["--ulimit", "bogus=1"], "invalid ulimit type: bogus"),
+        (
+            &["--device", "/dev/nonexistent"],
+            "error gathering device information while adding custom device \"/dev/nonexistent\": no such file or directory",
+        ),
+        (&["--sysctl", "vm.swappiness=1"], "sysctl 'vm.swappiness=1' is not allowed"),
+        (&["--pid", "bogus"], "--pid: invalid PID mode"),
+        (&["--ipc", "bogus"], "--ipc: invalid IPC mode"),
+        (&["--uts", "container:x"], "--uts: invalid UTS mode"),
+        (&["--oom-score-adj", "-1001"], "range for oom score adj is [-1000, 1000]"),
+        (&["--memory-swappiness", "101"], "valid memory swappiness range is 0-100"),
+        (&["--blkio-weight", "5"], "Range of blkio weight is from 10 to 1000"),
+        (&["--device-cgroup-rule", "z 1:2 r"], "invalid device cgroup format 'z 1:2 r'"),
+        (&["--group-add", "nosuchgroup"], "nosuchgroup"),
+        (&["--cpuset-mems", "7"], "Requested memory nodes are not available"),
+    ];
+    for (flags, want) in cases {
+        let (code, out, err) = sh(&env, flags, "true");
+        assert_eq!(code, Some(125), "{flags:?}: {err}");
+        assert_eq!(out, "", "{flags:?}");
+        assert_eq!(err.lines().count(), 1, "{flags:?}: {err}");
+        assert!(err.contains(want), "{flags:?}: want {want:?}, got {err}");
+    }
+    assert_eq!(env.all_ids(), Vec::<String>::new());
+    assert_eq!(env.mounts_here(), Vec::<String>::new());
+}
