@@ -75,6 +75,33 @@ impl ImageRunConfig {
     }
 }
 
+/// `--platform`: the image's `os/architecture[/variant]` must be the one asked for (Docker's
+/// words when it is not; `linux/amd64` and `amd64` name the same).
+fn check_platform(image: &str, doc: &Value, want: &str) -> Result<()> {
+    let os = doc["os"].as_str().unwrap_or("linux");
+    let arch = doc["architecture"].as_str().unwrap_or("");
+    let variant = doc["variant"].as_str().unwrap_or("");
+    let mut parts = want.split('/');
+    let (w_os, w_arch, w_variant) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(a), None, _) => ("linux", a, None),
+        (Some(o), Some(a), v) => (o, a, v),
+        _ => ("", "", None),
+    };
+    let arch_ok = w_arch == arch
+        || matches!((w_arch, arch), ("x86_64", "amd64") | ("aarch64", "arm64"));
+    if w_os == os && arch_ok && w_variant.map_or(true, |v| v == variant) {
+        return Ok(());
+    }
+    let have = if variant.is_empty() {
+        format!("{os}/{arch}")
+    } else {
+        format!("{os}/{arch}/{variant}")
+    };
+    Err(ContainerError::Option(super::options::OptionError::Conflict(format!(
+        "image with reference {image} was found but its platform ({have}) does not match the specified platform ({want})"
+    ))))
+}
+
 /// Merges `extra` into `base`: a later `KEY=` replaces an earlier one.
 pub fn merge_env(base: &[String], extra: &[String]) -> Vec<String> {
     let mut out: Vec<String> = base.to_vec();
@@ -135,6 +162,9 @@ impl Lifecycle {
             })?
         };
         let img = ImageRunConfig::from_json(&doc);
+        if let Some(want) = req.platform.as_deref().filter(|p| !p.is_empty()) {
+            check_platform(&req.image, &doc, want)?;
+        }
         let argv = command::combine(
             &img.entrypoint,
             &img.cmd,
@@ -247,7 +277,12 @@ impl Lifecycle {
                 .clone()
                 .or_else(|| (!img.stop_signal.is_empty()).then(|| img.stop_signal.clone())),
             stop_timeout: req.stop_timeout,
-            exposed_ports: img.exposed_ports.clone(),
+            exposed_ports: img
+                .exposed_ports
+                .clone()
+                .into_iter()
+                .chain(flags.exposed.iter().map(|p| (p.clone(), serde_json::json!({}))))
+                .collect(),
         };
         // Show Cmd and Entrypoint as Docker does: what the combination came from.
         let mut config = config;

@@ -103,6 +103,16 @@ pub struct CreateRequest {
     pub labels: Vec<String>,
     /// Run detached (`-d`): only used to check flag combinations.
     pub detach: bool,
+    /// `--label-file`: lines of `KEY=VALUE` (blank lines and `#` comments skipped).
+    pub label_files: Vec<PathBuf>,
+    /// `--expose PORT[/PROTO]` or a range `8000-8002/udp`.
+    pub expose: Vec<String>,
+    /// `--platform OS/ARCH[/VARIANT]`: the image must be of it.
+    pub platform: Option<String>,
+    /// `--log-driver` (`json-file`, the only one).
+    pub log_driver: Option<String>,
+    /// `--log-opt KEY=VALUE` (`max-size`, `max-file`).
+    pub log_opts: Vec<String>,
     /// `--ulimit`, `--shm-size`, `--device`, `--sysctl`, `--pid`, `--ipc`, ... as typed.
     pub isolation: super::isolation::IsolationFlags,
 }
@@ -128,6 +138,8 @@ pub struct ValidatedFlags {
     pub name: Option<String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// `--expose`, as `ExposedPorts` keys (`80/tcp`).
+    pub exposed: Vec<String>,
 }
 
 /// Minimum memory limit Docker accepts.
@@ -274,9 +286,11 @@ impl CreateRequest {
         let mut seen = std::collections::BTreeSet::new();
         for v in &volumes {
             let dest = v.destination.trim_end_matches('/').to_string();
-            if !seen.insert(dest.clone()) || self.tmpfs.iter().any(|t| {
-                t.split(':').next().map(|p| p.trim_end_matches('/')) == Some(dest.as_str())
-            }) {
+            if !seen.insert(dest.clone())
+                || self.tmpfs.iter().any(|t| {
+                    t.split(':').next().map(|p| p.trim_end_matches('/')) == Some(dest.as_str())
+                })
+            {
                 return Err(OptionError::Conflict(format!(
                     "Duplicate mount point: {dest}"
                 )));
@@ -380,7 +394,7 @@ impl CreateRequest {
             cpu_quota,
             cpuset_cpus,
             pids_limit: pids_limit.filter(|p| *p > 0),
-            log_config: Default::default(),
+            log_config: self.log_config()?,
             isolation: self.isolation.validate(network == NetworkMode::Host)?,
         };
         Ok(ValidatedFlags {
@@ -392,7 +406,104 @@ impl CreateRequest {
             security,
             stop_signal,
             name,
-            labels: options::parse_labels(&self.labels),
+            labels: self.all_labels()?,
+            exposed: self.exposed_ports()?,
+        })
+    }
+
+    /// `--label-file` lines, then `-l` (a later key wins, as Docker's).
+    fn all_labels(&self) -> Result<BTreeMap<String, String>, OptionError> {
+        let mut lines = Vec::new();
+        for f in &self.label_files {
+            let text = std::fs::read_to_string(f).map_err(|e| {
+                OptionError::Conflict(format!(
+                    "open {}: {}",
+                    f.display(),
+                    e.to_string()
+                        .split(" (os error")
+                        .next()
+                        .unwrap_or("")
+                        .to_lowercase()
+                ))
+            })?;
+            lines.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_owned),
+            );
+        }
+        lines.extend(self.labels.iter().cloned());
+        Ok(options::parse_labels(&lines))
+    }
+
+    /// `--expose` values as `ExposedPorts` keys, ranges expanded (Docker's messages).
+    fn exposed_ports(&self) -> Result<Vec<String>, OptionError> {
+        let mut out = Vec::new();
+        for e in &self.expose {
+            let (ports, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+            let bad = |why: &str| {
+                OptionError::Conflict(format!(
+                    "invalid range format for --expose: {e}, error: {why}"
+                ))
+            };
+            if !matches!(proto, "tcp" | "udp" | "sctp") {
+                return Err(OptionError::Conflict(format!("invalid proto: {proto}")));
+            }
+            let num = |p: &str| {
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad(&format!("invalid port: {p}")))
+            };
+            let (lo, hi) = match ports.split_once('-') {
+                Some((a, b)) => (num(a)?, num(b)?),
+                None => {
+                    let n = num(ports)?;
+                    (n, n)
+                }
+            };
+            if hi < lo {
+                return Err(bad(&format!("invalid range: {ports}")));
+            }
+            out.extend((lo..=hi).map(|p| format!("{p}/{proto}")));
+        }
+        Ok(out)
+    }
+
+    /// `--log-driver` and `--log-opt`: json-file with its rotation bounds, checked now so a
+    /// bad value never makes a container.
+    fn log_config(&self) -> Result<super::model::LogConfig, OptionError> {
+        let driver = self.log_driver.as_deref().unwrap_or("json-file");
+        if driver != "json-file" {
+            return Err(OptionError::Conflict(format!(
+                "logger: no log driver named '{driver}' is registered"
+            )));
+        }
+        let mut config = BTreeMap::new();
+        for opt in &self.log_opts {
+            let Some((k, v)) = opt.split_once('=') else {
+                return Err(OptionError::BadValue {
+                    flag: "--log-opt",
+                    value: opt.clone(),
+                    reason: "invalid log opt format, expected KEY=VALUE".into(),
+                });
+            };
+            let checked = match k {
+                "max-size" => super::logs::parse_max_size(v).map(|_| ()),
+                "max-file" => super::logs::parse_max_file(v).map(|_| ()),
+                _ => {
+                    return Err(OptionError::Conflict(format!(
+                        "unknown log opt '{k}' for json-file log driver"
+                    )))
+                }
+            };
+            checked.map_err(|e| OptionError::Conflict(e.to_string()))?;
+            config.insert(k.to_owned(), v.to_owned());
+        }
+        Ok(super::model::LogConfig {
+            kind: "json-file".into(),
+            config,
         })
     }
 

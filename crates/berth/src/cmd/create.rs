@@ -141,6 +141,24 @@ pub struct ContainerFlags {
     /// Set meta data on a container.
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
+    /// Expose a port or a range of ports.
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// Set platform if server is multi-platform capable.
+    #[arg(long, env = "DOCKER_DEFAULT_PLATFORM")]
+    pub platform: Option<String>,
+    /// Logging driver for the container (json-file).
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// Log driver options (max-size, max-file).
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
+    /// Read in a line delimited file of labels.
+    #[arg(long = "label-file")]
+    pub label_file: Vec<PathBuf>,
+    /// Write the container ID to the file.
+    #[arg(long)]
+    pub cidfile: Option<PathBuf>,
     /// Ulimit options (NAME=SOFT[:HARD]).
     #[arg(long)]
     pub ulimit: Vec<String>,
@@ -266,6 +284,11 @@ impl ContainerFlags {
             runtime: self.runtime.clone(),
             labels: self.label.clone(),
             detach,
+            label_files: self.label_file.clone(),
+            expose: self.expose.clone(),
+            platform: self.platform.clone(),
+            log_driver: self.log_driver.clone(),
+            log_opts: self.log_opt.clone(),
             isolation: berth_engine::container::isolation::IsolationFlags {
                 ulimits: self.ulimit.clone(),
                 shm_size: self.shm_size.clone(),
@@ -305,12 +328,74 @@ pub fn run(g: &GlobalOpts, a: CreateArgs) -> anyhow::Result<i32> {
         return Ok(code);
     }
     let lc = super::container::lifecycle(g)?;
-    let c = create_pulling(g, &lc, &a.flags.request(true), a.flags.pull)?;
+    let c = create_container(g, &lc, &a.flags, true)?;
     for w in c.warnings() {
         eprintln!("WARNING: {w}");
     }
     println!("{}", c.id());
     Ok(0)
+}
+
+/// Creates the container of `run`/`create`: claims `--cidfile` first (an existing file is an
+/// error, as Docker's), pulls as `--pull` says, writes the ID into the file.
+pub(crate) fn create_container(
+    g: &GlobalOpts,
+    lc: &berth_engine::container::Lifecycle,
+    flags: &ContainerFlags,
+    detach: bool,
+) -> anyhow::Result<berth_engine::container::Container> {
+    let cid = CidFile::claim(flags.cidfile.as_deref())?;
+    let c = create_pulling(g, lc, &flags.request(detach), flags.pull)?;
+    cid.write(c.id())?;
+    Ok(c)
+}
+
+/// `--cidfile`: made empty and exclusively before the container, removed again when the
+/// create fails, holding the ID once it succeeds.
+struct CidFile(Option<PathBuf>);
+
+impl CidFile {
+    fn claim(path: Option<&std::path::Path>) -> anyhow::Result<CidFile> {
+        let Some(path) = path else {
+            return Ok(CidFile(None));
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
+            Ok(_) => Ok(CidFile(Some(path.to_owned()))),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => anyhow::bail!(
+                "Container ID file found, make sure the other container isn't running or delete {}",
+                path.display()
+            ),
+            Err(e) => Err(anyhow::Error::new(e).context(format!(
+                "failed to create the container ID file {}",
+                path.display()
+            ))),
+        }
+    }
+
+    fn write(mut self, id: &str) -> anyhow::Result<()> {
+        if let Some(path) = self.0.take() {
+            std::fs::write(&path, id).map_err(|e| {
+                let _ = std::fs::remove_file(&path);
+                anyhow::Error::new(e).context(format!(
+                    "failed to write the container ID to {}",
+                    path.display()
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for CidFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Creates the container, pulling its image as `--pull` says: with `missing` (the default) a
@@ -322,14 +407,14 @@ pub(crate) fn create_pulling(
     pull: PullPolicy,
 ) -> anyhow::Result<berth_engine::container::Container> {
     if pull == PullPolicy::Always {
-        super::pull::pull_missing(g, &req.image)?;
+        super::pull::pull_missing(g, &req.image, req.platform.as_deref())?;
     }
     match lc.create(req) {
         Err(berth_engine::container::ContainerError::ImageNotFound(shown))
             if pull == PullPolicy::Missing && super::pull::pullable(&req.image) =>
         {
             eprintln!("Unable to find image '{shown}' locally");
-            super::pull::pull_missing(g, &req.image)?;
+            super::pull::pull_missing(g, &req.image, req.platform.as_deref())?;
             Ok(lc.create(req).map_err(berth_engine::Error::from)?)
         }
         // Docker's words for a missing image that may not be pulled; status 125.

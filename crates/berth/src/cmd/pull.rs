@@ -82,7 +82,11 @@ pub fn run(g: &GlobalOpts, a: PullArgs) -> anyhow::Result<i32> {
 /// stderr (stdout belongs to the container). Callers ask [`pullable`] first: only a named
 /// registry is tried (Docker Hub cannot be reached from here, so a bare `busybox` stays
 /// "Unable to find image").
-pub(crate) fn pull_missing(g: &GlobalOpts, image: &str) -> anyhow::Result<()> {
+pub(crate) fn pull_missing(
+    g: &GlobalOpts,
+    image: &str,
+    platform: Option<&str>,
+) -> anyhow::Result<()> {
     let parsed = berth_oci::reference::ImageRef::parse(image)?;
     let tag = match (parsed.digest(), parsed.tag()) {
         (Some(d), _) => d.to_string(),
@@ -94,6 +98,7 @@ pub(crate) fn pull_missing(g: &GlobalOpts, image: &str) -> anyhow::Result<()> {
     let report = g.engine()?.pull(
         &PullRequest {
             reference: image.to_owned(),
+            platform: platform.map(str::to_owned),
             ..Default::default()
         },
         &|p| progress.event(p),

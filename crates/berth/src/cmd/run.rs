@@ -31,7 +31,7 @@ pub fn run(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
     berth_engine::network::check_publish(&a.flags.publish).map_err(berth_engine::Error::from)?;
     let lc = super::container::lifecycle(g)?;
     lc.ensure_runroot().map_err(berth_engine::Error::from)?;
-    let c = super::create::create_pulling(g, &lc, &a.flags.request(a.detach), a.flags.pull)?;
+    let c = super::create::create_container(g, &lc, &a.flags, a.detach)?;
     for w in c.warnings() {
         eprintln!("WARNING: {w}");
     }
