@@ -226,3 +226,72 @@ fn bad_values_are_one_line_status_125_and_leave_nothing() {
     assert_eq!(env.all_ids(), Vec::<String>::new());
     assert_eq!(env.mounts_here(), Vec::<String>::new());
 }
+
+#[test]
+fn log_opts_expose_platform_label_file_and_cidfile() {
+    if !require_root("log_opts_expose_platform_label_file_and_cidfile") {
+        return;
+    }
+    let env = Env::new();
+    let dir = env.dir.path();
+    std::fs::write(dir.join("labels"), "# team\nteam=infra\n\ntier=web\n").unwrap();
+    let cid = dir.join("cid");
+    let cid_s = cid.to_str().unwrap();
+    let labels = dir.join("labels");
+    env.ok(&[
+        "create", "--name", "rf-misc", "--log-opt", "max-size=1k", "--log-opt", "max-file=2",
+        "--expose", "7000-7001/udp", "--expose", "80", "--label-file", labels.to_str().unwrap(),
+        "-l", "tier=db", "--cidfile", cid_s, "--platform", "linux/amd64", "busybox",
+        "sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done",
+    ]);
+    let id = env.inspect("rf-misc", "{{.Id}}");
+    assert_eq!(std::fs::read_to_string(&cid).unwrap(), id);
+    assert_eq!(
+        env.inspect(
+            "rf-misc",
+            "{{json .HostConfig.LogConfig}} {{json .Config.ExposedPorts}} {{json .Config.Labels}}"
+        ),
+        "{\"Type\":\"json-file\",\"Config\":{\"max-file\":\"2\",\"max-size\":\"1k\"}} \
+         {\"7000/udp\":{},\"7001/udp\":{},\"80/tcp\":{}} {\"team\":\"infra\",\"tier\":\"db\"}"
+    );
+    // The log is bounded: two files of about 1 KiB.
+    env.ok(&["start", "-a", "rf-misc"]);
+    let logs = env.ok(&["logs", "rf-misc"]);
+    assert!(logs.ends_with("line-199-xxxxxxxxxxxxxxxxxxxxxxxx"), "{logs}");
+    assert!(logs.lines().count() < 100, "{} lines kept", logs.lines().count());
+
+    // A second create with the same --cidfile: Docker's refusal, no container, file kept.
+    let out = env.berth(&["create", "--cidfile", cid_s, "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!("Error: Container ID file found, make sure the other container isn't running or delete {cid_s}\n")
+    );
+    assert_eq!(std::fs::read_to_string(&cid).unwrap(), id);
+    env.ok(&["rm", "rf-misc"]);
+    std::fs::remove_file(&cid).unwrap();
+
+    // A create that fails removes the --cidfile it claimed.
+    let out = env.berth(&["create", "--cidfile", cid_s, "--log-opt", "max-size=lots", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(!cid.exists());
+    let cases: &[(&[&str], &str)] = &[
+        (&["--log-opt", "compress=true"], "unknown log opt 'compress' for json-file log driver"),
+        (&["--log-driver", "syslog"], "logger: no log driver named 'syslog' is registered"),
+        (&["--expose", "99999"], "invalid range format for --expose: 99999"),
+        (
+            &["--platform", "linux/arm64"],
+            "image with reference busybox was found but its platform (linux/amd64) does not match the specified platform (linux/arm64)",
+        ),
+        (&["--label-file", "/nonexistent-labels"], "open /nonexistent-labels: no such file or directory"),
+    ];
+    for (flags, want) in cases {
+        let mut args = vec!["create"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["busybox", "true"]);
+        let out = env.berth(&args);
+        assert_eq!(out.status.code(), Some(125), "{flags:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{flags:?}: {}", stderr(&out));
+    }
+    assert_eq!(env.all_ids(), Vec::<String>::new());
+}
