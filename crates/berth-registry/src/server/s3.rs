@@ -28,7 +28,7 @@
 //! repositories/<name>/_layers/<hex>               as in FsStorage
 //! repositories/<name>/_manifests/revisions/<hex>
 //! repositories/<name>/_manifests/tags/<tag>
-//! repositories/<name>/_referrers/<subject hex>/<hex>
+//! repositories/<name>/_referrers/<subject hex[..32]>/<hex[..32]>
 //! ```
 //!
 //! # Uploads
@@ -472,7 +472,8 @@ impl S3Storage {
                 Ok(r) => return Ok(Answer::Ok(r)),
                 Err(ureq::Error::Status(code, r)) => {
                     let text = r.into_string().unwrap_or_default();
-                    if code >= 500 || code == 429 {
+                    // (501: the store lacks the call, asking again will not help)
+                    if (code >= 500 && code != 501) || code == 429 {
                         last = short(code, &text);
                         continue;
                     }
@@ -616,6 +617,17 @@ impl S3Storage {
                 format!("{}/_manifests/revisions/{}", Self::repo_key(repo), d.hex())
             }
         }
+    }
+
+    /// Digests shortened to 128 bits here: s3s-fs keeps each key's metadata in a file named
+    /// after the whole key, which two full digests push past 255 bytes.
+    fn referrer_key(repo: &RepoName, subject: &Digest, referrer: &Digest) -> String {
+        format!(
+            "{}/_referrers/{}/{}",
+            Self::repo_key(repo),
+            &subject.hex()[..32],
+            &referrer.hex()[..32]
+        )
     }
 
     fn tag_key(repo: &RepoName, tag: &str) -> String {
@@ -839,6 +851,33 @@ impl S3Storage {
             pos: 0,
             body: None,
         })
+    }
+
+    /// The multipart uploads in progress under the prefix: (key, upload id); `None` when
+    /// the store does not list them (s3s-fs answers 501).
+    pub fn multipart_uploads(&self) -> Result<Option<Vec<(String, String)>>, StorageError> {
+        let prefix = self.key("");
+        let answer = self.call(
+            "ListMultipartUploads",
+            Method::Get,
+            None,
+            &[("uploads", ""), ("prefix", &prefix)],
+            &[],
+            None,
+        )?;
+        let text = match answer {
+            Answer::Ok(r) => r.into_string().unwrap_or_default(),
+            Answer::Status(501, _) => return Ok(None),
+            Answer::Status(code, text) => {
+                return Err(backend("ListMultipartUploads", &prefix, short(code, &text)))
+            }
+        };
+        Ok(Some(
+            xml_all(&text, "Upload")
+                .into_iter()
+                .filter_map(|u| Some((xml_one(u, "Key")?, xml_one(u, "UploadId")?)))
+                .collect(),
+        ))
     }
 
     /// A presigned GET of a blob, valid for 20 minutes (for redirects).
@@ -1421,15 +1460,7 @@ impl Storage for S3Storage {
         referrer: &Digest,
         descriptor: &[u8],
     ) -> Result<(), StorageError> {
-        self.put(
-            &format!(
-                "{}/_referrers/{}/{}",
-                Self::repo_key(repo),
-                subject.hex(),
-                referrer.hex()
-            ),
-            descriptor,
-        )
+        self.put(&Self::referrer_key(repo, subject, referrer), descriptor)
     }
 
     fn remove_referrer(
@@ -1438,17 +1469,16 @@ impl Storage for S3Storage {
         subject: &Digest,
         referrer: &Digest,
     ) -> Result<(), StorageError> {
-        self.delete(&format!(
-            "{}/_referrers/{}/{}",
-            Self::repo_key(repo),
-            subject.hex(),
-            referrer.hex()
-        ))?;
+        self.delete(&Self::referrer_key(repo, subject, referrer))?;
         Ok(())
     }
 
     fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Vec<u8>>, StorageError> {
-        let prefix = format!("{}/_referrers/{}/", Self::repo_key(repo), subject.hex());
+        let prefix = format!(
+            "{}/_referrers/{}/",
+            Self::repo_key(repo),
+            &subject.hex()[..32]
+        );
         let mut out = Vec::new();
         for (k, _, _) in self.list(&prefix)? {
             if let Some((b, _)) = self.get_bytes(&k)? {
