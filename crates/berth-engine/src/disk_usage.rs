@@ -93,3 +93,33 @@ impl Engine {
         Ok(rows)
     }
 }
+
+/// The volumes' line of `system df`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeTotals {
+    /// Number of volumes.
+    pub count: usize,
+    /// Volumes that at least one container uses.
+    pub active: usize,
+    /// Bytes of all their data.
+    pub size: u64,
+    /// Bytes of the unused ones.
+    pub reclaimable: u64,
+}
+
+impl Engine {
+    /// The volumes' count, active count, size and reclaimable size.
+    pub fn volume_totals(&self) -> Result<VolumeTotals, Error> {
+        let mut t = VolumeTotals::default();
+        for v in self.volume_usage()? {
+            t.count += 1;
+            t.size += v.size;
+            if v.links > 0 {
+                t.active += 1;
+            } else {
+                t.reclaimable += v.size;
+            }
+        }
+        Ok(t)
+    }
+}

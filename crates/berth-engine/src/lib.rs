@@ -38,6 +38,7 @@ pub mod network;
 pub mod network_container;
 pub mod registry;
 pub mod spec;
+pub mod volume;
 
 /// Where the engine keeps its state.
 #[derive(Debug, Clone)]
@@ -99,6 +100,9 @@ pub enum Error {
     /// A registry operation failed (see [`registry::RegistryError`]).
     #[error(transparent)]
     Registry(#[from] registry::RegistryError),
+    /// A volume operation failed (see [`volume::VolumeError`]).
+    #[error(transparent)]
+    Volume(#[from] volume::VolumeError),
 }
 
 impl Error {
@@ -129,6 +133,7 @@ impl Error {
             Error::Build(e) => e.kind(),
             Error::Network(e) => e.kind(),
             Error::Registry(e) => e.kind(),
+            Error::Volume(e) => e.kind(),
             Error::Container(e) => match e.kind() {
                 container::ErrorKind::NotFound => ErrorKind::NotFound,
                 container::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,

@@ -46,6 +46,20 @@ impl SpecError {
     }
 }
 
+/// One mount of the container's own (a volume, a bind, a `--mount` tmpfs) as it goes into
+/// the spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Path inside the container.
+    pub destination: String,
+    /// `bind` or `tmpfs`.
+    pub typ: String,
+    /// Host path (or `tmpfs`).
+    pub source: PathBuf,
+    /// Mount options (`rbind`, `rprivate`, `ro`, `size=...`).
+    pub options: Vec<String>,
+}
+
 /// What the spec needs beyond the container's configuration.
 #[derive(Debug, Clone)]
 pub struct SpecInput<'a> {
@@ -63,8 +77,11 @@ pub struct SpecInput<'a> {
     pub cgroups_path: String,
     /// Host path of berth's init, bind-mounted at `/dev/init` for `--init`.
     pub init_binary: Option<PathBuf>,
-    /// Volumes: (host source, container destination, read-only).
+    /// Read-only or read-write binds of berth's own (its init): (host source, container
+    /// destination, read-only).
     pub binds: Vec<(PathBuf, String, bool)>,
+    /// The container's volumes, binds and `--mount` tmpfs mounts.
+    pub mounts: Vec<Mount>,
     /// Network namespace to join (bridge networks), if any.
     pub netns_path: Option<PathBuf>,
     /// Files written for the container: (host path, container path), e.g. /etc/hosts.
@@ -128,7 +145,10 @@ pub fn build(mut base: Value, input: &SpecInput<'_>) -> Result<Value, SpecError>
         }
     }
 
-    // Mounts: defaults, then tmpfs and binds (a later mount over the same path wins).
+    // Mounts: defaults, then the container's own ordered by the depth of their destination
+    // (as Docker: `/a` before `/a/b`, whatever the flags' order), so that a mount inside
+    // another is not hidden by it; at the same depth the flags' order (a later mount over
+    // the same path wins).
     let mut mounts: Vec<Value> = base
         .get("mounts")
         .and_then(|m| m.as_array().cloned())
@@ -138,6 +158,7 @@ pub fn build(mut base: Value, input: &SpecInput<'_>) -> Result<Value, SpecError>
         .keys()
         .map(String::as_str)
         .chain(input.binds.iter().map(|b| b.1.as_str()))
+        .chain(input.mounts.iter().map(|m| m.destination.as_str()))
         .chain(input.etc_files.iter().map(|f| f.1.as_str()))
         .collect();
     mounts.retain(|m| {
@@ -154,6 +175,7 @@ pub fn build(mut base: Value, input: &SpecInput<'_>) -> Result<Value, SpecError>
             }
         }
     }
+    let defaults = mounts.len();
     for (path, opts) in &hc.tmpfs {
         let mut o: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
         for extra in opts.split(',').filter(|s| !s.is_empty()) {
@@ -173,12 +195,20 @@ pub fn build(mut base: Value, input: &SpecInput<'_>) -> Result<Value, SpecError>
         }
         mounts.push(json!({"destination": dest, "type": "bind", "source": src, "options": o}));
     }
+    for m in &input.mounts {
+        mounts.push(json!({"destination": m.destination, "type": m.typ, "source": m.source, "options": m.options}));
+    }
     for (src, dest) in &input.etc_files {
         mounts.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
     }
     if let Some(init) = &input.init_binary {
         mounts.push(json!({"destination": "/dev/init", "type": "bind", "source": init, "options": ["bind", "ro", "nosuid", "nodev"]}));
     }
+    mounts[defaults..].sort_by_key(|m| {
+        m.get("destination")
+            .and_then(|d| d.as_str())
+            .map_or(0, |d| d.split('/').filter(|c| !c.is_empty()).count())
+    });
     base["mounts"] = Value::Array(mounts);
 
     // Linux: namespaces, resources, cgroup path, seccomp, masked paths.
@@ -369,6 +399,7 @@ mod tests {
             cgroups_path: "/berth/abc".into(),
             init_binary: None,
             binds: vec![(PathBuf::from("/h"), "/c".into(), true)],
+            mounts: vec![],
             netns_path: None,
             etc_files: vec![],
         };
@@ -383,5 +414,39 @@ mod tests {
         assert_eq!(s["process"]["capabilities"]["effective"][0], "CAP_CHOWN");
         assert_eq!(s["mounts"].as_array().unwrap().len(), 2);
         assert_eq!(s["hostname"], "abc");
+    }
+
+    #[test]
+    fn mounts_go_in_by_the_depth_of_their_destination() {
+        let mut cs = ContainerSpec::default();
+        cs.host_config.tmpfs.insert("/a/b/c".into(), String::new());
+        let m = |d: &str| Mount {
+            destination: d.into(),
+            typ: "bind".into(),
+            source: PathBuf::from("/h"),
+            options: vec!["rbind".into()],
+        };
+        let input = SpecInput {
+            spec: &cs,
+            rootfs: Path::new("/r"),
+            env: vec![],
+            args: vec!["true".into()],
+            cwd: "/".into(),
+            cgroups_path: "/berth/abc".into(),
+            init_binary: None,
+            binds: vec![],
+            mounts: vec![m("/a/b"), m("/a"), m("/x")],
+            netns_path: None,
+            etc_files: vec![],
+        };
+        let base = json!({"mounts": [{"destination": "/proc", "type": "proc"}]});
+        let s = build(base, &input).unwrap();
+        let dests: Vec<&str> = s["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap())
+            .collect();
+        assert_eq!(dests, ["/proc", "/a", "/x", "/a/b", "/a/b/c"]);
     }
 }

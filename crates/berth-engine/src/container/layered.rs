@@ -178,6 +178,11 @@ impl LayeredTree {
     /// Resolves `path` (absolute inside the container) to its final entry, following
     /// symlinks within the tree.
     fn entry(&self, path: &str) -> Option<Entry> {
+        self.entry_and_dir(path).map(|(e, _)| e)
+    }
+
+    /// [`Self::entry`], with the merged directory when the entry is one.
+    fn entry_and_dir(&self, path: &str) -> Option<(Entry, Option<MergedDir>)> {
         let mut pending: Vec<Vec<u8>> = split(path.as_bytes());
         pending.reverse();
         // The directories walked so far, each with its name.
@@ -214,29 +219,48 @@ impl LayeredTree {
                     let mut host = self.layers.get(layer)?.clone();
                     host.extend(stack.iter().map(|(n, _, _)| os(n)));
                     host.push(os(&comp));
-                    return Some(Entry {
-                        host,
-                        md,
-                        file: Some(file),
-                    });
+                    return Some((
+                        Entry {
+                            host,
+                            md,
+                            file: Some(file),
+                        },
+                        None,
+                    ));
                 }
             }
         }
-        let (dirs, md) = match stack.last() {
-            Some((_, d, md)) => (d, md.clone()),
+        let (layer, md) = match stack.last() {
+            Some((_, d, md)) => (d.dirs.first()?.0, md.clone()),
             None => {
-                let (_, top) = root.dirs.first()?;
+                let (layer, top) = root.dirs.first()?;
                 let md = File::from(top.try_clone().ok()?).metadata().ok()?;
-                (&root, md)
+                (*layer, md)
             }
         };
-        let (layer, _) = dirs.dirs.first()?;
-        let mut host = self.layers.get(*layer)?.clone();
+        let mut host = self.layers.get(layer)?.clone();
         host.extend(stack.iter().map(|(n, _, _)| os(n)));
-        Some(Entry {
-            host,
-            md,
-            file: None,
+        let dir = match stack.pop() {
+            Some((_, d, _)) => d,
+            None => root,
+        };
+        Some((
+            Entry {
+                host,
+                md,
+                file: None,
+            },
+            Some(dir),
+        ))
+    }
+
+    /// The directory at `path` (absolute inside the tree, symlinks resolved within it), for
+    /// listing; `None` when it is absent or not a directory.
+    pub fn open_dir(&self, path: &str) -> Option<TreeDir> {
+        let (entry, dir) = self.entry_and_dir(path)?;
+        Some(TreeDir {
+            dir: dir?,
+            md: entry.md,
         })
     }
 
@@ -290,6 +314,88 @@ impl LayeredTree {
         // As Go's LookPath: a non-executable match still means "not found in $PATH".
         let _ = first_bad;
         CommandLookup::NotFound
+    }
+}
+
+/// A directory of the merged view, for walking it without leaving the tree (see
+/// [`LayeredTree::open_dir`]): its entries are looked up as overlayfs shows them, and
+/// nothing in it is ever followed.
+pub struct TreeDir {
+    dir: MergedDir,
+    md: fs::Metadata,
+}
+
+impl std::fmt::Debug for TreeDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TreeDir").finish_non_exhaustive()
+    }
+}
+
+/// One entry of a [`TreeDir`].
+#[derive(Debug)]
+pub enum TreeEntry {
+    /// A directory: open it with [`TreeDir::subdir`].
+    Dir {
+        /// Its name.
+        name: Vec<u8>,
+        /// The top-most layer's metadata of it.
+        md: fs::Metadata,
+    },
+    /// A symlink, with its target as written (never followed).
+    Symlink {
+        /// Its name.
+        name: Vec<u8>,
+        /// Its target.
+        target: Vec<u8>,
+    },
+    /// Anything else (a regular file, a device, a FIFO), with an `O_PATH` handle of it.
+    Other {
+        /// Its name.
+        name: Vec<u8>,
+        /// The handle (read a regular file through `/proc/self/fd/N`).
+        file: OwnedFd,
+        /// Its metadata.
+        md: fs::Metadata,
+    },
+}
+
+impl TreeDir {
+    /// The directory's own metadata (its top-most layer's).
+    pub fn metadata(&self) -> &fs::Metadata {
+        &self.md
+    }
+
+    /// Its entries by name: the union of the layers' names, each resolved as overlayfs
+    /// would (whiteouts hide, the top-most layer decides).
+    pub fn entries(&self) -> Vec<TreeEntry> {
+        let mut names = std::collections::BTreeSet::new();
+        for (_, fd) in &self.dir.dirs {
+            let Ok(dir) = rustix::fs::Dir::read_from(fd) else {
+                continue;
+            };
+            for e in dir.flatten() {
+                let n = e.file_name().to_bytes();
+                if n != b"." && n != b".." {
+                    names.insert(n.to_vec());
+                }
+            }
+        }
+        names
+            .into_iter()
+            .filter_map(|name| match self.dir.lookup(&name)? {
+                Lookup::Dir(_, md) => Some(TreeEntry::Dir { name, md }),
+                Lookup::Link(target) => Some(TreeEntry::Symlink { name, target }),
+                Lookup::Other { file, md, .. } => Some(TreeEntry::Other { name, file, md }),
+            })
+            .collect()
+    }
+
+    /// The subdirectory `name` (not following a symlink).
+    pub fn subdir(&self, name: &[u8]) -> Option<TreeDir> {
+        match self.dir.lookup(name)? {
+            Lookup::Dir(dir, md) => Some(TreeDir { dir, md }),
+            _ => None,
+        }
     }
 }
 

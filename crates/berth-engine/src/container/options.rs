@@ -375,19 +375,123 @@ impl NetworkMode {
     }
 }
 
-/// One `-v` / `--volume` bind.
+/// What a mount is: a host path, a volume, or a tmpfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// A host path bound in (`-v /host:/ctr`, `--mount type=bind`).
+    Bind,
+    /// A named or anonymous volume (`-v name:/ctr`, `-v /ctr`, `--mount type=volume`).
+    Volume,
+    /// A tmpfs (`--mount type=tmpfs`).
+    Tmpfs,
+}
+
+/// One `-v` / `--volume` or `--mount` (or a volume the image declares, or one taken from
+/// `--volumes-from`): where it comes from and where it goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeSpec {
-    /// Host path (absolute) or volume name; `None` for an anonymous volume.
+    /// Host path (absolute) or volume name; `None` for an anonymous volume (until create
+    /// names it) and a tmpfs.
     pub source: Option<String>,
     /// Path inside the container (absolute).
     pub destination: String,
     /// Mounted read-only.
     pub read_only: bool,
+    /// The kind; `None` in containers an older berth made (then the source decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<MountKind>,
+    /// Bind propagation (`rprivate` when empty).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub propagation: String,
+    /// `bind-nonrecursive`: submounts of the source are not bound.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nonrecursive: bool,
+    /// `volume-nocopy` / `-v ...:nocopy`: a new volume is not filled from the image.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nocopy: bool,
+    /// `volume-opt`: driver options for a volume this mount creates.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volume_options: BTreeMap<String, String>,
+    /// `volume-label`: labels for a volume this mount creates.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volume_labels: BTreeMap<String, String>,
+    /// `tmpfs-size` in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs_size: Option<i64>,
+    /// `tmpfs-mode` (octal permission bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs_mode: Option<u32>,
+    /// An anonymous volume (`-v /ctr`, the image's `VOLUME`): `rm -v` removes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub anonymous: bool,
+    /// From `--mount`: a missing bind source is an error (`-v` creates it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict_source: bool,
+}
+
+/// Docker's rule for local volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn valid_volume_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && name.len() >= 2
+        && name.len() <= 255
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// Docker's message for a bad volume name (also what a relative host path gets).
+pub fn bad_volume_name(name: &str) -> String {
+    format!(
+        "create {name}: \"{name}\" includes invalid characters for a local volume name, \
+         only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host \
+         directory, use absolute path"
+    )
+}
+
+const PROPAGATIONS: &[&str] = &["rprivate", "private", "rslave", "slave", "rshared", "shared"];
+
+/// Checks what every mount needs: an absolute target other than `/`, without `..`.
+fn check_destination(dest: &str, bad: &dyn Fn(&str) -> OptionError) -> Result<(), OptionError> {
+    if !dest.starts_with('/') {
+        return Err(bad(&format!("invalid mount path: '{dest}' mount path must be absolute")));
+    }
+    if dest.split('/').all(|c| c.is_empty() || c == ".") {
+        return Err(bad("invalid specification: destination can't be '/'"));
+    }
+    if dest.split('/').any(|c| c == "..") {
+        return Err(bad(&format!("invalid mount path: '{dest}' must not contain '..'")));
+    }
+    Ok(())
 }
 
 impl VolumeSpec {
-    /// Parses `host:ctr[:ro|rw]`, `name:ctr[:opts]` or `/ctr`.
+    fn new(kind: MountKind, source: Option<String>, destination: String) -> Self {
+        VolumeSpec {
+            source,
+            destination,
+            read_only: false,
+            kind: Some(kind),
+            propagation: String::new(),
+            nonrecursive: false,
+            nocopy: false,
+            volume_options: BTreeMap::new(),
+            volume_labels: BTreeMap::new(),
+            tmpfs_size: None,
+            tmpfs_mode: None,
+            anonymous: false,
+            strict_source: false,
+        }
+    }
+
+    /// An anonymous volume at `destination` (`-v /ctr`, the image's `VOLUME`).
+    pub fn anonymous_at(destination: &str) -> Self {
+        let mut v = VolumeSpec::new(MountKind::Volume, None, destination.to_string());
+        v.anonymous = true;
+        v
+    }
+
+    /// Parses `-v`: `host:ctr[:opts]`, `name:ctr[:opts]` or `/ctr`; opts are `ro`, `rw`,
+    /// a propagation, `nocopy`, `z`/`Z`.
     pub fn parse(value: &str) -> Result<Self, OptionError> {
         let bad = |why: &str| {
             OptionError::Conflict(format!("invalid volume specification: '{value}': {why}"))
@@ -399,48 +503,291 @@ impl VolumeSpec {
             [s, d, o] => (Some(*s), *d, *o),
             _ => return Err(bad("too many colons")),
         };
-        if !dest.starts_with('/') {
-            return Err(bad("the container path must be absolute"));
+        if source.is_some_and(str::is_empty) || dest.is_empty() {
+            return Err(bad("invalid volume specification"));
         }
-        if dest == "/" {
-            return Err(bad("invalid mount config: destination can't be '/'"));
-        }
-        if dest.split('/').any(|c| c == "..") {
-            return Err(bad("the container path must not contain '..'"));
-        }
-        let mut read_only = false;
+        check_destination(dest, &|why| bad(why))?;
+        let kind = match source {
+            Some(s) if s.starts_with('/') => MountKind::Bind,
+            _ => MountKind::Volume,
+        };
+        let mut v = VolumeSpec::new(kind, source.map(str::to_string), dest.to_string());
+        v.anonymous = source.is_none();
         for o in opts.split(',').filter(|o| !o.is_empty()) {
             match o {
-                "ro" => read_only = true,
-                "rw" => read_only = false,
-                "z" | "Z" | "rprivate" | "private" | "rslave" | "slave" | "rshared" | "shared"
-                | "nocopy" => {}
-                _ => return Err(bad(&format!("invalid mode: {o}"))),
+                "ro" => v.read_only = true,
+                "rw" => v.read_only = false,
+                "nocopy" if kind == MountKind::Volume => v.nocopy = true,
+                "z" | "Z" => {}
+                p if PROPAGATIONS.contains(&p) && kind == MountKind::Bind => {
+                    v.propagation = p.to_string()
+                }
+                _ => return Err(bad(&format!("invalid mode: {opts}"))),
             }
         }
-        if let Some(s) = source {
-            if s.is_empty() {
-                return Err(bad("empty source"));
-            }
-            if !s.starts_with('/')
-                && !s
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-            {
-                return Err(bad("includes invalid characters for a local volume name"));
+        if let Some(s) = source.filter(|_| kind == MountKind::Volume) {
+            if !valid_volume_name(s) {
+                return Err(OptionError::Conflict(bad_volume_name(s)));
             }
         }
-        Ok(VolumeSpec {
-            source: source.map(str::to_string),
-            destination: dest.to_string(),
-            read_only,
+        Ok(v)
+    }
+
+    /// Parses `--mount type=bind|volume|tmpfs,source=..,target=..,...` with Docker's keys.
+    pub fn parse_mount(value: &str) -> Result<Self, OptionError> {
+        let flag_err = |why: String| OptionError::BadValue {
+            flag: "--mount",
+            value: value.to_string(),
+            reason: why,
+        };
+        let bool_of = |k: &str, v: Option<&str>| -> Result<bool, OptionError> {
+            match v.map(str::to_ascii_lowercase).as_deref() {
+                None | Some("1") | Some("true") => Ok(true),
+                Some("0") | Some("false") => Ok(false),
+                Some(other) => Err(flag_err(format!(
+                    "invalid value for {k}: {other}"
+                ))),
+            }
+        };
+        let mut kind = MountKind::Volume;
+        let mut source = None;
+        let mut target = None;
+        let mut read_only = false;
+        let mut propagation = String::new();
+        let mut nonrecursive = false;
+        let mut nocopy = false;
+        let mut volume_options = BTreeMap::new();
+        let mut volume_labels = BTreeMap::new();
+        let mut tmpfs_size = None;
+        let mut tmpfs_mode = None;
+        // Which group of options was used, to refuse those of another type.
+        let (mut bind_opts, mut volume_opts, mut tmpfs_opts) = (false, false, false);
+        for field in split_csv(value).map_err(flag_err)? {
+            let (key, val) = match field.split_once('=') {
+                Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.to_string())),
+                None => (field.trim().to_ascii_lowercase(), None),
+            };
+            let need = |val: &Option<String>| -> Result<String, OptionError> {
+                val.clone().ok_or_else(|| {
+                    flag_err(format!("invalid field '{field}' must be a key=value pair"))
+                })
+            };
+            match key.as_str() {
+                "type" => {
+                    kind = match need(&val)?.as_str() {
+                        "bind" => MountKind::Bind,
+                        "volume" => MountKind::Volume,
+                        "tmpfs" => MountKind::Tmpfs,
+                        t => return Err(flag_err(format!("unsupported mount type: {t}"))),
+                    }
+                }
+                "source" | "src" => source = Some(need(&val)?),
+                "target" | "dst" | "destination" => target = Some(need(&val)?),
+                "readonly" | "ro" => read_only = bool_of(&key, val.as_deref())?,
+                "consistency" => {
+                    need(&val)?;
+                }
+                "bind-propagation" => {
+                    bind_opts = true;
+                    let p = need(&val)?.to_ascii_lowercase();
+                    if !PROPAGATIONS.contains(&p.as_str()) {
+                        return Err(flag_err(format!("invalid propagation mode: {p}")));
+                    }
+                    propagation = p;
+                }
+                "bind-nonrecursive" => {
+                    bind_opts = true;
+                    nonrecursive = bool_of(&key, val.as_deref())?;
+                }
+                "volume-nocopy" => {
+                    volume_opts = true;
+                    nocopy = bool_of(&key, val.as_deref())?;
+                }
+                "volume-driver" => {
+                    volume_opts = true;
+                    let d = need(&val)?;
+                    if d != "local" {
+                        return Err(OptionError::Conflict(format!(
+                            "error looking up volume plugin {d}: plugin \"{d}\" not found"
+                        )));
+                    }
+                }
+                "volume-opt" | "volume-label" => {
+                    volume_opts = true;
+                    let kv = need(&val)?;
+                    let (k, v) = kv.split_once('=').ok_or_else(|| {
+                        flag_err(format!("invalid value for {key}: {kv}"))
+                    })?;
+                    let map = if key == "volume-opt" {
+                        &mut volume_options
+                    } else {
+                        &mut volume_labels
+                    };
+                    map.insert(k.to_string(), v.to_string());
+                }
+                "tmpfs-size" => {
+                    tmpfs_opts = true;
+                    tmpfs_size = Some(parse_size("--mount", &need(&val)?)?);
+                }
+                "tmpfs-mode" => {
+                    tmpfs_opts = true;
+                    let m = need(&val)?;
+                    tmpfs_mode = Some(u32::from_str_radix(&m, 8).map_err(|_| {
+                        flag_err(format!("invalid value for {key}: {m}"))
+                    })?);
+                }
+                _ => {
+                    return Err(flag_err(format!("unexpected key '{key}' in '{field}'")));
+                }
+            }
+        }
+        let ty = match kind {
+            MountKind::Bind => "bind",
+            MountKind::Volume => "volume",
+            MountKind::Tmpfs => "tmpfs",
+        };
+        let cfg = |why: &str| {
+            OptionError::Conflict(format!("invalid mount config for type \"{ty}\": {why}"))
+        };
+        let target = target.filter(|t| !t.is_empty());
+        let Some(target) = target else {
+            return Err(cfg("field Target must not be empty"));
+        };
+        check_destination(&target, &|why| cfg(why))?;
+        let source = source.filter(|s| !s.is_empty());
+        match kind {
+            MountKind::Bind => {
+                if volume_opts {
+                    return Err(cfg("field VolumeOptions must not be specified"));
+                }
+                if tmpfs_opts {
+                    return Err(cfg("field TmpfsOptions must not be specified"));
+                }
+                let Some(s) = &source else {
+                    return Err(cfg("field Source must not be empty"));
+                };
+                if !s.starts_with('/') {
+                    return Err(cfg(&format!(
+                        "invalid mount path: '{s}' mount path must be absolute"
+                    )));
+                }
+            }
+            MountKind::Volume => {
+                if bind_opts {
+                    return Err(cfg("field BindOptions must not be specified"));
+                }
+                if tmpfs_opts {
+                    return Err(cfg("field TmpfsOptions must not be specified"));
+                }
+                if let Some(s) = &source {
+                    if !valid_volume_name(s) {
+                        return Err(OptionError::Conflict(bad_volume_name(s)));
+                    }
+                }
+            }
+            MountKind::Tmpfs => {
+                if source.is_some() {
+                    return Err(cfg("field Source must not be specified"));
+                }
+                if bind_opts {
+                    return Err(cfg("field BindOptions must not be specified"));
+                }
+                if volume_opts {
+                    return Err(cfg("field VolumeOptions must not be specified"));
+                }
+            }
+        }
+        let mut v = VolumeSpec::new(kind, source, target);
+        v.anonymous = kind == MountKind::Volume && v.source.is_none();
+        v.read_only = read_only;
+        v.propagation = propagation;
+        v.nonrecursive = nonrecursive;
+        v.nocopy = nocopy;
+        v.volume_options = volume_options;
+        v.volume_labels = volume_labels;
+        v.tmpfs_size = tmpfs_size;
+        v.tmpfs_mode = tmpfs_mode;
+        v.strict_source = true;
+        Ok(v)
+    }
+
+    /// The kind (for a container an older berth made: a bind when the source is a path).
+    pub fn mount_kind(&self) -> MountKind {
+        self.kind.unwrap_or(if self.source.as_deref().is_some_and(|s| s.starts_with('/')) {
+            MountKind::Bind
+        } else {
+            MountKind::Volume
         })
     }
 
-    /// True when the source is a host path rather than a named or anonymous volume.
+    /// True when the source is a host path rather than a volume or a tmpfs.
     pub fn is_bind(&self) -> bool {
-        self.source.as_deref().is_some_and(|s| s.starts_with('/'))
+        self.mount_kind() == MountKind::Bind
     }
+
+    /// True for a named or anonymous volume.
+    pub fn is_volume(&self) -> bool {
+        self.mount_kind() == MountKind::Volume
+    }
+
+    /// The bind propagation in effect (Docker's default `rprivate`).
+    pub fn propagation_or_default(&self) -> &str {
+        if self.propagation.is_empty() {
+            "rprivate"
+        } else {
+            &self.propagation
+        }
+    }
+}
+
+/// Splits `--mount`'s value as a CSV record (Docker's CLI reads it with Go's csv reader):
+/// fields may be quoted, with `""` for a quote inside.
+fn split_csv(value: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+            }
+            ('"', true) => quoted = false,
+            ('"', false) => quoted = true,
+            (',', false) => out.push(std::mem::take(&mut cur)),
+            (c, _) => cur.push(c),
+        }
+    }
+    if quoted {
+        return Err("extraneous or missing \" in quoted-field".into());
+    }
+    out.push(cur);
+    Ok(out.into_iter().filter(|f| !f.is_empty()).collect())
+}
+
+/// Parses `--volumes-from CONTAINER[:ro|rw]` into (container, read-only override).
+pub fn parse_volumes_from(value: &str) -> Result<(String, Option<bool>), OptionError> {
+    let (c, mode) = match value.split_once(':') {
+        Some((c, m)) => (c, Some(m)),
+        None => (value, None),
+    };
+    let ro = match mode {
+        None => None,
+        Some("ro") => Some(true),
+        Some("rw") => Some(false),
+        Some(m) => {
+            return Err(OptionError::Conflict(format!(
+                "invalid mode for volumes-from: {m}"
+            )))
+        }
+    };
+    if c.is_empty() {
+        return Err(OptionError::Conflict(format!(
+            "invalid volumes-from: '{value}'"
+        )));
+    }
+    Ok((c.to_string(), ro))
 }
 
 /// Parses `--tmpfs /path[:opts]` into (path, options).
@@ -758,6 +1105,55 @@ mod tests {
         assert!(VolumeSpec::parse("/h:/").is_err());
         assert!(VolumeSpec::parse("na me:/c").is_err());
         assert!(VolumeSpec::parse("/h:/a/../b").is_err());
+        let e = VolumeSpec::parse("rel/dir:/c").unwrap_err().to_string();
+        assert!(e.contains("includes invalid characters for a local volume name"), "{e}");
+        let v = VolumeSpec::parse("data:/c:ro,nocopy").unwrap();
+        assert!(v.is_volume() && v.read_only && v.nocopy && !v.anonymous);
+        assert!(VolumeSpec::parse("/data").unwrap().anonymous);
+        // A container stored by an older berth (no kind) still reads as before.
+        let old: VolumeSpec =
+            serde_json::from_str(r#"{"source":"/h","destination":"/c","read_only":false}"#)
+                .unwrap();
+        assert!(old.is_bind());
+    }
+
+    #[test]
+    fn mounts_parse_as_docker() {
+        let m = VolumeSpec::parse_mount(
+            "type=bind,src=/h,dst=/c,readonly,bind-propagation=rslave,bind-nonrecursive",
+        )
+        .unwrap();
+        assert!(m.is_bind() && m.read_only && m.nonrecursive && m.strict_source);
+        assert_eq!(m.propagation, "rslave");
+        let m = VolumeSpec::parse_mount(
+            "source=v1,target=/d,volume-nocopy,volume-opt=type=tmpfs,volume-label=a=b",
+        )
+        .unwrap();
+        assert!(m.is_volume() && m.nocopy && !m.anonymous);
+        assert_eq!(m.volume_options["type"], "tmpfs");
+        assert_eq!(m.volume_labels["a"], "b");
+        let m = VolumeSpec::parse_mount("type=tmpfs,destination=/t,tmpfs-size=1m,tmpfs-mode=1770")
+            .unwrap();
+        assert_eq!((m.tmpfs_size, m.tmpfs_mode), (Some(1 << 20), Some(0o1770)));
+        assert!(VolumeSpec::parse_mount("type=volume,target=/x").unwrap().anonymous);
+        let err = |v: &str| VolumeSpec::parse_mount(v).unwrap_err().to_string();
+        assert_eq!(
+            err("type=bind,target=/x"),
+            "invalid mount config for type \"bind\": field Source must not be empty"
+        );
+        assert_eq!(
+            err("type=bind,src=/h,target=/x,foo=bar"),
+            "invalid argument \"type=bind,src=/h,target=/x,foo=bar\" for \"--mount\" flag: \
+             unexpected key 'foo' in 'foo=bar'"
+        );
+        assert!(err("type=volume,src=v").contains("field Target must not be empty"));
+        assert!(err("type=tmpfs,src=x,dst=/t").contains("field Source must not be specified"));
+        assert!(err("type=volume,dst=/t,bind-propagation=shared").contains("BindOptions"));
+        assert!(err("type=bind,src=rel,dst=/t").contains("must be absolute"));
+        assert!(err("type=nope,dst=/t").contains("unsupported mount type"));
+        assert!(err("type=volume,src=a/b,dst=/t").contains("invalid characters"));
+        assert_eq!(parse_volumes_from("web:ro").unwrap(), ("web".into(), Some(true)));
+        assert!(parse_volumes_from("web:x").is_err());
     }
 
     #[test]

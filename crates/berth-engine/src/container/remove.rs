@@ -131,16 +131,16 @@ impl Lifecycle {
                 });
             }
         }
-        if volumes {
-            for v in &c.spec.anonymous_volumes {
-                if let Some((n, _)) = v.split_once(':') {
-                    let _ = fs::remove_dir_all(self.root().join("volumes").join(n));
-                }
-            }
-        }
         match self.store().delete_container(c.id()) {
-            Ok(()) => {}
+            Ok(()) => crate::events::emit_container(self.root(), c, "destroy", &[]),
             Err(e) => errors.push(e.into()),
+        }
+        // After the row: the container's claims on its volumes count no more.
+        if volumes {
+            let names = crate::volume::plan::anonymous_names(&c.spec);
+            if let Err(e) = crate::volume::remove_anonymous(self.store(), &names) {
+                errors.push(e.into());
+            }
         }
         match errors.len() {
             0 => Ok(()),
