@@ -33,11 +33,14 @@ use std::path::PathBuf;
 pub mod build;
 pub mod container;
 pub mod disk_usage;
+pub mod events;
 pub mod images;
+pub mod info;
 pub mod network;
 pub mod network_container;
 pub mod registry;
 pub mod spec;
+pub mod system;
 pub mod volume;
 
 /// Where the engine keeps its state.

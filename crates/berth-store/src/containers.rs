@@ -382,6 +382,44 @@ pub fn update(conn: &Connection, id: &str, u: &ContainerUpdate) -> Result<bool> 
     Ok(n > 0)
 }
 
+/// Renames container `id` to `name`; a name another container holds is
+/// [`ContainerStoreError::NameInUse`] (the table's unique index decides, so two renames to
+/// one name cannot both win).
+pub fn rename(conn: &Connection, id: &str, name: &str) -> Result<()> {
+    let res = conn.execute(
+        "UPDATE containers SET name = ?1 WHERE id = ?2",
+        params![name, id],
+    );
+    match res {
+        Ok(0) => Err(ContainerStoreError::NotFound(id.to_string())),
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            let holder: String = conn
+                .query_row("SELECT id FROM containers WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
+                .map_err(db("looking up name"))?;
+            Err(ContainerStoreError::NameInUse {
+                name: name.to_string(),
+                id: holder,
+            })
+        }
+        Err(e) => Err(db("renaming container")(e)),
+    }
+}
+
+/// Replaces the stored configuration of container `id` (`update`); false when gone.
+pub fn set_config(conn: &Connection, id: &str, config: &str) -> Result<bool> {
+    conn.execute(
+        "UPDATE containers SET config = ?1 WHERE id = ?2",
+        params![config, id],
+    )
+    .map(|n| n > 0)
+    .map_err(db("updating container configuration"))
+}
+
 /// Removes the container's row and its claim on its image.
 pub fn delete(conn: &Connection, id: &str) -> Result<()> {
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
@@ -425,6 +463,16 @@ impl crate::Store {
     /// Removes a container row (see [`delete`]).
     pub fn delete_container(&self, id: &str) -> Result<()> {
         delete(&self.conn.borrow(), id)
+    }
+
+    /// Renames a container (see [`rename`]).
+    pub fn rename_container(&self, id: &str, name: &str) -> Result<()> {
+        rename(&self.conn.borrow(), id, name)
+    }
+
+    /// Replaces a container's configuration (see [`set_config`]).
+    pub fn set_container_config(&self, id: &str, config: &str) -> Result<bool> {
+        set_config(&self.conn.borrow(), id, config)
     }
 }
 

@@ -162,6 +162,9 @@ impl Lifecycle {
             })?
         };
         let img = ImageRunConfig::from_json(&doc);
+        let image_health: Option<super::health::HealthConfig> =
+            serde_json::from_value(doc["config"]["Healthcheck"].clone()).ok().flatten();
+        let healthcheck = req.health.merge(image_health.as_ref())?;
         if let Some(want) = req.platform.as_deref().filter(|p| !p.is_empty()) {
             check_platform(&req.image, &doc, want)?;
         }
@@ -257,6 +260,7 @@ impl Lifecycle {
         let mut labels = img.labels.clone();
         labels.extend(flags.labels.clone());
         let config = Config {
+            healthcheck,
             hostname,
             domainname: String::new(),
             user: user_spec,

@@ -9,7 +9,8 @@ impl Lifecycle {
     /// The container as `docker inspect` shows it.
     pub fn inspect(&self, c: &Container) -> Value {
         let r = &c.record;
-        let running = c.status == ContainerStatus::Running;
+        // Docker: a paused container is still running.
+        let running = matches!(c.status, ContainerStatus::Running | ContainerStatus::Paused);
         let lower = rootfs_mounts(self, c)
             .ok()
             .and_then(|m| m.first().cloned())
@@ -24,20 +25,7 @@ impl Lifecycle {
             .spec
             .volumes
             .iter()
-            .map(|v| {
-                let bind = v.is_bind();
-                json!({
-                    "Type": if bind { "bind" } else { "volume" },
-                    "Name": if bind { Value::Null } else { json!(v.source.clone().unwrap_or_default()) },
-                    "Source": if bind { v.source.clone().unwrap_or_default() } else {
-                        self.root().join("volumes").join(v.source.clone().unwrap_or_default()).join("_data").display().to_string()
-                    },
-                    "Destination": v.destination,
-                    "Mode": if v.read_only { "ro" } else { "" },
-                    "RW": !v.read_only,
-                    "Propagation": if bind { "rprivate" } else { "" },
-                })
-            })
+            .map(|v| crate::volume::plan::inspect_mount(self.root(), v))
             .collect();
         let mut host_config = serde_json::to_value(&c.spec.host_config).unwrap_or(json!({}));
         host_config["PidsLimit"] = json!(c.spec.host_config.pids_limit);
@@ -55,7 +43,7 @@ impl Lifecycle {
             "State": {
                 "Status": c.status.as_str(),
                 "Running": running,
-                "Paused": false,
+                "Paused": c.status == ContainerStatus::Paused,
                 "Restarting": c.status == ContainerStatus::Restarting,
                 "OOMKilled": r.oom_killed,
                 "Dead": c.status == ContainerStatus::Dead,

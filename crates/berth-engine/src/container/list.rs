@@ -85,6 +85,10 @@ pub fn status_text(c: &Container) -> String {
     let now = now_nanos();
     match c.status {
         ContainerStatus::Running => format!("Up {}", human_duration(now - c.record.started_at)),
+        ContainerStatus::Paused => format!(
+            "Up {} (Paused)",
+            human_duration(now - c.record.started_at)
+        ),
         ContainerStatus::Restarting => format!(
             "Restarting ({}) {} ago",
             c.record.exit_code,
@@ -405,6 +409,13 @@ impl Lifecycle {
                 continue;
             }
             let mut row = summary(&c);
+            if c.status == ContainerStatus::Running
+                && super::health::effective(c.spec.config.healthcheck.as_ref()).is_some()
+            {
+                row.status += &super::health::status_suffix(
+                    super::health::read_state(self, c.id()).as_ref(),
+                );
+            }
             let mut nets: Vec<String> = self
                 .container_networks(&c)
                 .into_iter()
@@ -506,7 +517,7 @@ pub fn summary(c: &Container) -> ContainerSummary {
             .spec
             .volumes
             .iter()
-            .filter(|v| !v.is_bind())
+            .filter(|v| v.is_volume())
             .count()
             .to_string(),
         size: "0B".into(),

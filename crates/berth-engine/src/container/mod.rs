@@ -22,6 +22,7 @@ pub mod diff;
 pub mod exec;
 pub mod export;
 pub mod init;
+pub mod health;
 pub mod inspect;
 pub mod isolation;
 pub mod launch;

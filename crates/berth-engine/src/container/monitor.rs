@@ -631,7 +631,8 @@ pub fn run_monitor(lc: &Lifecycle, id: &str, exited: Option<i32>, delay_ms: Opti
     let mut reported = !first_start;
     loop {
         if let Some(code) = pending.take() {
-            let _ = record_exit(lc, &c, code);
+            let oom = record_exit(lc, &c, code).unwrap_or(false);
+            crate::events::emit_exit(lc.root(), &c, code, oom);
             let Ok(now) = lc.store().container(c.id()) else {
                 return 0; // removed meanwhile
             };
@@ -701,6 +702,8 @@ pub fn run_monitor(lc: &Lifecycle, id: &str, exited: Option<i32>, delay_ms: Opti
                 break;
             }
         };
+        // Recorded before the report: a `berth events` sees the start when `run -d` returns.
+        crate::events::emit_container(lc.root(), &c, "start", &[]);
         if !reported {
             report(&mut std::io::stdout(), &Ok(started.pid));
             reported = true;

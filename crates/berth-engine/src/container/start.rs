@@ -8,18 +8,14 @@ use std::process::{Command, Stdio as StdStdio};
 
 use super::launch::{record_exit, start_process, wait_exit};
 use super::runtime::Stdio;
-use super::{Container, ContainerError, ContainerStatus, Lifecycle, Result};
+use super::{Container, ContainerError, Lifecycle, Result};
 
 impl Lifecycle {
     /// Checks that `c` may start now.
     pub fn check_startable(&self, c: &Container) -> Result<()> {
-        match c.status {
-            ContainerStatus::Created | ContainerStatus::Exited => Ok(()),
-            ContainerStatus::Running | ContainerStatus::Restarting => Ok(()),
-            s => Err(ContainerError::BadStatus(format!(
-                "cannot start container {}: container is marked for removal or dead ({s})",
-                c.id()
-            ))),
+        match c.status.refuses("start", c.id()) {
+            None => Ok(()),
+            Some(msg) => Err(ContainerError::BadStatus(msg)),
         }
     }
 
@@ -128,6 +124,7 @@ impl Lifecycle {
                 return Err(e);
             }
         };
+        crate::events::emit_container(self.root(), c, "start", &[]);
         // What earlier `--rm` runs left to delete goes while this one runs: only now, so
         // that the runtime forked a single-threaded process (its fast path) and the
         // sweeper's disk work did not compete with the container's setup.
@@ -171,6 +168,7 @@ impl Lifecycle {
         };
         if c.spec.host_config.auto_remove {
             // Nobody will read the exit record of a --rm container: tear down directly.
+            crate::events::emit_exit(self.root(), c, code, false);
             drop(started.network);
             let removed = self.remove_exited(c);
             if let Some(g) = guard.as_mut() {
@@ -179,7 +177,8 @@ impl Lifecycle {
             removed?;
             return Ok(code);
         }
-        record_exit(self, c, code)?;
+        let oom = record_exit(self, c, code)?;
+        crate::events::emit_exit(self.root(), c, code, oom);
         Ok(code)
     }
 }

@@ -23,7 +23,27 @@ impl Lifecycle {
             )));
         }
         kill(Pid::from_raw(c.record.pid as i32), signal_of(sig)?)
-            .map_err(ContainerError::sys("sending the signal"))
+            .map_err(ContainerError::sys("sending the signal"))?;
+        crate::events::emit_container(self.root(), c, "kill", &[("signal", sig.to_string())]);
+        // Docker resumes a paused container after the signal, so that it is delivered.
+        self.resume_after_signal(c);
+        Ok(())
+    }
+
+    /// `restart`: stops `c` (`signal`, then SIGKILL after `timeout`), starts it again
+    /// detached through `exe`'s monitor, and records Docker's `restart` event.
+    pub fn restart_container(
+        &self,
+        c: &Container,
+        timeout: Option<i64>,
+        signal: Option<i32>,
+        exe: &std::path::Path,
+    ) -> Result<()> {
+        self.stop_container(c, timeout, signal)?;
+        let c = self.find(c.id())?;
+        self.start_detached(&c, exe)?;
+        crate::events::emit_container(self.root(), &c, "restart", &[]);
+        Ok(())
     }
 
     /// Waits until the container's process is gone and its end is recorded, up to
@@ -102,16 +122,20 @@ impl Lifecycle {
         let pid = Pid::from_raw(c.record.pid as i32);
         if procfs::is_alive(c.record.pid, c.record.pid_start) {
             let _ = kill(pid, signal_of(sig)?);
+            crate::events::emit_container(self.root(), &c, "kill", &[("signal", sig.to_string())]);
+            self.resume_after_signal(&c);
             let wait = if secs < 0 {
                 Duration::from_secs(u64::MAX / 4)
             } else {
                 Duration::from_secs(secs as u64)
             };
             if self.wait_stopped(&c, wait) {
+                crate::events::emit_container(self.root(), &c, "stop", &[]);
                 return Ok(());
             }
             if procfs::is_alive(c.record.pid, c.record.pid_start) {
                 let _ = kill(pid, Signal::SIGKILL);
+                crate::events::emit_container(self.root(), &c, "kill", &[("signal", "9".into())]);
             }
         }
         if !self.wait_stopped(&c, Duration::from_secs(10)) {
@@ -120,6 +144,7 @@ impl Lifecycle {
                 c.id()
             )));
         }
+        crate::events::emit_container(self.root(), &c, "stop", &[]);
         Ok(())
     }
 }

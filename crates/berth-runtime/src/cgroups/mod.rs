@@ -17,6 +17,7 @@ use crate::mounts::CgroupMountLayout;
 use crate::ErrorKind;
 
 pub mod devices;
+pub mod extra_limits;
 
 /// Errors of cgroup handling.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,12 @@ pub enum CgroupError {
     /// No cgroup file system is mounted under /sys/fs/cgroup.
     #[error("cgroup: no cgroup file system mounted at /sys/fs/cgroup")]
     NotMounted,
+    /// The spec asks for a limit this host's cgroups cannot enforce (refused, not ignored).
+    #[error("cgroup: unsupported: {what}")]
+    Unsupported {
+        /// The field and why.
+        what: String,
+    },
     /// The cgroup still holds processes after they were killed.
     #[error("cgroup: {path} still has processes")]
     Busy {
@@ -54,7 +61,9 @@ impl CgroupError {
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            CgroupError::InvalidValue { .. } => ErrorKind::InvalidArgument,
+            CgroupError::InvalidValue { .. } | CgroupError::Unsupported { .. } => {
+                ErrorKind::InvalidArgument
+            }
             CgroupError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                 ErrorKind::NotFound
             }
@@ -601,7 +610,7 @@ impl Cgroup {
                 }
             }
         }
-        Ok(())
+        self.apply_extra_v1(res)
     }
 
     fn apply_v2(
@@ -688,7 +697,88 @@ impl Cgroup {
             }
             write(&dir.join(k), v)?;
         }
-        Ok(())
+        self.apply_extra_v2(dir, res)
+    }
+
+    /// Where the freezer of this cgroup lives: the v1 `freezer` hierarchy's directory, or
+    /// the v2 directory (the cgroup itself, a hybrid host's unified one) whose
+    /// `cgroup.freeze` needs no controller. `BERTH_CGROUP_FREEZER=v2` picks the v2 one on a
+    /// hybrid host, the path a v2 host takes (tests run it on v1 hosts).
+    fn freezer(&self) -> Option<(bool, &Path)> {
+        let force_v2 = std::env::var("BERTH_CGROUP_FREEZER").is_ok_and(|v| v == "v2");
+        if !self.v2 && !force_v2 {
+            if let Some(d) = self.controller_dir("freezer") {
+                return Some((false, d));
+            }
+        }
+        if self.v2 {
+            return self.dirs.first().map(|d| (true, d.as_path()));
+        }
+        self.dirs
+            .iter()
+            .find(|d| !self.controllers.iter().any(|(_, c)| c == *d))
+            .map(|d| (true, d.as_path()))
+    }
+
+    /// Freezes (`true`) or thaws every process of the cgroup and waits until the kernel
+    /// reports it done (v1 `freezer.state` reads `FROZEN`; v2 `cgroup.events` says
+    /// `frozen 1`), as runc's pause and resume do.
+    pub fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        let Some((v2, dir)) = self.freezer() else {
+            return Err(CgroupError::Io {
+                op: "finding the freezer of",
+                path: self.dirs.first().cloned().unwrap_or_default(),
+                source: io::Error::from(io::ErrorKind::Unsupported),
+            });
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        if v2 {
+            write(&dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+            let want = if frozen { "frozen 1" } else { "frozen 0" };
+            while !read_trim(&dir.join("cgroup.events"))?
+                .lines()
+                .any(|l| l.trim() == want)
+            {
+                if Instant::now() > deadline {
+                    return Err(CgroupError::Busy {
+                        path: dir.to_path_buf(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            return Ok(());
+        }
+        let (value, want) = if frozen {
+            ("FROZEN", "FROZEN")
+        } else {
+            ("THAWED", "THAWED")
+        };
+        let state = dir.join("freezer.state");
+        loop {
+            // v1 may stop at FREEZING when a task is busy: write again until it is frozen.
+            write(&state, value)?;
+            if read_trim(&state)? == want {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = write(&state, "THAWED");
+                return Err(CgroupError::Busy {
+                    path: dir.to_path_buf(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Whether the cgroup is frozen now.
+    pub fn is_frozen(&self) -> bool {
+        match self.freezer() {
+            Some((true, dir)) => read_trim(&dir.join("cgroup.freeze")).is_ok_and(|v| v == "1"),
+            Some((false, dir)) => {
+                read_trim(&dir.join("freezer.state")).is_ok_and(|v| v != "THAWED")
+            }
+            None => false,
+        }
     }
 
     /// Moves process `pid` (0: the caller) into every directory of the cgroup.

@@ -44,6 +44,14 @@ pub enum ContainerCommand {
     Stats(super::stats::StatsArgs),
     /// Remove all stopped containers.
     Prune(PruneArgs),
+    /// Rename a container.
+    Rename(super::rename::RenameArgs),
+    /// Pause all processes within one or more containers.
+    Pause(super::pause::PauseArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(super::unpause::UnpauseArgs),
+    /// Update configuration of one or more containers.
+    Update(super::update::UpdateArgs),
 }
 
 /// `container prune`
@@ -52,6 +60,9 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation.
     #[arg(short, long)]
     pub force: bool,
+    /// Provide filter values (e.g. 'until=<timestamp>').
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
 }
 
 /// Runs a `container` subcommand.
@@ -71,19 +82,46 @@ pub fn run(g: &GlobalOpts, c: ContainerCommand) -> anyhow::Result<i32> {
         ContainerCommand::Inspect(a) => super::inspect::run_containers(g, a),
         ContainerCommand::Top(a) => super::top::run(g, a),
         ContainerCommand::Stats(a) => super::stats::run(g, a),
-        ContainerCommand::Prune(_) => {
+        ContainerCommand::Prune(a) => {
+            let now = berth_engine::container::now_nanos();
+            let filters = match berth_engine::system::PruneFilters::parse(&a.filter, now) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    return Ok(1);
+                }
+            };
+            if !a.force {
+                use std::io::{BufRead, Write};
+                print!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
+                std::io::stdout().flush()?;
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                if !matches!(line.trim(), "y" | "Y" | "yes") {
+                    return Ok(0);
+                }
+            }
             let lc = lifecycle(g)?;
-            let removed = lc.prune().map_err(berth_engine::Error::from)?;
-            if !removed.is_empty() {
+            let report = lc
+                .prune_containers(&filters)
+                .map_err(berth_engine::Error::from)?;
+            if !report.removed.is_empty() {
                 println!("Deleted Containers:");
-                for id in &removed {
+                for id in &report.removed {
                     println!("{id}");
                 }
                 println!();
             }
-            println!("Total reclaimed space: 0B");
+            println!(
+                "Total reclaimed space: {}",
+                super::images::human_size(report.reclaimed)
+            );
             Ok(0)
         }
+        ContainerCommand::Rename(a) => super::rename::run(g, a),
+        ContainerCommand::Pause(a) => super::pause::run(g, a),
+        ContainerCommand::Unpause(a) => super::unpause::run(g, a),
+        ContainerCommand::Update(a) => super::update::run(g, a),
     }
 }
 

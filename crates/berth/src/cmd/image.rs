@@ -35,6 +35,12 @@ pub enum ImageCommand {
     History(super::history::HistoryArgs),
     /// Analyze an image: bytes per layer, wasted bytes and secrets.
     Analyze(super::analyze::AnalyzeArgs),
+    /// Download an image from a registry.
+    Pull(super::pull::PullArgs),
+    /// Upload an image to a registry.
+    Push(super::push::PushArgs),
+    /// Build an image from a Dockerfile.
+    Build(super::build::BuildArgs),
 }
 
 /// `image inspect [OPTIONS] IMAGE [IMAGE...]`
@@ -75,6 +81,9 @@ pub fn run(g: &GlobalOpts, c: ImageCommand) -> anyhow::Result<i32> {
         ImageCommand::Import(a) => super::import::run(g, a),
         ImageCommand::History(a) => super::history::run(g, a),
         ImageCommand::Analyze(a) => super::analyze::run(g, a),
+        ImageCommand::Pull(a) => super::pull::run(g, a),
+        ImageCommand::Push(a) => super::push::run(g, a),
+        ImageCommand::Build(a) => super::build::run(g, a),
     }
 }
 

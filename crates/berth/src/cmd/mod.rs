@@ -4,16 +4,22 @@ pub mod analyze;
 pub mod build;
 pub mod build_tty;
 pub mod builder;
+pub mod commit;
 pub mod completion;
 pub mod container;
+pub mod cp;
 pub mod create;
 pub mod df_verbose;
+pub mod diff;
+pub mod events;
 pub mod exec;
+pub mod export;
 pub mod gotemplate;
 pub mod history;
 pub mod image;
 pub mod images;
 pub mod import;
+pub mod info;
 pub mod init;
 pub mod inspect;
 pub mod kill;
@@ -23,11 +29,13 @@ pub mod logout;
 pub mod logs;
 pub mod monitor;
 pub mod network;
+pub mod pause;
 pub mod port;
 pub mod ps;
 pub mod pull;
 pub mod push;
 pub mod registry;
+pub mod rename;
 pub mod restart;
 pub mod rm;
 pub mod rmi;
@@ -41,6 +49,9 @@ pub mod stop;
 pub mod system;
 pub mod tag;
 pub mod top;
+pub mod unpause;
+pub mod update;
+pub mod version;
 pub mod volume;
 pub mod wait;
 
@@ -122,7 +133,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show berth's version.
-    Version,
+    Version(version::VersionArgs),
+    /// Get real time events from berth.
+    Events(events::EventsArgs),
+    /// Display system-wide information.
+    Info(info::InfoArgs),
+    /// Rename a container.
+    Rename(rename::RenameArgs),
+    /// Pause all processes within one or more containers.
+    Pause(pause::PauseArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(unpause::UnpauseArgs),
+    /// Update configuration of one or more containers.
+    Update(update::UpdateArgs),
     /// Build an image from a Dockerfile.
     Build(build::BuildArgs),
     /// Manage builds (build cache).
@@ -154,6 +177,14 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Display the running processes of a container.
     Top(top::TopArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(cp::CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff(diff::DiffArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(export::ExportArgs),
+    /// Create a new image from a container's changes.
+    Commit(commit::CommitArgs),
     /// Display container(s) resource usage statistics.
     Stats(stats::StatsArgs),
     /// Manage containers.
@@ -217,11 +248,13 @@ pub enum Command {
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let g = cli.global;
     match cli.command {
-        Command::Version => {
-            let _ = &g;
-            println!("berth version {}", env!("CARGO_PKG_VERSION"));
-            Ok(0)
-        }
+        Command::Version(a) => version::run(&g, a),
+        Command::Events(a) => events::run(&g, a),
+        Command::Info(a) => info::run(&g, a),
+        Command::Rename(a) => rename::run(&g, a),
+        Command::Pause(a) => pause::run(&g, a),
+        Command::Unpause(a) => unpause::run(&g, a),
+        Command::Update(a) => update::run(&g, a),
         Command::Build(a) => build::run(&g, a),
         Command::Builder(c) => builder::run(&g, c),
         Command::Run(a) => run::run(&g, a),
@@ -237,6 +270,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Wait(a) => wait::run(&g, a),
         Command::Inspect(a) => inspect::run(&g, a),
         Command::Top(a) => top::run(&g, a),
+        Command::Cp(a) => cp::run(&g, a),
+        Command::Diff(a) => diff::run(&g, a),
+        Command::Export(a) => export::run(&g, a),
+        Command::Commit(a) => commit::run(&g, a),
         Command::Stats(a) => stats::run(&g, a),
         Command::Container(c) => container::run(&g, c),
         Command::Monitor(a) => monitor::run(&g, a),
