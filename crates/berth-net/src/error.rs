@@ -108,8 +108,8 @@ pub enum Error {
         /// The OS error.
         source: io::Error,
     },
-    /// `nft` refused a script.
-    #[error("nftables: {detail}")]
+    /// `nft` refused a script (or the kernel has no nf_tables).
+    #[error("nftables: {detail} (berth's outbound NAT and network isolation; `nftables = false` under [network] in berth.toml turns them off, see docs/config.md)")]
     Nft {
         /// nft's first error line.
         detail: String,

@@ -46,6 +46,24 @@ pub fn next_free_subnet(taken: &[Ipv4Net]) -> Result<Ipv4Net> {
     })
 }
 
+/// The first subnet of `pools` (in order) that overlaps none of `taken`.
+pub fn first_free_in_pools(
+    pools: &[crate::config::AddressPool],
+    taken: &[Ipv4Net],
+) -> Result<Ipv4Net> {
+    pools
+        .iter()
+        .flat_map(|p| p.subnets())
+        .find(|cand| !taken.iter().any(|t| overlaps(t, cand)))
+        .ok_or_else(|| Error::SubnetExhausted {
+            subnet: pools
+                .iter()
+                .map(|p| p.base.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
 /// Whether two subnets share an address.
 pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())

@@ -76,6 +76,9 @@ pub trait NetOps: Send + Sync {
     fn remove_endpoint(&self, host_ifname: &str) -> Result<()>;
     /// Whether a link of that name exists on the host.
     fn link_exists(&self, name: &str) -> Result<bool>;
+    /// The IPv4 subnets in use on the host: its interfaces' addresses with their prefixes
+    /// and its routes' destinations (not the default route).
+    fn host_ipv4_subnets(&self) -> Result<Vec<Ipv4Net>>;
 }
 
 pub use crate::sys::linux::LinuxNetOps;
@@ -110,6 +113,7 @@ pub struct RecordingNetOps {
     calls: Mutex<Vec<NetCall>>,
     links: Mutex<Vec<String>>,
     fail_add_endpoint: Mutex<bool>,
+    host_subnets: Mutex<Vec<Ipv4Net>>,
 }
 
 impl RecordingNetOps {
@@ -126,6 +130,13 @@ impl RecordingNetOps {
     /// Links that exist in the fake's world (bridges and host veth ends).
     pub fn links(&self) -> Vec<String> {
         self.links.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// The subnets `host_ipv4_subnets` reports from now on.
+    pub fn set_host_subnets(&self, subnets: Vec<Ipv4Net>) {
+        if let Ok(mut h) = self.host_subnets.lock() {
+            *h = subnets;
+        }
     }
 
     /// Makes the next `add_endpoint` calls fail with EEXIST.
@@ -199,5 +210,12 @@ impl NetOps for RecordingNetOps {
     }
     fn link_exists(&self, name: &str) -> Result<bool> {
         Ok(self.links().iter().any(|l| l == name))
+    }
+    fn host_ipv4_subnets(&self) -> Result<Vec<Ipv4Net>> {
+        Ok(self
+            .host_subnets
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_default())
     }
 }

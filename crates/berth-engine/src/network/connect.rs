@@ -1,7 +1,6 @@
 //! `network connect` and `network disconnect`: a container's endpoint on one more network,
 //! or one less.
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use berth_net::endpoint;
@@ -61,11 +60,11 @@ impl Networks<'_> {
                 mac: Some(endpoint_mac(address)),
                 ipv6: net.endpoint_v6(address, false),
             };
-            let nft = self.net_config()?.nftables;
+            let nft = self.firewall_on(true)?;
             // The network's isolation pairs before its bridge forwards (a network first used
             // through `connect` has had none yet).
             let attached = if nft {
-                self.nft_attach(std::slice::from_ref(&net), &BTreeMap::new(), &[])
+                self.firewall_prepare(std::slice::from_ref(&net))
             } else {
                 Ok(())
             };

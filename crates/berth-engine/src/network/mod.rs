@@ -126,17 +126,24 @@ impl<'a> Networks<'a> {
             subnet6: String::new(),
             gateway6: String::new(),
         };
-        let have: HashSet<String> = self
-            .store
-            .list_networks()?
-            .into_iter()
-            .map(|n| n.name)
-            .collect();
+        let existing = self.store.list_networks()?;
+        let have: HashSet<&str> = existing.iter().map(|n| n.name.as_str()).collect();
         if !have.contains("bridge") {
+            // The configured subnet, else the first free one of the pool: on no host
+            // interface or route, and no other berth network's. Stored, so it stays.
+            let subnet = match cfg.subnet {
+                Some(s) => s,
+                None => {
+                    let _lock = self.network_lock()?;
+                    let mut taken = self.taken_subnets(&existing);
+                    taken.retain(|t| t.prefix_len() > 0);
+                    cfg.default_subnet(&taken)?
+                }
+            };
             let mut b = base("bridge", "bridge");
             b.bridge = cfg.bridge.clone();
-            b.subnet = cfg.subnet.to_string();
-            b.gateway = cfg.gateway().to_string();
+            b.subnet = subnet.to_string();
+            b.gateway = berth_net::config::first_host(&subnet).to_string();
             self.store.insert_network(&b, true)?;
         }
         if !have.contains("host") {
@@ -146,6 +153,20 @@ impl<'a> Networks<'a> {
             self.store.insert_network(&base("none", "null"), true)?;
         }
         Ok(())
+    }
+
+    /// The IPv4 subnets a new network must not overlap: those of berth's networks
+    /// (`existing`) and those in use on the host (its addresses and routes).
+    fn taken_subnets(&self, existing: &[NetworkRecord]) -> Vec<ipnet::Ipv4Net> {
+        let mut taken: Vec<ipnet::Ipv4Net> = existing
+            .iter()
+            .filter_map(|n| n.subnet.parse().ok())
+            .collect();
+        match berth_net::ops::NetOps::host_ipv4_subnets(self.net_ops()) {
+            Ok(h) => taken.extend(h),
+            Err(e) => log::warn!("reading the host's subnets: {e}"),
+        }
+        taken
     }
 
     fn netns_path(&self, container_id: &str) -> PathBuf {

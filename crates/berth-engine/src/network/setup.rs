@@ -170,7 +170,7 @@ impl Networks<'_> {
                 }
             }
         }
-        let nft = self.net_config()?.nftables;
+        let nft = self.firewall_on(true)?;
         let mut links = Vec::new();
         for (i, n) in nets.iter().enumerate() {
             let mode_net = i == 0 && has_mode_net;
@@ -198,6 +198,9 @@ impl Networks<'_> {
         // A namespace left by a crash of an earlier run of this container goes first.
         let stale: Vec<String> = links.iter().map(|(_, e)| e.host_ifname.clone()).collect();
         let _ = endpoint::teardown(self.net_ops(), Some(&ns), &stale);
+        if nft {
+            self.firewall_prepare(&nets)?;
+        }
         endpoint::setup(self.net_ops(), &ns, &links)?;
 
         let gateway = nets.first().map(|n| IpAddr::V4(n.gateway));
@@ -244,7 +247,7 @@ impl Networks<'_> {
             .collect();
         self.store.set_ports(id, &rows)?;
         if nft {
-            self.nft_attach(&nets, &addresses, ports)?;
+            self.firewall_publish(&nets, &addresses, ports)?;
         }
         Ok(addresses)
     }

@@ -29,7 +29,7 @@ impl Networks<'_> {
         // it with its veth peers, and a veth pair goes as a whole. Deleting the host ends
         // here instead would cost ~25 ms each (the kernel waits for an RCU grace period).
         let net_result = endpoint::teardown(self.net_ops(), Some(&ns), &[]);
-        if self.net_config().map(|c| c.nftables).unwrap_or(false) {
+        if self.firewall_on(false).unwrap_or(false) {
             let first = eps
                 .iter()
                 .find(|e| e.container_ifname == "eth0")
@@ -41,6 +41,7 @@ impl Networks<'_> {
                     // A legacy table goes first (its DNAT of this container must not stay
                     // to reach whoever gets the address next).
                     let _lock = self.network_lock().ok();
+                    let _host = nft::lock().ok();
                     if let Err(e) = nft::ensure_table(self.firewall(), || self.nft_elements()) {
                         log::warn!("nftables: {e}");
                     }

@@ -2,11 +2,11 @@
 //! in [`super::inspect`], connect and disconnect in [`super::connect`]).
 
 use std::collections::HashSet;
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use berth_net::config as netconfig;
 use berth_net::endpoint;
-use berth_net::nft;
 use berth_net::ops::NetOps;
 use berth_store::networks::{NetworkRecord, NetworkStoreError};
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -49,7 +49,12 @@ impl Networks<'_> {
                 }
                 net
             }
-            None => berth_net::ipam::next_free_subnet(&taken)?,
+            // Nor one on the host (a route of its own, another engine's bridge).
+            None => {
+                let mut taken = self.taken_subnets(&existing);
+                taken.retain(|t| t.prefix_len() > 0);
+                berth_net::ipam::next_free_subnet(&taken)?
+            }
         };
         let gateway = match &req.gateway {
             Some(g) => {
@@ -190,26 +195,28 @@ impl Networks<'_> {
                 .release_endpoints(&ep.container_id, Some(&n.id))?;
         }
         self.store.delete_network(&n.id)?;
-        if !n.bridge.is_empty() {
-            if self.net_config()?.nftables {
-                if let Ok(net) = Net::from_record(n.clone()) {
-                    let others = self.all_bridges();
-                    // A legacy table goes first, so nothing of this network stays in it.
-                    if let Err(e) = nft::ensure_table(self.firewall(), || self.nft_elements()) {
-                        log::warn!("nftables: {e}");
-                    }
-                    nft::apply_each(
-                        self.firewall(),
-                        &nft::remove_bridge(&net.bridge_net(), &others),
-                    );
-                }
-            }
-            self.net_ops().remove_bridge(&n.bridge)?;
-        }
+        self.take_down_bridge(&n)?;
         Ok(n.name)
     }
 
+    /// Deletes a network's bridge interface (when it has one), then its elements in berth's
+    /// table, which goes with the last bridge. Caller holds the network lock.
+    fn take_down_bridge(&self, n: &NetworkRecord) -> Result<()> {
+        if n.bridge.is_empty() {
+            return Ok(());
+        }
+        let removed = self.net_ops().remove_bridge(&n.bridge);
+        if self.firewall_on(false)? {
+            if let Ok(net) = Net::from_record(n.clone()) {
+                self.firewall_forget(&net);
+            }
+        }
+        Ok(removed?)
+    }
+
     /// Removes every user-defined network that no container uses; returns their names.
+    /// The default bridge's interface goes too when no running container is on it (it
+    /// comes back at the next start), and with the last bridge berth's nftables table.
     pub fn network_prune(&self) -> Result<Vec<String>> {
         self.ensure_predefined()?;
         let used: HashSet<String> = self
@@ -225,6 +232,17 @@ impl Networks<'_> {
             }
             if self.network_remove(&n.id).is_ok() {
                 removed.push(n.name);
+            }
+        }
+        if let Ok(bridge) = self.store.resolve_network("bridge") {
+            let _lock = self.network_lock()?;
+            let running = self
+                .store
+                .network_endpoints(&bridge.id)?
+                .iter()
+                .any(|ep| self.netns_path(&ep.container_id).exists());
+            if !running && self.net_ops().link_exists(&bridge.bridge).unwrap_or(false) {
+                self.take_down_bridge(&bridge)?;
             }
         }
         Ok(removed)

@@ -139,4 +139,8 @@ impl NetOps for LinuxNetOps {
     fn link_exists(&self, name: &str) -> Result<bool> {
         self.with_host(|r| Ok(r.link_index(name)?.is_some()))
     }
+
+    fn host_ipv4_subnets(&self) -> Result<Vec<ipnet::Ipv4Net>> {
+        super::query::host_ipv4_subnets()
+    }
 }

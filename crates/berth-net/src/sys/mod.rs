@@ -5,6 +5,7 @@
 
 pub(crate) mod linux;
 pub(crate) mod netlink;
+pub(crate) mod query;
 
 use std::fs::File;
 use std::io;
