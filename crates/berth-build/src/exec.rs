@@ -831,6 +831,8 @@ fn run_stage(
             created,
         }
     };
+    let mut state = state;
+    state.config.ensure_path();
     shared.progress.event(Event::Done {
         id,
         elapsed: started.elapsed(),

@@ -184,6 +184,9 @@ impl ContainerConfig {
     }
 }
 
+/// Docker's default `PATH` for Linux containers.
+pub const DEFAULT_PATH_ENV: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 impl ImageConfig {
     /// A config for `FROM scratch` on this machine's platform.
     pub fn scratch() -> Self {
@@ -191,6 +194,16 @@ impl ImageConfig {
             architecture: berth_oci::manifest::host_arch().into(),
             os: "linux".into(),
             ..Default::default()
+        }
+    }
+
+    /// Adds Docker's default `PATH` ([`DEFAULT_PATH_ENV`]) to `Env` when it has none, as
+    /// Docker's builder does for a base without one (`scratch`, an imported rootfs): an
+    /// image whose CMD is `sh -c ...` must run under any runtime, and runc does not look
+    /// a command up in a PATH the config lacks (issue #16).
+    pub fn ensure_path(&mut self) {
+        if self.config.env_get("PATH").is_none() {
+            self.config.env.push(format!("PATH={DEFAULT_PATH_ENV}"));
         }
     }
 
@@ -208,6 +221,21 @@ impl ImageConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_without_path_gets_dockers_default_and_one_with_keeps_its_own() {
+        let mut c = ImageConfig::scratch();
+        c.ensure_path();
+        c.ensure_path();
+        assert_eq!(c.config.env, vec![format!("PATH={DEFAULT_PATH_ENV}")]);
+        let mut c = ImageConfig::scratch();
+        c.config.env = vec!["A=1".into(), "PATH=/bin".into()];
+        c.ensure_path();
+        assert_eq!(
+            c.config.env,
+            vec!["A=1".to_string(), "PATH=/bin".to_string()]
+        );
+    }
 
     #[test]
     fn roundtrip_keeps_unknown_fields() {

@@ -144,6 +144,42 @@ pub fn run_hooks_warning(kind: HookKind, hooks: &[Hook], state: &[u8]) -> Vec<St
     warnings
 }
 
+impl crate::Container {
+    /// Runs the `poststart` hooks of a container just started (a failure is a warning).
+    pub(crate) fn run_poststart_hooks(&mut self) {
+        let hooks = hooks_in_state_dir(&self.state_dir, HookKind::Poststart);
+        if !hooks.is_empty() {
+            let state = oci_state(&self.state, "running");
+            let w = run_hooks_warning(HookKind::Poststart, &hooks, &state);
+            self.warnings.extend(w);
+        }
+    }
+
+    /// The `poststop` hooks, read before `delete` removes the state directory that holds
+    /// the spec; [`PendingPoststop::run`] once the container is gone.
+    pub(crate) fn poststop_hooks(&self) -> PendingPoststop {
+        PendingPoststop {
+            hooks: hooks_in_state_dir(&self.state_dir, HookKind::Poststop),
+            state: oci_state(&self.state, "stopped"),
+        }
+    }
+}
+
+/// `poststop` hooks waiting for the container's deletion.
+pub(crate) struct PendingPoststop {
+    hooks: Vec<Hook>,
+    state: Vec<u8>,
+}
+
+impl PendingPoststop {
+    /// Runs them; failures are logged warnings (the spec's).
+    pub(crate) fn run(self) {
+        if !self.hooks.is_empty() {
+            run_hooks_warning(HookKind::Poststop, &self.hooks, &self.state);
+        }
+    }
+}
+
 /// Opens `/proc/PID/ns/NAME` for each of `names` (`/proc/PID/ns` names), the user namespace
 /// first and the mount namespace last, for a hook to join.
 pub fn namespace_fds(pid: i32, names: &[String]) -> Result<Vec<OwnedFd>> {

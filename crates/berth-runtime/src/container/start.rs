@@ -34,6 +34,7 @@ impl Container {
                 });
             }
         }
+        self.run_poststart_hooks();
         Ok(())
     }
 }
