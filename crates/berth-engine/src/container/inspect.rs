@@ -35,7 +35,7 @@ impl Lifecycle {
         host_config["CpuShares"] = json!(c.spec.host_config.cpu_shares);
         host_config["CpuPeriod"] = json!(c.spec.host_config.cpu_period);
         host_config["CpuQuota"] = json!(c.spec.host_config.cpu_quota);
-        json!({
+        let mut v = json!({
             "Id": r.id,
             "Created": rfc3339(r.created),
             "Path": c.spec.path,
@@ -81,6 +81,16 @@ impl Lifecycle {
             "NetworkSettings": crate::network::Networks::new(self.store(), self.root(), self.runroot())
                 .network_settings(c.id(), &c.spec.host_config.network_mode, c.status.is_active()),
             "CgroupPath": cgroups_path(c.id()),
-        })
+        });
+        // `State.Health` for a container with a healthcheck: the checker's record while
+        // it runs, Docker's `starting` before the first probe.
+        if super::health::effective(c.spec.config.healthcheck.as_ref()).is_some() {
+            let health = super::health::read_state(self, c.id())
+                .filter(|_| running)
+                .map(|h| serde_json::to_value(h).unwrap_or(Value::Null))
+                .unwrap_or_else(|| json!({"Status": if running { "starting" } else { "unhealthy" }, "FailingStreak": 0, "Log": []}));
+            v["State"]["Health"] = health;
+        }
+        v
     }
 }

@@ -410,6 +410,7 @@ pub fn start_process(
             c.id()
         )));
     }
+    super::health::spawn_checker(lc, c);
     Ok(Started {
         pid: launched.pid,
         pty_master: launched.pty_master,

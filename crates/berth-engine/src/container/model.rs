@@ -11,6 +11,9 @@ use super::options::{NetworkMode, RestartPolicy, SecurityOpts, VolumeSpec};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Config {
+    /// The healthcheck in force (the image's `HEALTHCHECK`, or `--health-*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<super::health::HealthConfig>,
     /// Hostname (the short ID unless `--hostname`).
     pub hostname: String,
     /// Domain name.

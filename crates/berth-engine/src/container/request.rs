@@ -103,6 +103,8 @@ pub struct CreateRequest {
     pub labels: Vec<String>,
     /// Run detached (`-d`): only used to check flag combinations.
     pub detach: bool,
+    /// `--health-*` and `--no-healthcheck`.
+    pub health: super::health::HealthFlags,
     /// `--label-file`: lines of `KEY=VALUE` (blank lines and `#` comments skipped).
     pub label_files: Vec<PathBuf>,
     /// `--expose PORT[/PROTO]` or a range `8000-8002/udp`.

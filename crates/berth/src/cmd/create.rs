@@ -159,6 +159,27 @@ pub struct ContainerFlags {
     /// Write the container ID to the file.
     #[arg(long)]
     pub cidfile: Option<PathBuf>,
+    /// Command to run to check health.
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 0s).
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Consecutive failures needed to report unhealthy.
+    #[arg(long = "health-retries", allow_hyphen_values = true)]
+    pub health_retries: Option<String>,
+    /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s).
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h) (default 0s).
+    #[arg(long = "health-start-interval")]
+    pub health_start_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 0s).
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Disable any container-specified HEALTHCHECK.
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Ulimit options (NAME=SOFT[:HARD]).
     #[arg(long)]
     pub ulimit: Vec<String>,
@@ -285,6 +306,15 @@ impl ContainerFlags {
             labels: self.label.clone(),
             detach,
             label_files: self.label_file.clone(),
+            health: berth_engine::container::health::HealthFlags {
+                cmd: self.health_cmd.clone(),
+                interval: self.health_interval.clone(),
+                timeout: self.health_timeout.clone(),
+                start_period: self.health_start_period.clone(),
+                start_interval: self.health_start_interval.clone(),
+                retries: self.health_retries.clone(),
+                none: self.no_healthcheck,
+            },
             expose: self.expose.clone(),
             platform: self.platform.clone(),
             log_driver: self.log_driver.clone(),

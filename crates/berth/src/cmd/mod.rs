@@ -193,6 +193,9 @@ pub enum Command {
     /// berth's minimal init, PID 1 of `run --init` containers (internal).
     #[command(name = "_init", hide = true)]
     Init(init::InitArgs),
+    /// The health checker of a container (internal).
+    #[command(name = "_health", hide = true)]
+    Health(monitor::HealthArgs),
     /// The per-container monitor (internal).
     #[command(name = "_monitor", hide = true)]
     Monitor(monitor::MonitorArgs),
@@ -277,6 +280,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Stats(a) => stats::run(&g, a),
         Command::Container(c) => container::run(&g, c),
         Command::Monitor(a) => monitor::run(&g, a),
+        Command::Health(a) => monitor::health(&g, a),
         Command::Init(a) => init::run(&g, a),
         Command::Network(c) => network::run(&g, c),
         Command::Port(a) => port::run(&g, a),

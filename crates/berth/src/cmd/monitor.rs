@@ -36,3 +36,17 @@ pub fn run(g: &GlobalOpts, a: MonitorArgs) -> anyhow::Result<i32> {
         &lc, &a.id, a.exited, a.delay,
     ))
 }
+
+/// `_health CONTAINER-ID` (hidden): the health checker of a running container with a
+/// healthcheck, spawned at its start; probes until the container's process ends.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The container's full ID.
+    pub id: String,
+}
+
+/// Runs the checker to the container's end.
+pub fn health(g: &GlobalOpts, a: HealthArgs) -> anyhow::Result<i32> {
+    let lc = super::container::lifecycle(g)?;
+    Ok(berth_engine::container::health::run_checker(&lc, &a.id))
+}
