@@ -190,9 +190,9 @@ impl VolumeFilters {
         let mut f = VolumeFilters::default();
         for v in values {
             let Some((k, val)) = v.split_once('=') else {
-                return Err(VolumeError::BadFilter(format!(
-                    "bad format of filter (expected name=value)"
-                )));
+                return Err(VolumeError::BadFilter(
+                    "bad format of filter (expected name=value)".into(),
+                ));
             };
             let kv = |s: &str| match s.split_once('=') {
                 Some((a, b)) => (a.to_string(), Some(b.to_string())),

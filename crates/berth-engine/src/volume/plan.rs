@@ -230,7 +230,38 @@ pub fn anonymous_names(cs: &ContainerSpec) -> Vec<String> {
     names
 }
 
-/// Where a container's volume's data is (for `inspect`).
-pub fn volume_source(root: &Path, name: &str) -> PathBuf {
-    data_dir(root, name)
+/// One entry of `inspect`'s `Mounts`, as Docker shows it.
+pub fn inspect_mount(root: &Path, v: &VolumeSpec) -> serde_json::Value {
+    let mode = if v.read_only { "ro" } else { "" };
+    match v.mount_kind() {
+        MountKind::Bind => serde_json::json!({
+            "Type": "bind",
+            "Source": v.source.clone().unwrap_or_default(),
+            "Destination": v.destination,
+            "Mode": mode,
+            "RW": !v.read_only,
+            "Propagation": v.propagation_or_default(),
+        }),
+        MountKind::Volume => {
+            let name = v.source.clone().unwrap_or_default();
+            serde_json::json!({
+                "Type": "volume",
+                "Name": name,
+                "Source": data_dir(root, &name),
+                "Destination": v.destination,
+                "Driver": "local",
+                "Mode": mode,
+                "RW": !v.read_only,
+                "Propagation": "",
+            })
+        }
+        MountKind::Tmpfs => serde_json::json!({
+            "Type": "tmpfs",
+            "Source": "",
+            "Destination": v.destination,
+            "Mode": mode,
+            "RW": !v.read_only,
+            "Propagation": "",
+        }),
+    }
 }

@@ -58,7 +58,7 @@ pub fn print(g: &GlobalOpts) -> anyhow::Result<i32> {
             short(&s.id).to_owned(),
             s.image,
             super::ps::ellipsize_command(&s.command),
-            "0".to_owned(),
+            s.local_volumes,
             human_size(size),
             s.running_for,
             s.status,
@@ -79,7 +79,14 @@ pub fn print(g: &GlobalOpts) -> anyhow::Result<i32> {
         rows,
     );
     println!("\nLocal Volumes space usage:\n");
-    table(&["VOLUME NAME", "LINKS", "SIZE"], Vec::new());
+    table(
+        &["VOLUME NAME", "LINKS", "SIZE"],
+        engine
+            .volume_usage()?
+            .into_iter()
+            .map(|v| vec![v.name, v.links.to_string(), human_size(v.size)])
+            .collect(),
+    );
     let cache = engine.build_cache_usage()?;
     let total: u64 = cache.iter().map(|c| c.size).sum();
     println!("\nBuild cache usage: {}\n", human_size(total));
