@@ -9,6 +9,7 @@ use berth_oci::{Digest, ImageRef};
 use crate::{Engine, Error, ErrorKind};
 
 mod archive;
+mod commit;
 mod config;
 mod import;
 mod inspect;
@@ -18,6 +19,7 @@ mod remove;
 mod tests;
 
 pub use archive::{ArchiveFormat, LayerProgress, LoadReport, ProgressFn};
+pub use commit::CommitImage;
 pub use config::apply_changes;
 pub use import::{ImportRequest, ImportSource};
 pub use inspect::{DiskUsage, HistoryEntry, ImageInspect};
