@@ -53,9 +53,10 @@ pub fn man(a: ManArgs) -> anyhow::Result<i32> {
 }
 
 fn write_pages(cmd: &clap::Command, name: &str, dir: &std::path::Path) -> anyhow::Result<()> {
-    let page = cmd.clone().name(name.to_owned());
     let mut out = Vec::new();
-    clap_mangen::Man::new(page).render(&mut out)?;
+    clap_mangen::Man::new(cmd.clone())
+        .title(name.to_uppercase())
+        .render(&mut out)?;
     std::fs::write(dir.join(format!("{name}.1")), out)?;
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         write_pages(sub, &format!("{name}-{}", sub.get_name()), dir)?;
