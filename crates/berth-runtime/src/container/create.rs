@@ -389,6 +389,8 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
 
     drop(v2_fd);
     if fork_after_join && !userns {
+        // take_grandchild reaps the init: nothing to kill until the grandchild is known.
+        cleanup.child = None;
         pid = take_grandchild(&sync_r, pid)?;
         cleanup.child = Some(pid);
     }
@@ -417,6 +419,8 @@ fn launch(cfg: ContainerConfig, wait_for_start: bool) -> Result<Container> {
             .map_err(|e| Error::sys("signal init", e))?;
     }
     if fork_after_join && userns {
+        // take_grandchild reaps the init: nothing to kill until the grandchild is known.
+        cleanup.child = None;
         pid = take_grandchild(&sync_r, pid)?;
         cleanup.child = Some(pid);
     }
@@ -758,4 +762,71 @@ fn process_attrs(
         attrs.lsm_exec.push(("exec", label.to_string()));
     }
     Ok(attrs)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn spec_with(patch: serde_json::Value) -> Spec {
+        let mut v = serde_json::to_value(crate::spec::default_spec(&["true"])).unwrap();
+        for (section, fields) in patch.as_object().unwrap() {
+            for (k, val) in fields.as_object().unwrap() {
+                v[section][k] = val.clone();
+            }
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn attrs(patch: serde_json::Value) -> Result<ProcessAttrs> {
+        let spec = spec_with(patch);
+        process_attrs(spec.process().as_ref().unwrap(), spec.linux().as_ref())
+    }
+
+    #[test]
+    fn process_attributes_are_planned_or_refused_by_name() {
+        let a = attrs(serde_json::json!({
+            "linux": {"personality": {"domain": "LINUX32"}},
+            "process": {"ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 4},
+                        "scheduler": {"policy": "SCHED_FIFO", "priority": 10}},
+        }))
+        .unwrap();
+        assert_eq!(a.personality, Some(8));
+        assert_eq!(a.io_priority, Some((2, 4)));
+        let s = a.scheduler.unwrap();
+        assert_eq!((s.policy, s.priority), (libc::SCHED_FIFO as u32, 10));
+        let err = |p| {
+            attrs(p)
+                .err()
+                .map(|e: Error| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(
+            err(serde_json::json!({"linux": {"intelRdt": {"closID": "x"}}}))
+                .contains("linux.intelRdt")
+        );
+        assert!(err(
+            serde_json::json!({"linux": {"personality": {"domain": "LINUX", "flags": ["X"]}}})
+        )
+        .contains("personality.flags"));
+        assert!(err(serde_json::json!({"process": {"ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 9}}}))
+            .contains("between 0 and 7"));
+    }
+
+    #[test]
+    fn mounts_without_a_mount_namespace_are_refused() {
+        let spec = crate::spec::default_spec(&["true"]);
+        let e = refuse_mounts_without_mntns(&spec, &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("mounts need a mount namespace"),
+            "{e}"
+        );
+        let spec = spec_with(serde_json::json!({
+            "linux": {"maskedPaths": [], "readonlyPaths": []},
+        }));
+        let mut spec = spec;
+        spec.set_mounts(Some(vec![]));
+        refuse_mounts_without_mntns(&spec, &[]).unwrap();
+    }
 }
