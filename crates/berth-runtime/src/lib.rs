@@ -49,6 +49,15 @@
 //! | [`Container::oom_killed`], [`Container::stats`] | OOM kill seen by the cgroup; memory/CPU/pids usage |
 //! | [`Container::delete`]`(force)` | kill (if forced), remove cgroup and state |
 //!
+//! OCI hooks ([`hooks`]) run at their points of the lifecycle: `prestart`, `createRuntime`
+//! and `createContainer` (the latter in the container's namespaces) while the init waits
+//! before `pivot_root`, `startContainer` in the container before the exec, `poststart`
+//! after it, `poststop` after `delete`. Namespaces given by path are joined (the user
+//! namespace first; a pid namespace with one more fork, the caller becoming a child
+//! subreaper to wait for the grandchild); without a mount namespace the process only
+//! chroots. What the spec asks and this host cannot do is refused ([`Error::Unsupported`]),
+//! never ignored.
+//!
 //! Errors carry an [`ErrorKind`]: `CommandNotFound` (Docker's 127) and
 //! `CommandNotExecutable` (126) for the container's command, `Conflict` for a wrong status.
 //!
