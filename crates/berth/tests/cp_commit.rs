@@ -102,7 +102,16 @@ impl Berth {
     fn run(&self, name: &str, script: &str) {
         let full = format!("{script}\nexec sleep 1000");
         self.ok(&[
-            "run", "-d", "--name", name, "--network", "none", "busybox", "sh", "-c", &full,
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            &full,
         ]);
     }
 
@@ -169,7 +178,10 @@ fn cp_both_ways_running_and_stopped_with_dockers_rules_and_errors() {
 
     // Into an existing directory: it lands under its own name.
     b.ok(&["cp", src_s, "c1:/tmp"]);
-    assert_eq!(b.exec("c1", "cat /tmp/src/sub/deeper/f /tmp/src/rel"), "deepdeep");
+    assert_eq!(
+        b.exec("c1", "cat /tmp/src/sub/deeper/f /tmp/src/rel"),
+        "deepdeep"
+    );
     assert_eq!(b.exec("c1", &format!("cat /tmp/src/{long}")), "long");
     assert_eq!(b.exec("c1", "wc -c < /tmp/src/big"), (3 << 20).to_string());
     assert_eq!(b.exec("c1", "readlink /tmp/src/rel"), "sub/deeper/f");
@@ -178,14 +190,23 @@ fn cp_both_ways_running_and_stopped_with_dockers_rules_and_errors() {
     std::os::unix::fs::chown(src.join("owned"), Some(4242), Some(4343)).unwrap();
     b.ok(&["cp", src.join("owned").to_str().unwrap(), "c1:/tmp/owned"]);
     assert_eq!(b.exec("c1", "stat -c %u:%g /tmp/owned"), "0:0");
-    b.ok(&["cp", "-a", src.join("owned").to_str().unwrap(), "c1:/tmp/owned-a"]);
+    b.ok(&[
+        "cp",
+        "-a",
+        src.join("owned").to_str().unwrap(),
+        "c1:/tmp/owned-a",
+    ]);
     assert_eq!(b.exec("c1", "stat -c %u:%g /tmp/owned-a"), "4242:4343");
 
     // To a missing path: created with the source's content; `/.` copies the contents.
     b.ok(&["cp", &format!("{src_s}/."), "c1:/tmp/contents"]);
     assert_eq!(b.exec("c1", "cat /tmp/contents/sub/deeper/f"), "deep");
     // A file onto a file: overwritten.
-    b.ok(&["cp", src.join("owned").to_str().unwrap(), "c1:/etc/hostname"]);
+    b.ok(&[
+        "cp",
+        src.join("owned").to_str().unwrap(),
+        "c1:/etc/hostname",
+    ]);
     assert_eq!(b.exec("c1", "cat /etc/hostname"), "o");
 
     // Out again: into a missing path, an existing dir, and the contents with `/.`.
@@ -193,7 +214,10 @@ fn cp_both_ways_running_and_stopped_with_dockers_rules_and_errors() {
     b.ok(&["cp", "c1:/tmp/src", out1.to_str().unwrap()]);
     assert_eq!(fs::read(out1.join("sub/deeper/f")).unwrap(), b"deep");
     assert_eq!(fs::read(out1.join("big")).unwrap().len(), 3 << 20);
-    assert_eq!(fs::read_link(out1.join("rel")).unwrap(), Path::new("sub/deeper/f"));
+    assert_eq!(
+        fs::read_link(out1.join("rel")).unwrap(),
+        Path::new("sub/deeper/f")
+    );
     let outdir = b.path("outdir");
     fs::create_dir(&outdir).unwrap();
     b.ok(&["cp", "c1:/tmp/src", outdir.to_str().unwrap()]);
@@ -204,7 +228,9 @@ fn cp_both_ways_running_and_stopped_with_dockers_rules_and_errors() {
     assert!(dot.join("sub/deeper/f").is_file() && !dot.join("src").exists());
     // A file out to a new name.
     b.ok(&["cp", "c1:/etc/passwd", b.path("pw").to_str().unwrap()]);
-    assert!(fs::read_to_string(b.path("pw")).unwrap().starts_with("root:x:0:0"));
+    assert!(fs::read_to_string(b.path("pw"))
+        .unwrap()
+        .starts_with("root:x:0:0"));
 
     // Errors, in Docker's words with berth's prefix, status 1.
     assert_fails_with(
@@ -214,7 +240,10 @@ fn cp_both_ways_running_and_stopped_with_dockers_rules_and_errors() {
     let missing = b.path("nope");
     assert_fails_with(
         &b.berth(&["cp", missing.to_str().unwrap(), "c1:/tmp"]),
-        &format!("Error: lstat {}: no such file or directory", missing.display()),
+        &format!(
+            "Error: lstat {}: no such file or directory",
+            missing.display()
+        ),
     );
     assert_fails_with(
         &b.berth(&["cp", src_s, "c1:/no/such/dir/x"]),
@@ -265,7 +294,11 @@ fn cp_both_ways_running_and_stopped_with_dockers_rules_and_errors() {
     let out2 = b.path("out2");
     b.ok(&["cp", "c1:/tmp/src/sub", out2.to_str().unwrap()]);
     assert_eq!(fs::read(out2.join("deeper/f")).unwrap(), b"deep");
-    b.ok(&["cp", src.join("owned").to_str().unwrap(), "c1:/root/while-stopped"]);
+    b.ok(&[
+        "cp",
+        src.join("owned").to_str().unwrap(),
+        "c1:/root/while-stopped",
+    ]);
     assert!(b.mounts_here().is_empty(), "{:?}", b.mounts_here());
     assert_fails_with(
         &b.berth(&["cp", "c1:/gone", b.path("z").to_str().unwrap()]),
@@ -277,8 +310,7 @@ fn cp_both_ways_running_and_stopped_with_dockers_rules_and_errors() {
 
 #[test]
 fn cp_out_never_reads_a_host_file_through_a_container_symlink() {
-    let Some(b) = Berth::new("cp_out_never_reads_a_host_file_through_a_container_symlink")
-    else {
+    let Some(b) = Berth::new("cp_out_never_reads_a_host_file_through_a_container_symlink") else {
         return;
     };
     let secret = b.path("host-secret");
@@ -311,19 +343,31 @@ fn cp_out_never_reads_a_host_file_through_a_container_symlink() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!b.path("leak").exists());
     // Through a directory symlink to / (the container's root, not the host's).
-    let out = b.berth(&["cp", &format!("c2:/rootlink{s}"), b.path("leak2").to_str().unwrap()]);
+    let out = b.berth(&[
+        "cp",
+        &format!("c2:/rootlink{s}"),
+        b.path("leak2").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(!b.path("leak2").exists());
     // A tree holding such a link: the link is copied as a link.
     let d = b.path("dcopy");
     b.ok(&["cp", "c2:/d", d.to_str().unwrap()]);
-    assert!(fs::symlink_metadata(d.join("inner")).unwrap().file_type().is_symlink());
+    assert!(fs::symlink_metadata(d.join("inner"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
     // The same on the stopped container, through its private mount.
     b.ok(&["stop", "-t", "1", "c2"]);
     let out = b.path("shadow-stopped");
     b.ok(&["cp", "-L", "c2:/link", out.to_str().unwrap()]);
     assert_eq!(fs::read_to_string(&out).unwrap(), "container-shadow\n");
-    let out = b.berth(&["cp", "-L", "c2:/hostlink", b.path("leak3").to_str().unwrap()]);
+    let out = b.berth(&[
+        "cp",
+        "-L",
+        "c2:/hostlink",
+        b.path("leak3").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(!b.path("leak3").exists());
     assert!(b.mounts_here().is_empty());
@@ -347,8 +391,15 @@ fn cp_in_through_a_symlink_to_a_host_dir_lands_inside_the_container() {
     fs::write(&file, b"payload").unwrap();
     b.ok(&["cp", file.to_str().unwrap(), "c3:/evil/"]);
     b.ok(&["cp", file.to_str().unwrap(), "c3:/evil/renamed"]);
-    assert!(listing(&hostdir).is_empty(), "host dir got {:?}", listing(&hostdir));
-    assert_eq!(b.exec("c3", &format!("cat {h}/payload {h}/renamed")), "payloadpayload");
+    assert!(
+        listing(&hostdir).is_empty(),
+        "host dir got {:?}",
+        listing(&hostdir)
+    );
+    assert_eq!(
+        b.exec("c3", &format!("cat {h}/payload {h}/renamed")),
+        "payloadpayload"
+    );
 
     // A tar on standard input: `../` climbing, an absolute name, a symlink out and a
     // write through it. Nothing reaches the host; the absolute name stays inside.
@@ -397,12 +448,20 @@ fn cp_in_through_a_symlink_to_a_host_dir_lands_inside_the_container() {
     tb.append(&hd, &b"pwnd"[..]).unwrap();
     let out = b.with_stdin(&["cp", "-", "c3:/tmp"], &tb.into_inner().unwrap());
     assert_eq!(out.status.code(), Some(1));
-    assert!(listing(&hostdir).is_empty(), "host dir got {:?}", listing(&hostdir));
+    assert!(
+        listing(&hostdir).is_empty(),
+        "host dir got {:?}",
+        listing(&hostdir)
+    );
 
     // Stopped: the same copy lands in the container's rw layer, not on the host.
     b.ok(&["stop", "-t", "1", "c3"]);
     b.ok(&["cp", file.to_str().unwrap(), "c3:/evil/stopped"]);
-    assert!(listing(&hostdir).is_empty(), "host dir got {:?}", listing(&hostdir));
+    assert!(
+        listing(&hostdir).is_empty(),
+        "host dir got {:?}",
+        listing(&hostdir)
+    );
     assert!(b.mounts_here().is_empty());
     b.ok(&["start", "c3"]);
     assert_eq!(b.exec("c3", &format!("cat {h}/stopped")), "payload");
@@ -433,15 +492,24 @@ fn cp_races_a_container_that_swaps_its_destination_for_a_host_symlink() {
     fs::write(tree.join("a/b/c"), b"c").unwrap();
     let (mut wrote_in, mut read_out) = (0, 0);
     for i in 0..60 {
-        if b.berth(&["cp", file.to_str().unwrap(), "c4:/dst/"]).status.success() {
+        if b.berth(&["cp", file.to_str().unwrap(), "c4:/dst/"])
+            .status
+            .success()
+        {
             wrote_in += 1;
         }
         let _ = b.berth(&["cp", tree.to_str().unwrap(), "c4:/dst/sub/"]);
         let out = b.path(&format!("raceout{i}"));
-        if b.berth(&["cp", "c4:/dst/.", out.to_str().unwrap()]).status.success() {
+        if b.berth(&["cp", "c4:/dst/.", out.to_str().unwrap()])
+            .status
+            .success()
+        {
             read_out += 1;
             if let Ok(s) = fs::read(out.join("secret")) {
-                assert_eq!(s, b"inside\n", "read the host's file through the swapped link");
+                assert_eq!(
+                    s, b"inside\n",
+                    "read the host's file through the swapped link"
+                );
             }
         }
     }
@@ -451,7 +519,10 @@ fn cp_races_a_container_that_swaps_its_destination_for_a_host_symlink() {
         "the host dir must not receive anything"
     );
     assert_eq!(fs::read(hostdir.join("secret")).unwrap(), b"HOST SECRET");
-    assert!(wrote_in > 0 && read_out > 0, "no copy won ({wrote_in}, {read_out})");
+    assert!(
+        wrote_in > 0 && read_out > 0,
+        "no copy won ({wrote_in}, {read_out})"
+    );
 }
 
 #[test]
@@ -490,13 +561,23 @@ fn diff_export_and_commit_show_what_the_container_changed() {
     assert!(n.iter().any(|p| p == "tmp/newdir/f"));
     assert!(n.iter().any(|p| p == "hello"));
     assert!(!n.iter().any(|p| p == "var/www/index.html"));
-    assert!(!n.iter().any(|p| p.starts_with("proc/")), "mounts are not exported");
+    assert!(
+        !n.iter().any(|p| p.starts_with("proc/")),
+        "mounts are not exported"
+    );
     let out = b.berth(&["export", "c5"]);
     assert!(out.status.success());
     assert_eq!(names(&out.stdout), n);
-    let out = b.berth(&["export", "-o", b.path("no/dir/x.tar").to_str().unwrap(), "c5"]);
+    let out = b.berth(&[
+        "export",
+        "-o",
+        b.path("no/dir/x.tar").to_str().unwrap(),
+        "c5",
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(listing(&b.path("")).iter().all(|f| !f.starts_with(".berth-export")));
+    assert!(listing(&b.path(""))
+        .iter()
+        .all(|f| !f.starts_with(".berth-export")));
 
     // commit: prints the ID; the image has the changes and the -c settings; the container
     // runs on (thawed).
@@ -528,7 +609,13 @@ fn diff_export_and_commit_show_what_the_container_changed() {
     );
     assert_eq!(
         b.ok(&[
-            "run", "--rm", "--network", "none", "snap:1", "sh", "-c",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "snap:1",
+            "sh",
+            "-c",
             "echo $FOO; pwd; cat /tmp/newdir/f; test -e /var/www/index.html || echo gone"
         ]),
         "bar\n/tmp\nhi\ngone"

@@ -4,21 +4,19 @@
 //! The layer is written from the overlay upper directory by handles ([`TarOut`] with
 //! whiteouts as `.wh.` entries and opaque directories marked), leaving out the runtime's
 //! empty mount-point stubs, and stored in the same pass ([`Engine::commit_image`]). With
-//! `--pause` (the default) a running container is frozen through its cgroup's freezer
-//! (v2 `cgroup.freeze`, v1 `freezer.state`) while the layer is written, and thawed after,
-//! unless it was frozen already.
+//! `--pause` (the default) a running container is frozen through its cgroup's freezer, as
+//! `pause` does (v2 `cgroup.freeze`, v1 `freezer.state`), while the layer is written, and
+//! thawed after, unless it was paused already.
 
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use berth_oci::Digest;
 use rustix::fs::{Mode, OFlags};
 use serde_json::{Map, Value};
 
 use super::copy::{chan_pipe, CopyError, TarOut};
-use super::{launch, procfs, Container, ContainerError, Lifecycle};
+use super::{pause, procfs, Container, ContainerError, ContainerStatus, Lifecycle};
 use crate::images::CommitImage;
 use crate::{Engine, Error};
 
@@ -41,68 +39,26 @@ pub struct CommitRequest {
 
 /// A frozen cgroup, thawed when dropped.
 struct Frozen {
-    file: PathBuf,
-    thaw: &'static str,
+    cgroup: berth_runtime::cgroups::Cgroup,
 }
 
 impl Drop for Frozen {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::write(&self.file, self.thaw) {
-            log::warn!("thawing {}: {e}", self.file.display());
+        if let Err(e) = self.cgroup.set_frozen(false) {
+            log::warn!("thawing the container after the commit: {e}");
         }
     }
 }
 
-/// Freezes the cgroup of `c`; `None` when it was frozen already (it stays so).
+/// Freezes the processes of `c` through the runtime's freezer (as `pause` does); `None`
+/// when it is paused already (it stays so).
 fn freeze(c: &Container) -> Result<Option<Frozen>, ContainerError> {
-    use berth_runtime::cgroups::{cgroup_relative_path, Cgroup, CgroupLayout};
-    let failed = |detail: String| ContainerError::BadStatus(format!(
-        "cannot pause container {} for the commit: {detail}",
-        c.id()
-    ));
-    let layout = CgroupLayout::detect().map_err(|e| failed(e.to_string()))?;
-    let path = launch::cgroups_path(c.id());
-    let rel = cgroup_relative_path(Some(Path::new(&path)), c.id());
-    let cg = Cgroup::at(&layout, &rel);
-    let dir = cg
-        .controller_dir("freezer")
-        .ok_or_else(|| failed("no freezer controller".into()))?
-        .to_path_buf();
-    let (file, state, on, off, done): (PathBuf, PathBuf, &str, &'static str, &str) =
-        if layout.is_v2() {
-            (
-                dir.join("cgroup.freeze"),
-                dir.join("cgroup.events"),
-                "1",
-                "0",
-                "frozen 1",
-            )
-        } else {
-            (
-                dir.join("freezer.state"),
-                dir.join("freezer.state"),
-                "FROZEN",
-                "THAWED",
-                "FROZEN",
-            )
-        };
-    let now = std::fs::read_to_string(&file).map_err(|e| failed(format!("{}: {e}", file.display())))?;
-    if now.trim() == on {
+    if c.status == ContainerStatus::Paused {
         return Ok(None);
     }
-    std::fs::write(&file, on).map_err(|e| failed(format!("{}: {e}", file.display())))?;
-    let frozen = Frozen { file, thaw: off };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = std::fs::read_to_string(&state).unwrap_or_default();
-        if s.lines().any(|l| l.trim() == done) {
-            return Ok(Some(frozen));
-        }
-        if Instant::now() > deadline {
-            return Err(failed("the freezer did not settle in 10 s".into()));
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let cgroup = pause::container_cgroup(c.id())?;
+    cgroup.set_frozen(true).map_err(pause::cgroup_error)?;
+    Ok(Some(Frozen { cgroup }))
 }
 
 /// Docker's `Config` keys of the container's settings that an image records.
@@ -203,7 +159,9 @@ impl Lifecycle {
             });
             let stored = engine.commit_image(&image, r);
             let written = h.join().unwrap_or_else(|_| {
-                Err(CopyError::Write(std::io::Error::other("layer writer panicked")))
+                Err(CopyError::Write(std::io::Error::other(
+                    "layer writer panicked",
+                )))
             });
             (written, stored)
         });

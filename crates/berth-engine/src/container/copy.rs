@@ -223,8 +223,8 @@ impl Lifecycle {
     pub fn container_root(&self, c: &Container, writable: bool) -> Result<ContainerRoot> {
         if c.status.is_active() && procfs::is_alive(c.record.pid, c.record.pid_start) {
             let path = format!("/proc/{}/root", c.record.pid);
-            let fd = in_root::open_root(path.as_ref())
-                .map_err(ContainerError::io("opening", &path))?;
+            let fd =
+                in_root::open_root(path.as_ref()).map_err(ContainerError::io("opening", &path))?;
             // Had the process exited and its PID been reused, the handle could be another
             // process's root (the host's): check the start time once it is open.
             if procfs::is_alive(c.record.pid, c.record.pid_start) {
@@ -443,10 +443,10 @@ impl Lifecycle {
                 };
                 let host = rfs::open(p, OFlags::PATH | OFlags::CLOEXEC | nofollow, Mode::empty())
                     .map_err(|e| CopyError::Host {
-                        op: "open",
-                        path: p.clone(),
-                        source: e.into(),
-                    })?;
+                    op: "open",
+                    path: p.clone(),
+                    source: e.into(),
+                })?;
                 let base = if contents {
                     Vec::new()
                 } else {

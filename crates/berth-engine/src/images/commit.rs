@@ -87,9 +87,9 @@ impl Engine {
             Some(o) => o,
             None => {
                 config = json!({});
-                config.as_object_mut().ok_or_else(|| {
-                    Error::InvalidArgument("image config is not an object".into())
-                })?
+                config
+                    .as_object_mut()
+                    .ok_or_else(|| Error::InvalidArgument("image config is not an object".into()))?
             }
         };
         let mut inner = obj

@@ -41,11 +41,18 @@ pub fn run(g: &GlobalOpts, a: ExportArgs) -> anyhow::Result<i32> {
                 let mut tmp = tempfile::Builder::new()
                     .prefix(".berth-export-")
                     .tempfile_in(&dir)
-                    .map_err(|e| anyhow::anyhow!("failed to export container: {}: {e}", dir.display()))?;
+                    .map_err(|e| {
+                        anyhow::anyhow!("failed to export container: {}: {e}", dir.display())
+                    })?;
                 lc.export(&c, &a.container, tmp.as_file_mut())?;
                 tmp.as_file_mut().flush()?;
-                tmp.persist(path)
-                    .map_err(|e| anyhow::anyhow!("failed to export container: {}: {}", path.display(), e.error))?;
+                tmp.persist(path).map_err(|e| {
+                    anyhow::anyhow!(
+                        "failed to export container: {}: {}",
+                        path.display(),
+                        e.error
+                    )
+                })?;
             }
         }
         Ok(0)
