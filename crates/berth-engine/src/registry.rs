@@ -594,6 +594,33 @@ impl Engine {
         ))
     }
 
+    /// The tags of the repository `repository` (`localhost:5000/app`) on its registry, for
+    /// `pull --all-tags`.
+    pub fn remote_tags(
+        &self,
+        repository: &str,
+        tls_verify: Option<bool>,
+    ) -> Result<Vec<String>, Error> {
+        let r = ImageRef::parse(repository)?;
+        let repo = RepoName::new(r.path()).map_err(RegistryError::from)?;
+        let session = self.session(r.domain(), tls_verify)?;
+        Ok(client::list_tags(&session, &repo).map_err(RegistryError::from)?)
+    }
+
+    /// The local tags of `repository` (full references, sorted), for `push --all-tags`.
+    pub fn local_tags(&self, repository: &str) -> Result<Vec<String>, Error> {
+        let want = ImageRef::parse(repository)?.repository();
+        let mut out: Vec<String> = self
+            .store()
+            .list_images()?
+            .into_iter()
+            .flat_map(|i| i.tags)
+            .filter(|t| ImageRef::parse(t).is_ok_and(|r| r.repository() == want))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// Pulls an image into the store and tags it.
     pub fn pull(&self, req: &PullRequest, progress: ProgressFn<'_>) -> Result<PullReport, Error> {
         let r = self.pull_inner(req, progress);

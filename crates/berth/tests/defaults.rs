@@ -262,3 +262,48 @@ fn another_user_is_told_berth_needs_root() {
     }
     assert!(!dir.path().join("root").exists());
 }
+
+#[test]
+fn push_and_pull_all_tags_of_a_repository() {
+    if !require_root("push_and_pull_all_tags_of_a_repository") {
+        return;
+    }
+    let env = Env::new();
+    let (_reg, addr) = serve_registry(&env.dir.path().join("reg"), &[]);
+    let repo = format!("{addr}/pp/all");
+    let berth = |args: &[&str]| env.cmd(args).env("HOME", env.dir.path()).output().unwrap();
+    for t in ["1", "2", "latest"] {
+        env.ok(&["tag", "busybox", &format!("{repo}:{t}")]);
+    }
+    let push = berth(&["push", "-a", &repo]);
+    assert_eq!(push.status.code(), Some(0), "{}", stderr(&push));
+    let out = stdout(&push);
+    assert!(
+        out.starts_with(&format!("The push refers to repository [{repo}]\n")),
+        "{out}"
+    );
+    assert_eq!(out.matches(": digest: sha256:").count(), 3, "{out}");
+    let bad = berth(&["push", "-a", &format!("{repo}:1")]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(stderr(&bad), "tag can't be used with --all-tags/-a\n");
+
+    for t in ["1", "2", "latest"] {
+        env.ok(&["rmi", &format!("{repo}:{t}")]);
+    }
+    let pull = berth(&["pull", "-a", &repo]);
+    assert_eq!(pull.status.code(), Some(0), "{}", stderr(&pull));
+    let out = stdout(&pull);
+    assert!(
+        out.ends_with(&format!(
+            "Status: Downloaded newer image for {repo}\n{repo}\n"
+        )),
+        "{out}"
+    );
+    let mut tags: Vec<String> = env
+        .ok(&["images", &repo, "--format", "{{.Tag}}"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    tags.sort();
+    assert_eq!(tags, ["1", "2", "latest"]);
+}

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod gzip;
 pub mod pull;
 pub mod push;
+pub mod tags;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -24,6 +25,7 @@ use crate::protocol::{Descriptor, ErrorBody};
 pub use credentials::{AuthEntry, CredentialStore};
 pub use pull::{pull, PullOptions, PulledImage};
 pub use push::{push, PushOptions, PushedImage};
+pub use tags::list_tags;
 
 /// An error from a sink or source (the engine's store errors, boxed at this boundary).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

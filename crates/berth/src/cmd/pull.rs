@@ -30,17 +30,59 @@ pub struct PullArgs {
     /// Suppress verbose output.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Download all tagged images in the repository.
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
 }
 
-/// Runs `pull`.
+/// Runs `pull` (of one reference, or of every tag of a repository with `-a`).
 pub fn run(g: &GlobalOpts, a: PullArgs) -> anyhow::Result<i32> {
     let engine = g.engine()?;
-    let progress = TransferDisplay::new(a.quiet, Verb::Pull);
     // A bad reference is refused before anything is printed about pulling it.
     let parsed = match berth_oci::reference::ImageRef::parse(&a.image) {
         Ok(r) => r,
         Err(e) => return Ok(daemon_error(&anyhow::Error::from(e))),
     };
+    if !a.all_tags {
+        return pull_one(&engine, &a, &a.image, &parsed, true);
+    }
+    let named = berth_oci::reference::ImageRef::parse_no_default(&a.image).ok();
+    if named
+        .as_ref()
+        .is_some_and(|r| r.tag().is_some() || r.digest().is_some())
+    {
+        eprintln!("tag can't be used with --all-tags/-a");
+        return Ok(1);
+    }
+    let repository = parsed.repository();
+    let tags = match engine.remote_tags(&repository, a.tls_verify) {
+        Ok(t) => t,
+        Err(e) => return Ok(daemon_error(&anyhow::Error::from(e))),
+    };
+    for tag in &tags {
+        let image = format!("{repository}:{tag}");
+        let one = berth_oci::reference::ImageRef::parse(&image)?;
+        let code = pull_one(&engine, &a, &image, &one, false)?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
+    if !a.quiet {
+        println!("Status: Downloaded newer image for {}", parsed.familiar());
+    }
+    println!("{repository}");
+    Ok(0)
+}
+
+/// Pulls `image` with Docker's lines; `last` prints the closing status and reference.
+fn pull_one(
+    engine: &berth_engine::Engine,
+    a: &PullArgs,
+    image: &str,
+    parsed: &berth_oci::reference::ImageRef,
+    last: bool,
+) -> anyhow::Result<i32> {
+    let progress = TransferDisplay::new(a.quiet, Verb::Pull);
     if !a.quiet {
         // Docker's first line: the tag (or digest) and the path on the registry
         // (`library/` only for Docker Hub's official images).
@@ -53,7 +95,7 @@ pub fn run(g: &GlobalOpts, a: PullArgs) -> anyhow::Result<i32> {
     }
     let result = engine.pull(
         &PullRequest {
-            reference: a.image.clone(),
+            reference: image.to_owned(),
             platform: a.platform.clone(),
             all_platforms: a.all_platforms,
             tls_verify: a.tls_verify,
@@ -65,13 +107,15 @@ pub fn run(g: &GlobalOpts, a: PullArgs) -> anyhow::Result<i32> {
         Ok(r) => {
             if !a.quiet {
                 println!("Digest: {}", r.digest);
-                if r.up_to_date {
+                if last && r.up_to_date {
                     println!("Status: Image is up to date for {}", r.familiar);
-                } else {
+                } else if last {
                     println!("Status: Downloaded newer image for {}", r.familiar);
                 }
             }
-            println!("{}", r.reference);
+            if last {
+                println!("{}", r.reference);
+            }
             Ok(0)
         }
         Err(e) => Ok(daemon_error(&anyhow::Error::from(e))),

@@ -23,22 +23,48 @@ pub struct PushArgs {
     /// Suppress verbose output.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Push all tags of an image to the repository.
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
 }
 
-/// Runs `push`.
+/// Runs `push` (of one tag, or of every local tag of a repository with `-a`).
 pub fn run(g: &GlobalOpts, a: PushArgs) -> anyhow::Result<i32> {
     let engine = g.engine()?;
-    let progress = TransferDisplay::new(a.quiet, Verb::Push);
+    let repo = match a.image.rsplit_once(':') {
+        Some((n, t)) if !t.contains('/') => n,
+        _ => a.image.as_str(),
+    };
     if !a.quiet {
-        let repo = match a.image.rsplit_once(':') {
-            Some((n, t)) if !t.contains('/') => n,
-            _ => a.image.as_str(),
-        };
         println!("The push refers to repository [{repo}]");
     }
+    if !a.all_tags {
+        return push_one(&engine, &a, &a.image);
+    }
+    if repo != a.image || a.image.contains('@') {
+        eprintln!("tag can't be used with --all-tags/-a");
+        return Ok(1);
+    }
+    let tags = engine.local_tags(&a.image)?;
+    if tags.is_empty() {
+        eprintln!("An image does not exist locally with the tag: {}", a.image);
+        return Ok(1);
+    }
+    for tag in &tags {
+        let code = push_one(&engine, &a, tag)?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
+    Ok(0)
+}
+
+/// Pushes one tag with Docker's lines.
+fn push_one(engine: &berth_engine::Engine, a: &PushArgs, image: &str) -> anyhow::Result<i32> {
+    let progress = TransferDisplay::new(a.quiet, Verb::Push);
     let result = engine.push(
         &PushRequest {
-            reference: a.image.clone(),
+            reference: image.to_owned(),
             tls_verify: a.tls_verify,
             no_compress: a.no_compress,
             compression_level: a.compression_level,
