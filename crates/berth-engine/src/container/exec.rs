@@ -32,6 +32,11 @@ pub struct ExecRequest {
 impl Lifecycle {
     /// Runs `req` in `c`; returns its exit status (0 at once with `detach`).
     pub fn exec(&self, c: &Container, req: &ExecRequest) -> Result<i32> {
+        if c.status == ContainerStatus::Paused {
+            if let Some(msg) = c.status.refuses("exec", c.id()) {
+                return Err(ContainerError::BadStatus(msg));
+            }
+        }
         if c.status != ContainerStatus::Running {
             return Err(ContainerError::BadStatus(format!(
                 "container {} is not running",
@@ -95,12 +100,23 @@ impl Lifecycle {
                 stdio,
             )
             .map_err(exec_failed)?;
+        let what = req.cmd.join(" ");
+        let exec_id = format!("{}", launched.pid);
+        let ev = |action: &str, extra: &[(&str, String)]| {
+            let mut all = vec![("execID", exec_id.clone())];
+            all.extend(extra.iter().cloned());
+            crate::events::emit_container(self.root(), c, &format!("{action}: {what}"), &all);
+        };
+        ev("exec_create", &[]);
+        ev("exec_start", &[]);
         if req.detach {
             return Ok(0);
         }
         let Some(master) = launched.pty_master else {
             let _fwd = super::signals::forward_to(launched.pid);
-            return Ok(wait_exit(launched.pid));
+            let code = wait_exit(launched.pid);
+            crate::events::emit_container(self.root(), c, "exec_die", &[("execID", exec_id), ("exitCode", code.to_string())]);
+            return Ok(code);
         };
         super::tty::copy_window_size(&master);
         let _fwd = match master.try_clone() {
@@ -124,6 +140,7 @@ impl Lifecycle {
         // What the process wrote just before it exited is still in the pty: let it through.
         let _ = drained.recv_timeout(std::time::Duration::from_millis(500));
         drop(raw);
+        crate::events::emit_container(self.root(), c, "exec_die", &[("execID", exec_id), ("exitCode", code.to_string())]);
         Ok(code)
     }
 }

@@ -46,12 +46,22 @@ pub enum ContainerCommand {
     Prune(PruneArgs),
     /// Rename a container.
     Rename(super::rename::RenameArgs),
+    /// Attach to a running container.
+    Attach(super::attach::AttachArgs),
     /// Pause all processes within one or more containers.
     Pause(super::pause::PauseArgs),
     /// Unpause all processes within one or more containers.
     Unpause(super::unpause::UnpauseArgs),
     /// Update configuration of one or more containers.
     Update(super::update::UpdateArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(super::cp::CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff(super::diff::DiffArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(super::export::ExportArgs),
+    /// Create a new image from a container's changes.
+    Commit(super::commit::CommitArgs),
 }
 
 /// `container prune`
@@ -119,9 +129,14 @@ pub fn run(g: &GlobalOpts, c: ContainerCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
         ContainerCommand::Rename(a) => super::rename::run(g, a),
+        ContainerCommand::Attach(a) => super::attach::run(g, a),
         ContainerCommand::Pause(a) => super::pause::run(g, a),
         ContainerCommand::Unpause(a) => super::unpause::run(g, a),
         ContainerCommand::Update(a) => super::update::run(g, a),
+        ContainerCommand::Cp(a) => super::cp::run(g, a),
+        ContainerCommand::Diff(a) => super::diff::run(g, a),
+        ContainerCommand::Export(a) => super::export::run(g, a),
+        ContainerCommand::Commit(a) => super::commit::run(g, a),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The verbs: one module each, each turning its arguments into one engine call.
 
 pub mod analyze;
+pub mod attach;
 pub mod build;
 pub mod build_tty;
 pub mod builder;
@@ -136,6 +137,8 @@ pub enum Command {
     Version(version::VersionArgs),
     /// Get real time events from berth.
     Events(events::EventsArgs),
+    /// Attach to a running container's output, signals and detach keys.
+    Attach(attach::AttachArgs),
     /// Display system-wide information.
     Info(info::InfoArgs),
     /// Rename a container.
@@ -253,6 +256,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Version(a) => version::run(&g, a),
         Command::Events(a) => events::run(&g, a),
+        Command::Attach(a) => attach::run(&g, a),
         Command::Info(a) => info::run(&g, a),
         Command::Rename(a) => rename::run(&g, a),
         Command::Pause(a) => pause::run(&g, a),
