@@ -5,11 +5,16 @@
 
 mod cmd;
 mod exit;
+mod runc;
 
 use clap::Parser;
 
 fn main() {
     exit::quiet_broken_pipe();
+    // The same binary is containerd's runc when called `berth-runc` (`berth runtime install`).
+    if runc::invoked_as_runc() {
+        std::process::exit(runc::main());
+    }
     let cli = match cmd::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.kind() == clap::error::ErrorKind::MissingSubcommand => {

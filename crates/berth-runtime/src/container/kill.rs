@@ -9,8 +9,18 @@ use crate::error::{Error, Result};
 
 impl Container {
     /// Sends `signal` to the container's init, or with `all` to every process of its cgroup.
+    /// A paused container killed with SIGKILL is thawed, so that its processes die (a v1
+    /// freezer holds even killed tasks).
     pub fn kill(&mut self, signal: Signal, all: bool) -> Result<()> {
-        self.check(Op::Kill, "kill")?;
+        let status = self.check(Op::Kill, "kill")?;
+        let sent = self.send(signal, all);
+        if status == super::Status::Paused && signal == Signal::SIGKILL {
+            let _ = self.set_frozen(false);
+        }
+        sent
+    }
+
+    fn send(&mut self, signal: Signal, all: bool) -> Result<()> {
         if all {
             if let Some(cg) = &self.state.cgroup {
                 for pid in cg.pids() {

@@ -8,7 +8,10 @@ mod delete;
 mod exec;
 mod init;
 mod kill;
+mod pause;
+mod ps;
 mod start;
+mod update;
 
 use std::collections::HashMap;
 use std::fs;
@@ -42,6 +45,8 @@ pub enum Status {
     Running,
     /// The command has exited.
     Stopped,
+    /// Its processes are frozen (`pause`) until `resume`.
+    Paused,
 }
 
 /// Operations whose legality depends on the status.
@@ -55,6 +60,12 @@ pub enum Op {
     Delete,
     /// `exec`.
     Exec,
+    /// `pause`.
+    Pause,
+    /// `resume`.
+    Resume,
+    /// `update` of the resources.
+    Update,
 }
 
 impl Status {
@@ -63,9 +74,15 @@ impl Status {
         matches!(
             (self, op),
             (Status::Created, Op::Start)
-                | (Status::Created | Status::Running, Op::Kill)
+                | (Status::Created | Status::Running | Status::Paused, Op::Kill)
                 | (Status::Stopped, Op::Delete)
                 | (Status::Running, Op::Exec)
+                | (Status::Running | Status::Created, Op::Pause)
+                | (Status::Paused, Op::Resume)
+                | (
+                    Status::Created | Status::Running | Status::Paused,
+                    Op::Update
+                )
         )
     }
 
@@ -76,6 +93,7 @@ impl Status {
             Status::Created => "created",
             Status::Running => "running",
             Status::Stopped => "stopped",
+            Status::Paused => "paused",
         }
     }
 }
@@ -220,7 +238,9 @@ impl Container {
         }
         let status = match proc_start_time(self.state.pid) {
             Some((start, st)) if start == self.state.pid_start_time && st != 'Z' && st != 'X' => {
-                if self.state_dir.join(FIFO_FILE).exists() {
+                if self.frozen() {
+                    Status::Paused
+                } else if self.state_dir.join(FIFO_FILE).exists() {
                     Status::Created
                 } else {
                     Status::Running

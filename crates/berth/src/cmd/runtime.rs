@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use berth_runtime::{oci::Spec, Console, Container, ContainerConfig};
+use berth_runtime::{Container, ContainerConfig};
 use clap::{Args, Subcommand};
 
 use super::GlobalOpts;
@@ -74,6 +74,13 @@ pub enum RuntimeCommand {
         /// Container ID.
         id: String,
     },
+    /// Link `berth-runc` (berth with runc's command line, for containerd's runc shim as its
+    /// `BinaryName`) to this binary in a directory.
+    Install {
+        /// Directory to put the `berth-runc` link in.
+        #[arg(long, default_value = "/usr/local/bin")]
+        dir: PathBuf,
+    },
     /// Write a config.json template like `runc spec`.
     Spec {
         /// Directory to write config.json into.
@@ -92,26 +99,16 @@ fn load(g: &GlobalOpts, id: &str) -> anyhow::Result<Container> {
 }
 
 fn config(g: &GlobalOpts, opts: &BundleOpts) -> anyhow::Result<ContainerConfig> {
-    let bundle = std::fs::canonicalize(&opts.bundle)
-        .with_context(|| format!("bundle {}", opts.bundle.display()))?;
-    let path = bundle.join("config.json");
-    let spec = Spec::load(&path).with_context(|| format!("load {}", path.display()))?;
-    let terminal = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    let mut cfg = ContainerConfig::new(&opts.id, state_dir(g, &opts.id)?, &bundle, spec);
-    cfg.pid_file = opts.pid_file.clone();
-    cfg.console = match (&opts.console_socket, terminal) {
-        (Some(p), _) => Some(Console::Socket(p.clone())),
-        (None, true) => Some(Console::Return),
-        (None, false) => None,
-    };
-    Ok(cfg)
+    crate::runc::bundle_config(
+        state_dir(g, &opts.id)?,
+        &opts.id,
+        &opts.bundle,
+        opts.console_socket.as_deref(),
+        opts.pid_file.as_deref(),
+    )
 }
 
-fn parse_signal(s: &str) -> anyhow::Result<berth_runtime::Signal> {
+pub(crate) fn parse_signal(s: &str) -> anyhow::Result<berth_runtime::Signal> {
     parse_signal_inner(s).with_context(|| format!("invalid signal {s:?}"))
 }
 
@@ -198,6 +195,11 @@ pub fn run(g: &GlobalOpts, args: RuntimeArgs) -> anyhow::Result<i32> {
                 .with_context(|| format!("delete container {id}"))?;
             Ok(0)
         }
+        RuntimeCommand::Install { dir } => {
+            let link = install(&dir)?;
+            println!("{}", link.display());
+            Ok(0)
+        }
         RuntimeCommand::Spec { bundle } => {
             write_spec(&bundle)?;
             Ok(0)
@@ -205,7 +207,7 @@ pub fn run(g: &GlobalOpts, args: RuntimeArgs) -> anyhow::Result<i32> {
     }
 }
 
-fn write_spec(bundle: &Path) -> anyhow::Result<()> {
+pub(crate) fn write_spec(bundle: &Path) -> anyhow::Result<()> {
     let path = bundle.join("config.json");
     if path.exists() {
         anyhow::bail!("File {} exists. Remove it first", path.display());
@@ -213,4 +215,23 @@ fn write_spec(bundle: &Path) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(&berth_runtime::spec::runc_spec())?;
     std::fs::write(&path, text + "\n").with_context(|| format!("write {}", path.display()))?;
     Ok(())
+}
+
+/// Makes `DIR/berth-runc` a symbolic link to this binary (replacing an older link atomically);
+/// returns the link's path.
+fn install(dir: &Path) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("find this binary")?;
+    let exe = std::fs::canonicalize(&exe).with_context(|| format!("resolve {}", exe.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let link = dir.join(crate::runc::RUNC_NAME);
+    let tmp = dir.join(format!(
+        ".{}.{}",
+        crate::runc::RUNC_NAME,
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&exe, &tmp)
+        .with_context(|| format!("link {} to {}", tmp.display(), exe.display()))?;
+    std::fs::rename(&tmp, &link).with_context(|| format!("rename to {}", link.display()))?;
+    Ok(link)
 }
