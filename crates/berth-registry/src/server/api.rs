@@ -1363,17 +1363,17 @@ async fn upload_size(reg: &Arc<Registry>, id: &str, owner: &str) -> Result<u64> 
     let (id2, owner) = (id.to_owned(), owner.to_owned());
     blocking(move || {
         let unknown = || RequestError::UploadUnknown(id2.clone());
-        if storage
-            .upload_owner(&id2)
-            .map_err(|_| unknown())?
-            .as_deref()
-            != Some(owner.as_str())
-        {
+        // A store that fails is a 500, not a session that is gone (a client would restart).
+        let known = |e: StorageError| match e.kind() {
+            StorageErrorKind::NotFound => unknown(),
+            _ => RequestError::Storage(e),
+        };
+        if storage.upload_owner(&id2).map_err(known)?.as_deref() != Some(owner.as_str()) {
             return Err(unknown());
         }
         storage
             .upload_size(&id2)
-            .map_err(|_| unknown())?
+            .map_err(known)?
             .ok_or_else(unknown)
     })
     .await

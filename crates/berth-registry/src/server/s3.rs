@@ -255,7 +255,11 @@ struct Inner {
     config: S3Config,
     bucket: Bucket,
     agent: ureq::Agent,
+    stream_agent: ureq::Agent,
 }
+
+/// The operation name of a blob's streamed GET.
+const STREAM_OP: &str = "GetObject (stream)";
 
 /// What the store answered, when it answered something other than a failure worth retrying.
 enum Answer {
@@ -352,11 +356,19 @@ impl S3Storage {
             .max_idle_connections_per_host(32)
             .redirects(0)
             .build();
+        let stream_agent = ureq::AgentBuilder::new()
+            .timeout_connect(config.timeout.min(Duration::from_secs(10)))
+            .timeout_read(config.timeout)
+            .timeout_write(config.timeout)
+            .max_idle_connections(0)
+            .redirects(0)
+            .build();
         let s = S3Storage {
             inner: Arc::new(Inner {
                 config,
                 bucket,
                 agent,
+                stream_agent,
             }),
         };
         match s.call("HeadBucket", Method::Head, None, &[], &[], None)? {
@@ -460,7 +472,17 @@ impl S3Storage {
                 std::thread::sleep(Duration::from_millis(100 << (2 * (attempt - 1))));
             }
             let url = self.sign(method, key, query, headers, Duration::from_secs(900));
-            let mut req = self.inner.agent.request_url(method.to_str(), &url);
+            // ureq drops the read timeout of a pooled connection: requests with a bounded
+            // answer get a deadline (kept on reused connections); a blob's stream has no
+            // such bound, so it goes on a fresh connection of its own with the read timeout.
+            let mut req = if op == STREAM_OP {
+                self.inner.stream_agent.request_url(method.to_str(), &url)
+            } else {
+                self.inner
+                    .agent
+                    .request_url(method.to_str(), &url)
+                    .timeout(self.inner.config.timeout)
+            };
             for (k, v) in headers {
                 req = req.set(k, v);
             }
@@ -938,7 +960,7 @@ impl ObjectReader {
     fn open_at(&mut self) -> io::Result<()> {
         let range = format!("bytes={}-", self.pos);
         match self.storage.call(
-            "GetObject",
+            STREAM_OP,
             Method::Get,
             Some(&self.key),
             &[],
