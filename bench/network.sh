@@ -5,7 +5,11 @@
 #  2. `berth run --rm busybox true` on the default bridge (target: median <= 20 ms), with
 #     `--network none` beside it for the cost of the network alone;
 #  3. a 1 GiB download through the published port vs straight to the container's address
-#     (target: >= 80 %).
+#     (target: >= 80 %);
+#  4. what berth's nftables rules (outbound NAT and isolation, on by default) cost on the
+#     start path: `run --rm busybox true` on a root with them and on one with
+#     `nftables = false`, alternating, and a container's 256 MiB download from a namespace
+#     playing the internet through the masquerade.
 #
 #   sudo bench/network.sh          # RUNS=15 by default; BERTH=path to use another binary;
 #                                  # SECTIONS=3 for the download only, PAIRS=7 its pairs
@@ -15,7 +19,7 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${RUNS:-15}
-SECTIONS=${SECTIONS:-123}   # e.g. SECTIONS=3: the download only
+SECTIONS=${SECTIONS:-1234}  # e.g. SECTIONS=3: the download only
 [ "$(id -u)" = 0 ] || { echo "run as root: containers need namespaces and bridges" >&2; exit 1; }
 command -v hyperfine >/dev/null || { echo "hyperfine is missing: apt-get install hyperfine" >&2; exit 1; }
 command -v curl >/dev/null || { echo "curl is missing: apt-get install curl" >&2; exit 1; }
@@ -29,7 +33,10 @@ bridge=${bridge:0:15}
 b() { "$BERTH" --root "$work/root" --runroot "$work/run" "$@"; }
 cleanup() {
   for c in $(b ps -aq 2>/dev/null); do b rm -f "$c" >/dev/null 2>&1 || true; done
+  # prune takes the default bridge and its elements of berth's nftables table down.
+  b network prune -f >/dev/null 2>&1 || true
   ip link del "$bridge" 2>/dev/null || true
+  if [ -n "${ns4:-}" ]; then ip netns del "$ns4" 2>/dev/null || true; ip netns del "$ns4i" 2>/dev/null || true; fi
   awk -v w="$work" '$5 ~ "^"w {print $5}' /proc/self/mountinfo | sort -r | xargs -r umount -l
   rm -rf "$work"
 }
@@ -83,7 +90,7 @@ PY
 
 fi
 
-[[ $SECTIONS == *3* ]] || exit 0
+if [[ $SECTIONS == *3* ]]; then
 echo "== 3. 1 GiB download: through the published port vs straight to the container"
 # Like with like: the same curl, the same file, the same httpd process; only the path
 # differs (127.0.0.1:PORT through the monitor's forwarder, or the container's address
@@ -117,3 +124,49 @@ print(f"ratio: median {statistics.median(ratios):.0f} % of {len(pairs)} pairs "
       f"(best/best {100 * max(p) / max(d):.0f} %; pairs {' '.join(f'{r:.0f}' for r in ratios)}; target >= 80 %)")
 PY
 b rm -f "$id" >/dev/null
+fi
+
+[[ $SECTIONS == *4* ]] || exit 0
+echo "== 4. berth's nftables rules: start path and outbound NAT"
+# Inside a namespace of its own ("the host"), so the table and forwarding are its own; a
+# second namespace plays the internet (198.18.K.0/30 link, 198.19.K.1 behind it).
+k=$(( $$ % 250 ))
+ns4=berthbench-h$k; ns4i=berthbench-i$k
+ip netns del "$ns4" 2>/dev/null || true; ip netns del "$ns4i" 2>/dev/null || true
+ip netns add "$ns4"; ip netns add "$ns4i"
+ip -n "$ns4" link set lo up; ip -n "$ns4i" link set lo up
+ip -n "$ns4" link add vbh$k type veth peer name vbi$k netns "$ns4i"
+ip -n "$ns4" addr add 198.18.$k.1/30 dev vbh$k; ip -n "$ns4" link set vbh$k up
+ip -n "$ns4i" addr add 198.18.$k.2/30 dev vbi$k; ip -n "$ns4i" link set vbi$k up
+ip -n "$ns4i" addr add 198.19.$k.1/32 dev lo
+ip -n "$ns4" route add 198.19.$k.0/24 via 198.18.$k.2
+truncate -s 256M "$work/www/mid"
+ip netns exec "$ns4i" busybox httpd -f -p 198.19.$k.1:80 -h "$work/www" &
+httpd4=$!
+for v in on off; do
+  mkdir -p "$work/r4$v"
+  nft=true; [ $v = off ] && nft=false
+  printf '[network]\nsubnet = "10.217.%d.%d/25"\nbridge = "bn4%s%d"\nnftables = %s\n' \
+    "$k" "$([ $v = on ] && echo 0 || echo 128)" "$v" "$k" "$nft" >"$work/r4$v/berth.toml"
+  "$BERTH" --root "$work/r4$v" --runroot "$work/run4$v" import "$work/busybox.tar" busybox >/dev/null
+done
+b4() { v=$1; shift; ip netns exec "$ns4" "$BERTH" --root "$work/r4$v" --runroot "$work/run4$v" "$@"; }
+b4 on run --rm busybox true 2>/dev/null; b4 off run --rm busybox true 2>/dev/null
+hyperfine --style basic --warmup 2 --runs "$RUNS" -N --export-json "$work/nft.json" \
+  -n nftables "ip netns exec $ns4 $BERTH --root $work/r4on --runroot $work/run4on run --rm busybox true" \
+  -n no-nftables "ip netns exec $ns4 $BERTH --root $work/r4off --runroot $work/run4off run --rm busybox true"
+python3 - "$work/nft.json" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+on, off = r["nftables"]["median"], r["no-nftables"]["median"]
+print(f"run --rm true: nftables on {1000*on:.1f} ms, off {1000*off:.1f} ms (median; +{1000*(on-off):.1f} ms, {100*on/off:.0f} %)")
+PY
+for i in 1 2 3; do
+  b4 on run --rm busybox sh -c "t0=\$(date +%s%N); wget -q -O /dev/null http://198.19.$k.1/mid; t1=\$(date +%s%N); echo \$(( 256 * 1000000000 / (t1 - t0) ))"
+done | sort -n | awk '{a[NR]=$1} END {print "256 MiB from the internet namespace through the masquerade: median " a[int((NR+1)/2)] " MiB/s"}'
+for v in on off; do
+  b4 $v network prune -f >/dev/null 2>&1 || true
+  for c in $(b4 $v ps -aq); do b4 $v rm -f "$c" >/dev/null; done
+done
+echo "left in the bench's host namespace: [$(ip netns exec "$ns4" nft list tables)] [$(ip -n "$ns4" -br link show type bridge)]"
+kill $httpd4 2>/dev/null || true

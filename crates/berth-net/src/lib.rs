@@ -14,8 +14,8 @@
 //!   values, the host sockets bound before the container starts, and the userland
 //!   forwarder that the container's monitor runs;
 //! - [`etc`]: hosts and resolv.conf rendering; [`ipam`]: free addresses and subnets;
-//!   [`config::NetConfig`]: `[network]` of `berth.toml`; [`nft`]: the optional nftables
-//!   rules (masquerade, DNAT, isolation) in berth's own table.
+//!   [`config::NetConfig`]: `[network]` of `berth.toml` (`docs/config.md`); [`nft`]: the
+//!   nftables rules, on by default (masquerade, DNAT, isolation), in berth's own table.
 //!
 //! How a container uses it (`berth-engine`'s `network` and `network_container` modules do
 //! this): before start, bind the published ports ([`port::bind_ports`]; a port in use fails
