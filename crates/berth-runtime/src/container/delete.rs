@@ -22,7 +22,17 @@ impl Container {
         self.delete_with(force, Some(trash))
     }
 
-    fn delete_with(mut self, force: bool, trash: Option<&std::path::Path>) -> Result<()> {
+    fn delete_with(self, force: bool, trash: Option<&std::path::Path>) -> Result<()> {
+        let poststop = self.poststop_hooks();
+        let result = self.remove(force, trash);
+        // A refused delete (a running container without force) deleted nothing.
+        if !matches!(result, Err(Error::BadStatus { .. })) {
+            poststop.run();
+        }
+        result
+    }
+
+    fn remove(mut self, force: bool, trash: Option<&std::path::Path>) -> Result<()> {
         let status = self.refresh();
         if status != Status::Stopped {
             if !force {
