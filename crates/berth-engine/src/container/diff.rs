@@ -2,8 +2,8 @@
 //! directory (berth's own, opened by handle and walked without following anything).
 //!
 //! As Docker: a whiteout is `D`, a path the image's layers lack is `A`, one they have is
-//! `C`; a directory the image has is `C` only when its mode or mtime changed or something
-//! below it did. The empty stubs that the runtime made as mount points (`/etc/hosts`,
+//! `C`; a directory the image has is `C` only when its mode changed or something below
+//! it did. The empty stubs that the runtime made as mount points (`/etc/hosts`,
 //! `/proc`, a volume's target...) are not changes, as Docker's init layer hides them.
 
 use std::ffi::OsStr;
@@ -214,9 +214,8 @@ fn walk(
                 None => Some(ChangeKind::Added),
                 Some((_, md)) if md.is_dir() => {
                     use std::os::unix::fs::MetadataExt;
-                    let same = md.mode() & 0o7777 == st.st_mode & 0o7777
-                        && md.mtime() == st.st_mtime
-                        && md.mtime_nsec() == st.st_mtime_nsec as i64;
+                    // The mode, not the mtime: a mount-point stub made in it moved that.
+                    let same = md.mode() & 0o7777 == st.st_mode & 0o7777;
                     let opaque = in_root::is_opaque(sub.as_fd());
                     (!same || children || opaque).then_some(ChangeKind::Modified)
                 }

@@ -34,25 +34,24 @@ pub fn run(g: &GlobalOpts, a: ExportArgs) -> anyhow::Result<i32> {
                 lc.export(&c, &a.container, &mut stdout.lock())?;
             }
             Some(path) => {
-                let dir = match path.parent() {
-                    Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-                    _ => PathBuf::from("."),
-                };
-                let mut tmp = tempfile::Builder::new()
-                    .prefix(".berth-export-")
-                    .tempfile_in(&dir)
-                    .map_err(|e| {
-                        anyhow::anyhow!("failed to export container: {}: {e}", dir.display())
-                    })?;
-                lc.export(&c, &a.container, tmp.as_file_mut())?;
-                tmp.as_file_mut().flush()?;
-                tmp.persist(path).map_err(|e| {
-                    anyhow::anyhow!(
-                        "failed to export container: {}: {}",
-                        path.display(),
-                        e.error
-                    )
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let tmp =
+                    path.with_file_name(format!(".{name}.berth-export-{}", std::process::id()));
+                let mut file = std::fs::File::create_new(&tmp).map_err(|e| {
+                    anyhow::anyhow!("failed to export container: {}: {e}", path.display())
                 })?;
+                let written = lc
+                    .export(&c, &a.container, &mut file)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|_| Ok(file.flush()?))
+                    .and_then(|()| Ok(std::fs::rename(&tmp, path)?));
+                if let Err(e) = written {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
             }
         }
         Ok(0)
