@@ -77,8 +77,12 @@ pub trait NetOps: Send + Sync {
     /// Whether a link of that name exists on the host.
     fn link_exists(&self, name: &str) -> Result<bool>;
     /// The IPv4 subnets in use on the host: its interfaces' addresses with their prefixes
-    /// and its routes' destinations (not the default route).
-    fn host_ipv4_subnets(&self) -> Result<Vec<Ipv4Net>>;
+    /// and its routes' destinations (not the default route), but none of link `except`.
+    fn host_ipv4_subnets(&self, except: Option<&str>) -> Result<Vec<Ipv4Net>>;
+    /// The IPv4 subnets of the addresses on link `name` (none when it does not exist).
+    fn link_ipv4_subnets(&self, name: &str) -> Result<Vec<Ipv4Net>>;
+    /// How many interfaces are attached to bridge `name` (0 when it does not exist).
+    fn bridge_ports(&self, name: &str) -> Result<usize>;
 }
 
 pub use crate::sys::linux::LinuxNetOps;
@@ -211,11 +215,17 @@ impl NetOps for RecordingNetOps {
     fn link_exists(&self, name: &str) -> Result<bool> {
         Ok(self.links().iter().any(|l| l == name))
     }
-    fn host_ipv4_subnets(&self) -> Result<Vec<Ipv4Net>> {
+    fn host_ipv4_subnets(&self, _except: Option<&str>) -> Result<Vec<Ipv4Net>> {
         Ok(self
             .host_subnets
             .lock()
             .map(|h| h.clone())
             .unwrap_or_default())
+    }
+    fn link_ipv4_subnets(&self, _name: &str) -> Result<Vec<Ipv4Net>> {
+        Ok(Vec::new())
+    }
+    fn bridge_ports(&self, _name: &str) -> Result<usize> {
+        Ok(0)
     }
 }

@@ -106,7 +106,7 @@ impl Networks<'_> {
             log::warn!("nftables: {e}");
         }
         nft::apply_each(fw, &nft::remove_bridge(&net.bridge_net()));
-        let host = self.net_ops().host_ipv4_subnets().unwrap_or_default();
+        let host = self.net_ops().host_ipv4_subnets(None).unwrap_or_default();
         let ops = self.net_ops();
         if let Err(e) = nft::prune_table(fw, |b| ops.link_exists(b).unwrap_or(true), &host) {
             log::warn!("nftables: {e}");

@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 use berth_net::config::NetConfig;
 use berth_net::endpoint;
 use berth_net::etc::FileLock;
-use berth_net::ops::LinuxNetOps;
+use berth_net::ops::{LinuxNetOps, NetOps};
 use berth_store::networks::NetworkRecord;
 
 use crate::Engine;
@@ -135,9 +135,21 @@ impl<'a> Networks<'a> {
                 Some(s) => s,
                 None => {
                     let _lock = self.network_lock()?;
-                    let mut taken = self.taken_subnets(&existing);
-                    taken.retain(|t| t.prefix_len() > 0);
-                    cfg.default_subnet(&taken)?
+                    // The bridge may exist already, the default bridge of another berth
+                    // root of this host sharing its name: its subnet then, unless something
+                    // else has it too (one interface, one subnet).
+                    let taken = self.taken_subnets(&existing, Some(&cfg.bridge));
+                    let own = self
+                        .net_ops()
+                        .link_ipv4_subnets(&cfg.bridge)
+                        .unwrap_or_default();
+                    match own
+                        .into_iter()
+                        .find(|s| !taken.iter().any(|t| berth_net::ipam::overlaps(t, s)))
+                    {
+                        Some(s) => s,
+                        None => cfg.default_subnet(&taken)?,
+                    }
                 }
             };
             let mut b = base("bridge", "bridge");
@@ -156,13 +168,18 @@ impl<'a> Networks<'a> {
     }
 
     /// The IPv4 subnets a new network must not overlap: those of berth's networks
-    /// (`existing`) and those in use on the host (its addresses and routes).
-    fn taken_subnets(&self, existing: &[NetworkRecord]) -> Vec<ipnet::Ipv4Net> {
+    /// (`existing`) and those in use on the host (its addresses and routes), but link
+    /// `except`'s.
+    fn taken_subnets(
+        &self,
+        existing: &[NetworkRecord],
+        except: Option<&str>,
+    ) -> Vec<ipnet::Ipv4Net> {
         let mut taken: Vec<ipnet::Ipv4Net> = existing
             .iter()
             .filter_map(|n| n.subnet.parse().ok())
             .collect();
-        match berth_net::ops::NetOps::host_ipv4_subnets(self.net_ops()) {
+        match self.net_ops().host_ipv4_subnets(except) {
             Ok(h) => taken.extend(h),
             Err(e) => log::warn!("reading the host's subnets: {e}"),
         }

@@ -50,11 +50,7 @@ impl Networks<'_> {
                 net
             }
             // Nor one on the host (a route of its own, another engine's bridge).
-            None => {
-                let mut taken = self.taken_subnets(&existing);
-                taken.retain(|t| t.prefix_len() > 0);
-                berth_net::ipam::next_free_subnet(&taken)?
-            }
+            None => berth_net::ipam::next_free_subnet(&self.taken_subnets(&existing, None))?,
         };
         let gateway = match &req.gateway {
             Some(g) => {
@@ -241,7 +237,23 @@ impl Networks<'_> {
                 .network_endpoints(&bridge.id)?
                 .iter()
                 .any(|ep| self.netns_path(&ep.container_id).exists());
-            if !running && self.net_ops().link_exists(&bridge.bridge).unwrap_or(false) {
+            // Not while anything hangs on it: another berth root of this host may share
+            // the default bridge's name, and its containers with it.
+            // The kernel removes a stopped container's veth with its namespace, a moment
+            // later: give it up to a second.
+            let ports = || self.net_ops().bridge_ports(&bridge.bridge).unwrap_or(1);
+            let mut attached = ports();
+            for _ in 0..20 {
+                if running || attached == 0 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                attached = ports();
+            }
+            if !running
+                && attached == 0
+                && self.net_ops().link_exists(&bridge.bridge).unwrap_or(false)
+            {
                 self.take_down_bridge(&bridge)?;
             }
         }

@@ -140,7 +140,26 @@ impl NetOps for LinuxNetOps {
         self.with_host(|r| Ok(r.link_index(name)?.is_some()))
     }
 
-    fn host_ipv4_subnets(&self) -> Result<Vec<ipnet::Ipv4Net>> {
-        super::query::host_ipv4_subnets()
+    fn host_ipv4_subnets(&self, except: Option<&str>) -> Result<Vec<ipnet::Ipv4Net>> {
+        super::query::host_ipv4_subnets(except)
+    }
+
+    fn link_ipv4_subnets(&self, name: &str) -> Result<Vec<ipnet::Ipv4Net>> {
+        let Some((index, _, _)) = super::query::links()?.into_iter().find(|l| l.1 == name) else {
+            return Ok(Vec::new());
+        };
+        Ok(super::query::ipv4_addresses()?
+            .into_iter()
+            .filter(|(i, _)| *i == index)
+            .map(|(_, n)| n)
+            .collect())
+    }
+
+    fn bridge_ports(&self, name: &str) -> Result<usize> {
+        let links = super::query::links()?;
+        let Some((index, _, _)) = links.iter().find(|l| l.1 == name) else {
+            return Ok(0);
+        };
+        Ok(links.iter().filter(|l| l.2 == Some(*index)).count())
     }
 }

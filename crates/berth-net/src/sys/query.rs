@@ -19,6 +19,10 @@ const NLM_F_DUMP: u16 = 0x300;
 const NETLINK_ROUTE: isize = 0;
 const NETLINK_NETFILTER: isize = 12;
 
+const RTM_GETLINK: u16 = 18;
+const RTM_NEWLINK: u16 = 16;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_MASTER: u16 = 10;
 const RTM_GETADDR: u16 = 22;
 const RTM_NEWADDR: u16 = 20;
 const RTM_GETROUTE: u16 = 26;
@@ -27,6 +31,7 @@ const AF_INET: u8 = 2;
 const IFA_ADDRESS: u16 = 1;
 const RTA_DST: u16 = 1;
 const RTA_TABLE: u16 = 15;
+const RTA_OIF: u16 = 4;
 const RT_TABLE_LOCAL: u32 = 255;
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -120,10 +125,39 @@ fn request(
     }
 }
 
-/// The IPv4 subnets in use on this host (its network namespace): every interface address
-/// with its prefix, and every route's destination but the default route and the local
-/// table's.
-pub(crate) fn host_ipv4_subnets() -> Result<Vec<Ipv4Net>> {
+/// Every link of this namespace: `(index, name, master's index)`.
+pub(crate) fn links() -> Result<Vec<(u32, String, Option<u32>)>> {
+    // struct ifinfomsg { family, pad, type: u16, index: i32, flags: u32, change: u32 }
+    let body = [0u8; 16];
+    let answers = request(NETLINK_ROUTE, RTM_GETLINK, NLM_F_DUMP, &body)?
+        .map_err(|e| os("dump links")(io::Error::from_raw_os_error(e)))?;
+    let mut out = Vec::new();
+    for (t, p) in answers {
+        if t != RTM_NEWLINK || p.len() < 16 {
+            continue;
+        }
+        let index = u32::from_ne_bytes([p[4], p[5], p[6], p[7]]);
+        let mut name = String::new();
+        let mut master = None;
+        for (k, v) in attrs(&p, 16) {
+            match k {
+                IFLA_IFNAME => {
+                    name = String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(v))
+                        .into_owned()
+                }
+                IFLA_MASTER if v.len() == 4 => {
+                    master = Some(u32::from_ne_bytes([v[0], v[1], v[2], v[3]]))
+                }
+                _ => {}
+            }
+        }
+        out.push((index, name, master));
+    }
+    Ok(out)
+}
+
+/// The IPv4 addresses of this namespace with their prefixes: `(link index, subnet)`.
+pub(crate) fn ipv4_addresses() -> Result<Vec<(u32, Ipv4Net)>> {
     let mut out = Vec::new();
     // struct ifaddrmsg { family, prefixlen, flags, scope, index: u32 }
     let body = [AF_INET, 0, 0, 0, 0, 0, 0, 0];
@@ -133,15 +167,32 @@ pub(crate) fn host_ipv4_subnets() -> Result<Vec<Ipv4Net>> {
         if t != RTM_NEWADDR || p.len() < 8 || p[0] != AF_INET {
             continue;
         }
+        let index = u32::from_ne_bytes([p[4], p[5], p[6], p[7]]);
         for (k, v) in attrs(&p, 8) {
             if k == IFA_ADDRESS && v.len() == 4 {
                 let a = Ipv4Addr::new(v[0], v[1], v[2], v[3]);
                 if let Ok(n) = Ipv4Net::new(a, p[1]) {
-                    out.push(n.trunc());
+                    out.push((index, n.trunc()));
                 }
             }
         }
     }
+    Ok(out)
+}
+
+/// The IPv4 subnets in use on this host (its network namespace): every interface address
+/// with its prefix, and every route's destination but the default route and the local
+/// table's; none of link `except` (its addresses, routes out of it).
+pub(crate) fn host_ipv4_subnets(except: Option<&str>) -> Result<Vec<Ipv4Net>> {
+    let skip = match except {
+        Some(name) => links()?.into_iter().find(|l| l.1 == name).map(|l| l.0),
+        None => None,
+    };
+    let mut out: Vec<Ipv4Net> = ipv4_addresses()?
+        .into_iter()
+        .filter(|(i, _)| Some(*i) != skip)
+        .map(|(_, n)| n)
+        .collect();
     // struct rtmsg { family, dst_len, src_len, tos, table, protocol, scope, type, flags: u32 }
     let body = [AF_INET, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     let routes = request(NETLINK_ROUTE, RTM_GETROUTE, NLM_F_DUMP, &body)?
@@ -152,14 +203,16 @@ pub(crate) fn host_ipv4_subnets() -> Result<Vec<Ipv4Net>> {
         }
         let mut table = u32::from(p[4]);
         let mut dst = None;
+        let mut oif = None;
         for (k, v) in attrs(&p, 12) {
             match (k, v.len()) {
                 (RTA_DST, 4) => dst = Some(Ipv4Addr::new(v[0], v[1], v[2], v[3])),
                 (RTA_TABLE, 4) => table = u32::from_ne_bytes([v[0], v[1], v[2], v[3]]),
+                (RTA_OIF, 4) => oif = Some(u32::from_ne_bytes([v[0], v[1], v[2], v[3]])),
                 _ => {}
             }
         }
-        if table == RT_TABLE_LOCAL {
+        if table == RT_TABLE_LOCAL || (skip.is_some() && oif == skip) {
             continue;
         }
         if let Some(n) = dst.and_then(|d| Ipv4Net::new(d, p[1]).ok()) {
