@@ -70,6 +70,7 @@ fn features_has_runcs_shape() {
         for k in r.as_object().unwrap().keys() {
             assert!(v.get(k).is_some(), "missing {k}");
         }
+        assert_eq!(v["hooks"], r["hooks"]);
         for k in r["linux"].as_object().unwrap().keys() {
             assert!(v["linux"].get(k).is_some(), "missing linux.{k}");
         }
@@ -301,4 +302,56 @@ fn shim_lifecycle_matches_runc() {
         results[0], results[1],
         "berth-runc (left) and runc (right) differ"
     );
+}
+
+/// cgroup v2 on this hybrid host: in a mount namespace of its own whose /sys/fs/cgroup is
+/// the cgroup2 hierarchy alone, berth-runc sees a pure v2 layout. A systemd-form
+/// cgroupsPath lands at systemd's path, `pause` freezes through `cgroup.freeze` (the kernel
+/// reports `frozen 1`), `resume` thaws, `delete` removes the scope.
+#[test]
+fn v2_pause_and_systemd_cgroups_path() {
+    if !require_root("v2_pause_and_systemd_cgroups_path")
+        || !require_tool("v2_pause_and_systemd_cgroups_path", "unshare")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = berth_runc(dir.path());
+    let slice = format!("berthv2x{}.slice", std::process::id());
+    let b = bundle(dir.path(), "sleep 1000", |v| {
+        v["linux"]["cgroupsPath"] = format!("{slice}:t:c1").into();
+    });
+    let script = format!(
+        r#"set -e
+mount -t cgroup2 none /sys/fs/cgroup
+R="{bin} --root {root}"
+$R run -d -b {bundle} c1 </dev/null >/dev/null 2>&1
+P=$($R state c1 | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')
+echo "cgroup $(grep '^0::' /proc/$P/cgroup)"
+$R pause c1
+echo "paused $($R state c1 | grep -c '"status": "paused"') $(grep frozen /sys/fs/cgroup/{slice}/t-c1.scope/cgroup.events)"
+$R resume c1
+echo "resumed $($R state c1 | grep -c '"status": "running"') $(grep frozen /sys/fs/cgroup/{slice}/t-c1.scope/cgroup.events)"
+$R delete -f c1
+echo "scope left $(test -d /sys/fs/cgroup/{slice}/t-c1.scope && echo yes || echo no)"
+rmdir /sys/fs/cgroup/{slice}
+"#,
+        bin = bin.display(),
+        root = dir.path().join("root").display(),
+        bundle = b.display(),
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert_eq!(
+        stdout,
+        format!(
+            "cgroup 0::/{slice}/t-c1.scope\npaused 1 frozen 1\nresumed 1 frozen 0\nscope left no"
+        )
+    );
+    assert!(!Path::new("/sys/fs/cgroup/unified").join(&slice).exists());
 }
