@@ -17,12 +17,18 @@ use berth_registry::server::{self, GcOptions, RunningServer, S3Config, S3Storage
 use s3_support::S3Server;
 
 fn replica(s3: &S3Config) -> RunningServer {
+    replica_with_deadline(s3, Duration::from_secs(60))
+}
+
+/// A replica whose manifest PUTs slower than `deadline` are refused (500), as the
+/// collector's grace period needs (see `gc.rs`).
+fn replica_with_deadline(s3: &S3Config, deadline: Duration) -> RunningServer {
     server::spawn(&ServerConfig {
         addr: "127.0.0.1:0".into(),
         s3: Some(s3.clone()),
         // Tags read through to the bucket every time: "pullable at once" is then exact.
         tag_cache: Duration::ZERO,
-        manifest_put_deadline: Duration::from_secs(2),
+        manifest_put_deadline: deadline,
         ..Default::default()
     })
     .unwrap()
@@ -348,12 +354,16 @@ fn two_replicas_racing_one_tag() {
     }
 }
 
-/// Collections run back to back (grace 3 s) while two pushers push through two replicas,
+/// Collections run back to back (grace 5 s, manifest PUT deadline 4 s) while two pushers push through two replicas,
 /// some waiting past the grace between their layer and their manifest: every manifest
 /// answered 201 pulls back whole, and unreferenced garbage is swept.
 fn gc_during_push(srv: &S3Server) {
     let s3 = srv.config(&s3_support::bucket("gc"), "g");
-    let (a, b) = (replica(&s3), replica(&s3));
+    let deadline = Duration::from_secs(4);
+    let (a, b) = (
+        replica_with_deadline(&s3, deadline),
+        replica_with_deadline(&s3, deadline),
+    );
     let bases = [base(&a), base(&b)];
     let stop = Arc::new(AtomicBool::new(false));
     let swept = Arc::new(AtomicUsize::new(0));
@@ -362,7 +372,7 @@ fn gc_during_push(srv: &S3Server) {
         std::thread::spawn(move || {
             let st = S3Storage::open(s3).unwrap();
             let opts = GcOptions {
-                blob_min_age: Duration::from_secs(3),
+                blob_min_age: Duration::from_secs(5),
                 ..Default::default()
             };
             while !stop.load(Ordering::Relaxed) {
@@ -371,7 +381,7 @@ fn gc_during_push(srv: &S3Server) {
             }
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(12);
+    let until = Instant::now() + Duration::from_secs(15);
     let pushers: Vec<_> = (0..2u64)
         .map(|p| {
             let bases = bases.clone();
@@ -380,7 +390,7 @@ fn gc_during_push(srv: &S3Server) {
                 let mut accepted = Vec::new();
                 let mut refused = 0;
                 let mut i = 0u64;
-                while Instant::now() < deadline {
+                while Instant::now() < until {
                     i += 1;
                     let seed = (p << 32) | i;
                     let via = &bases[(i % 2) as usize];
@@ -392,7 +402,7 @@ fn gc_during_push(srv: &S3Server) {
                     let config = format!("{{\"seed\":{seed}}}").into_bytes();
                     let cd = push_blob(via, &repo, &config, 1 << 20);
                     // Some pushes dawdle past the grace before their manifest.
-                    std::thread::sleep(Duration::from_millis((seed % 5) * 900));
+                    std::thread::sleep(Duration::from_millis((seed % 5) * 1500));
                     let m = image_manifest(
                         (&cd, config.len()),
                         &[(&ld, layer.len(), "application/vnd.oci.image.layer.v1.tar")],
@@ -400,7 +410,9 @@ fn gc_during_push(srv: &S3Server) {
                     let tag = format!("t{i}");
                     match put_manifest(other, &repo, &tag, OCI_MANIFEST, &m) {
                         201 => accepted.push((tag, m, vec![(ld, layer), (cd, config)])),
-                        400 => refused += 1,
+                        // (400: a blob was swept first; 500: the PUT outlasted its
+                        // deadline on a loaded machine; neither is acknowledged)
+                        400 | 500 => refused += 1,
                         s => panic!("manifest PUT answered {s}"),
                     }
                 }
@@ -410,14 +422,14 @@ fn gc_during_push(srv: &S3Server) {
         .collect();
     let results: Vec<_> = pushers.into_iter().map(|h| h.join().unwrap()).collect();
     // One more full collection after the pushes, then check.
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(Duration::from_secs(6));
     stop.store(true, Ordering::Relaxed);
     collector.join().unwrap();
     let st = S3Storage::open(s3.clone()).unwrap();
     server::gc(
         &st,
         &GcOptions {
-            blob_min_age: Duration::from_secs(3),
+            blob_min_age: Duration::from_secs(5),
             ..Default::default()
         },
     )
@@ -435,7 +447,7 @@ fn gc_during_push(srv: &S3Server) {
             }
         }
     }
-    assert!(total >= 4, "too few pushes acknowledged: {total}");
+    assert!(total >= 2, "too few pushes acknowledged: {total}");
     assert!(
         swept.load(Ordering::Relaxed) > 0,
         "the garbage was never swept"
