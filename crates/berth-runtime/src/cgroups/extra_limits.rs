@@ -69,6 +69,16 @@ impl Cgroup {
                         ))
                     })?;
                 write(&path, &v.to_string())?;
+                // Since Linux 5.16 the kernel takes the write and ignores it: check.
+                if v >= 0 {
+                    let now = super::read_u64(&path)?;
+                    let wanted = v as u64;
+                    if now > wanted || wanted - now >= 65_536 {
+                        return Err(unsupported(format!(
+                            "{field}: this kernel ignores {file} (kernel memory limits are deprecated since Linux 5.16)"
+                        )));
+                    }
+                }
             }
         }
         if let Some(bio) = res.block_io() {
