@@ -233,7 +233,7 @@ impl VolumeFilters {
     pub fn matches(&self, v: &Volume, users: usize) -> bool {
         self.dangling.is_none_or(|d| d == (users == 0))
             && (self.names.is_empty() || self.names.iter().any(|n| v.name.contains(n.as_str())))
-            && (self.drivers.is_empty() || self.drivers.iter().any(|d| *d == v.driver))
+            && (self.drivers.is_empty() || self.drivers.contains(&v.driver))
             && self.labels.iter().all(|l| Self::label_match(&v.labels, l))
             && !self
                 .not_labels
