@@ -373,6 +373,9 @@ impl Lifecycle {
         // The volumes: created when missing and claimed for the container, then filled
         // from the image (the upper layer is on top: a made working directory counts).
         let made = made.and_then(|()| {
+            if !spec.volumes.iter().any(|v| v.is_volume()) {
+                return Ok(());
+            }
             let mut layers = vec![dir.join("upper")];
             layers.extend(self.store().image_lowerdirs(&image_id)?);
             crate::volume::plan::claim(self.store(), &id, &spec.volumes, &LayeredTree::new(layers))
