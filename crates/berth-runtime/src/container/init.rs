@@ -289,11 +289,12 @@ fn init_steps(
             None => Ok(()),
         },
     )?;
-    ctx.plan.finish_rootfs(&sys)?;
+    // Sysctls before /proc/sys turns read-only (the spec's readonlyPaths), as runc orders them.
     for (path, value) in ctx.sysctl {
         sys.write_file(path, value)
             .map_err(|e| InitFailure::new(format!("write {}", path.display()), e))?;
     }
+    ctx.plan.finish_rootfs(&sys)?;
     ctx.process.setup_io(ctx.stdio, ctx.console, false)?;
     ctx.attrs.apply()?;
     // From here on the container's process holds 0, 1 and 2 (and our pipes, closed on exec).
