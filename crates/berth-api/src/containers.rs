@@ -955,6 +955,9 @@ pub(crate) async fn remove(r: Req, id: &str) -> ApiResult {
             c.name()
         )));
     }
+    if let Ok(mut p) = r.state.pending.lock() {
+        p.remove(c.id());
+    }
     let st = r.state.clone();
     blocking(move || Ok(st.lifecycle()?.remove_container(&c, force, volumes)?)).await?;
     st_changed(&r.state);

@@ -163,32 +163,69 @@ pub(crate) async fn attach(r: Req, id: &str) -> ApiResult {
     }
     hijack(Hijack::of(r), tty, move |conn| async move {
         let (rd, mut wr) = tokio::io::split(conn);
-        // Until the start: a client that goes away takes its pending attach with it.
+        // Until the start, what the client sends (stdin: `docker run -i` writes at once)
+        // is kept for the process, up to MAX_EARLY_STDIN; then it waits. A client without
+        // stdin half-closes at once: that is no reason to give up.
         let mut rd = rd;
-        let mut probe = [0u8; 1];
-        let pipes = tokio::select! {
-            p = rx => p.ok(),
-            _ = wait_closed(&mut rd, &mut probe) => None,
+        let mut rx = rx;
+        let mut early = Vec::new();
+        let mut eof = false;
+        let mut buf = vec![0u8; 16 * 1024];
+        let pipes = loop {
+            if eof || early.len() >= MAX_EARLY_STDIN {
+                break (&mut rx).await.ok();
+            }
+            tokio::select! {
+                p = &mut rx => break p.ok(),
+                n = rd.read(&mut buf) => match n {
+                    Ok(0) | Err(_) => eof = true,
+                    Ok(n) => early.extend_from_slice(&buf[..n]),
+                },
+            }
         };
         let Some(pipes) = pipes else {
-            if let Ok(mut p) = state.pending.lock() {
-                p.remove(&id);
-            }
             let _ = wr.shutdown().await;
             return;
+        };
+        let rd = Early {
+            early: std::io::Cursor::new(early),
+            eof,
+            inner: rd,
         };
         bridge(pipes, rd, wr).await;
     })
 }
 
-/// Resolves when the client closes its side before anything was asked of it (bytes it
-/// sends before the start are dropped: nothing reads stdin yet).
-async fn wait_closed<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut [u8]) {
-    loop {
-        match rd.read(buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+/// Bytes of stdin kept for a process that has not started yet.
+const MAX_EARLY_STDIN: usize = 1 << 20;
+
+/// The client's side: what it sent before the start, then the connection (or EOF, when it
+/// half-closed already).
+struct Early<R> {
+    early: std::io::Cursor<Vec<u8>>,
+    eof: bool,
+    inner: R,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Early<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let pos = this.early.position() as usize;
+        let data = this.early.get_ref();
+        if pos < data.len() {
+            let n = (data.len() - pos).min(buf.remaining());
+            buf.put_slice(&data[pos..pos + n]);
+            this.early.set_position((pos + n) as u64);
+            return std::task::Poll::Ready(Ok(()));
         }
+        if this.eof {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
 
