@@ -9,6 +9,7 @@
 //! ROOT/layers/<chain-hex>/    one unpacked snapshot per layer (overlay lower dirs)
 //! ROOT/locks/                 per-layer and garbage-collection file locks
 //! ROOT/tmp/                   staging, same file system as blobs/ and layers/
+//! ROOT/volumes/<name>/_data   volumes' data (rows in [`volumes`])
 //! ```
 //!
 //! # Main types and calls
