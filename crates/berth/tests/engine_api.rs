@@ -337,7 +337,7 @@ fn docker_cli_walks_the_chapter_through_the_api() {
         .unwrap();
     let (so, se) = text(&out);
     assert!(out.status.success(), "build: {so}{se}");
-    assert!(so.contains("Step 1/3 : FROM scratch"), "{so}");
+    assert!(so.contains("Step 1/4 : FROM scratch"), "{so}");
     assert!(so.contains("Successfully tagged kuard-amd64:1"), "{so}");
     let out = svc.docker(&["build", "-q", "-t", "kuard-amd64:1", ctx.to_str().unwrap()]);
     let (so, se) = text(&out);
@@ -530,7 +530,7 @@ fn bad_input_gets_docker_errors_and_the_service_keeps_serving() {
     let (st, body) = svc.request(
         "POST",
         "/containers/create?name=unknown-fields",
-        Some("{\"Image\":\"busybox\"}"),
+        Some("{\"Image\":\"busybox\",\"Cmd\":[\"true\"]}"),
     );
     assert_eq!(st, 409, "{body}");
     let (st, _) = svc.request("GET", "/swarm", None);
