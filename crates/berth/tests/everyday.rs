@@ -94,9 +94,11 @@ fn events_of_one_process_reach_a_watcher_in_another() {
         start.starts_with("20") && start.contains("Z container start"),
         "{start}"
     );
+    // `sleep` as PID 1 ignores SIGTERM: Docker's SIGKILL after the timeout, exit 137.
     env.ok(&["stop", "-t", "1", "ev1"]);
     w.until(&["container kill", "signal=15"], 10);
-    w.until(&["container die", "exitCode=143"], 10);
+    w.until(&["container kill", "signal=9"], 10);
+    w.until(&["container die", "exitCode=137"], 10);
     w.until(&["container stop", &id], 10);
     env.ok(&["rm", "ev1"]);
     w.until(&["container destroy", &id], 10);
@@ -120,7 +122,7 @@ fn events_of_one_process_reach_a_watcher_in_another() {
     let ev: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
     assert_eq!(ev["Type"], "container");
     assert_eq!(ev["Action"], "die");
-    assert_eq!(ev["Actor"]["Attributes"]["exitCode"], "143");
+    assert_eq!(ev["Actor"]["Attributes"]["exitCode"], "137");
     assert_eq!(ev["id"], id.as_str());
     let out = env.ok(&[
         "events",
@@ -139,6 +141,7 @@ fn events_of_one_process_reach_a_watcher_in_another() {
         [
             "create ev1",
             "start ev1",
+            "kill ev1",
             "kill ev1",
             "die ev1",
             "stop ev1",
@@ -270,7 +273,7 @@ fn pause_unpause(test: &str, v2: bool) {
     // A paused container is stopped as Docker does: signalled, then resumed to take it.
     assert!(run(&["pause", "p1"]).status.success());
     let t = Instant::now();
-    let out = run(&["stop", "-t", "5", "p1"]);
+    let out = run(&["stop", "-t", "1", "p1"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         t.elapsed() < Duration::from_secs(4),
@@ -331,10 +334,10 @@ fn rename_takes_a_free_valid_name_only() {
         "{}",
         stderr(&out)
     );
-    let out = env.berth(&["rename", "new", "-bad"]);
+    let out = env.berth(&["rename", "new", "bad!"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("Invalid container name (-bad)"),
+        stderr(&out).contains("Invalid container name (bad!)"),
         "{}",
         stderr(&out)
     );

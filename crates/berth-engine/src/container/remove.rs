@@ -38,6 +38,8 @@ impl Lifecycle {
                     nix::unistd::Pid::from_raw(c.record.pid as i32),
                     nix::sys::signal::Signal::SIGKILL,
                 );
+                // A frozen process (cgroup v1) dies only once thawed.
+                self.resume_after_signal(&c);
             }
             self.wait_stopped(&c, Duration::from_secs(10));
         }

@@ -248,7 +248,12 @@ impl Engine {
         progress: ProgressFn<'_>,
     ) -> Result<LoadReport, Error> {
         let r = self.load_inner(source, progress);
-        self.collect_after_failure(r)
+        let report = self.collect_after_failure(r)?;
+        for (id, names) in &report.images {
+            let name = names.first().cloned().unwrap_or_else(|| id.to_string());
+            crate::events::emit_image(&self.config.root, "load", &id.to_string(), &name);
+        }
+        Ok(report)
     }
 
     fn load_inner(

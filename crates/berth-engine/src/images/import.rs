@@ -98,7 +98,10 @@ impl Engine {
     /// are checked before anything is read; on any error nothing is left behind.
     pub fn import(&self, req: &ImportRequest) -> Result<Digest, Error> {
         let r = self.import_inner(req);
-        self.collect_after_failure(r)
+        let id = self.collect_after_failure(r)?;
+        let name = req.reference.clone().unwrap_or_else(|| id.to_string());
+        crate::events::emit_image(&self.config.root, "import", &id.to_string(), &name);
+        Ok(id)
     }
 
     fn import_inner(&self, req: &ImportRequest) -> Result<Digest, Error> {

@@ -170,6 +170,27 @@ impl Engine {
     /// reference and deletes it, refusing without `force` when the references span several
     /// repositories or a container uses the image.
     pub fn remove_image(&self, input: &str, force: bool) -> Result<Vec<RemoveAction>, Error> {
+        let actions = self.remove_image_inner(input, force)?;
+        let id = actions.iter().find_map(|a| match a {
+            RemoveAction::Deleted(d) => Some(d.to_string()),
+            RemoveAction::Untagged(_) => None,
+        });
+        for a in &actions {
+            match a {
+                RemoveAction::Untagged(n) => {
+                    let of = id.clone().unwrap_or_else(|| input.to_string());
+                    crate::events::emit_image(&self.config.root, "untag", &of, n);
+                }
+                RemoveAction::Deleted(d) if Some(d.to_string()) == id => {
+                    crate::events::emit_image(&self.config.root, "delete", &d.to_string(), &d.to_string());
+                }
+                RemoveAction::Deleted(_) => {}
+            }
+        }
+        Ok(actions)
+    }
+
+    fn remove_image_inner(&self, input: &str, force: bool) -> Result<Vec<RemoveAction>, Error> {
         let id = self.resolve_image(input)?;
         let rec = self.image_record(&id)?;
         let users = self.store.image_users(&id)?;
@@ -364,6 +385,7 @@ impl Engine {
             )));
         }
         self.store.tag_image(&r.to_string(), &id)?;
+        crate::events::emit_image(&self.config.root, "tag", &id.to_string(), &r.to_string());
         Ok(())
     }
 }

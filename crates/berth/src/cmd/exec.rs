@@ -16,6 +16,12 @@ pub struct ExecArgs {
     /// Set environment variables.
     #[arg(short, long)]
     pub env: Vec<String>,
+    /// Read in a file of environment variables.
+    #[arg(long = "env-file")]
+    pub env_file: Vec<std::path::PathBuf>,
+    /// Override the key sequence for detaching a container.
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
     /// Keep STDIN open even if not attached.
     #[arg(short, long)]
     pub interactive: bool,
@@ -50,6 +56,25 @@ pub fn run(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<i32> {
         eprintln!("the input device is not a TTY");
         return Ok(1);
     }
+    if let Some(k) = a.detach_keys.as_deref() {
+        if let Err(e) = berth_engine::container::tty::parse_detach_keys(k) {
+            eprintln!("Error: {e}");
+            return Ok(1);
+        }
+    }
+    // Docker: the files first, then -e, so -e wins.
+    let mut env = Vec::new();
+    let host = |k: &str| std::env::var(k).ok();
+    for f in &a.env_file {
+        match berth_engine::container::options::parse_env_file(f, &host) {
+            Ok(v) => env.extend(v),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                return Ok(1);
+            }
+        }
+    }
+    env.extend(a.env);
     let lc = super::container::lifecycle(g)?;
     let c = match lc.find(&a.container) {
         Ok(c) => c,
@@ -57,7 +82,7 @@ pub fn run(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<i32> {
     };
     let req = ExecRequest {
         cmd: a.command.clone(),
-        env: a.env,
+        env,
         user: a.user,
         workdir: a.workdir,
         tty: a.tty,
