@@ -46,27 +46,19 @@ fn a_passing_probe_makes_the_container_healthy_and_its_checker_leaves_with_it() 
     let ps = env.ok(&["ps", "--filter", "name=hc-ok", "--format", "{{.Status}}"]);
     assert!(ps.starts_with("Up ") && ps.ends_with(" (healthy)"), "{ps}");
     assert_eq!(env.inspect("hc-ok", "{{.State.Health.FailingStreak}}"), "0");
-    assert_eq!(
-        env.inspect("hc-ok", "{{(index .State.Health.Log 0).Output}}"),
-        "probing\n"
-    );
+    let outputs = env.inspect("hc-ok", "{{range .State.Health.Log}}{{.Output}}{{end}}");
+    assert!(outputs.starts_with("probing\n"), "{outputs}");
     assert_eq!(
         env.inspect("hc-ok", "{{json .Config.Healthcheck.Test}}"),
         "[\"CMD-SHELL\",\"echo probing; true\"]"
     );
     assert_eq!(checkers_of(&id), 1);
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
     let events = env.ok(&[
         "events",
         "--since",
-        "0",
+        "10m",
         "--until",
-        &until,
+        "0s",
         "--filter",
         "container=hc-ok",
         "--format",
@@ -167,6 +159,6 @@ fn health_flags_are_checked_and_no_healthcheck_turns_it_off() {
     ]);
     let ps = env.ok(&["ps", "--filter", "name=hc-none", "--format", "{{.Status}}"]);
     assert!(!ps.contains("health"), "{ps}");
-    assert_eq!(env.inspect("hc-none", "{{json .State.Health}}"), "null");
+    assert!(!env.inspect("hc-none", "{{json .State}}").contains("Health"));
     env.ok(&["rm", "-f", "hc-none"]);
 }

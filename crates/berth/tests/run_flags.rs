@@ -109,7 +109,7 @@ fn limits_devices_sysctls_and_oom_settings_reach_the_process() {
             "rf-inspect",
             "{{json .HostConfig.Ulimits}} {{.HostConfig.CpusetMems}} {{.HostConfig.PidMode}} {{.HostConfig.ShmSize}}"
         ),
-        "[{\"Name\":\"nofile\",\"Soft\":10,\"Hard\":20}] 0 host 1073741824"
+        "[{\"Hard\":20,\"Name\":\"nofile\",\"Soft\":10}] 0 host 1073741824"
     );
     env.ok(&["rm", "rf-inspect"]);
 }
@@ -123,8 +123,17 @@ fn namespace_modes_share_what_they_name() {
     let own = |ns: &str| ns_of(&format!("/proc/self/ns/{ns}"));
     let (code, out, err) = sh(
         &env,
-        &["--pid", "host", "--ipc", "host", "--uts", "host", "--cgroupns", "host"],
-        "readlink /proc/self/ns/pid /proc/self/ns/ipc /proc/self/ns/uts /proc/self/ns/cgroup; hostname",
+        &[
+            "--pid",
+            "host",
+            "--ipc",
+            "host",
+            "--uts",
+            "host",
+            "--cgroupns",
+            "host",
+        ],
+        "for n in pid ipc uts cgroup; do readlink /proc/self/ns/$n; done; hostname",
     );
     assert_eq!(code, Some(0), "{err}");
     let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
@@ -166,7 +175,7 @@ fn namespace_modes_share_what_they_name() {
             "--ipc",
             &format!("container:{}", &id[..12]),
         ],
-        "readlink /proc/self/ns/pid /proc/self/ns/ipc; ps -o comm | grep -c sleep",
+        "readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc; ps -o comm | grep -c sleep",
     );
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(
@@ -239,10 +248,29 @@ fn log_opts_expose_platform_label_file_and_cidfile() {
     let cid_s = cid.to_str().unwrap();
     let labels = dir.join("labels");
     env.ok(&[
-        "create", "--name", "rf-misc", "--log-opt", "max-size=1k", "--log-opt", "max-file=2",
-        "--expose", "7000-7001/udp", "--expose", "80", "--label-file", labels.to_str().unwrap(),
-        "-l", "tier=db", "--cidfile", cid_s, "--platform", "linux/amd64", "busybox",
-        "sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done",
+        "create",
+        "--name",
+        "rf-misc",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        "--expose",
+        "7000-7001/udp",
+        "--expose",
+        "80",
+        "--label-file",
+        labels.to_str().unwrap(),
+        "-l",
+        "tier=db",
+        "--cidfile",
+        cid_s,
+        "--platform",
+        "linux/amd64",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 200 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done",
     ]);
     let id = env.inspect("rf-misc", "{{.Id}}");
     assert_eq!(std::fs::read_to_string(&cid).unwrap(), id);
@@ -251,14 +279,21 @@ fn log_opts_expose_platform_label_file_and_cidfile() {
             "rf-misc",
             "{{json .HostConfig.LogConfig}} {{json .Config.ExposedPorts}} {{json .Config.Labels}}"
         ),
-        "{\"Type\":\"json-file\",\"Config\":{\"max-file\":\"2\",\"max-size\":\"1k\"}} \
+        "{\"Config\":{\"max-file\":\"2\",\"max-size\":\"1k\"},\"Type\":\"json-file\"} \
          {\"7000/udp\":{},\"7001/udp\":{},\"80/tcp\":{}} {\"team\":\"infra\",\"tier\":\"db\"}"
     );
     // The log is bounded: two files of about 1 KiB.
     env.ok(&["start", "-a", "rf-misc"]);
     let logs = env.ok(&["logs", "rf-misc"]);
-    assert!(logs.ends_with("line-199-xxxxxxxxxxxxxxxxxxxxxxxx"), "{logs}");
-    assert!(logs.lines().count() < 100, "{} lines kept", logs.lines().count());
+    assert!(
+        logs.ends_with("line-199-xxxxxxxxxxxxxxxxxxxxxxxx"),
+        "{logs}"
+    );
+    assert!(
+        logs.lines().count() < 100,
+        "{} lines kept",
+        logs.lines().count()
+    );
 
     // A second create with the same --cidfile: Docker's refusal, no container, file kept.
     let out = env.berth(&["create", "--cidfile", cid_s, "busybox", "true"]);
@@ -272,7 +307,15 @@ fn log_opts_expose_platform_label_file_and_cidfile() {
     std::fs::remove_file(&cid).unwrap();
 
     // A create that fails removes the --cidfile it claimed.
-    let out = env.berth(&["create", "--cidfile", cid_s, "--log-opt", "max-size=lots", "busybox", "true"]);
+    let out = env.berth(&[
+        "create",
+        "--cidfile",
+        cid_s,
+        "--log-opt",
+        "max-size=lots",
+        "busybox",
+        "true",
+    ]);
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
     assert!(!cid.exists());
     let cases: &[(&[&str], &str)] = &[

@@ -5,7 +5,7 @@
 //! started by its monitor right after each start. The checker runs the probe inside the
 //! container every interval (through the runtime's exec, as `berth exec` does), keeps
 //! Docker's `State.Health` (status, failing streak, the last five results) in
-//! `RUNROOT/containers/ID/health.json` (written to a temporary file, then renamed), and emits
+//! `ROOT/containers/ID/health.json` (written to a temporary file, then renamed; removed with the container), and emits
 //! a `health_status: ...` event when the status changes. It waits on a pidfd of the
 //! container's process, so it leaves the moment the container stops; a flock on the state
 //! file keeps one checker per container.
@@ -166,7 +166,7 @@ impl HealthFlags {
 }
 
 fn state_path(lc: &Lifecycle, id: &str) -> PathBuf {
-    lc.run_dir(id).join("health.json")
+    lc.container_dir(id).join("health.json")
 }
 
 /// The health of container `id`, when it has a checker's state.
@@ -232,7 +232,7 @@ pub fn run_checker(lc: &Lifecycle, id: &str) -> i32 {
         return 0;
     }
     // One checker per container: the lock lives as long as this process.
-    let lock_path = lc.run_dir(id).join("health.lock");
+    let lock_path = lc.container_dir(id).join("health.lock");
     let Ok(lock) = std::fs::File::create(&lock_path) else {
         return 1;
     };

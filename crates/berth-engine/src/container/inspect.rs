@@ -83,12 +83,11 @@ impl Lifecycle {
             "CgroupPath": cgroups_path(c.id()),
         });
         // `State.Health` for a container with a healthcheck: the checker's record while
-        // it runs, Docker's `starting` before the first probe.
+        // it runs (its last one once stopped, as Docker keeps it), `starting` before the first.
         if super::health::effective(c.spec.config.healthcheck.as_ref()).is_some() {
             let health = super::health::read_state(self, c.id())
-                .filter(|_| running)
                 .map(|h| serde_json::to_value(h).unwrap_or(Value::Null))
-                .unwrap_or_else(|| json!({"Status": if running { "starting" } else { "unhealthy" }, "FailingStreak": 0, "Log": []}));
+                .unwrap_or_else(|| json!({"Status": "starting", "FailingStreak": 0, "Log": []}));
             v["State"]["Health"] = health;
         }
         v
