@@ -45,8 +45,13 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 now() { date +%s.%N; }
 elapsed() { python3 -c "print($(now) - $1)"; }
-wait_http() { for _ in $(seq 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer: $1" >&2; return 1; }
+wait_http() {
+  for _ in $(seq 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
+  echo "no answer: $1" >&2; tail -n 5 "$work"/*.log >&2; return 1
+}
 
+# (a CA bundle set for the host breaks distribution's S3 client on a plain-HTTP endpoint)
+unset AWS_CA_BUNDLE
 export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret0123456789 AWS_REGION=us-east-1
 s3port=$(free_port)
 mkdir -p "$work/s3"
@@ -159,7 +164,8 @@ rm -f "$work/blob.bin"
 cfg='{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
 cfg_d=sha256:$(printf '%s' "$cfg" | sha256sum | cut -d' ' -f1)
 manifest=$(printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[]}' "$cfg_d" "${#cfg}")
-for p in $b1 $d1; do
+push_small() { # port
+  local p=$1 loc sep
   loc=$(curl -fsi -X POST "http://127.0.0.1:$p/v2/bench/small/blobs/uploads/" | awk -F': ' 'tolower($1)=="location"{print $2}' | tr -d '\r')
   case $loc in http*) ;; *) loc="http://127.0.0.1:$p$loc";; esac
   sep='?'; case $loc in *\?*) sep='&';; esac
@@ -167,14 +173,18 @@ for p in $b1 $d1; do
   printf '%s' "$manifest" | curl -fs -X PUT --data-binary @- \
     -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
     "http://127.0.0.1:$p/v2/bench/small/manifests/latest" -o /dev/null
-done
+}
+push_small "$b1"
+push_small "$d1" || echo "  distribution: pushing the small image failed"
 echo "== manifest GET by tag, 2 replicas, wrk -t1 -c8 on each (-t2 -c16 in all), ${duration}s"
 for tool in berth distribution; do
   pa=$b1 pb=$b2; [ $tool = distribution ] && { pa=$d1; pb=$d2; }
+  serves=1
   for p in $pa $pb; do
     curl -fs -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$p/v2/bench/small/manifests/latest" \
-      || { echo "$tool replica $p does not serve the manifest" >&2; exit 1; }
+      || { echo "  $tool replica $p does not serve the manifest" >&2; serves=0; }
   done
+  [ $serves = 1 ] || continue
   wrk -t1 -c8 -d"${duration}s" -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
     "http://127.0.0.1:$pa/v2/bench/small/manifests/latest" >"$work/wrk-a.log" &
   wa=$!
