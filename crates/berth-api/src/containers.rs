@@ -978,3 +978,33 @@ pub(crate) async fn prune(r: Req) -> ApiResult {
         "SpaceReclaimed": 0,
     }))
 }
+
+/// `POST /containers/{id}/pause`.
+pub(crate) async fn pause(r: Req, id: &str) -> ApiResult {
+    let c = find_async(&r.state, id).await?;
+    let st = r.state.clone();
+    blocking(move || Ok(st.lifecycle()?.pause_container(&c)?)).await?;
+    http::no_content()
+}
+
+/// `POST /containers/{id}/unpause`.
+pub(crate) async fn unpause(r: Req, id: &str) -> ApiResult {
+    let c = find_async(&r.state, id).await?;
+    let st = r.state.clone();
+    blocking(move || Ok(st.lifecycle()?.unpause_container(&c)?)).await?;
+    http::no_content()
+}
+
+/// `POST /containers/{id}/rename?name=`.
+pub(crate) async fn rename(r: Req, id: &str) -> ApiResult {
+    let name = r
+        .query
+        .non_empty("name")
+        .ok_or_else(|| ApiError::bad_request("name is required"))?
+        .trim_start_matches('/')
+        .to_owned();
+    let c = find_async(&r.state, id).await?;
+    let st = r.state.clone();
+    blocking(move || Ok(st.lifecycle()?.rename_container(&c, &name)?)).await?;
+    http::no_content()
+}

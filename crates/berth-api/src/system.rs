@@ -309,22 +309,42 @@ pub(crate) async fn auth(r: Req) -> ApiResult {
     http::ok_json(&json!({"Status": "Login Succeeded", "IdentityToken": ""}))
 }
 
-/// `GET /events`: berth's event journal, when the engine keeps one (filters, since,
-/// until); until then an empty stream that ends at `until`.
+/// `GET /events?since=&until=&filters=`: the engine's event journal (replayed from `since`,
+/// followed until `until` or until the client goes away), one JSON message a line.
 pub(crate) async fn events(r: Req) -> ApiResult {
-    let until = r.query.int("until").ok().flatten();
-    let (tx, resp) = http::stream("application/json");
-    tokio::spawn(async move {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        match until {
-            Some(u) if u <= now => {}
-            Some(u) => tokio::time::sleep(std::time::Duration::from_secs((u - now) as u64)).await,
-            None => tx.closed().await,
+    use berth_engine::events::{self, EventFilter, EventsRequest};
+    let now = berth_engine::container::now_nanos();
+    let time = |key: &str| -> Result<Option<i64>, ApiError> {
+        match r.query.non_empty(key) {
+            None => Ok(None),
+            Some(v) => events::time::parse_timestamp(v, now)
+                .map(Some)
+                .map_err(|e| ApiError::bad_request(e.to_string())),
         }
-        drop(tx);
+    };
+    let since = time("since")?;
+    let until = time("until")?;
+    let mut filter = EventFilter::default();
+    for (k, v) in r.query.filters()? {
+        filter
+            .add(&k, &v)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
+    let req = EventsRequest {
+        since,
+        until,
+        filter,
+    };
+    let root = r.state.config.root.clone();
+    let (tx, resp) = http::stream("application/json");
+    tokio::task::spawn_blocking(move || {
+        let r = events::stream(&root, &req, |ev| {
+            let line = serde_json::to_value(ev).unwrap_or(Value::Null);
+            tx.blocking_send(http::json_line(&line)).is_ok()
+        });
+        if let Err(e) = r {
+            log::warn!("events: {e}");
+        }
     });
     Ok(resp)
 }
