@@ -61,6 +61,9 @@ fn cstr(s: &str) -> Vec<u8> {
     v
 }
 
+/// One answer message: its type and payload.
+type Answer = (u16, Vec<u8>);
+
 /// Attributes after a fixed header of `skip` bytes: `(type, value)`.
 fn attrs(payload: &[u8], skip: usize) -> Vec<(u16, &[u8])> {
     let mut out = Vec::new();
@@ -84,7 +87,7 @@ fn request(
     kind: u16,
     flags: u16,
     body: &[u8],
-) -> Result<std::result::Result<Vec<(u16, Vec<u8>)>, i32>> {
+) -> Result<std::result::Result<Vec<Answer>, i32>> {
     let mut sock = Socket::new(proto).map_err(os("open netlink socket"))?;
     sock.bind_auto().map_err(os("bind netlink socket"))?;
     let len = 16 + body.len();
