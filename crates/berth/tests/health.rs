@@ -47,7 +47,7 @@ fn a_passing_probe_makes_the_container_healthy_and_its_checker_leaves_with_it() 
     assert!(ps.starts_with("Up ") && ps.ends_with(" (healthy)"), "{ps}");
     assert_eq!(env.inspect("hc-ok", "{{.State.Health.FailingStreak}}"), "0");
     let outputs = env.inspect("hc-ok", "{{range .State.Health.Log}}{{.Output}}{{end}}");
-    assert!(outputs.starts_with("probing\n"), "{outputs}");
+    assert!(outputs.starts_with("probing"), "{outputs}");
     assert_eq!(
         env.inspect("hc-ok", "{{json .Config.Healthcheck.Test}}"),
         "[\"CMD-SHELL\",\"echo probing; true\"]"
