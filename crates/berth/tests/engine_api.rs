@@ -256,6 +256,20 @@ fn docker_runs_attached_containers_with_their_status_and_stdin() {
     assert_eq!(stdout, "out\n");
     assert!(stderr.contains("err"), "{stderr}");
 
+    // The engine's journal through /events: the run's `die`, with its status.
+    let ev = svc.docker_ok(&[
+        "events",
+        "--since",
+        "5m",
+        "--until",
+        "0s",
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.Type}} {{.Action}} {{index .Actor.Attributes \"exitCode\"}}",
+    ]);
+    assert!(ev.lines().any(|l| l == "container die 3"), "{ev}");
+
     // stdin through the hijacked connection, its end as the client's half-close.
     let mut child = svc
         .docker_cmd(&["run", "-i", "--rm", "busybox", "cat"])
