@@ -65,7 +65,7 @@ fi
 echo "== docker run --rm busybox true"
 cmds=(-n berth "DOCKER_HOST=$BERTH_SOCK docker run --rm --network none busybox true")
 [ $have_dockerd = 1 ] && cmds+=(-n dockerd "DOCKER_HOST=unix://$work/docker.sock docker run --rm --network none busybox true")
-hyperfine -N --shell=bash -w 3 -r "$RUNS" "${cmds[@]}" --export-json "$work/run.json" 2>/dev/null | grep -E "Time|±|faster|berth|dockerd" || true
+hyperfine --shell=bash -w 3 -r "$RUNS" "${cmds[@]}" 2>&1 | grep -vE "^\s*$" || true
 
 echo "== docker ps -a with 200 containers"
 for i in $(seq 200); do echo "busybox true"; done | while read -r img cmd; do
@@ -75,7 +75,7 @@ for i in $(seq 200); do echo "busybox true"; done | while read -r img cmd; do
 done
 cmds=(-n berth "DOCKER_HOST=$BERTH_SOCK docker ps -a")
 [ $have_dockerd = 1 ] && cmds+=(-n dockerd "DOCKER_HOST=unix://$work/docker.sock docker ps -a")
-hyperfine -N --shell=bash -w 2 -r "$RUNS" "${cmds[@]}" 2>/dev/null | grep -E "Time|±|faster|berth|dockerd" || true
+hyperfine --shell=bash -w 2 -r "$RUNS" "${cmds[@]}" 2>&1 | grep -vE "^\s*$" || true
 
 echo "== idle RSS of the service"
 sleep 2
