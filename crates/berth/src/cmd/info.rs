@@ -117,7 +117,9 @@ pub fn run(g: &GlobalOpts, a: InfoArgs) -> anyhow::Result<i32> {
     line(format!(" ID: {}", info.id));
     line(format!(" Docker Root Dir: {}", info.docker_root_dir));
     line(" Debug Mode: false".into());
-    line(format!(" Networks: {}", info.networks.join(" ")));
+    if !info.networks.is_empty() {
+        line(format!(" Networks: {}", info.networks.join(" ")));
+    }
     line(" Experimental: false".into());
     line(" Live Restore Enabled: false".into());
     print!("{o}");
