@@ -114,7 +114,7 @@ if command -v crun >/dev/null; then
 fi
 hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/rt.json" "${cmds[@]}"
 
-python3 - "$work/ctr.json" "$work/rt.json" bench/results/containerd.json "$crun_note" <<'PY'
+python3 - "$work/ctr.json" "$work/rt.json" bench/results/containerd.json "$crun_note" "$berth" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import json, sys
 out = {}
 for f in sys.argv[1:3]:
@@ -127,7 +127,8 @@ res = {"results": out, "ratios": {
     "ctr run: berth-runc / runc (target <= 0.7)": ratio("containerd + berth-runc", "containerd + runc"),
     "runtime run: berth / runc (target <= 0.5)": ratio("berth runtime run", "runc run"),
     "runtime run: berth / crun (target <= 1.2)": ratio("berth runtime run", "crun run"),
-}, "crun": sys.argv[4] or "measured"}
+}, "crun": sys.argv[4] or "measured", "berth_bin": sys.argv[5], "cpus": sys.argv[6],
+    "loadavg_at_end": sys.argv[7]}
 json.dump(res, open(sys.argv[3], "w"), indent=2)
 for k, v in out.items():
     print(f"{k:26s} median {v['median_ms']:8.2f} ms  min {v['min_ms']:8.2f}  max {v['max_ms']:8.2f}")
