@@ -644,3 +644,87 @@ fn system_prune_removes_the_unused_after_confirmation() {
     );
     assert_eq!(env.ok(&["images", "-q"]), "");
 }
+
+#[test]
+fn attach_leaves_at_the_detach_keys_in_a_pty_and_the_container_runs_on() {
+    let test = "attach_leaves_at_the_detach_keys_in_a_pty_and_the_container_runs_on";
+    let Some(env) = Env::for_root_test(test) else {
+        return;
+    };
+    if !support::require_tool(test, "script") {
+        return;
+    }
+    env.ok(&["run", "-d", "-it", "--name", "a1", "busybox", "sh"]);
+    let attach = |keys: Option<&str>, input: &[u8]| {
+        let mut cmd = format!(
+            "{} --root {} --runroot {} attach",
+            support::BIN,
+            env.root().display(),
+            env.runroot().display()
+        );
+        if let Some(k) = keys {
+            cmd.push_str(&format!(" --detach-keys {k}"));
+        }
+        cmd.push_str(" a1");
+        let mut child = std::process::Command::new("script")
+            .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        use std::io::Write;
+        stdin.write_all(input).unwrap();
+        stdin.flush().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // Ctrl-P Ctrl-Q by default, another sequence when asked.
+    assert_eq!(attach(None, b"\x10\x11"), Some(0));
+    assert_eq!(attach(Some("ctrl-x,e"), b"\x18e"), Some(0));
+    assert_eq!(env.inspect("a1", "{{.State.Status}}"), "running");
+    let out = env.berth(&["attach", "--detach-keys", "ctrl-1", "a1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("Invalid detach keys (ctrl-1) provided"));
+    let out = env.berth(&["exec", "--detach-keys", "nope", "a1", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    env.ok(&["stop", "-t", "1", "a1"]);
+    let out = env.berth(&["attach", "a1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("You cannot attach to a stopped container, start it first"));
+    // exec --env-file: the file first, then -e wins.
+    env.ok(&["start", "a1"]);
+    let f = env.dir.path().join("env");
+    std::fs::write(&f, "# comment\nA=1\nB=2\n").unwrap();
+    let out = env.ok(&[
+        "exec",
+        "--env-file",
+        f.to_str().unwrap(),
+        "-e",
+        "B=3",
+        "a1",
+        "sh",
+        "-c",
+        "echo $A$B",
+    ]);
+    assert_eq!(out, "13");
+    let out = env.berth(&["exec", "--env-file", "/nonexistent-env", "a1", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/nonexistent-env"),
+        "{}",
+        stderr(&out)
+    );
+}
