@@ -624,6 +624,9 @@ impl Engine {
     /// Pulls an image into the store and tags it.
     pub fn pull(&self, req: &PullRequest, progress: ProgressFn<'_>) -> Result<PullReport, Error> {
         let r = self.pull_inner(req, progress);
+        if let Ok(rep) = &r {
+            crate::events::emit_image(&self.config().root, "pull", &rep.reference, &rep.reference);
+        }
         self.collect_after_failure(r)
     }
 
@@ -804,6 +807,12 @@ impl Engine {
 
     /// Pushes a locally tagged image to the registry its reference names.
     pub fn push(&self, req: &PushRequest, progress: ProgressFn<'_>) -> Result<PushReport, Error> {
+        let rep = self.push_inner(req, progress)?;
+        crate::events::emit_image(&self.config().root, "push", &req.reference, &req.reference);
+        Ok(rep)
+    }
+
+    fn push_inner(&self, req: &PushRequest, progress: ProgressFn<'_>) -> Result<PushReport, Error> {
         let r = ImageRef::parse(&req.reference)?;
         let repo = RepoName::new(r.path()).map_err(RegistryError::from)?;
         let local = match r.digest() {
