@@ -310,4 +310,22 @@ fn push_and_pull_all_tags_of_a_repository() {
         .collect();
     tags.sort();
     assert_eq!(tags, ["1", "2", "latest"]);
+    // Each pushed and pulled tag is an image event.
+    let events = env.ok(&[
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        "0s",
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    for t in ["1", "2", "latest"] {
+        for action in ["push", "pull"] {
+            let want = format!("{action} {repo}:{t}");
+            assert!(events.lines().any(|l| l == want), "{want} in {events}");
+        }
+    }
 }
