@@ -1,7 +1,7 @@
 //! `commit`: a new image from a container: its image's layers and one more layer with the
 //! changes of its rw layer, the config recording the container's settings and `--change`.
 //!
-//! The layer is written from the overlay upper directory by handles ([`TarOut`] with
+//! The layer is written from the overlay upper directory by handles (`TarOut` with
 //! whiteouts as `.wh.` entries and opaque directories marked), leaving out the runtime's
 //! empty mount-point stubs, and stored in the same pass ([`Engine::commit_image`]). With
 //! `--pause` (the default) a running container is frozen through its cgroup's freezer, as
