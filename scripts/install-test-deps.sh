@@ -33,9 +33,3 @@ if ! python3 -c 'import docker' >/dev/null 2>&1; then
   echo "installing: docker (PyPI, Docker's Python SDK)"
   python3 -m pip install -q --break-system-packages docker
 fi
-# Docker's Python SDK for the Engine API tests (tests/python/test_docker_sdk.py, run by
-# crates/berth/tests/engine_api.rs against `berth system service`).
-if ! python3 -c 'import docker' >/dev/null 2>&1; then
-  echo "installing: docker (PyPI, Docker's Python SDK)"
-  python3 -m pip install -q --break-system-packages docker
-fi

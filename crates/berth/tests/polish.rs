@@ -635,10 +635,7 @@ fn ps_filters_and_format_fields_are_dockers() {
             "before=pps5nosuch",
             "Error: No such container: pps5nosuch\n",
         ),
-        (
-            "color=red",
-            "Error: invalid filter 'color'\n",
-        ),
+        ("color=red", "Error: invalid filter 'color'\n"),
     ] {
         let out = env.berth(&["ps", "--filter", filter]);
         assert_eq!(out.status.code(), Some(1), "{filter}");

@@ -87,8 +87,8 @@ fn check_platform(image: &str, doc: &Value, want: &str) -> Result<()> {
         (Some(o), Some(a), v) => (o, a, v),
         _ => ("", "", None),
     };
-    let arch_ok = w_arch == arch
-        || matches!((w_arch, arch), ("x86_64", "amd64") | ("aarch64", "arm64"));
+    let arch_ok =
+        w_arch == arch || matches!((w_arch, arch), ("x86_64", "amd64") | ("aarch64", "arm64"));
     if w_os == os && arch_ok && w_variant.map_or(true, |v| v == variant) {
         return Ok(());
     }
@@ -163,7 +163,9 @@ impl Lifecycle {
         };
         let img = ImageRunConfig::from_json(&doc);
         let image_health: Option<super::health::HealthConfig> =
-            serde_json::from_value(doc["config"]["Healthcheck"].clone()).ok().flatten();
+            serde_json::from_value(doc["config"]["Healthcheck"].clone())
+                .ok()
+                .flatten();
         let healthcheck = req.health.merge(image_health.as_ref())?;
         if let Some(want) = req.platform.as_deref().filter(|p| !p.is_empty()) {
             check_platform(&req.image, &doc, want)?;
@@ -285,7 +287,12 @@ impl Lifecycle {
                 .exposed_ports
                 .clone()
                 .into_iter()
-                .chain(flags.exposed.iter().map(|p| (p.clone(), serde_json::json!({}))))
+                .chain(
+                    flags
+                        .exposed
+                        .iter()
+                        .map(|p| (p.clone(), serde_json::json!({}))),
+                )
                 .collect(),
         };
         // Show Cmd and Entrypoint as Docker does: what the combination came from.

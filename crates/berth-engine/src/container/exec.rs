@@ -115,7 +115,12 @@ impl Lifecycle {
         let Some(master) = launched.pty_master else {
             let _fwd = super::signals::forward_to(launched.pid);
             let code = wait_exit(launched.pid);
-            crate::events::emit_container(self.root(), c, "exec_die", &[("execID", exec_id), ("exitCode", code.to_string())]);
+            crate::events::emit_container(
+                self.root(),
+                c,
+                "exec_die",
+                &[("execID", exec_id), ("exitCode", code.to_string())],
+            );
             return Ok(code);
         };
         super::tty::copy_window_size(&master);
@@ -140,7 +145,12 @@ impl Lifecycle {
         // What the process wrote just before it exited is still in the pty: let it through.
         let _ = drained.recv_timeout(std::time::Duration::from_millis(500));
         drop(raw);
-        crate::events::emit_container(self.root(), c, "exec_die", &[("execID", exec_id), ("exitCode", code.to_string())]);
+        crate::events::emit_container(
+            self.root(),
+            c,
+            "exec_die",
+            &[("execID", exec_id), ("exitCode", code.to_string())],
+        );
         Ok(code)
     }
 }

@@ -85,10 +85,9 @@ pub fn status_text(c: &Container) -> String {
     let now = now_nanos();
     match c.status {
         ContainerStatus::Running => format!("Up {}", human_duration(now - c.record.started_at)),
-        ContainerStatus::Paused => format!(
-            "Up {} (Paused)",
-            human_duration(now - c.record.started_at)
-        ),
+        ContainerStatus::Paused => {
+            format!("Up {} (Paused)", human_duration(now - c.record.started_at))
+        }
         ContainerStatus::Restarting => format!(
             "Restarting ({}) {} ago",
             c.record.exit_code,
@@ -412,9 +411,8 @@ impl Lifecycle {
             if c.status == ContainerStatus::Running
                 && super::health::effective(c.spec.config.healthcheck.as_ref()).is_some()
             {
-                row.status += &super::health::status_suffix(
-                    super::health::read_state(self, c.id()).as_ref(),
-                );
+                row.status +=
+                    &super::health::status_suffix(super::health::read_state(self, c.id()).as_ref());
             }
             let mut nets: Vec<String> = self
                 .container_networks(&c)

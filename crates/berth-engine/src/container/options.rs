@@ -448,18 +448,24 @@ pub fn bad_volume_name(name: &str) -> String {
     )
 }
 
-const PROPAGATIONS: &[&str] = &["rprivate", "private", "rslave", "slave", "rshared", "shared"];
+const PROPAGATIONS: &[&str] = &[
+    "rprivate", "private", "rslave", "slave", "rshared", "shared",
+];
 
 /// Checks what every mount needs: an absolute target other than `/`, without `..`.
 fn check_destination(dest: &str, bad: &dyn Fn(&str) -> OptionError) -> Result<(), OptionError> {
     if !dest.starts_with('/') {
-        return Err(bad(&format!("invalid mount path: '{dest}' mount path must be absolute")));
+        return Err(bad(&format!(
+            "invalid mount path: '{dest}' mount path must be absolute"
+        )));
     }
     if dest.split('/').all(|c| c.is_empty() || c == ".") {
         return Err(bad("invalid specification: destination can't be '/'"));
     }
     if dest.split('/').any(|c| c == "..") {
-        return Err(bad(&format!("invalid mount path: '{dest}' must not contain '..'")));
+        return Err(bad(&format!(
+            "invalid mount path: '{dest}' must not contain '..'"
+        )));
     }
     Ok(())
 }
@@ -544,9 +550,7 @@ impl VolumeSpec {
             match v.map(str::to_ascii_lowercase).as_deref() {
                 None | Some("1") | Some("true") => Ok(true),
                 Some("0") | Some("false") => Ok(false),
-                Some(other) => Err(flag_err(format!(
-                    "invalid value for {k}: {other}"
-                ))),
+                Some(other) => Err(flag_err(format!("invalid value for {k}: {other}"))),
             }
         };
         let mut kind = MountKind::Volume;
@@ -615,9 +619,9 @@ impl VolumeSpec {
                 "volume-opt" | "volume-label" => {
                     volume_opts = true;
                     let kv = need(&val)?;
-                    let (k, v) = kv.split_once('=').ok_or_else(|| {
-                        flag_err(format!("invalid value for {key}: {kv}"))
-                    })?;
+                    let (k, v) = kv
+                        .split_once('=')
+                        .ok_or_else(|| flag_err(format!("invalid value for {key}: {kv}")))?;
                     let map = if key == "volume-opt" {
                         &mut volume_options
                     } else {
@@ -632,9 +636,10 @@ impl VolumeSpec {
                 "tmpfs-mode" => {
                     tmpfs_opts = true;
                     let m = need(&val)?;
-                    tmpfs_mode = Some(u32::from_str_radix(&m, 8).map_err(|_| {
-                        flag_err(format!("invalid value for {key}: {m}"))
-                    })?);
+                    tmpfs_mode = Some(
+                        u32::from_str_radix(&m, 8)
+                            .map_err(|_| flag_err(format!("invalid value for {key}: {m}")))?,
+                    );
                 }
                 _ => {
                     return Err(flag_err(format!("unexpected key '{key}' in '{field}'")));
@@ -713,11 +718,13 @@ impl VolumeSpec {
 
     /// The kind (for a container an older berth made: a bind when the source is a path).
     pub fn mount_kind(&self) -> MountKind {
-        self.kind.unwrap_or(if self.source.as_deref().is_some_and(|s| s.starts_with('/')) {
-            MountKind::Bind
-        } else {
-            MountKind::Volume
-        })
+        self.kind.unwrap_or(
+            if self.source.as_deref().is_some_and(|s| s.starts_with('/')) {
+                MountKind::Bind
+            } else {
+                MountKind::Volume
+            },
+        )
     }
 
     /// True when the source is a host path rather than a volume or a tmpfs.
@@ -1106,7 +1113,10 @@ mod tests {
         assert!(VolumeSpec::parse("na me:/c").is_err());
         assert!(VolumeSpec::parse("/h:/a/../b").is_err());
         let e = VolumeSpec::parse("rel/dir:/c").unwrap_err().to_string();
-        assert!(e.contains("includes invalid characters for a local volume name"), "{e}");
+        assert!(
+            e.contains("includes invalid characters for a local volume name"),
+            "{e}"
+        );
         let v = VolumeSpec::parse("data:/c:ro,nocopy").unwrap();
         assert!(v.is_volume() && v.read_only && v.nocopy && !v.anonymous);
         assert!(VolumeSpec::parse("/data").unwrap().anonymous);
@@ -1135,7 +1145,11 @@ mod tests {
         let m = VolumeSpec::parse_mount("type=tmpfs,destination=/t,tmpfs-size=1m,tmpfs-mode=1770")
             .unwrap();
         assert_eq!((m.tmpfs_size, m.tmpfs_mode), (Some(1 << 20), Some(0o1770)));
-        assert!(VolumeSpec::parse_mount("type=volume,target=/x").unwrap().anonymous);
+        assert!(
+            VolumeSpec::parse_mount("type=volume,target=/x")
+                .unwrap()
+                .anonymous
+        );
         let err = |v: &str| VolumeSpec::parse_mount(v).unwrap_err().to_string();
         assert_eq!(
             err("type=bind,target=/x"),
@@ -1152,7 +1166,10 @@ mod tests {
         assert!(err("type=bind,src=rel,dst=/t").contains("must be absolute"));
         assert!(err("type=nope,dst=/t").contains("unsupported mount type"));
         assert!(err("type=volume,src=a/b,dst=/t").contains("invalid characters"));
-        assert_eq!(parse_volumes_from("web:ro").unwrap(), ("web".into(), Some(true)));
+        assert_eq!(
+            parse_volumes_from("web:ro").unwrap(),
+            ("web".into(), Some(true))
+        );
         assert!(parse_volumes_from("web:x").is_err());
     }
 

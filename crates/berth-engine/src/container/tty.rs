@@ -87,9 +87,7 @@ pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
 /// Parses a `--detach-keys` value as Docker does: comma-separated keys, each a single
 /// character or `ctrl-<c>` with `<c>` one of `a-z @ [ \ ] ^ _`.
 pub fn parse_detach_keys(value: &str) -> Result<Vec<u8>, super::OptionError> {
-    let bad = || {
-        super::OptionError::Conflict(format!("Invalid detach keys ({value}) provided"))
-    };
+    let bad = || super::OptionError::Conflict(format!("Invalid detach keys ({value}) provided"));
     let mut out = Vec::new();
     for key in value.split(',') {
         let lower = key.to_ascii_lowercase();

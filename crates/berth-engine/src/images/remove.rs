@@ -182,7 +182,12 @@ impl Engine {
                     crate::events::emit_image(&self.config.root, "untag", &of, n);
                 }
                 RemoveAction::Deleted(d) if Some(d.to_string()) == id => {
-                    crate::events::emit_image(&self.config.root, "delete", &d.to_string(), &d.to_string());
+                    crate::events::emit_image(
+                        &self.config.root,
+                        "delete",
+                        &d.to_string(),
+                        &d.to_string(),
+                    );
                 }
                 RemoveAction::Deleted(_) => {}
             }
