@@ -71,79 +71,12 @@ impl PruneFilter {
     }
 }
 
-/// A time as Docker's filters take it: a Go duration before `now` (`10m`, `1h30m`), Unix
-/// seconds (`1700000000`, `1700000000.5`), or an RFC 3339 date, date-time or date-time
-/// without zone (read as UTC). Returns Unix seconds.
+/// A time as Docker's filters take it (a Go duration before `now`, Unix seconds, or an
+/// RFC 3339 date): the events' parser (`events::time`), in Unix seconds.
 pub(crate) fn parse_timestamp(v: &str, now: i64) -> Option<i64> {
-    if let Some(d) = parse_go_duration(v) {
-        return Some(now - d);
-    }
-    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        let secs = v.split('.').next()?;
-        return secs.parse().ok();
-    }
-    use time::format_description::well_known::Rfc3339;
-    if let Ok(t) = time::OffsetDateTime::parse(v, &Rfc3339) {
-        return Some(t.unix_timestamp());
-    }
-    let (date, rest) = match v.split_once('T') {
-        Some((d, r)) => (d, Some(r)),
-        None => (v, None),
-    };
-    let mut dp = date.split('-').map(|n| n.parse::<i32>().ok());
-    let (y, m, d) = (dp.next()??, dp.next()??, dp.next()??);
-    if dp.next().is_some() {
-        return None;
-    }
-    let month = time::Month::try_from(u8::try_from(m).ok()?).ok()?;
-    let date = time::Date::from_calendar_date(y, month, u8::try_from(d).ok()?).ok()?;
-    let mut hms = [0u8; 3];
-    if let Some(rest) = rest {
-        let rest = rest.split('.').next()?;
-        let parts: Vec<&str> = rest.split(':').collect();
-        if parts.is_empty() || parts.len() > 3 {
-            return None;
-        }
-        for (i, p) in parts.iter().enumerate() {
-            hms[i] = p.parse().ok()?;
-        }
-    }
-    let t = date.with_hms(hms[0], hms[1], hms[2]).ok()?;
-    Some(t.assume_utc().unix_timestamp())
-}
-
-/// A Go duration (`300ms`, `1.5h`, `2h45m`) in whole seconds, rounded down.
-fn parse_go_duration(s: &str) -> Option<i64> {
-    if s.is_empty() || s == "0" {
-        return (s == "0").then_some(0);
-    }
-    let mut rest = s;
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += n * scale;
-    }
-    Some(total as i64)
+    crate::events::time::parse_timestamp(v, now.saturating_mul(1_000_000_000))
+        .ok()
+        .map(|nanos| nanos.div_euclid(1_000_000_000))
 }
 
 /// Whether removing one reference leaves the image without any: all references are of one

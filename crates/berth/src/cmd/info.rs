@@ -2,7 +2,6 @@
 
 use clap::Args;
 
-use super::gotemplate::Template;
 use super::GlobalOpts;
 
 /// `info [OPTIONS]`
@@ -33,29 +32,8 @@ fn gib(bytes: u64) -> String {
 pub fn run(g: &GlobalOpts, a: InfoArgs) -> anyhow::Result<i32> {
     let info = g.engine()?.info()?;
     let data = serde_json::to_value(&info)?;
-    match a.format.as_deref() {
-        Some("json") => {
-            println!("{data}");
-            return Ok(0);
-        }
-        Some(f) if !f.is_empty() => {
-            let t = match Template::parse(f) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("template parsing error: {e}");
-                    return Ok(1);
-                }
-            };
-            match t.execute(&data) {
-                Ok(s) => println!("{s}"),
-                Err(e) => {
-                    eprintln!("template: {e}");
-                    return Ok(1);
-                }
-            }
-            return Ok(0);
-        }
-        _ => {}
+    if let Some(code) = super::gotemplate::print_formatted(a.format.as_deref(), &data) {
+        return Ok(code);
     }
     let mut o = String::new();
     let mut line = |s: String| {

@@ -3,7 +3,6 @@
 use clap::Args;
 use serde_json::json;
 
-use super::gotemplate::Template;
 use super::GlobalOpts;
 
 /// The Engine API version berth's API face speaks.
@@ -40,29 +39,8 @@ pub fn run(_g: &GlobalOpts, a: VersionArgs) -> anyhow::Result<i32> {
     server["MinAPIVersion"] = json!("1.24");
     server["Components"] = json!([{"Name": "Engine", "Version": v, "Details": {"ApiVersion": API_VERSION, "Os": "linux", "Arch": arch(), "KernelVersion": kernel}}]);
     let data = json!({"Client": side, "Server": server});
-    match a.format.as_deref() {
-        Some("json") => {
-            println!("{data}");
-            return Ok(0);
-        }
-        Some(f) if !f.is_empty() => {
-            let t = match Template::parse(f) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("template parsing error: {e}");
-                    return Ok(1);
-                }
-            };
-            match t.execute(&data) {
-                Ok(s) => println!("{s}"),
-                Err(e) => {
-                    eprintln!("template: {e}");
-                    return Ok(1);
-                }
-            }
-            return Ok(0);
-        }
-        _ => {}
+    if let Some(code) = super::gotemplate::print_formatted(a.format.as_deref(), &data) {
+        return Ok(code);
     }
     println!("Client:");
     println!(" Version:           {v}");
