@@ -257,17 +257,26 @@ fn docker_runs_attached_containers_with_their_status_and_stdin() {
     assert!(stderr.contains("err"), "{stderr}");
 
     // The engine's journal through /events: the run's `die`, with its status.
-    let ev = svc.docker_ok(&[
-        "events",
-        "--since",
-        "5m",
-        "--until",
-        "0s",
-        "--filter",
-        "event=die",
-        "--format",
-        "{{.Type}} {{.Action}} {{index .Actor.Attributes \"exitCode\"}}",
-    ]);
+    // The `die` is written by the process that watched the container, which may finish
+    // its record a moment after the client has its status: look for a few seconds.
+    let mut ev = String::new();
+    for _ in 0..50 {
+        ev = svc.docker_ok(&[
+            "events",
+            "--since",
+            "5m",
+            "--until",
+            "0s",
+            "--filter",
+            "event=die",
+            "--format",
+            "{{.Type}} {{.Action}} {{index .Actor.Attributes \"exitCode\"}}",
+        ]);
+        if ev.lines().any(|l| l == "container die 3") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert!(ev.lines().any(|l| l == "container die 3"), "{ev}");
 
     // stdin through the hijacked connection, its end as the client's half-close.
