@@ -145,6 +145,11 @@ pub fn run_hooks_warning(kind: HookKind, hooks: &[Hook], state: &[u8]) -> Vec<St
 }
 
 impl crate::Container {
+    /// Whether the container has `poststart` hooks (its start then waits for the exec).
+    pub(crate) fn has_poststart_hooks(&self) -> bool {
+        !hooks_in_state_dir(&self.state_dir, HookKind::Poststart).is_empty()
+    }
+
     /// Runs the `poststart` hooks of a container just started (a failure is a warning).
     pub(crate) fn run_poststart_hooks(&mut self) {
         let hooks = hooks_in_state_dir(&self.state_dir, HookKind::Poststart);

@@ -13,6 +13,8 @@ impl Container {
     /// error (command not found, ...).
     pub fn start(&mut self) -> Result<()> {
         self.check(Op::Start, "start")?;
+        let exe_link = format!("/proc/{}/exe", self.state.pid);
+        let init_exe = fs::read_link(&exe_link).ok();
         let path = self.state_dir.join(FIFO_FILE);
         // Non-blocking: with no reader (the init died) this fails instead of hanging.
         let mut fifo = fs::OpenOptions::new()
@@ -32,6 +34,23 @@ impl Container {
                     step: "unexpected ready message after start".into(),
                     source: std::io::Error::from_raw_os_error(libc::EPROTO),
                 });
+            }
+        } else if self.has_poststart_hooks() {
+            // Another process created the container: poststart hooks wait until the init
+            // has run its startContainer hooks and exec'd the command (its executable is
+            // neither the init's nor the sealed exec stub's), as the spec orders them.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                match fs::read_link(&exe_link) {
+                    Ok(exe)
+                        if Some(&exe) != init_exe.as_ref()
+                            && !exe.to_string_lossy().starts_with("/memfd:") =>
+                    {
+                        break
+                    }
+                    Ok(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
+                    Err(_) => break, // gone: nothing more to wait for
+                }
             }
         }
         self.run_poststart_hooks();
