@@ -108,7 +108,9 @@ fn a_missing_hub_image_fails_in_one_line_when_the_hub_is_unreachable() {
         .unwrap();
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
     let err = stderr(&out);
+    // Docker's two lines: no "Pulling from" when the registry never answered.
     let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
     assert_eq!(
         lines[0], "Unable to find image 'nosuchhubimage:latest' locally",
         "{err}"

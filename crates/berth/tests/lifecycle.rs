@@ -231,9 +231,9 @@ fn bad_input_is_one_line_and_leaves_nothing() {
     };
     let cases: &[(&[&str], i32, &str)] = &[
         (
-            &["run", "--rm", "nosuchimage"],
+            &["run", "--rm", "--pull", "never", "nosuchimage"],
             125,
-            "Unable to find image 'nosuchimage:latest' locally",
+            "No such image: nosuchimage:latest",
         ),
         (
             &["run", "--rm", "--memory", "200x", "busybox", "true"],

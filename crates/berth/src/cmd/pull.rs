@@ -137,7 +137,10 @@ pub(crate) fn pull_missing(
         (None, Some(t)) => t.to_owned(),
         (None, None) => "latest".to_owned(),
     };
-    eprintln!("{tag}: Pulling from {}", parsed.path());
+    // Docker says "Pulling from" once the registry answered: an unreachable one gets the
+    // error line alone.
+    let heading = std::sync::Once::new();
+    let say_heading = || heading.call_once(|| eprintln!("{tag}: Pulling from {}", parsed.path()));
     let progress = TransferDisplay::new(true, Verb::Pull);
     let report = g.engine()?.pull(
         &PullRequest {
@@ -145,10 +148,14 @@ pub(crate) fn pull_missing(
             platform: platform.map(str::to_owned),
             ..Default::default()
         },
-        &|p| progress.event(p),
+        &|p| {
+            say_heading();
+            progress.event(p)
+        },
     );
     progress.finish();
     let r = report?;
+    say_heading();
     eprintln!("Digest: {}", r.digest);
     eprintln!("Status: Downloaded newer image for {}", r.familiar);
     Ok(())
