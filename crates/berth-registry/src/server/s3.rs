@@ -1524,17 +1524,28 @@ impl Storage for S3Storage {
                 )),
             }
         };
-        if let Some(k) = read(self)? {
-            return Ok(k);
+        if read(self)?.is_none() {
+            // Created only if absent: of replicas starting at once, every one reads the first.
+            let key: [u8; 32] = rand::random();
+            self.put_if(
+                "signing-key",
+                hex::encode(key).as_bytes(),
+                ("if-none-match", "*"),
+            )?;
         }
-        // Created only if absent: of replicas starting at once, every one reads the first.
-        let key: [u8; 32] = rand::random();
-        self.put_if(
-            "signing-key",
-            hex::encode(key).as_bytes(),
-            ("if-none-match", "*"),
-        )?;
-        read(self)?.ok_or_else(|| backend("GetObject", &self.key("signing-key"), "vanished"))
+        // Some S3 servers (s3s-fs) do not make If-None-Match atomic: two replicas starting at
+        // once may both write, the later winning. Read until two reads 50 ms apart agree, so
+        // every replica holds the key that stayed (called once, at start).
+        let mut last = read(self)?;
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = read(self)?;
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        last.ok_or_else(|| backend("GetObject", &self.key("signing-key"), "vanished"))
     }
 
     fn clean_debris(&self, max_age: Duration) -> Result<usize, StorageError> {
