@@ -372,6 +372,7 @@ pub fn load_seccomp_profile(path: &Path) -> Result<Value, SpecError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::container::model::HostConfig;

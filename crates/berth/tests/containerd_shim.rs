@@ -4,6 +4,7 @@
 //! give the same observable results. Each containerd here has its own root, state dir,
 //! socket, namespace and runc root; at the end it, its shims, its mounts and its cgroups are
 //! gone. Root only.
+#![allow(clippy::unwrap_used)] // a test fails loudly where it unwraps
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,6 +1,7 @@
 //! `--pull` of run/create/build, `run` of a Docker Hub image (served here by a registry on
 //! loopback named with `BERTH_DOCKER_HUB`), and `rmi` refusing to untag an image a running
 //! container uses when its tag and repository digest are its only references.
+#![allow(clippy::unwrap_used)] // a test fails loudly where it unwraps
 
 mod containers_support;
 

@@ -1,6 +1,7 @@
 //! The verbs a Docker user types every week (issue 14): `events` from another process,
 //! `pause`/`unpause` (freezer v1 and v2), `rename`, `update`, `restart -s`, `info`,
 //! `system prune`, `container prune --filter`, `version --format`.
+#![allow(clippy::unwrap_used)] // a test fails loudly where it unwraps
 
 #[path = "containers_support/mod.rs"]
 mod support;

@@ -1,5 +1,6 @@
 //! Health checks without a daemon: `--health-*` flags, the status in `ps` and `inspect`,
 //! `health_status` events, and a checker that leaves with its container.
+#![allow(clippy::unwrap_used)] // a test fails loudly where it unwraps
 
 mod containers_support;
 

@@ -1,6 +1,7 @@
 //! Isolation as seen from inside a container started by `berth run` (issue 3,
 //! "Isolation"): PID 1, hostname, capabilities, seccomp, masked and read-only paths, and
 //! privileged operations that must fail.
+#![allow(clippy::unwrap_used)] // a test fails loudly where it unwraps
 
 #[path = "containers_support/mod.rs"]
 mod support;

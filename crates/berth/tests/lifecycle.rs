@@ -1,6 +1,7 @@
 //! The container lifecycle through the `berth` binary (issue 3, "Lifecycle" and "Bad
 //! input"): foreground and detached runs, logs after the CLI exits, stop with a timeout,
 //! `--rm` cleanliness, restart keeping the rw layer, 20 parallel runs, ps/inspect/wait.
+#![allow(clippy::unwrap_used)] // a test fails loudly where it unwraps
 
 #[path = "containers_support/mod.rs"]
 mod support;

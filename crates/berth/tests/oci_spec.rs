@@ -3,6 +3,7 @@
 //! propagation, FIFO devices, namespaces joined by path (a Kubernetes pod's containers join
 //! its sandbox's), no mount namespace, the cgroup fields beyond memory/cpu/pids, process
 //! attributes, errnos; and the default PATH of images that `berth build` makes. Root only.
+#![allow(clippy::unwrap_used)] // a test fails loudly where it unwraps
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

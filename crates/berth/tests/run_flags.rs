@@ -1,6 +1,7 @@
 //! The isolation and resource flags of `run`/`create`: what the process inside sees, Docker's
 //! messages for bad values (status 125, no container left), and Docker's warnings for what
 //! this host cannot honour.
+#![allow(clippy::unwrap_used)] // a test fails loudly where it unwraps
 
 mod containers_support;
 

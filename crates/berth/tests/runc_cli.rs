@@ -1,6 +1,7 @@
 //! `berth-runc`: runc's command line as go-runc (containerd's shim) drives it, on a
 //! `runc spec` bundle, next to runc itself where their answers can be compared. Root only
 //! for the container verbs.
+#![allow(clippy::unwrap_used)] // a test fails loudly where it unwraps
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,5 +1,6 @@
 //! `berth runtime`: runc's command line on OCI bundles, and a differential test against runc
 //! itself on the same `runc spec` bundle. Root only.
+#![allow(clippy::unwrap_used)] // a test fails loudly where it unwraps
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -3,6 +3,7 @@
 //! the /etc files, and a removed container's directory leaves `containers/` at once and
 //! the trash at the next run or `container prune` (the runtime's state directory likewise,
 //! through RUNROOT/trash).
+#![allow(clippy::unwrap_used)] // a test fails loudly where it unwraps
 
 #[path = "containers_support/mod.rs"]
 mod support;

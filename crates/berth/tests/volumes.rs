@@ -5,6 +5,7 @@
 //! input leaves nothing behind; two processes creating one name end with one volume.
 //!
 //! Drives the binary named by `BERTH_TEST_BIN` (this build's berth when unset).
+#![allow(clippy::unwrap_used)] // a test fails loudly where it unwraps
 
 mod containers_support;
 

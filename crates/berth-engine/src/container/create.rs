@@ -89,7 +89,7 @@ fn check_platform(image: &str, doc: &Value, want: &str) -> Result<()> {
     };
     let arch_ok =
         w_arch == arch || matches!((w_arch, arch), ("x86_64", "amd64") | ("aarch64", "arm64"));
-    if w_os == os && arch_ok && w_variant.map_or(true, |v| v == variant) {
+    if w_os == os && arch_ok && !matches!(w_variant, Some(v) if v != variant) {
         return Ok(());
     }
     let have = if variant.is_empty() {

@@ -1016,6 +1016,7 @@ pub fn validate_name(name: &str) -> Result<String, OptionError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -188,6 +188,7 @@ pub fn copy_stdin_until_detach(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

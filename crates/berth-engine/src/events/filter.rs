@@ -30,9 +30,9 @@ impl EventFilter {
         for a in args {
             let a = a.as_ref();
             let Some((k, v)) = a.split_once('=') else {
-                return Err(EventsError::BadFilter(format!(
-                    "bad format of filter (expected name=value)"
-                )));
+                return Err(EventsError::BadFilter(
+                    "bad format of filter (expected name=value)".to_string(),
+                ));
             };
             f.add(k, v)?;
         }
@@ -135,6 +135,7 @@ fn image_matches(have: &str, want: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -273,6 +273,7 @@ pub fn follow(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::EventType;
     use super::*;

@@ -325,6 +325,7 @@ pub fn stream(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -107,6 +107,7 @@ pub fn parse_timestamp(value: &str, now_nanos: i64) -> Result<i64, EventsError> 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -855,6 +855,34 @@ pub fn go_string(v: &Value) -> String {
     }
 }
 
+/// `--format` of a verb that prints one document (`info`, `version`): `json` prints `data`
+/// as one JSON line, another template runs against it (Docker's error lines, status 1).
+/// `None` when no format was given: the caller prints its own layout.
+pub fn print_formatted(format: Option<&str>, data: &Value) -> Option<i32> {
+    let f = format.filter(|f| !f.is_empty())?;
+    if f == "json" {
+        println!("{data}");
+        return Some(0);
+    }
+    let t = match Template::parse(f) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("template parsing error: {e}");
+            return Some(1);
+        }
+    };
+    match t.execute(data) {
+        Ok(s) => {
+            println!("{s}");
+            Some(0)
+        }
+        Err(e) => {
+            eprintln!("template: {e}");
+            Some(1)
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -985,33 +1013,5 @@ mod tests {
             run("{{.Name}", &json!({})).unwrap_err(),
             "template: :1: unexpected \"}\" in operand"
         );
-    }
-}
-
-/// `--format` of a verb that prints one document (`info`, `version`): `json` prints `data`
-/// as one JSON line, another template runs against it (Docker's error lines, status 1).
-/// `None` when no format was given: the caller prints its own layout.
-pub fn print_formatted(format: Option<&str>, data: &Value) -> Option<i32> {
-    let f = format.filter(|f| !f.is_empty())?;
-    if f == "json" {
-        println!("{data}");
-        return Some(0);
-    }
-    let t = match Template::parse(f) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("template parsing error: {e}");
-            return Some(1);
-        }
-    };
-    match t.execute(data) {
-        Ok(s) => {
-            println!("{s}");
-            Some(0)
-        }
-        Err(e) => {
-            eprintln!("template: {e}");
-            Some(1)
-        }
     }
 }

@@ -68,6 +68,7 @@ fn expand_slice(slice: &str) -> Result<PathBuf, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

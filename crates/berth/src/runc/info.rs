@@ -341,7 +341,7 @@ pub(crate) fn update(root: &Path, opts: &UpdateOpts) -> anyhow::Result<()> {
         None => LinuxResources::default(),
     };
     if opts.memory.is_some() || opts.memory_swap.is_some() {
-        let mut m = res.memory().clone().unwrap_or_default();
+        let mut m = (*res.memory()).unwrap_or_default();
         if let Some(v) = &opts.memory {
             m.set_limit(Some(parse_bytes(v)?));
         }
