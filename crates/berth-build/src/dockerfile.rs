@@ -1363,7 +1363,7 @@ pub fn parse_duration(s: &str) -> Option<u64> {
             .unwrap_or(rest.len());
         let mult: f64 = match &rest[..unit_end] {
             "ns" => 1.0,
-            "us" | "µs" => 1e3,
+            "us" | "µs" | "μs" => 1e3,
             "ms" => 1e6,
             "s" => 1e9,
             "m" => 60e9,

@@ -121,11 +121,15 @@ impl HealthFlags {
         let dur =
             |flag: &'static str, v: &Option<String>| -> Result<Option<u64>, super::OptionError> {
                 let Some(v) = v else { return Ok(None) };
-                let d = humantime::parse_duration(v).map_err(|_| super::OptionError::BadValue {
-                    flag,
-                    value: v.clone(),
-                    reason: format!("time: invalid duration \"{v}\""),
+                // Go's durations, as the build's HEALTHCHECK flags take them.
+                let nanos = berth_build::dockerfile::parse_duration(v).ok_or_else(|| {
+                    super::OptionError::BadValue {
+                        flag,
+                        value: v.clone(),
+                        reason: format!("time: invalid duration \"{v}\""),
+                    }
                 })?;
+                let d = Duration::from_nanos(nanos);
                 if !d.is_zero() && d < Duration::from_millis(1) {
                     return Err(Conflict(format!(
                         "{flag} in Healthcheck cannot be less than 1ms"

@@ -20,44 +20,17 @@ pub fn rfc3339_nano(nanos: i64) -> String {
     }
 }
 
-/// A Go duration (`10m`, `1h30m`, `1.5s`, `300ms`) in nanoseconds.
+/// A Go duration (`10m`, `1h30m`, `1.5s`, `300ms`), optionally signed, in nanoseconds: the
+/// build's parser (`HEALTHCHECK --interval`) with Go's sign.
 pub fn parse_go_duration(s: &str) -> Option<i64> {
-    let (neg, mut rest) = match s.strip_prefix('-') {
+    let (neg, rest) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
+    if rest.trim() != rest {
         return None;
     }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_end == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_end..];
-        total += n * scale;
-    }
-    let v = total as i64;
+    let v = i64::try_from(berth_build::dockerfile::parse_duration(rest)?).ok()?;
     Some(if neg { -v } else { v })
 }
 
